@@ -1,1 +1,87 @@
-//! fshm
+//! # fshm — named byte streams in POSIX shared memory
+//!
+//! A stream is a named byte sequence in shared memory (a `shm_open` name such as
+//! `/metrics`). One process, the **owner**, creates it; any number of **guest** processes
+//! open it by name. Every handle reads and writes the same bytes through `std::io`'s
+//! `Read`, `Write` and `Seek`, with its own position, as with separate `open()`s of one
+//! file — plus what files lack for IPC: a reader can wait for new data, and learns when the
+//! owner is gone.
+//!
+//! ```
+//! # fn main() -> std::io::Result<()> {
+//! use std::io::{Read, Write};
+//! let name = format!("/doc-crate-{}", std::process::id());
+//! let mut owner = fshm::Stream::create(&name)?;      // owner: creates the name
+//! owner.write_all(b"temperature=21.5\n")?;
+//!
+//! let mut guest = fshm::Stream::open(&name)?;        // guest: any process, by name
+//! let mut line = String::new();
+//! guest.read_to_string(&mut line)?;
+//! assert_eq!(line, "temperature=21.5\n");
+//! drop(owner);                                        // the owner removes the name
+//! assert!(fshm::Stream::open(&name).is_err());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Promises
+//!
+//! - **Length** is the committed byte count, shared through an atomic in the header. A
+//!   write becomes visible to other processes only whole: the bytes are copied first, then
+//!   the new length is published with a release store; readers load it with acquire.
+//!   Reading at or past the length returns 0.
+//! - **Positions** are per handle. `SeekFrom::End` is relative to the length. Writing past
+//!   the length extends it; the gap reads as zeros.
+//! - **Growth**: each process maps the whole maximum size once (default 1 GiB), so nobody
+//!   remaps when another process grows the stream; growth reserves pages with
+//!   `fallocate`, so a full `/dev/shm` is `ENOSPC` from the write, not a `SIGBUS`
+//!   ([`grow`](crate::grow) has the rule). Writing past the maximum: `EFBIG`.
+//! - **Truncation** ([`Stream::set_len`]) is logical: it never shrinks the object under
+//!   other processes' mappings.
+//! - **Owner liveness**: the owner holds an open-file-description lock on the object,
+//!   which the kernel drops when the owner dies; [`Stream::owner_state`] and [`inspect`]
+//!   report alive, closed or dead, and waits end when the owner closes or dies.
+//!   (A child forked by the owner shares that lock while it keeps the descriptor.)
+//! - **Creation is atomic for guests**: a guest that opens a name while the owner is
+//!   setting it up waits up to [`READY_TIMEOUT`] for the header, or fails with
+//!   `ETIMEDOUT`; it never acts on a half-written header.
+//!
+//! ## Errors
+//!
+//! Every error is a [`std::io::Error`] with a fitting [`std::io::ErrorKind`] and a message
+//! naming the stream; its inner error is a [`StreamError`], and [`errno_of`] gives the
+//! `errno` the C API reports. Objects that are not fshm streams, of another layout
+//! version, or with a malformed header are refused with `EPROTO`
+//! (`ErrorKind::InvalidData`).
+//!
+//! ## Trust
+//!
+//! Every header value written by another process is checked against this process's own
+//! window and, where it points past what was verified, against the object's real size
+//! (`fstat`) before use: a hostile header gives an error or end-of-stream, never an
+//! out-of-bounds access. One boundary remains: a process with write permission can
+//! `ftruncate` the object and make the mappings of others fault (`SIGBUS`). Give
+//! untrusted readers read-only mode bits.
+//!
+//! The header layout is documented in [`header`].
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod grow;
+pub mod header;
+mod hooks;
+mod info;
+mod name;
+mod open;
+mod stream;
+mod sys;
+mod wait;
+mod window;
+
+pub use error::{errno_of, StreamError};
+#[doc(hidden)]
+pub use hooks::set_append_pause;
+pub use info::{force_destroy, inspect, list, OwnerState, StreamInfo, SHM_DIR};
+pub use name::NAME_MAX;
+pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
+pub use stream::{Role, Stream, WaitStatus};

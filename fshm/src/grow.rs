@@ -1,0 +1,67 @@
+//! The growth rule: how a linear stream's object grows as it is written.
+//!
+//! Every process maps the whole `DATA_OFFSET + max_size` window once, so growing never
+//! remaps anything. The object itself grows in steps with `fallocate`, which reserves the
+//! pages (a full `/dev/shm` is `ENOSPC` from the write, never `SIGBUS` later) and extends
+//! its size. A step doubles the reserved data up to 64 MiB at a time, at least 64 KiB,
+//! capped at the maximum size; when a step does not fit, the writer retries with exactly
+//! what it needs before reporting `ENOSPC`. The writer then pre-faults the new pages in
+//! its own mapping in one call (`MADV_POPULATE_WRITE`) instead of page by page.
+//!
+//! The `alloc` header field is a hint for other processes; before touching bytes past
+//! what it has verified, a process asks the kernel (`fstat`) for the real size.
+
+use crate::header::DATA_OFFSET;
+
+/// Data bytes reserved when a stream is created.
+pub(crate) const INITIAL_DATA: u64 = 64 * 1024;
+/// Largest single growth step.
+const MAX_STEP: u64 = 64 << 20;
+
+fn round_up(x: u64, to: u64) -> u64 {
+    x.div_ceil(to).saturating_mul(to)
+}
+
+/// Object size to grow to when `need` data bytes must exist and `alloc` already do.
+pub(crate) fn step_target(alloc: u64, need: u64, max_size: u64, page: u64) -> u64 {
+    let step = alloc.clamp(INITIAL_DATA, MAX_STEP);
+    let data = need.max(alloc.saturating_add(step));
+    DATA_OFFSET + round_up(data, page).min(round_up(max_size, page))
+}
+
+/// Object size to grow to when only `need` data bytes are wanted (the fallback).
+pub(crate) fn exact_target(need: u64, max_size: u64, page: u64) -> u64 {
+    DATA_OFFSET + round_up(need, page).min(round_up(max_size, page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_doubles_then_steps_and_stops_at_max() {
+        let p = 4096;
+        assert_eq!(
+            step_target(64 << 10, 64 << 10 | 1, 1 << 30, p),
+            DATA_OFFSET + (128 << 10)
+        );
+        assert_eq!(
+            step_target(256 << 20, (256 << 20) + 1, 1 << 30, p),
+            DATA_OFFSET + (320 << 20)
+        );
+        assert_eq!(
+            step_target(0, 10 << 20, 1 << 30, p),
+            DATA_OFFSET + (10 << 20)
+        );
+        assert_eq!(
+            step_target(900 << 20, 901 << 20, 1 << 30, p),
+            DATA_OFFSET + (964 << 20)
+        );
+        assert_eq!(
+            step_target(1000 << 20, 1001 << 20, 1 << 30, p),
+            DATA_OFFSET + (1 << 30)
+        );
+        assert_eq!(step_target(0, 1, 100, p), DATA_OFFSET + 4096);
+        assert_eq!(exact_target(5000, 1 << 30, p), DATA_OFFSET + 8192);
+    }
+}

@@ -1,0 +1,197 @@
+//! The shared header at the start of every stream object: its layout, and the checks a
+//! process makes before trusting what another process wrote there.
+//!
+//! # Layout (version 1)
+//!
+//! All integers are native-endian (little-endian on x86_64). The data starts at
+//! [`DATA_OFFSET`] (4096), page-aligned; byte `i` of the stream is at object offset
+//! `4096 + i` (for ring streams, at `4096 + i % capacity`). Fields written by different
+//! sides sit on separate 64-byte cache lines.
+//!
+//! | offset | size | field | written by | meaning |
+//! |---:|---:|---|---|---|
+//! | 0 | 8 | `magic` | owner, once | `b"FSHMSTRM"` as a little-endian u64; stored last, with release, when the header is ready |
+//! | 8 | 4 | `version` | owner, once | layout version, `1` |
+//! | 12 | 4 | `data_offset` | owner, once | `4096` |
+//! | 16 | 8 | `max_size` | owner, once | maximum length in bytes (linear) or ring capacity's window |
+//! | 24 | 8 | `ring_capacity` | owner, once | `0` for a linear stream, else the ring capacity in bytes |
+//! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring |
+//! | 36 | 4 | `reader_slots` | owner, once | number of reader slots (`32`) |
+//! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
+//! | 72 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written |
+//! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
+//! | 128 | 4 | `seq` | writers | futex word for readers: bumped on a commit when `waiters > 0` |
+//! | 132 | 4 | `waiters` | readers | number of processes sleeping or about to sleep on `seq` |
+//! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
+//! | 256 | 4 | `space_seq` | readers | futex word for a lossless ring writer waiting for space |
+//! | 260 | 4 | `space_waiters` | ring writer | writers sleeping on `space_seq` |
+//! | 1024 + 64·k | 8 | `slot[k].pos` | reader k | position of attached lossless-ring reader `k` |
+//! | 1032 + 64·k | 4 | `slot[k].active` | reader k | `1` while slot `k` is attached |
+//!
+//! Everything not listed is zero and reserved. Besides the header bytes, fshm uses
+//! open-file-description locks (`F_OFD_SETLK`) on the object as kernel-released tokens:
+//! byte 0 is held by the owner while it lives, byte 1 by an appender while it appends,
+//! byte `2 + k` by the reader attached to slot `k`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Object offset where the stream's data begins.
+pub const DATA_OFFSET: u64 = 4096;
+/// The header magic, `b"FSHMSTRM"` read as a little-endian u64.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHMSTRM");
+/// The layout version this library reads and writes.
+pub const VERSION: u32 = 1;
+/// Number of reader slots in the header.
+pub const READER_SLOTS: u32 = 32;
+/// Largest maximum size a stream may have (16 TiB): bounds the virtual window.
+pub const MAX_SIZE_LIMIT: u64 = 1 << 44;
+
+/// Flag: the owner leaves the name in place when it closes.
+pub const FLAG_PERSISTENT: u32 = 1;
+/// Flag: ring stream.
+pub const FLAG_RING: u32 = 2;
+/// Flag: lossless ring (writer waits for attached readers).
+pub const FLAG_LOSSLESS: u32 = 4;
+const KNOWN_FLAGS: u32 = FLAG_PERSISTENT | FLAG_RING | FLAG_LOSSLESS;
+
+/// `owner_state`: the owner is still setting the header up.
+pub const OWNER_CREATING: u32 = 0;
+/// `owner_state`: the owner has the stream open.
+pub const OWNER_OPEN: u32 = 1;
+/// `owner_state`: the owner closed the stream.
+pub const OWNER_CLOSED: u32 = 2;
+
+/// OFD lock byte held by the owner for its lifetime.
+pub const LOCK_OWNER: u64 = 0;
+/// OFD lock byte held by an appender while it appends.
+pub const LOCK_APPEND: u64 = 1;
+/// First OFD lock byte of the reader slots (`LOCK_SLOT0 + k`).
+pub const LOCK_SLOT0: u64 = 2;
+
+/// One reader slot (64 bytes).
+#[repr(C)]
+pub(crate) struct Slot {
+    pub pos: AtomicU64,
+    pub active: AtomicU32,
+    _pad: [u8; 52],
+}
+
+/// The header as it lies in shared memory. Every field is atomic: other processes
+/// change it while we read it.
+#[repr(C)]
+pub(crate) struct Header {
+    pub magic: AtomicU64,
+    pub version: AtomicU32,
+    pub data_offset: AtomicU32,
+    pub max_size: AtomicU64,
+    pub ring_capacity: AtomicU64,
+    pub flags: AtomicU32,
+    pub reader_slots: AtomicU32,
+    _pad0: [u8; 24],
+    // 64: writer side
+    pub len: AtomicU64,
+    pub hwm: AtomicU64,
+    pub alloc: AtomicU64,
+    _pad1: [u8; 40],
+    // 128: reader wake-up
+    pub seq: AtomicU32,
+    pub waiters: AtomicU32,
+    _pad2: [u8; 56],
+    // 192: owner
+    pub owner_state: AtomicU32,
+    _pad3: [u8; 60],
+    // 256: lossless ring writer wake-up
+    pub space_seq: AtomicU32,
+    pub space_waiters: AtomicU32,
+    _pad4: [u8; 760],
+    // 1024: reader slots
+    pub slots: [Slot; READER_SLOTS as usize],
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(Header, len) == 64);
+    assert!(std::mem::offset_of!(Header, seq) == 128);
+    assert!(std::mem::offset_of!(Header, owner_state) == 192);
+    assert!(std::mem::offset_of!(Header, space_seq) == 256);
+    assert!(std::mem::offset_of!(Header, slots) == 1024);
+    assert!(std::mem::size_of::<Slot>() == 64);
+    assert!(std::mem::size_of::<Header>() == 1024 + 64 * READER_SLOTS as usize);
+    assert!(std::mem::size_of::<Header>() as u64 <= DATA_OFFSET);
+};
+
+/// The fixed part of a header, read once and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub max_size: u64,
+    pub ring_capacity: u64,
+    pub flags: u32,
+}
+
+/// Why a header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The magic is not written yet (creation in progress, or not an fshm object).
+    NotReady,
+    /// Wrong magic: not an fshm stream.
+    NotFshm,
+    /// An fshm stream of another layout version.
+    Version(u32),
+    /// A field is out of range.
+    Corrupt(&'static str),
+}
+
+impl Header {
+    /// Checks the fixed fields (magic first, with acquire, so the rest is the owner's).
+    pub fn layout(&self) -> Result<Layout, Refusal> {
+        match self.magic.load(Ordering::Acquire) {
+            MAGIC => {}
+            0 => return Err(Refusal::NotReady),
+            _ => return Err(Refusal::NotFshm),
+        }
+        let version = self.version.load(Ordering::Relaxed);
+        if version != VERSION {
+            return Err(Refusal::Version(version));
+        }
+        if u64::from(self.data_offset.load(Ordering::Relaxed)) != DATA_OFFSET {
+            return Err(Refusal::Corrupt("data offset"));
+        }
+        let max_size = self.max_size.load(Ordering::Relaxed);
+        if max_size == 0 || max_size > MAX_SIZE_LIMIT {
+            return Err(Refusal::Corrupt("maximum size"));
+        }
+        let flags = self.flags.load(Ordering::Relaxed);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Refusal::Corrupt("flags"));
+        }
+        let ring_capacity = self.ring_capacity.load(Ordering::Relaxed);
+        let is_ring = flags & FLAG_RING != 0;
+        if is_ring != (ring_capacity != 0) || ring_capacity > max_size {
+            return Err(Refusal::Corrupt("ring capacity"));
+        }
+        if flags & FLAG_LOSSLESS != 0 && !is_ring {
+            return Err(Refusal::Corrupt("flags"));
+        }
+        if self.reader_slots.load(Ordering::Relaxed) != READER_SLOTS {
+            return Err(Refusal::Corrupt("reader slots"));
+        }
+        Ok(Layout {
+            max_size,
+            ring_capacity,
+            flags,
+        })
+    }
+
+    /// Fills a zeroed header and publishes it (magic last, with release).
+    pub fn init(&self, layout: Layout) {
+        self.version.store(VERSION, Ordering::Relaxed);
+        self.data_offset
+            .store(DATA_OFFSET as u32, Ordering::Relaxed);
+        self.max_size.store(layout.max_size, Ordering::Relaxed);
+        self.ring_capacity
+            .store(layout.ring_capacity, Ordering::Relaxed);
+        self.flags.store(layout.flags, Ordering::Relaxed);
+        self.reader_slots.store(READER_SLOTS, Ordering::Relaxed);
+        self.owner_state.store(OWNER_OPEN, Ordering::Relaxed);
+        self.magic.store(MAGIC, Ordering::Release);
+    }
+}

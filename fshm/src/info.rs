@@ -1,0 +1,159 @@
+//! Looking at streams from outside: owner state, `inspect`, `list`, `force_destroy`.
+
+use crate::error::{os, Result};
+use crate::header::{
+    DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, LOCK_OWNER, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+};
+use crate::name::Name;
+use crate::open::{read_header, refusal_error};
+use crate::sys;
+use fshm_sys::libc;
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+
+/// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// The state of a stream's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerState {
+    /// The owner process has the stream open.
+    Alive,
+    /// The owner closed the stream (a persistent stream outlives its owner).
+    Closed,
+    /// The owner process died without closing: its liveness lock was dropped by the
+    /// kernel.
+    Dead,
+}
+
+impl OwnerState {
+    /// `"alive"`, `"closed"` or `"dead"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerState::Alive => "alive",
+            OwnerState::Closed => "closed",
+            OwnerState::Dead => "dead",
+        }
+    }
+}
+
+/// What [`inspect`] and [`list`] report about a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The name, as `/name`.
+    pub name: String,
+    /// Committed length in bytes.
+    pub len: u64,
+    /// Maximum length (for a ring, its capacity).
+    pub max_size: u64,
+    /// Ring capacity, or `None` for a linear stream.
+    pub ring_capacity: Option<u64>,
+    /// Whether a ring is lossless.
+    pub lossless: bool,
+    /// Whether the name outlives the owner.
+    pub persistent: bool,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owning user.
+    pub uid: u32,
+    /// Owning group.
+    pub gid: u32,
+    /// The owner's state.
+    pub owner: OwnerState,
+    /// Readers attached to a lossless ring's slots.
+    pub attached_readers: u32,
+    /// Bytes of memory the object holds (its size, header included).
+    pub object_size: u64,
+}
+
+/// Reads the state of the stream `name` without joining it (no mapping).
+///
+/// # Errors
+/// `NotFound`, `PermissionDenied` if it cannot be opened even read-only, `InvalidData`
+/// (`EPROTO`) if it is not an fshm stream.
+pub fn inspect(name: &str) -> Result<StreamInfo> {
+    let name = Name::new(name)?;
+    let n = name.as_str();
+    let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
+    let h = read_header(&fd).map_err(|e| os(n, e, "cannot read the header"))?;
+    let layout = h.layout().map_err(|r| refusal_error(n, r))?;
+    let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    let locked = |byte| sys::ofd_is_locked(fd.as_fd(), byte).map_err(|e| os(n, e, "lock query"));
+    let owner = if h.owner_state.load(Ordering::Relaxed) == OWNER_CLOSED {
+        OwnerState::Closed
+    } else if locked(LOCK_OWNER)? {
+        OwnerState::Alive
+    } else {
+        OwnerState::Dead
+    };
+    let mut attached_readers = 0;
+    if layout.flags & FLAG_LOSSLESS != 0 {
+        for k in 0..u64::from(READER_SLOTS) {
+            if locked(LOCK_SLOT0 + k)? {
+                attached_readers += 1;
+            }
+        }
+    }
+    Ok(StreamInfo {
+        name: n.to_owned(),
+        len: h.len.load(Ordering::Relaxed).min(layout.max_size),
+        max_size: layout.max_size,
+        ring_capacity: (layout.ring_capacity != 0).then_some(layout.ring_capacity),
+        lossless: layout.flags & FLAG_LOSSLESS != 0,
+        persistent: layout.flags & FLAG_PERSISTENT != 0,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        owner,
+        attached_readers,
+        object_size: st.size,
+    })
+}
+
+/// Lists the fshm streams in [`SHM_DIR`], sorted by name. Objects that are not fshm
+/// streams, and streams this process may not open even read-only, are left out.
+pub fn list() -> Result<Vec<StreamInfo>> {
+    let dir = std::fs::read_dir(SHM_DIR)?;
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Ok(file_name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        let big_enough = entry
+            .metadata()
+            .map(|m| m.len() >= DATA_OFFSET)
+            .unwrap_or(false);
+        if !is_file || !big_enough || file_name.starts_with("sem.") {
+            continue;
+        }
+        if let Ok(info) = inspect(&file_name) {
+            out.push(info);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes the name `name` (`shm_unlink`), whatever it is; processes that have it open
+/// keep working, and an owner later closing it leaves a new object of that name alone.
+///
+/// # Errors
+/// `NotFound` if there is no such name, `PermissionDenied`, `InvalidInput` for a bad
+/// name.
+#[doc(alias = "fshm_force_destroy")]
+pub fn force_destroy(name: &str) -> Result<()> {
+    let name = Name::new(name)?;
+    sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
+}
+
+/// `(st_dev, st_ino)` of the object the name refers to now, if any.
+pub(crate) fn identity_of(name: &Name) -> Option<(u64, u64)> {
+    let path = CString::new(format!("{SHM_DIR}{}", name.as_str())).ok()?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+    let r = unsafe { libc::stat(path.as_ptr(), &mut st) };
+    (r == 0).then_some((st.st_dev, st.st_ino))
+}

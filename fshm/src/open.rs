@@ -1,0 +1,395 @@
+//! Opening streams: the `OpenOptions` builder, owner creation (with the creation
+//! handshake and opt-in reclaim of a dead owner's name) and guest open (with the
+//! read-only fallback).
+
+use crate::error::{not_fshm, os, Result};
+use crate::grow::INITIAL_DATA;
+use crate::header::{
+    Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_OWNER,
+    MAX_SIZE_LIMIT,
+};
+use crate::name::Name;
+use crate::stream::{Role, Stream};
+use crate::sys::{self, LockKind};
+use crate::window::Window;
+use fshm_sys::libc;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// Default maximum size of a stream: 1 GiB.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
+/// Default mode bits of a new stream: owner read-write only.
+pub const DEFAULT_MODE: u32 = 0o600;
+/// How long a guest waits for an owner that is still setting the stream up.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a guest waits for an empty object to gain an owner before calling it foreign.
+const UNCLAIMED_GRACE: Duration = Duration::from_millis(50);
+
+/// Ring policy: what the writer does when a reader falls a whole capacity behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingPolicy {
+    /// The writer never waits; a reader that falls behind gets an overrun error.
+    Lossy,
+    /// The writer waits until every attached reader has consumed what it would overwrite.
+    Lossless,
+}
+
+/// Options for creating (owner) or opening (guest) a stream, in the style of
+/// [`std::fs::OpenOptions`].
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::{Read, Write};
+/// let name = format!("/doc-options-{}", std::process::id());
+/// let mut owner = fshm::OpenOptions::new().mode(0o640).max_size(1 << 20).create(&name)?;
+/// owner.write_all(b"hello")?;
+/// let mut guest = fshm::OpenOptions::new().read_only(true).open(&name)?;
+/// let mut s = String::new();
+/// guest.read_to_string(&mut s)?;
+/// assert_eq!(s, "hello");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub(crate) mode: u32,
+    pub(crate) persist: bool,
+    pub(crate) max_size: u64,
+    pub(crate) reclaim: bool,
+    pub(crate) append: bool,
+    pub(crate) read_only: bool,
+    pub(crate) ring: Option<(u64, RingPolicy)>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenOptions {
+    /// Defaults: mode `0o600`, not persistent, maximum size 1 GiB, no reclaim, no
+    /// append, read-write.
+    pub fn new() -> Self {
+        OpenOptions {
+            mode: DEFAULT_MODE,
+            persist: false,
+            max_size: DEFAULT_MAX_SIZE,
+            reclaim: false,
+            append: false,
+            read_only: false,
+            ring: None,
+        }
+    }
+
+    /// Mode bits of a new stream, applied exactly (the umask does not narrow them).
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Keep the name when the owner closes (shmfile's `FSHM_PERSIST`).
+    pub fn persist(&mut self, persist: bool) -> &mut Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Maximum length of a new stream; writes past it fail with `EFBIG`.
+    pub fn max_size(&mut self, max_size: u64) -> &mut Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// On create: if the name exists, is a non-persistent fshm stream, and its owner is
+    /// dead, remove it and create afresh (default: fail with `AlreadyExists`).
+    pub fn reclaim(&mut self, reclaim: bool) -> &mut Self {
+        self.reclaim = reclaim;
+        self
+    }
+
+    /// Every write of this handle lands whole at the current end, atomically with
+    /// respect to appenders in every process.
+    pub fn append(&mut self, append: bool) -> &mut Self {
+        self.append = append;
+        self
+    }
+
+    /// Guest only: open read-only even where the mode bits would allow writing.
+    pub fn read_only(&mut self, read_only: bool) -> &mut Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Create a ring stream keeping the last `capacity` bytes (see the crate docs).
+    pub fn ring(&mut self, capacity: u64, policy: RingPolicy) -> &mut Self {
+        self.ring = Some((capacity, policy));
+        self
+    }
+
+    /// Creates the stream `name` as its owner (`O_CREAT|O_EXCL`).
+    ///
+    /// # Errors
+    /// `AlreadyExists` (`EEXIST`) if the name exists (unless reclaimed);
+    /// `InvalidInput` (`EINVAL`) for a bad name, mode, size or option; and the errors of
+    /// `shm_open`, `fallocate` and `mmap`.
+    #[doc(alias = "fshm_create")]
+    pub fn create(&self, name: &str) -> Result<Stream> {
+        let name = Name::new(name)?;
+        let layout = self.check_create(name.as_str())?;
+        let mut reclaimed = false;
+        let fd = loop {
+            match sys::shm_open(
+                name.as_c(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                self.mode,
+            ) {
+                Ok(fd) => break fd,
+                Err(libc::EEXIST) if self.reclaim && !reclaimed => {
+                    if !reclaim_dead(&name)? {
+                        return Err(os(
+                            name.as_str(),
+                            libc::EEXIST,
+                            "exists and its owner is alive, or it is persistent",
+                        ));
+                    }
+                    reclaimed = true;
+                }
+                Err(e) => return Err(os(name.as_str(), e, "cannot create")),
+            }
+        };
+        match self.set_up_owner(&name, fd, layout) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let _ = sys::shm_unlink(name.as_c());
+                Err(e)
+            }
+        }
+    }
+
+    fn check_create(&self, name: &str) -> Result<Layout> {
+        let bad = |what: &str| crate::error::invalid(name, what.to_owned());
+        if self.mode & !0o7777 != 0 {
+            return Err(bad("mode has bits outside 0o7777"));
+        }
+        if self.read_only {
+            return Err(bad("an owner cannot be read-only"));
+        }
+        let mut flags = if self.persist { FLAG_PERSISTENT } else { 0 };
+        let (max_size, ring_capacity) = match self.ring {
+            None => (self.max_size, 0),
+            Some((cap, policy)) => {
+                if cap < sys::page_size() || cap % sys::page_size() != 0 {
+                    return Err(bad(
+                        "ring capacity must be a non-zero multiple of the page size",
+                    ));
+                }
+                flags |= FLAG_RING;
+                if policy == RingPolicy::Lossless {
+                    flags |= FLAG_LOSSLESS;
+                }
+                (cap, cap)
+            }
+        };
+        if max_size == 0 || max_size > MAX_SIZE_LIMIT {
+            return Err(bad("maximum size must be between 1 byte and 16 TiB"));
+        }
+        Ok(Layout {
+            max_size,
+            ring_capacity,
+            flags,
+        })
+    }
+
+    fn set_up_owner(&self, name: &Name, fd: OwnedFd, layout: Layout) -> Result<Stream> {
+        let n = name.as_str();
+        // The liveness token first: from now on guests see a live owner setting up.
+        if !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER, LockKind::Exclusive)
+            .map_err(|e| os(n, e, "cannot take the owner lock"))?
+        {
+            return Err(os(n, libc::EAGAIN, "owner lock already held"));
+        }
+        sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
+        let initial = if layout.ring_capacity != 0 {
+            layout.ring_capacity
+        } else {
+            INITIAL_DATA.min(layout.max_size.next_multiple_of(sys::page_size()))
+        };
+        let size = DATA_OFFSET + initial;
+        sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
+        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+        let window = Window::map(fd.as_fd(), layout.max_size, true)
+            .map_err(|e| os(n, e, "cannot map the stream"))?;
+        window.header().init(layout);
+        window.populate(DATA_OFFSET, size);
+        Ok(Stream::new(
+            name.clone(),
+            fd,
+            window,
+            layout,
+            Role::Owner,
+            true,
+            self.append,
+            size,
+            (st.dev, st.ino),
+        ))
+    }
+
+    /// Opens the existing stream `name` as a guest: read-write where the mode bits allow,
+    /// else read-only (its writes then fail with `EBADF`).
+    ///
+    /// # Errors
+    /// `NotFound` (`ENOENT`) if there is no such name; `PermissionDenied` (`EACCES`);
+    /// `InvalidData` (`EPROTO`) if the object is not an fshm stream or its header is
+    /// malformed; `TimedOut` (`ETIMEDOUT`) if its owner is still setting it up after
+    /// [`READY_TIMEOUT`]; `InvalidInput` (`EINVAL`) for a bad name or a ring option.
+    #[doc(alias = "fshm_guest_open")]
+    pub fn open(&self, name: &str) -> Result<Stream> {
+        let name = Name::new(name)?;
+        let n = name.as_str();
+        if self.ring.is_some() {
+            return Err(crate::error::invalid(
+                n,
+                "ring options apply to create only",
+            ));
+        }
+        let (fd, writable) = open_existing(&name, self.read_only)?;
+        let layout = await_ready(&name, &fd)?;
+        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+        let window = Window::map(fd.as_fd(), layout.max_size, writable)
+            .map_err(|e| os(n, e, "cannot map the stream"))?;
+        // The fixed fields must not change between the check and the mapping.
+        if window.header().layout() != Ok(layout) {
+            return Err(not_fshm(n, "header changed while opening"));
+        }
+        Ok(Stream::new(
+            name.clone(),
+            fd,
+            window,
+            layout,
+            Role::Guest,
+            writable,
+            self.append,
+            st.size,
+            (st.dev, st.ino),
+        ))
+    }
+}
+
+/// Opens an existing name read-write, falling back to read-only on `EACCES`.
+pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bool)> {
+    let n = name.as_str();
+    if !read_only {
+        match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
+            Ok(fd) => return Ok((fd, true)),
+            Err(libc::EACCES) => {}
+            Err(e) => return Err(os(n, e, "cannot open")),
+        }
+    }
+    let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
+    Ok((fd, false))
+}
+
+/// Reads the header of an open object into a private copy (one `pread`).
+pub(crate) fn read_header(fd: &OwnedFd) -> std::result::Result<Box<Header>, sys::Errno> {
+    // SAFETY: `Header` is all atomics and byte arrays, for which all-zero is valid.
+    let mut h: Box<Header> = Box::new(unsafe { std::mem::zeroed() });
+    let size = std::mem::size_of::<Header>();
+    let p = (&mut *h as *mut Header).cast::<u8>();
+    let mut got = 0;
+    while got < size {
+        // SAFETY: `p + got .. p + size` is inside the boxed header we own exclusively.
+        let r = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                p.add(got).cast(),
+                size - got,
+                got as libc::off_t,
+            )
+        };
+        match r {
+            0 => break,
+            r if r > 0 => got += r as usize,
+            _ => {
+                let e = std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO);
+                if e != libc::EINTR {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(h)
+}
+
+/// The creation handshake, guest side: waits (bounded) for an owner that is still
+/// setting the header up, and refuses objects that are not fshm streams.
+fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
+    let n = name.as_str();
+    let start = Instant::now();
+    loop {
+        let h = read_header(fd).map_err(|e| os(n, e, "cannot read the header"))?;
+        match h.layout() {
+            Ok(layout) => return Ok(layout),
+            Err(Refusal::NotReady) => {}
+            Err(r) => return Err(refusal_error(n, r)),
+        }
+        let owner_setting_up = sys::ofd_is_locked(fd.as_fd(), LOCK_OWNER)
+            .map_err(|e| os(n, e, "cannot query the owner lock"))?;
+        let waited = start.elapsed();
+        if !owner_setting_up && waited >= UNCLAIMED_GRACE {
+            return Err(not_fshm(
+                n,
+                "not an fshm stream (no header, no owner setting one up)",
+            ));
+        }
+        if waited >= READY_TIMEOUT {
+            return Err(os(n, libc::ETIMEDOUT, "its owner is still setting it up"));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+pub(crate) fn refusal_error(n: &str, r: Refusal) -> std::io::Error {
+    match r {
+        Refusal::NotReady => not_fshm(n, "not an fshm stream (no header)"),
+        Refusal::NotFshm => not_fshm(n, "not an fshm stream (wrong magic)"),
+        Refusal::Version(v) => not_fshm(n, format!("unsupported fshm layout version {v}")),
+        Refusal::Corrupt(what) => not_fshm(n, format!("malformed header ({what})")),
+    }
+}
+
+/// Reclaim: removes `name` if it is a non-persistent fshm stream whose owner is dead.
+/// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
+/// must first take the dead owner's lock on the old object, and the name is removed only
+/// if it still refers to that object.
+fn reclaim_dead(name: &Name) -> Result<bool> {
+    let n = name.as_str();
+    let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
+        Ok(fd) => fd,
+        Err(libc::ENOENT) => return Ok(true),
+        Err(e) => return Err(os(n, e, "cannot open to reclaim")),
+    };
+    let h = read_header(&fd).map_err(|e| os(n, e, "cannot read the header"))?;
+    let layout = match h.layout() {
+        Ok(l) => l,
+        Err(_) => return Ok(false),
+    };
+    if layout.flags & FLAG_PERSISTENT != 0 {
+        return Ok(false);
+    }
+    // Taking the owner lock proves the owner is gone and keeps other reclaimers out.
+    if !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER, LockKind::Exclusive)
+        .map_err(|e| os(n, e, "cannot query the owner lock"))?
+    {
+        return Ok(false);
+    }
+    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    match crate::info::identity_of(name) {
+        Some(id) if id == (ours.dev, ours.ino) => {}
+        _ => return Ok(false),
+    }
+    match sys::shm_unlink(name.as_c()) {
+        Ok(()) | Err(libc::ENOENT) => Ok(true),
+        Err(e) => Err(os(n, e, "cannot remove the dead stream")),
+    }
+}

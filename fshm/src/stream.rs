@@ -1,0 +1,585 @@
+//! The stream handle: positions, reads, writes, seeks, appends, truncation, and close.
+
+use crate::error::{not_fshm, os, Result};
+use crate::grow;
+use crate::header::{
+    Header, Layout, DATA_OFFSET, FLAG_PERSISTENT, LOCK_APPEND, LOCK_OWNER, OWNER_CLOSED,
+};
+use crate::info::{identity_of, OwnerState};
+use crate::name::Name;
+use crate::open::OpenOptions;
+use crate::sys;
+use crate::wait::{self, Waited};
+use crate::window::Window;
+use fshm_sys::libc;
+use parking_lot::{Mutex, MutexGuard};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Whether a handle created its stream or opened an existing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Created the name; removes it on close unless the stream is persistent.
+    Owner,
+    /// Opened an existing name; never removes it.
+    Guest,
+}
+
+/// What a wait for data ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStatus {
+    /// The stream holds data past the position waited for.
+    Data,
+    /// No data past the position, and none will come: the owner closed or died.
+    Ended,
+    /// The timeout passed first.
+    TimedOut,
+}
+
+/// Per-handle state behind the handle's lock.
+pub(crate) struct Cursor {
+    /// The handle's position.
+    pub pos: u64,
+    /// Object bytes known to exist (size verified with the kernel or grown by us).
+    verified: u64,
+    /// A lower bound of the shared high-water mark.
+    hwm_seen: u64,
+}
+
+/// A handle on a stream: an owner's or a guest's. Reads, writes and seeks move its own
+/// position, like a separate `open()` of one file.
+///
+/// `Read`, `Write` and `Seek` are implemented for `Stream` and for `&Stream`, so one
+/// handle can be shared between threads; its position is then shared too.
+///
+/// # Thread and process safety
+///
+/// `Stream` is `Send` and `Sync`: the handle's own state (position, cached sizes) sits
+/// behind a mutex, and everything in shared memory that several parties change is
+/// accessed through atomics. Data bytes are copied with plain memory copies: bytes below
+/// the committed length are never written by honest writers of other handles except by
+/// explicit overwrites, which race as they would on a file.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::{Read, Seek, SeekFrom, Write};
+/// let name = format!("/doc-stream-{}", std::process::id());
+/// let mut owner = fshm::Stream::create(&name)?;
+/// owner.write_all(b"hello, guest")?;
+///
+/// let mut guest = fshm::Stream::open(&name)?;
+/// guest.seek(SeekFrom::Start(7))?;
+/// let mut s = String::new();
+/// guest.read_to_string(&mut s)?;
+/// assert_eq!(s, "guest");
+/// # Ok(()) }
+/// ```
+pub struct Stream {
+    name: Name,
+    // Field order matters for drop: the mapping goes before the descriptor.
+    window: Window,
+    fd: OwnedFd,
+    layout: Layout,
+    role: Role,
+    writable: bool,
+    append: bool,
+    identity: (u64, u64),
+    cursor: Mutex<Cursor>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &self.name.as_str())
+            .field("role", &self.role)
+            .field("writable", &self.writable)
+            .field("append", &self.append)
+            .field("len", &self.len())
+            .field("max_size", &self.layout.max_size)
+            .finish()
+    }
+}
+
+impl Stream {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: Name,
+        fd: OwnedFd,
+        window: Window,
+        layout: Layout,
+        role: Role,
+        writable: bool,
+        append: bool,
+        verified: u64,
+        identity: (u64, u64),
+    ) -> Stream {
+        Stream {
+            name,
+            window,
+            fd,
+            layout,
+            role,
+            writable,
+            append,
+            identity,
+            cursor: Mutex::new(Cursor {
+                pos: 0,
+                verified,
+                hwm_seen: 0,
+            }),
+        }
+    }
+
+    /// Creates `name` as its owner with default options (mode `0o600`, 1 GiB maximum).
+    /// See [`OpenOptions::create`].
+    #[doc(alias = "fshm_create")]
+    pub fn create(name: &str) -> Result<Stream> {
+        OpenOptions::new().create(name)
+    }
+
+    /// Opens the existing stream `name` as a guest. See [`OpenOptions::open`].
+    #[doc(alias = "fshm_guest_open")]
+    pub fn open(name: &str) -> Result<Stream> {
+        OpenOptions::new().open(name)
+    }
+
+    fn header(&self) -> &Header {
+        self.window.header()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cursor> {
+        self.cursor.lock()
+    }
+
+    /// The stream's name, as `/name`.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Owner or guest.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether this handle may write (a guest the mode bits admit only for reading, or
+    /// one opened with [`OpenOptions::read_only`], may not).
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Whether every write of this handle appends atomically.
+    pub fn is_append(&self) -> bool {
+        self.append
+    }
+
+    /// Whether the owner leaves the name in place when it closes.
+    pub fn is_persistent(&self) -> bool {
+        self.layout.flags & FLAG_PERSISTENT != 0
+    }
+
+    /// Committed length in bytes (bounded by [`max_size`](Self::max_size)).
+    pub fn len(&self) -> u64 {
+        self.header()
+            .len
+            .load(Ordering::Acquire)
+            .min(self.layout.max_size)
+    }
+
+    /// Whether no bytes are committed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Largest length the stream may reach; writes past it fail with `EFBIG`.
+    pub fn max_size(&self) -> u64 {
+        self.layout.max_size
+    }
+
+    /// This handle's position.
+    pub fn position(&self) -> u64 {
+        self.lock().pos
+    }
+
+    /// Whether the owner has the stream open, closed it, or died.
+    pub fn owner_state(&self) -> OwnerState {
+        if self.header().owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
+            return OwnerState::Closed;
+        }
+        if self.role == Role::Owner {
+            return OwnerState::Alive;
+        }
+        match sys::ofd_is_locked(self.fd.as_fd(), LOCK_OWNER) {
+            Ok(false) => OwnerState::Dead,
+            _ => OwnerState::Alive,
+        }
+    }
+
+    fn ebadf(&self) -> io::Error {
+        os(self.name(), libc::EBADF, "handle is read-only")
+    }
+
+    fn efbig(&self) -> io::Error {
+        os(
+            self.name(),
+            libc::EFBIG,
+            format!(
+                "write past the maximum size of {} bytes",
+                self.layout.max_size
+            ),
+        )
+    }
+
+    /// Makes sure object bytes up to `DATA_OFFSET + end` exist, growing the object if
+    /// needed (see [`crate::grow`]).
+    fn ensure_capacity(&self, c: &mut Cursor, end: u64) -> Result<()> {
+        let need = DATA_OFFSET + end;
+        if need <= c.verified {
+            return Ok(());
+        }
+        let n = self.name();
+        let h = self.header();
+        let hint = h.alloc.load(Ordering::Acquire);
+        if hint >= end {
+            let st = sys::fstat(self.fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+            c.verified = c.verified.max(st.size);
+            if need <= c.verified {
+                return Ok(());
+            }
+        }
+        let page = sys::page_size();
+        let from = c.verified;
+        let have = from.saturating_sub(DATA_OFFSET);
+        let mut to = grow::step_target(have, end, self.layout.max_size, page);
+        if let Err(e) = sys::fallocate(self.fd.as_fd(), from, to - from) {
+            if e != libc::ENOSPC {
+                return Err(os(n, e, "cannot grow"));
+            }
+            to = grow::exact_target(end, self.layout.max_size, page);
+            sys::fallocate(self.fd.as_fd(), from, to - from)
+                .map_err(|e| os(n, e, "cannot grow: no space left in /dev/shm"))?;
+        }
+        c.verified = to;
+        h.alloc.fetch_max(to - DATA_OFFSET, Ordering::AcqRel);
+        self.window.populate(from, to);
+        Ok(())
+    }
+
+    /// Makes sure object bytes up to `DATA_OFFSET + end` exist before reading them.
+    fn ensure_readable(&self, c: &mut Cursor, end: u64) -> Result<()> {
+        let need = DATA_OFFSET + end;
+        if need <= c.verified {
+            return Ok(());
+        }
+        let st = sys::fstat(self.fd.as_fd()).map_err(|e| os(self.name(), e, "fstat"))?;
+        c.verified = c.verified.max(st.size);
+        if need <= c.verified {
+            Ok(())
+        } else {
+            Err(not_fshm(
+                self.name(),
+                "malformed header (length beyond the object's size)",
+            ))
+        }
+    }
+
+    /// The committed length, checked against this handle's window.
+    fn checked_len(&self) -> Result<u64> {
+        let len = self.header().len.load(Ordering::Acquire);
+        if len > self.layout.max_size {
+            return Err(not_fshm(
+                self.name(),
+                "malformed header (length beyond the maximum size)",
+            ));
+        }
+        Ok(len)
+    }
+
+    pub(crate) fn read_locked(&self, c: &mut Cursor, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        let len = self.checked_len()?;
+        if pos >= len || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = (len - pos).min(buf.len() as u64);
+        self.ensure_readable(c, pos + n)?;
+        // SAFETY: `pos + n <= len <= max_size` (inside the window) and the object holds
+        // `DATA_OFFSET + pos + n` bytes (just verified).
+        unsafe { self.window.read(pos, &mut buf[..n as usize]) };
+        Ok(n as usize)
+    }
+
+    pub(crate) fn write_locked(&self, c: &mut Cursor, pos: u64, buf: &[u8]) -> Result<usize> {
+        if !self.writable {
+            return Err(self.ebadf());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let max = self.layout.max_size;
+        if pos >= max {
+            return Err(self.efbig());
+        }
+        let n = (max - pos).min(buf.len() as u64);
+        let end = pos + n;
+        self.ensure_capacity(c, end)?;
+        let h = self.header();
+        let len = h.len.load(Ordering::Acquire).min(max);
+        if pos > len {
+            // A gap reads as zeros: clear what earlier writes (before a truncate) left.
+            let zero_end = pos.min(h.hwm.load(Ordering::Acquire));
+            if len < zero_end {
+                // SAFETY: `len < zero_end <= pos < end`, all verified above.
+                unsafe { self.window.zero(len, zero_end - len) };
+            }
+        }
+        if end > c.hwm_seen {
+            c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
+        }
+        // SAFETY: `end <= max_size` and the object holds `DATA_OFFSET + end` bytes; the
+        // handle is writable, so the mapping is too.
+        unsafe { self.window.write(pos, &buf[..n as usize]) };
+        if end > len {
+            self.commit(end);
+        }
+        Ok(n as usize)
+    }
+
+    /// Publishes `end` as the length if it extends it, and wakes waiting readers.
+    fn commit(&self, end: u64) {
+        let h = self.header();
+        h.len.fetch_max(end, Ordering::SeqCst);
+        wait::notify_readers(h);
+    }
+
+    fn append_locked(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
+        if !self.writable {
+            return Err(self.ebadf());
+        }
+        let n = self.name();
+        sys::ofd_lock_wait(self.fd.as_fd(), LOCK_APPEND)
+            .map_err(|e| os(n, e, "cannot take the append lock"))?;
+        let r = (|| {
+            let pos = self.checked_len()?;
+            if pos + buf.len() as u64 > self.layout.max_size {
+                return Err(self.efbig());
+            }
+            let written = self.write_locked_hooked(c, pos, buf)?;
+            c.pos = pos + written as u64;
+            Ok(written)
+        })();
+        let _ = sys::ofd_unlock(self.fd.as_fd(), LOCK_APPEND);
+        r
+    }
+
+    /// `write_locked` with the test hook between copying and committing.
+    fn write_locked_hooked(&self, c: &mut Cursor, pos: u64, buf: &[u8]) -> Result<usize> {
+        if let Some(hook) = crate::hooks::append_pause() {
+            // Copy without committing, pause, then commit.
+            self.ensure_capacity(c, pos + buf.len() as u64)?;
+            // SAFETY: checked and grown exactly as in `write_locked`.
+            unsafe { self.window.write(pos, buf) };
+            hook();
+        }
+        self.write_locked(c, pos, buf)
+    }
+
+    /// Reads at `pos` without moving the handle's position (like `pread`).
+    pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut c = self.lock();
+        self.read_locked(&mut c, pos, buf)
+    }
+
+    /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
+    /// append mode.
+    pub fn write_at(&self, pos: u64, buf: &[u8]) -> Result<usize> {
+        let mut c = self.lock();
+        self.write_locked(&mut c, pos, buf)
+    }
+
+    /// Sets the length (a logical truncate or extension; the gap reads as zeros). Never
+    /// shrinks the object under other processes' mappings.
+    ///
+    /// # Errors
+    /// `EBADF` on a read-only handle, `EFBIG` past the maximum size.
+    pub fn set_len(&self, new_len: u64) -> Result<()> {
+        if !self.writable {
+            return Err(self.ebadf());
+        }
+        if new_len > self.layout.max_size {
+            return Err(self.efbig());
+        }
+        let mut c = self.lock();
+        let h = self.header();
+        let len = h.len.load(Ordering::Acquire).min(self.layout.max_size);
+        if new_len > len {
+            self.ensure_capacity(&mut c, new_len)?;
+            let zero_end = new_len.min(h.hwm.load(Ordering::Acquire));
+            if len < zero_end {
+                // SAFETY: `len < zero_end <= new_len`, verified to exist.
+                unsafe { self.window.zero(len, zero_end - len) };
+            }
+            self.commit(new_len);
+        } else {
+            h.len.store(new_len, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Sets the stream's mode bits (`fchmod`); later opens see them.
+    #[doc(alias = "fshm_chmod")]
+    pub fn set_permissions(&self, mode: u32) -> Result<()> {
+        if mode & !0o7777 != 0 {
+            return Err(crate::error::invalid(
+                self.name(),
+                "mode has bits outside 0o7777",
+            ));
+        }
+        sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))
+    }
+
+    /// Sets the stream's group (`fchown` with the owner unchanged).
+    #[doc(alias = "fshm_chgrp")]
+    pub fn set_group(&self, gid: u32) -> Result<()> {
+        sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))
+    }
+
+    /// Waits until the stream holds data past `pos`, the owner has closed or died
+    /// ([`WaitStatus::Ended`]), or `timeout` passes (`None`: no timeout). Idle waiting
+    /// sleeps on a futex; a dead owner is noticed within 50 ms.
+    pub fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.wait_until(pos, deadline, 0)
+    }
+
+    pub(crate) fn wait_until(&self, pos: u64, deadline: Option<Instant>, spin: u32) -> WaitStatus {
+        let h = self.header();
+        let mut ticks = 0u32;
+        let r = wait::wait_on(&h.seq, &h.waiters, deadline, spin, || {
+            if h.len.load(Ordering::SeqCst) > pos {
+                return Some(WaitStatus::Data);
+            }
+            if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
+                return Some(WaitStatus::Ended);
+            }
+            // Liveness is a system call: test it on every other pass, not every poll.
+            ticks += 1;
+            if ticks % 2 == 0 && self.owner_state() == OwnerState::Dead {
+                return Some(WaitStatus::Ended);
+            }
+            None
+        });
+        match r {
+            Waited::Ready(s) => s,
+            Waited::TimedOut => WaitStatus::TimedOut,
+        }
+    }
+
+    /// Whether the name still refers to this handle's object.
+    fn name_is_ours(&self) -> bool {
+        identity_of(&self.name) == Some(self.identity)
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut c = self.lock();
+        let pos = c.pos;
+        let n = self.read_locked(&mut c, pos, buf)?;
+        c.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut c = self.lock();
+        if self.append {
+            return self.append_locked(&mut c, buf);
+        }
+        let pos = c.pos;
+        let n = self.write_locked(&mut c, pos, buf)?;
+        c.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for &Stream {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let mut c = self.lock();
+        let base_and_delta = match to {
+            SeekFrom::Start(p) => {
+                c.pos = p;
+                return Ok(p);
+            }
+            SeekFrom::Current(d) => (c.pos, d),
+            SeekFrom::End(d) => (self.checked_len()?, d),
+        };
+        match base_and_delta.0.checked_add_signed(base_and_delta.1) {
+            Some(p) => {
+                c.pos = p;
+                Ok(p)
+            }
+            None => Err(crate::error::invalid(
+                self.name(),
+                "seek to a negative or overflowing position",
+            )),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Stream {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        (&*self).seek(to)
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for Stream {
+    /// Closes the handle. An owner marks the stream closed, wakes every waiter (they see
+    /// end-of-stream) and, unless the stream is persistent, removes the name — only if
+    /// the name still refers to its own object.
+    fn drop(&mut self) {
+        if self.role != Role::Owner {
+            return;
+        }
+        let h = self.header();
+        h.owner_state.store(OWNER_CLOSED, Ordering::SeqCst);
+        wait::wake(&h.seq);
+        wait::wake(&h.space_seq);
+        if !self.is_persistent() && self.name_is_ours() {
+            let _ = sys::shm_unlink(self.name.as_c());
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Thin, safe wrappers over the system calls fshm makes (shm objects, mappings, OFD
+//! locks, futexes). Each returns the raw `errno` on failure; callers add the stream name.
+
+use fshm_sys::libc;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// An `errno` value.
+pub(crate) type Errno = i32;
+
+fn last_errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Retries `f` while it fails with `EINTR`.
+fn retry<T: PartialEq + Copy>(fail: T, mut f: impl FnMut() -> T) -> Result<T, Errno> {
+    loop {
+        let r = f();
+        if r != fail {
+            return Ok(r);
+        }
+        let e = last_errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// `shm_open(name, oflag | O_CLOEXEC, mode)`.
+pub(crate) fn shm_open(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let fd = retry(-1, || {
+        // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+        unsafe { libc::shm_open(name.as_ptr(), oflag | libc::O_CLOEXEC, mode as libc::mode_t) }
+    })?;
+    // SAFETY: `shm_open` returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `shm_unlink(name)`.
+pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
+    // SAFETY: `name` is a valid NUL-terminated string.
+    retry(-1, || unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+}
+
+/// The fields of `fstat` that fshm uses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stat {
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// `fstat(fd)`.
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is a valid out-pointer.
+    retry(-1, || unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(Stat {
+        size: st.st_size as u64,
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+/// `fchmod(fd, mode)`.
+pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    // SAFETY: plain system call on an open descriptor.
+    retry(-1, || unsafe {
+        libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t)
+    })
+    .map(drop)
+}
+
+/// `fchown(fd, -1, gid)`.
+pub(crate) fn fchgrp(fd: BorrowedFd<'_>, gid: u32) -> Result<(), Errno> {
+    // SAFETY: plain system call on an open descriptor; `uid_t::MAX` means "unchanged".
+    retry(-1, || unsafe {
+        libc::fchown(fd.as_raw_fd(), libc::uid_t::MAX, gid as libc::gid_t)
+    })
+    .map(drop)
+}
+
+/// `fallocate(fd, 0, offset, len)`: reserves pages and extends the size if needed.
+pub(crate) fn fallocate(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), Errno> {
+    // SAFETY: plain system call on an open descriptor.
+    retry(-1, || unsafe {
+        libc::fallocate(fd.as_raw_fd(), 0, offset as libc::off_t, len as libc::off_t)
+    })
+    .map(drop)
+}
+
+/// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
+pub(crate) fn mmap_shared(
+    fd: BorrowedFd<'_>,
+    len: usize,
+    writable: bool,
+) -> Result<*mut u8, Errno> {
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
+    // SAFETY: a fresh mapping at an address the kernel chooses overlaps nothing we own.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(last_errno())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// `munmap(base, len)`.
+///
+/// # Safety
+/// `base..base+len` must be a mapping made by [`mmap_shared`] that nothing uses any more.
+pub(crate) unsafe fn munmap(base: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { libc::munmap(base.cast(), len) };
+}
+
+/// `madvise(addr, len, MADV_POPULATE_WRITE)`: faults pages in ahead of use. Errors are
+/// ignored: it is only a speed hint (older kernels lack it).
+pub(crate) fn populate_write(addr: *mut u8, len: usize) {
+    // SAFETY: the caller passes a range inside its own live shared mapping, backed by
+    // allocated pages; populating changes no contents.
+    unsafe { libc::madvise(addr.cast(), len, libc::MADV_POPULATE_WRITE) };
+}
+
+fn flock(kind: i32, byte: u64) -> libc::flock {
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte as libc::off_t;
+    fl.l_len = 1;
+    fl
+}
+
+/// Kind of an open-file-description lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    #[allow(dead_code)] // ring reader slots of read-only guests
+    Shared,
+    Exclusive,
+}
+
+impl LockKind {
+    fn raw(self) -> i32 {
+        match self {
+            LockKind::Shared => libc::F_RDLCK,
+            LockKind::Exclusive => libc::F_WRLCK,
+        }
+    }
+}
+
+/// Takes an OFD lock on one byte without waiting; `Ok(false)` if another holds it.
+pub(crate) fn ofd_try_lock(fd: BorrowedFd<'_>, byte: u64, kind: LockKind) -> Result<bool, Errno> {
+    let fl = flock(kind.raw(), byte);
+    // SAFETY: `fl` is a valid flock for the duration of the call.
+    match retry(-1, || unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl)
+    }) {
+        Ok(_) => Ok(true),
+        Err(e) if e == libc::EAGAIN || e == libc::EACCES => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes an exclusive OFD lock on one byte, waiting for it.
+pub(crate) fn ofd_lock_wait(fd: BorrowedFd<'_>, byte: u64) -> Result<(), Errno> {
+    let fl = flock(libc::F_WRLCK, byte);
+    // SAFETY: `fl` is a valid flock for the duration of the call.
+    retry(-1, || unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLKW, &fl)
+    })
+    .map(drop)
+}
+
+/// Releases an OFD lock on one byte.
+pub(crate) fn ofd_unlock(fd: BorrowedFd<'_>, byte: u64) -> Result<(), Errno> {
+    let fl = flock(libc::F_UNLCK, byte);
+    // SAFETY: `fl` is a valid flock for the duration of the call.
+    retry(-1, || unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl)
+    })
+    .map(drop)
+}
+
+/// Whether another open file description holds any lock on `byte`.
+pub(crate) fn ofd_is_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Errno> {
+    let mut fl = flock(libc::F_WRLCK, byte);
+    // SAFETY: `fl` is a valid in/out flock for the duration of the call.
+    retry(-1, || unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl)
+    })?;
+    Ok(fl.l_type as i32 != libc::F_UNLCK)
+}
+
+/// `FUTEX_WAIT` (shared, not private) on `word` while it holds `expected`, for at most
+/// `timeout`. Returns when woken, on timeout, on a signal, or at once if the value differs.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned 32-bit atomic in a shared mapping; the kernel
+    // only reads it. `tsp` is null or points to a valid timespec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            tsp,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+}
+
+/// `FUTEX_WAKE` (shared) of every waiter on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic; waking has no memory effects.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+}
+
+/// The system page size.
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: `sysconf` has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p <= 0 {
+        4096
+    } else {
+        p as u64
+    }
+}

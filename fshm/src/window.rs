@@ -1,0 +1,100 @@
+//! The fixed virtual window: one `MAP_SHARED` mapping of the header and the whole
+//! maximum data size, made once per handle, so no process remaps when another grows the
+//! stream. This file holds every raw access to the mapping.
+
+use crate::header::{Header, DATA_OFFSET};
+use crate::sys;
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+
+/// A mapping of `DATA_OFFSET + max_size` bytes of a stream object.
+pub(crate) struct Window {
+    base: NonNull<u8>,
+    len: usize,
+    data_len: u64,
+}
+
+// SAFETY: the window is a process-wide shared mapping; every shared field is accessed
+// through atomics, and data bytes are copied with raw copies whose bounds are checked
+// against `data_len` and the verified object size by the callers.
+unsafe impl Send for Window {}
+// SAFETY: as above; `&Window` gives no unsynchronised access to Rust-owned memory.
+unsafe impl Sync for Window {}
+
+impl Window {
+    /// Maps the header and `data_len` data bytes of `fd`.
+    pub fn map(fd: BorrowedFd<'_>, data_len: u64, writable: bool) -> Result<Window, sys::Errno> {
+        let len = usize::try_from(DATA_OFFSET + data_len).map_err(|_| fshm_sys::libc::ENOMEM)?;
+        let base = sys::mmap_shared(fd, len, writable)?;
+        Ok(Window {
+            base: NonNull::new(base).ok_or(fshm_sys::libc::ENOMEM)?,
+            len,
+            data_len,
+        })
+    }
+
+    /// The shared header.
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping starts page-aligned with at least DATA_OFFSET bytes that
+        // the caller verified exist in the object (open checks the size before use);
+        // `Header` is all atomics and padding, valid for any bytes.
+        unsafe { &*self.base.as_ptr().cast::<Header>() }
+    }
+
+    /// Address of data byte `off`.
+    fn data_ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off <= self.data_len);
+        // SAFETY: `off <= data_len`, so the result stays inside (or one past) the mapping.
+        unsafe { self.base.as_ptr().add((DATA_OFFSET + off) as usize) }
+    }
+
+    /// Copies `buf` into data bytes `off..off + buf.len()`.
+    ///
+    /// # Safety
+    /// The range must lie inside the window, inside the object's verified size, and the
+    /// mapping must be writable.
+    pub unsafe fn write(&self, off: u64, buf: &[u8]) {
+        debug_assert!(off + buf.len() as u64 <= self.data_len);
+        // SAFETY: guaranteed by the caller; the source is a Rust slice that cannot overlap
+        // a mapping Rust does not own.
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.data_ptr(off), buf.len()) }
+    }
+
+    /// Copies data bytes `off..off + buf.len()` into `buf`.
+    ///
+    /// # Safety
+    /// The range must lie inside the window and inside the object's verified size.
+    pub unsafe fn read(&self, off: u64, buf: &mut [u8]) {
+        debug_assert!(off + buf.len() as u64 <= self.data_len);
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::ptr::copy_nonoverlapping(self.data_ptr(off), buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// Zeroes data bytes `off..off + n`.
+    ///
+    /// # Safety
+    /// As for [`Window::write`].
+    pub unsafe fn zero(&self, off: u64, n: u64) {
+        debug_assert!(off + n <= self.data_len);
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::ptr::write_bytes(self.data_ptr(off), 0, n as usize) }
+    }
+
+    /// Pre-faults object bytes `from..to` (object offsets) for writing.
+    pub fn populate(&self, from: u64, to: u64) {
+        let to = to.min(self.len as u64);
+        if from < to {
+            // SAFETY: `from < to <= len`, so the pointer stays inside the mapping.
+            let p = unsafe { self.base.as_ptr().add(from as usize) };
+            sys::populate_write(p, (to - from) as usize);
+        }
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `map` and nothing borrows from it any more
+        // (borrows of the header are tied to `&self`).
+        unsafe { sys::munmap(self.base.as_ptr(), self.len) }
+    }
+}
