@@ -1,5 +1,195 @@
 //! Raw bindings used by fshm: the glibc stdio items that `libc` lacks, and one import
 //! path (`fshm_sys::libc`) for the POSIX shm / mman / fcntl calls.
+//!
+//! fshm hands C callers a `FILE *` made by glibc's [`fopencookie`], whose
+//! `fileno()` must be the shared-memory fd. The `libc` crate has neither
+//! `fopencookie` nor `cookie_io_functions_t`, and its `FILE` is opaque, so this
+//! crate provides:
+//!
+//! * bindgen output for `fopencookie`, [`cookie_io_functions_t`] and its four
+//!   callback types, the real `struct _IO_FILE` ([`FILE`]), and `fileno`,
+//!   `fflush`, `setvbuf`, `fclose`, `flockfile`, `funlockfile` taking that `FILE`;
+//! * [`set_fileno`] / [`raw_fileno`], which access `_fileno` through the bindgen
+//!   struct field, so its offset comes from the C headers, not a hard-coded number;
+//! * [`as_libc_file`] / [`from_libc_file`] to move between this crate's [`FILE`]
+//!   and [`libc::FILE`] (both name the same C object);
+//! * `pub use libc`, so dependants import the POSIX calls from one place.
+//!
+//! # Where the bindings come from
+//!
+//! On `x86_64-unknown-linux-gnu` the bindings committed at
+//! `src/bindings/x86_64_linux_gnu.rs` are used and no libclang is needed. With the
+//! `bindgen` cargo feature, `build.rs` regenerates them from `wrapper.h` into
+//! `OUT_DIR` instead (needs libclang). Any other target without that feature fails
+//! with a `compile_error!`. `ci/regen-bindings.sh` rewrites the committed file; see
+//! the crate's README.md. `tests/layout.rs` checks every layout this crate relies on
+//! against a C probe compiled with the system compiler.
+//!
+//! This is glibc-only: the `_IO_FILE` layout and the behaviour of cookie streams
+//! described here are glibc's.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub use libc;
+
+use core::ffi::c_int;
+
+#[cfg(feature = "bindgen")]
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    missing_docs,
+    clippy::undocumented_unsafe_blocks
+)]
+mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}
+
+#[cfg(all(
+    not(feature = "bindgen"),
+    target_arch = "x86_64",
+    target_pointer_width = "64",
+    target_os = "linux",
+    target_env = "gnu"
+))]
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    missing_docs,
+    clippy::undocumented_unsafe_blocks
+)]
+mod bindings {
+    include!("bindings/x86_64_linux_gnu.rs");
+}
+
+#[cfg(not(any(
+    feature = "bindgen",
+    all(
+        target_arch = "x86_64",
+        target_pointer_width = "64",
+        target_os = "linux",
+        target_env = "gnu"
+    )
+)))]
+compile_error!(
+    "fshm-sys ships pre-generated bindings only for x86_64-unknown-linux-gnu; for this \
+     target regenerate with --features bindgen (needs libclang) or ci/regen-bindings.sh \
+     (and commit a bindings file for it)"
+);
+
+pub use bindings::{
+    _IO_codecvt, _IO_cookie_io_functions_t, _IO_lock_t, _IO_marker, _IO_wide_data, __off64_t,
+    __off_t, __ssize_t, cookie_close_function_t, cookie_io_functions_t, cookie_read_function_t,
+    cookie_seek_function_t, cookie_write_function_t, fclose, fflush, fileno, flockfile,
+    fopencookie, funlockfile, off64_t, setvbuf, _IO_FILE, FILE,
+};
+
+/// Views a stream from these bindings as a [`libc::FILE`] pointer.
+///
+/// Both types name the same C `FILE` object; only the Rust type differs
+/// (`libc::FILE` is opaque, this crate's [`FILE`] has the real fields). This is a
+/// plain pointer cast and is safe; using the result is as unsafe as ever.
+#[inline]
+pub const fn as_libc_file(f: *mut FILE) -> *mut libc::FILE {
+    f.cast()
+}
+
+/// Views a [`libc::FILE`] pointer as this crate's [`FILE`], whose fields are visible.
+///
+/// A plain pointer cast, the inverse of [`as_libc_file`]. The pointee must really be
+/// a glibc stream for its fields to mean anything.
+#[inline]
+pub const fn from_libc_file(f: *mut libc::FILE) -> *mut FILE {
+    f.cast()
+}
+
+/// Sets the file descriptor that glibc stores in the stream (`_fileno`), so that
+/// `fileno(f)` returns `fd` afterwards.
+///
+/// Intended for streams made by [`fopencookie`]: glibc does all their I/O through
+/// the cookie callbacks (`read`, `write`, `seek`, `close`) and never reads, writes or
+/// closes `_fileno` itself; `fopencookie` leaves it at a negative marker (`-2` in
+/// glibc), which is why `fileno()` on a fresh cookie stream fails with `EBADF`. After
+/// this call `fileno()` reports `fd`, and `fclose` still runs the cookie `close`
+/// callback exactly once. The stream does not own `fd`: glibc will not close it, so
+/// the cookie's `close` callback (or its owner) must.
+///
+/// The field is written through the bindgen struct, so its offset comes from the
+/// glibc headers; `tests/layout.rs` checks it against a C probe. The write happens
+/// with the stream locked (`flockfile`), which is recursive, so the caller may
+/// already hold the lock.
+///
+/// # Example
+///
+/// ```
+/// use core::ffi::{c_char, c_void};
+/// use fshm_sys::{__ssize_t, as_libc_file, cookie_io_functions_t, fopencookie, libc, set_fileno};
+///
+/// unsafe extern "C" fn discard(_: *mut c_void, _: *const c_char, n: usize) -> __ssize_t {
+///     n as __ssize_t
+/// }
+/// let io = cookie_io_functions_t { read: None, write: Some(discard), seek: None, close: None };
+/// // SAFETY: `discard` never looks at the (null) cookie; "w" is a C string.
+/// let f = unsafe { fopencookie(core::ptr::null_mut(), c"w".as_ptr(), io) };
+/// assert!(!f.is_null());
+///
+/// let fd = 3; // in fshm: the shared-memory fd that the cookie's callbacks use
+/// // SAFETY: `f` is an open cookie stream that only this thread knows; fd != -1.
+/// unsafe { set_fileno(f, fd) };
+/// // SAFETY: `f` is open.
+/// assert_eq!(unsafe { libc::fileno(as_libc_file(f)) }, fd);
+/// // SAFETY: `f` is open and not used afterwards; glibc does not close `fd`.
+/// assert_eq!(unsafe { libc::fclose(as_libc_file(f)) }, 0);
+/// ```
+///
+/// # Safety
+///
+/// * `f` must be non-null and point to an open glibc stream (not yet passed to
+///   `fclose`), and stay open for the duration of the call.
+/// * `fd` must not be `-1`: glibc takes `_fileno == -1` to mean "closed", so
+///   `fclose` would then skip the final flush and the cookie `close` callback
+///   (losing buffered data and leaking the cookie). Use `fd >= 0`, or `-2` to
+///   restore a cookie stream's original marker.
+/// * On a stream that is *not* a cookie stream (`fopen`, `fdopen`, ...) glibc does
+///   its I/O on `_fileno` and `fclose` closes it: changing it there redirects that
+///   I/O to `fd` and hands `fd` to the stream. Only do that if that is what you want.
+/// * Another thread reading `_fileno` without the stream lock (plain `fileno()` does
+///   not lock) at the same time is a data race; set the fd before the stream is
+///   shared.
+pub unsafe fn set_fileno(f: *mut FILE, fd: c_int) {
+    debug_assert!(!f.is_null(), "set_fileno: null FILE");
+    debug_assert!(fd != -1, "set_fileno: -1 would mark the stream closed");
+    // SAFETY: the caller guarantees `f` is an open glibc stream; flockfile accepts
+    // any such stream and is recursive, so it is fine if this thread already holds
+    // the lock.
+    unsafe { flockfile(f) };
+    // SAFETY: `f` points to a live `struct _IO_FILE` (caller's contract). Its layout
+    // is the bindgen one, generated from the glibc headers and checked against them
+    // by tests/layout.rs, so `_fileno` is the real field. `addr_of_mut!` makes no
+    // reference to the whole struct, and we hold the stream lock, so no other stdio
+    // call on `f` is using the field meanwhile.
+    unsafe { core::ptr::addr_of_mut!((*f)._fileno).write(fd) };
+    // SAFETY: releases the lock taken above on the same, still open, stream.
+    unsafe { funlockfile(f) };
+}
+
+/// Reads the stream's `_fileno` field as stored, without the checks `fileno()` makes.
+///
+/// Unlike `fileno()`, which fails with `EBADF` for negative values, this returns the
+/// raw value, e.g. glibc's `-2` marker on a fresh [`fopencookie`] stream, or `-1`
+/// on a stream whose close has begun.
+///
+/// # Safety
+///
+/// `f` must be non-null and point to an open glibc stream, and no other thread may
+/// be changing `_fileno` (see [`set_fileno`]) at the same time.
+pub unsafe fn raw_fileno(f: *const FILE) -> c_int {
+    debug_assert!(!f.is_null(), "raw_fileno: null FILE");
+    // SAFETY: `f` points to a live `struct _IO_FILE` (caller's contract) whose layout
+    // is the bindgen one checked by tests/layout.rs; `addr_of!` reads only the
+    // `c_int` field and makes no reference to the whole struct.
+    unsafe { core::ptr::addr_of!((*f)._fileno).read() }
+}
