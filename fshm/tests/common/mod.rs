@@ -1,0 +1,450 @@
+//! Shared helpers for the multi-process integration tests: unique stream names, a guard
+//! that removes a name even when a test panics, forked children with exit-code
+//! reporting, and pipe-based signals for sleep-free synchronisation between processes.
+//!
+//! Forking from the (multi-threaded) test harness is safe enough here because glibc
+//! resets its malloc locks in the child, and children only touch streams they open
+//! themselves (never a `Stream` value of the parent: its drop would act for the parent).
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long any wait on another process may take before the test fails instead of
+/// hanging. Generous: tests run in parallel on small machines.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A stream name unique to this process and call: `/fshm-t-{pid}-{counter}-{tag}`.
+pub fn unique_name(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("/fshm-t-{}-{}-{}", std::process::id(), n, tag)
+}
+
+/// Where `name` lives in the file system.
+pub fn shm_path(name: &str) -> PathBuf {
+    PathBuf::from(fshm::SHM_DIR).join(name.trim_start_matches('/'))
+}
+
+/// Whether `name` exists in `/dev/shm`.
+pub fn shm_exists(name: &str) -> bool {
+    std::fs::symlink_metadata(shm_path(name)).is_ok()
+}
+
+/// A unique name that is force-destroyed when the guard drops (also on panic).
+pub struct NameGuard {
+    name: String,
+}
+
+impl NameGuard {
+    pub fn new(tag: &str) -> NameGuard {
+        let name = unique_name(tag);
+        assert!(!shm_exists(&name), "fresh name {name} already exists");
+        NameGuard { name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Asserts that the test left nothing of this name in `/dev/shm`.
+    pub fn assert_gone(&self) {
+        assert!(
+            !shm_exists(&self.name),
+            "{} was left in {}",
+            self.name,
+            fshm::SHM_DIR
+        );
+    }
+}
+
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        let _ = fshm::force_destroy(&self.name);
+    }
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// A forked child process. Dropping an unreaped child kills and reaps it.
+pub struct Child {
+    pid: libc::pid_t,
+    status: Option<Status>,
+}
+
+/// Exit code of a child whose closure panicked.
+pub const PANICKED: i32 = 101;
+
+/// Forks; the child runs `f` and `_exit`s with its return value (101 if it panicked).
+/// `f` runs in a copy of this process: it must not drop anything owned by the parent
+/// (so capture by reference, and open streams inside `f`).
+pub fn fork_child(f: impl FnOnce() -> i32) -> Child {
+    // SAFETY: fork has no memory-safety preconditions; the child only runs `f`, then
+    // leaves with `_exit` without running the parent's destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
+    if pid == 0 {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = format!("[child {}] {info}\n", std::process::id());
+            // SAFETY: writes a valid buffer to stderr, bypassing the harness's capture
+            // (which would keep the message in this child's memory only).
+            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        }));
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(PANICKED);
+        // SAFETY: leaves the child at once, as a forked child should.
+        unsafe { libc::_exit(code) };
+    }
+    Child { pid, status: None }
+}
+
+impl Child {
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Reaps the child if it has ended, without waiting.
+    pub fn try_wait(&mut self) -> Option<Status> {
+        if self.status.is_none() {
+            let mut st = 0;
+            // SAFETY: `st` is a valid out-pointer; `pid` is our own child.
+            let r = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG) };
+            if r == self.pid {
+                self.status = Some(if libc::WIFEXITED(st) {
+                    Status::Exited(libc::WEXITSTATUS(st))
+                } else {
+                    Status::Signaled(libc::WTERMSIG(st))
+                });
+            } else {
+                assert!(r == 0, "waitpid: {}", io::Error::last_os_error());
+            }
+        }
+        self.status
+    }
+
+    /// Waits (bounded by `limit`; then kills the child and panics) for the child to end.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Status {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return s;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!("child {} did not end within {limit:?}", self.pid);
+            }
+            // Polling the kernel for the child's exit (waitpid has no timeout).
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    pub fn wait(&mut self) -> Status {
+        self.wait_timeout(PATIENCE)
+    }
+
+    /// Waits and asserts the child exited with code 0.
+    pub fn assert_success(&mut self) {
+        let s = self.wait();
+        assert_eq!(s, Status::Exited(0), "child {} failed", self.pid);
+    }
+
+    /// `kill -9` the child and reap it.
+    pub fn kill(&mut self) -> Status {
+        if self.status.is_none() {
+            // SAFETY: plain system call on our own child's pid (not yet reaped, so the
+            // pid cannot have been reused).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(s) = self.try_wait() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "killed child did not die");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// A one-way pipe for "I am ready" messages between processes (create it before the
+/// fork; both sides keep both ends).
+pub struct Signal {
+    read: libc::c_int,
+    write: libc::c_int,
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Signal {
+    pub fn new() -> Signal {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid array of two ints.
+        let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(r, 0, "pipe2: {}", io::Error::last_os_error());
+        Signal {
+            read: fds[0],
+            write: fds[1],
+        }
+    }
+
+    /// The write end, for async-signal-safe use in hooks.
+    pub fn raw_write_fd(&self) -> libc::c_int {
+        self.write
+    }
+
+    pub fn send(&self, bytes: &[u8]) {
+        let mut done = 0;
+        while done < bytes.len() {
+            // SAFETY: writes from a valid slice to our own pipe.
+            let r = unsafe {
+                libc::write(
+                    self.write,
+                    bytes[done..].as_ptr().cast(),
+                    bytes.len() - done,
+                )
+            };
+            if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            assert!(r > 0, "signal write: {}", io::Error::last_os_error());
+            done += r as usize;
+        }
+    }
+
+    pub fn notify(&self) {
+        self.send(&[1]);
+    }
+
+    /// Receives exactly `n` bytes, failing the test after [`PATIENCE`].
+    pub fn recv(&self, n: usize) -> Vec<u8> {
+        self.recv_timeout(n, PATIENCE)
+            .unwrap_or_else(|| panic!("no signal within {PATIENCE:?}"))
+    }
+
+    /// Receives exactly `n` bytes, or `None` if they do not all come within `limit`.
+    pub fn recv_timeout(&self, n: usize, limit: Duration) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + limit;
+        let mut out = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.read,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            // SAFETY: `pfd` is one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r <= 0 {
+                continue;
+            }
+            // SAFETY: reads into the unfilled tail of `out`.
+            let r = unsafe { libc::read(self.read, out[got..].as_mut_ptr().cast(), n - got) };
+            if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            assert!(r > 0, "signal read: {}", io::Error::last_os_error());
+            got += r as usize;
+        }
+        Some(out)
+    }
+
+    pub fn wait(&self) {
+        assert_eq!(self.recv(1), [1]);
+    }
+
+    pub fn send_u64(&self, v: u64) {
+        self.send(&v.to_le_bytes());
+    }
+
+    pub fn recv_u64(&self) -> u64 {
+        u64::from_le_bytes(self.recv(8).try_into().unwrap())
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        // SAFETY: closes the two descriptors this value owns.
+        unsafe {
+            libc::close(self.read);
+            libc::close(self.write);
+        }
+    }
+}
+
+/// The errno of an fshm error.
+pub fn errno<T: std::fmt::Debug>(r: io::Result<T>) -> i32 {
+    match r {
+        Ok(v) => panic!("expected an error, got Ok({v:?})"),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("fshm stream"), "message names no stream: {msg}");
+            fshm::errno_of(&e)
+        }
+    }
+}
+
+/// FNV-1a, 64 bit.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A small deterministic PRNG (xorshift64*).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// Drops every privilege: supplementary groups, then gid and uid (to `id`).
+/// For use in a forked child only. Panics on failure.
+pub fn drop_privileges(id: u32) {
+    // SAFETY: plain system calls with valid arguments (a null list of length 0).
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0, "setgroups");
+        assert_eq!(libc::setgid(id), 0, "setgid");
+        assert_eq!(libc::setuid(id), 0, "setuid");
+        assert_eq!(libc::geteuid(), id);
+    }
+}
+
+/// Opens `name` with plain `shm_open` (no fshm), for tests that play a hostile or
+/// foreign process.
+pub fn raw_shm_open(name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<RawShm> {
+    let c = CString::new(name).unwrap();
+    // SAFETY: `c` is NUL-terminated.
+    let fd = unsafe { libc::shm_open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(RawShm { fd })
+}
+
+/// A raw shm descriptor.
+pub struct RawShm {
+    pub fd: libc::c_int,
+}
+
+impl RawShm {
+    pub fn pwrite(&self, off: u64, bytes: &[u8]) {
+        // SAFETY: writes from a valid slice.
+        let r = unsafe {
+            libc::pwrite(
+                self.fd,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                off as libc::off_t,
+            )
+        };
+        assert_eq!(r, bytes.len() as isize, "pwrite: {}", io::Error::last_os_error());
+    }
+
+    pub fn pread(&self, off: u64, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        // SAFETY: reads into a valid buffer of `n` bytes.
+        let r = unsafe { libc::pread(self.fd, v.as_mut_ptr().cast(), n, off as libc::off_t) };
+        assert!(r >= 0, "pread: {}", io::Error::last_os_error());
+        v.truncate(r as usize);
+        v
+    }
+
+    pub fn ftruncate(&self, size: u64) {
+        // SAFETY: plain system call on our descriptor.
+        let r = unsafe { libc::ftruncate(self.fd, size as libc::off_t) };
+        assert_eq!(r, 0, "ftruncate: {}", io::Error::last_os_error());
+    }
+
+    pub fn size(&self) -> u64 {
+        fstat(self.fd).st_size as u64
+    }
+}
+
+impl Drop for RawShm {
+    fn drop(&mut self) {
+        // SAFETY: closes the descriptor this value owns.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// `fstat` of a descriptor.
+pub fn fstat(fd: libc::c_int) -> libc::stat {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer.
+    let r = unsafe { libc::fstat(fd, &mut st) };
+    assert_eq!(r, 0, "fstat: {}", io::Error::last_os_error());
+    st
+}
+
+/// Creates a plain shm object (not an fshm stream) holding `bytes`.
+pub fn plain_object(name: &str, bytes: &[u8]) -> RawShm {
+    let o = raw_shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
+        .expect("create a plain shm object");
+    if !bytes.is_empty() {
+        o.ftruncate(bytes.len() as u64);
+        o.pwrite(0, bytes);
+    }
+    o
+}
+
+/// Reads a whole stream through `read_at` from 0 to its current length.
+pub fn read_all(s: &fshm::Stream) -> Vec<u8> {
+    let len = s.len() as usize;
+    let mut v = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = s.read_at(got as u64, &mut v[got..]).expect("read_at");
+        assert!(n > 0, "short stream: {got} of {len}");
+        got += n;
+    }
+    v
+}
