@@ -67,6 +67,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod fdpos;
 pub mod grow;
 pub mod header;
 mod hooks;

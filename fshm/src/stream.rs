@@ -45,7 +45,7 @@ pub(crate) struct Cursor {
     /// Object bytes known to exist (size verified with the kernel or grown by us).
     verified: u64,
     /// A lower bound of the shared high-water mark.
-    hwm_seen: u64,
+    pub(crate) hwm_seen: u64,
 }
 
 /// A handle on a stream: an owner's or a guest's. Reads, writes and seeks move its own
@@ -81,9 +81,9 @@ pub struct Stream {
     // Field order matters for drop: the mapping goes before the descriptor.
     window: Window,
     fd: OwnedFd,
-    layout: Layout,
+    pub(crate) layout: Layout,
     role: Role,
-    writable: bool,
+    pub(crate) writable: bool,
     append: bool,
     identity: (u64, u64),
     cursor: Mutex<Cursor>,
@@ -145,11 +145,11 @@ impl Stream {
         OpenOptions::new().open(name)
     }
 
-    fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         self.window.header()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Cursor> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cursor> {
         self.cursor.lock()
     }
 
@@ -267,7 +267,7 @@ impl Stream {
     }
 
     /// Makes sure object bytes up to `DATA_OFFSET + end` exist before reading them.
-    fn ensure_readable(&self, c: &mut Cursor, end: u64) -> Result<()> {
+    pub(crate) fn ensure_readable(&self, c: &mut Cursor, end: u64) -> Result<()> {
         let need = DATA_OFFSET + end;
         if need <= c.verified {
             return Ok(());
@@ -285,7 +285,7 @@ impl Stream {
     }
 
     /// The committed length, checked against this handle's window.
-    fn checked_len(&self) -> Result<u64> {
+    pub(crate) fn checked_len(&self) -> Result<u64> {
         let len = self.header().len.load(Ordering::Acquire);
         if len > self.layout.max_size {
             return Err(not_fshm(
@@ -346,7 +346,7 @@ impl Stream {
     }
 
     /// Publishes `end` as the length if it extends it, and wakes waiting readers.
-    fn commit(&self, end: u64) {
+    pub(crate) fn commit(&self, end: u64) {
         let h = self.header();
         h.len.fetch_max(end, Ordering::SeqCst);
         wait::notify_readers(h);

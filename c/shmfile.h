@@ -1,0 +1,119 @@
+/*
+ * shmfile.h — the C API of fshm: named byte streams in POSIX shared memory.
+ *
+ * A drop-in replacement for shmfile 1.1.0: programs written against it compile
+ * against this header and link against libshmfile.so or libshmfile.a unchanged.
+ * Everything marked "Addition" is new in 1.2.0 (fshm); nothing old changed.
+ *
+ * A stream is a named byte sequence in shared memory (a shm_open(3) name such as
+ * "/metrics"; the leading '/' is optional). One process, the owner, creates it;
+ * any number of guest processes open it by name. Each gets a FILE* that reads and
+ * writes the same bytes, with its own position, like separate fopen(3)s of one
+ * file; fileno(3) on it is the stream's real shm file descriptor.
+ *
+ * Link with -lshmfile (pkg-config --cflags --libs shmfile).
+ *
+ * ERRORS. Functions returning FILE* return NULL, and functions returning int
+ * return -1, with errno set:
+ *   EINVAL  name NULL, empty, "." or "..", holding a '/' after the leading one,
+ *           longer than NAME_MAX (255); both or neither of FSHM_OWNER/FSHM_GUEST;
+ *           unknown flag bits; FSHM_RECLAIM on a guest; FSHM_RDONLY on an owner;
+ *           mode bits outside 07777; a NULL FILE*.
+ *   EBADF   a FILE* that this library did not make (or already closed); a write
+ *           through a read-only guest's FILE* or fd.
+ *   EEXIST  FSHM_OWNER on a name that exists (without FSHM_RECLAIM, or with it
+ *           while the owner lives or the stream is persistent).
+ *   ENOENT  FSHM_GUEST on a name that does not exist.
+ *   EACCES  the mode bits allow this process neither reading nor writing.
+ *   EPROTO  the name exists but is not an fshm stream, is of another layout
+ *           version, or its header is malformed.
+ *   ETIMEDOUT  a guest opened a stream its owner was still setting up, and it did
+ *           not become ready within 2 seconds; fshm_wait timed out.
+ *   EFBIG   a write past the stream's maximum size (1 GiB).
+ *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.
+ * The library never prints to stderr and never aborts its caller.
+ */
+#ifndef SHMFILE_H
+#define SHMFILE_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* fshm_open flags. Exactly one of FSHM_OWNER and FSHM_GUEST. */
+
+/* Create the stream; the caller is its owner. Fails with EEXIST if the name
+ * exists. fclose(3) of the owner's FILE* removes the name unless FSHM_PERSIST. */
+#define FSHM_OWNER 1
+/* Open an existing stream as a guest: read-write where the mode bits allow,
+ * else read-only (writes then fail with EBADF). A guest never removes the name. */
+#define FSHM_GUEST 2
+/* Owner: leave the name in place after fclose. Ignored for guests, as in 1.1.0. */
+#define FSHM_PERSIST 4
+/* Addition: every write through this FILE* lands whole at the current end of the
+ * stream, atomically with respect to appenders in every process. */
+#define FSHM_APPEND 8
+/* Addition, owner only: if the name exists, is a non-persistent fshm stream and
+ * its owner died, remove it and create afresh. Never removes anything else. */
+#define FSHM_RECLAIM 16
+/* Addition: reads block like a pipe's until data arrives or the owner closes or
+ * dies (end-of-file), so `while (fgets(...))` follows a live stream. */
+#define FSHM_BLOCK 32
+/* Addition, guest only: open read-only even where the mode would allow writing. */
+#define FSHM_RDONLY 64
+
+/* Opens or creates the stream `name`; `mode` (owner only) is applied exactly,
+ * whatever the umask. Returns a FILE* to be closed with fclose(3), which also
+ * closes its fd. */
+FILE *fshm_open(const char *name, mode_t mode, int fshm_flags);
+
+/* fshm_open(name, mode, FSHM_OWNER). */
+FILE *fshm_create(const char *name, mode_t mode);
+
+/* fshm_open(name, 0, FSHM_GUEST). */
+FILE *fshm_guest_open(const char *name);
+
+/* Sets the group of the stream behind `f`. 0, or -1 with errno. */
+int fshm_chgrp(FILE *f, gid_t gid);
+
+/* Sets the mode bits of the stream behind `f`; later opens see them. */
+int fshm_chmod(FILE *f, mode_t mode);
+
+/* Removes the name `name`, whatever its state; processes that have it open keep
+ * working. 0, or -1 with errno. */
+int fshm_force_destroy(const char *name);
+
+/* Stores the library version (1.2.0, extra "fshm"); any pointer may be NULL. */
+void shmfile_get_version(unsigned char *major, unsigned char *minor,
+                         unsigned char *patchlevel, const char **extra);
+
+/* Prints the product name and version to standard output. */
+void _fshm_printCopyrightVersion(void);
+
+/* Addition: waits until `f` has data to read past its position, for at most
+ * `timeout_ms` milliseconds (negative: no limit). Returns 1 when data is there,
+ * 0 at end-of-stream (the owner closed the stream or died), -1 with errno
+ * (ETIMEDOUT when the time ran out). Idle waiting costs no CPU. */
+int fshm_wait(FILE *f, long timeout_ms);
+
+/* Addition: bytes written with write(2) on fileno(f) join the stream's length at
+ * the handle's next stdio call that reaches the library (a read or write that
+ * fills or drains the buffer, fseek, ftell, rewind, fflush with buffered data,
+ * fclose). fshm_sync makes them join now. 0, or -1 with errno. */
+int fshm_sync(FILE *f);
+
+/* Addition: the state of the stream's owner. */
+#define FSHM_OWNER_ALIVE 1
+#define FSHM_OWNER_CLOSED 2
+#define FSHM_OWNER_DEAD 3
+/* Returns FSHM_OWNER_ALIVE, FSHM_OWNER_CLOSED or FSHM_OWNER_DEAD, or -1. */
+int fshm_owner_state(FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMFILE_H */
