@@ -124,7 +124,10 @@ fn a_reader_never_sees_a_length_covering_unwritten_bytes() {
         assert!(Instant::now() < deadline, "writer stalled at record {next}");
         let len = reader.len();
         polls += 1;
-        assert!(len >= last_len, "length went backwards: {last_len} -> {len}");
+        assert!(
+            len >= last_len,
+            "length went backwards: {last_len} -> {len}"
+        );
         last_len = len;
         // Check every record that lies wholly within the length just seen.
         loop {
@@ -136,7 +139,10 @@ fn a_reader_never_sees_a_length_covering_unwritten_bytes() {
             let size = u32::from_le_bytes(h[0..4].try_into().unwrap()) as u64;
             let index = u32::from_le_bytes(h[4..8].try_into().unwrap());
             let sum = u64::from_le_bytes(h[8..16].try_into().unwrap());
-            assert_eq!(index, next, "record header at {off} not yet written (len {len})");
+            assert_eq!(
+                index, next,
+                "record header at {off} not yet written (len {len})"
+            );
             let end = off + RECORD_HEADER as u64 + size;
             if end > len {
                 // A record header within the length but not its payload cannot happen
@@ -145,7 +151,9 @@ fn a_reader_never_sees_a_length_covering_unwritten_bytes() {
             }
             let mut payload = vec![0u8; size as usize];
             assert_eq!(
-                reader.read_at(off + RECORD_HEADER as u64, &mut payload).unwrap(),
+                reader
+                    .read_at(off + RECORD_HEADER as u64, &mut payload)
+                    .unwrap(),
                 size as usize
             );
             assert_eq!(

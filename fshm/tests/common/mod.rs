@@ -302,7 +302,10 @@ pub fn errno<T: std::fmt::Debug>(r: io::Result<T>) -> i32 {
         Ok(v) => panic!("expected an error, got Ok({v:?})"),
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.contains("fshm stream"), "message names no stream: {msg}");
+            assert!(
+                msg.contains("fshm stream"),
+                "message names no stream: {msg}"
+            );
             fshm::errno_of(&e)
         }
     }
@@ -385,7 +388,12 @@ impl RawShm {
                 off as libc::off_t,
             )
         };
-        assert_eq!(r, bytes.len() as isize, "pwrite: {}", io::Error::last_os_error());
+        assert_eq!(
+            r,
+            bytes.len() as isize,
+            "pwrite: {}",
+            io::Error::last_os_error()
+        );
     }
 
     pub fn pread(&self, off: u64, n: usize) -> Vec<u8> {
