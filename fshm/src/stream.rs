@@ -454,18 +454,22 @@ impl Stream {
 
     pub(crate) fn wait_until(&self, pos: u64, deadline: Option<Instant>, spin: u32) -> WaitStatus {
         let h = self.header();
-        let mut ticks = 0u32;
-        let r = wait::wait_on(&h.seq, &h.waiters, deadline, spin, || {
+        let mut last_liveness: Option<Instant> = None;
+        let r = wait::wait_on(&h.seq, &h.waiters, deadline, spin, |slow_ok| {
             if h.len.load(Ordering::SeqCst) > pos {
                 return Some(WaitStatus::Data);
             }
             if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
                 return Some(WaitStatus::Ended);
             }
-            // Liveness is a system call: test it on every other pass, not every poll.
-            ticks += 1;
-            if ticks % 2 == 0 && self.owner_state() == OwnerState::Dead {
-                return Some(WaitStatus::Ended);
+            // Liveness is a system call: test it once per tick of sleeping, never while
+            // spinning. A dead owner wakes nobody, so the tick bounds the delay.
+            let due = last_liveness.is_none_or(|t| t.elapsed() >= wait::LIVENESS_TICK);
+            if slow_ok && due {
+                last_liveness = Some(Instant::now());
+                if self.owner_state() == OwnerState::Dead {
+                    return Some(WaitStatus::Ended);
+                }
             }
             None
         });

@@ -41,17 +41,19 @@ pub(crate) enum Waited<T> {
 }
 
 /// Waits on `word`/`waiters` until `check` returns `Some`, or `deadline` passes.
-/// `check` runs after registering as a waiter, and again after every wake-up or tick, so
-/// it may also test liveness. `spin` is how many times to poll before sleeping.
+/// `check(slow_ok)` runs while spinning (`slow_ok == false`: it must be cheap), then
+/// after registering as a waiter and after every wake-up or tick (`slow_ok == true`: the
+/// place for slower tests such as liveness). `spin` is how many times to poll before
+/// sleeping.
 pub(crate) fn wait_on<T>(
     word: &AtomicU32,
     waiters: &AtomicU32,
     deadline: Option<Instant>,
     spin: u32,
-    mut check: impl FnMut() -> Option<T>,
+    mut check: impl FnMut(bool) -> Option<T>,
 ) -> Waited<T> {
     for _ in 0..spin {
-        if let Some(v) = check() {
+        if let Some(v) = check(false) {
             return Waited::Ready(v);
         }
         std::hint::spin_loop();
@@ -59,7 +61,7 @@ pub(crate) fn wait_on<T>(
     loop {
         let seen = word.load(Ordering::SeqCst);
         waiters.fetch_add(1, Ordering::SeqCst);
-        let got = check();
+        let got = check(true);
         let nap = match (got.is_some(), deadline) {
             (true, _) => None,
             (false, None) => Some(LIVENESS_TICK),
