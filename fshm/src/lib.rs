@@ -68,6 +68,7 @@
 
 mod error;
 mod fdpos;
+mod follow;
 pub mod grow;
 pub mod header;
 mod hooks;
@@ -80,6 +81,7 @@ mod wait;
 mod window;
 
 pub use error::{errno_of, StreamError};
+pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::set_append_pause;
 pub use info::{force_destroy, inspect, list, OwnerState, StreamInfo, SHM_DIR};

@@ -459,8 +459,17 @@ impl Stream {
             if h.len.load(Ordering::SeqCst) > pos {
                 return Some(WaitStatus::Data);
             }
+            // Re-check the length after learning the owner is gone: its last commit
+            // happened before it closed or died.
+            let ended = || {
+                if h.len.load(Ordering::SeqCst) > pos {
+                    WaitStatus::Data
+                } else {
+                    WaitStatus::Ended
+                }
+            };
             if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
-                return Some(WaitStatus::Ended);
+                return Some(ended());
             }
             // Liveness is a system call: test it once per tick of sleeping, never while
             // spinning. A dead owner wakes nobody, so the tick bounds the delay.
@@ -468,7 +477,7 @@ impl Stream {
             if slow_ok && due {
                 last_liveness = Some(Instant::now());
                 if self.owner_state() == OwnerState::Dead {
-                    return Some(WaitStatus::Ended);
+                    return Some(ended());
                 }
             }
             None

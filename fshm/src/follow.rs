@@ -1,0 +1,101 @@
+//! Follow readers: `Read` that waits for data like a pipe's and ends when the owner
+//! closes or dies.
+
+use crate::error::os;
+use crate::stream::{Stream, WaitStatus};
+use fshm_sys::libc;
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+/// Polls of the length before a follower sleeps, by default. About 4000 pause
+/// instructions (tens of microseconds): a writer on another core usually commits within
+/// that, and spinning answers in a fraction of a microsecond where a futex wake-up costs
+/// tens. See `BENCHMARKS.md` for the measurement.
+pub const DEFAULT_SPIN: u32 = 4000;
+
+/// A blocking reader on a [`Stream`]: [`Read::read`] returns data as it is committed,
+/// waits (spinning briefly, then sleeping on a futex) while there is none, and returns
+/// `Ok(0)` — end-of-stream — once the owner has closed the stream or died and every
+/// committed byte has been read. Wrap it in a [`std::io::BufReader`] for `lines()`.
+///
+/// It reads through its stream's handle, moving that handle's position.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::{BufRead, BufReader, Write};
+/// let name = format!("/doc-follow-{}", std::process::id());
+/// let mut owner = fshm::Stream::create(&name)?;
+/// let guest = fshm::Stream::open(&name)?;
+/// let writer = std::thread::spawn(move || {
+///     for i in 0..3 {
+///         writeln!(owner, "line {i}").unwrap();
+///     }
+///     // dropping the owner ends the stream for followers
+/// });
+/// let lines: Vec<String> = BufReader::new(guest.follow()).lines().collect::<Result<_, _>>()?;
+/// writer.join().unwrap();
+/// assert_eq!(lines, ["line 0", "line 1", "line 2"]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Follower<'a> {
+    stream: &'a Stream,
+    spin: u32,
+    timeout: Option<Duration>,
+}
+
+impl Stream {
+    /// A blocking [`Follower`] reading from this handle's position.
+    pub fn follow(&self) -> Follower<'_> {
+        Follower {
+            stream: self,
+            spin: DEFAULT_SPIN,
+            timeout: None,
+        }
+    }
+}
+
+impl Follower<'_> {
+    /// How many times to poll before sleeping (0: sleep at once). Spinning cuts
+    /// wake-up latency while both processes have a core, at the price of CPU time.
+    pub fn spin(mut self, spin: u32) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Longest wait for data in one `read`; past it `read` fails with `TimedOut`
+    /// (`ETIMEDOUT`). `None`, the default, waits without limit.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The stream followed.
+    pub fn stream(&self) -> &Stream {
+        self.stream
+    }
+}
+
+impl Read for Follower<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        loop {
+            let n = (&*self.stream).read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let pos = self.stream.position();
+            match self.stream.wait_until(pos, deadline, self.spin) {
+                WaitStatus::Data => continue,
+                WaitStatus::Ended => return Ok(0),
+                WaitStatus::TimedOut => {
+                    return Err(os(
+                        self.stream.name(),
+                        libc::ETIMEDOUT,
+                        "no data within the follower's timeout",
+                    ))
+                }
+            }
+        }
+    }
+}
