@@ -19,7 +19,9 @@ fn lseek(fd: i32, off: i64, whence: i32) -> std::result::Result<u64, i32> {
     // SAFETY: plain system call on a descriptor the handle owns.
     let r = unsafe { libc::lseek(fd, off, whence) };
     if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
     } else {
         Ok(r as u64)
     }
@@ -33,8 +35,8 @@ impl Stream {
     /// [`sync_fd_offset`]: Stream::sync_fd_offset
     pub fn absorb_fd_offset(&self) -> Result<u64> {
         let mut c = self.lock();
-        let off = lseek(self.as_raw_fd(), 0, libc::SEEK_CUR)
-            .map_err(|e| os(self.name(), e, "lseek"))?;
+        let off =
+            lseek(self.as_raw_fd(), 0, libc::SEEK_CUR).map_err(|e| os(self.name(), e, "lseek"))?;
         if off == DATA_OFFSET + c.pos || off < DATA_OFFSET {
             return Ok(c.pos);
         }

@@ -148,6 +148,22 @@ pub fn force_destroy(name: &str) -> Result<()> {
     sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
 }
 
+/// Removes `name` if it is a non-persistent fshm stream whose owner died; returns
+/// whether it removed it. A live owner's stream, a persistent one, and objects that are
+/// not fshm streams are never removed, and of two processes racing to reclaim one name,
+/// exactly one removes it.
+///
+/// # Errors
+/// `InvalidInput` for a bad name; `PermissionDenied` if this process may not open it
+/// read-write.
+pub fn reclaim(name: &str) -> Result<bool> {
+    let name = Name::new(name)?;
+    if identity_of(&name).is_none() {
+        return Ok(false);
+    }
+    crate::open::reclaim_dead(&name)
+}
+
 /// `(st_dev, st_ino)` of the object the name refers to now, if any.
 pub(crate) fn identity_of(name: &Name) -> Option<(u64, u64)> {
     let path = CString::new(format!("{SHM_DIR}{}", name.as_str())).ok()?;

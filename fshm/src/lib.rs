@@ -84,7 +84,7 @@ pub use error::{errno_of, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::set_append_pause;
-pub use info::{force_destroy, inspect, list, OwnerState, StreamInfo, SHM_DIR};
+pub use info::{force_destroy, inspect, list, reclaim, OwnerState, StreamInfo, SHM_DIR};
 pub use name::NAME_MAX;
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
 pub use stream::{Role, Stream, WaitStatus};

@@ -362,7 +362,7 @@ pub(crate) fn refusal_error(n: &str, r: Refusal) -> std::io::Error {
 /// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
 /// must first take the dead owner's lock on the old object, and the name is removed only
 /// if it still refers to that object.
-fn reclaim_dead(name: &Name) -> Result<bool> {
+pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
     let n = name.as_str();
     let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
         Ok(fd) => fd,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the checks need on a fresh machine that has only the Rust toolchain:
+# rustfmt and clippy, and the Debian packages for the C checks.
+set -euo pipefail
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+need=()
+command -v gcc >/dev/null || need+=(gcc)
+command -v g++ >/dev/null || need+=(g++)
+command -v valgrind >/dev/null || need+=(valgrind)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v make >/dev/null || need+=(make)
+if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
