@@ -13,6 +13,7 @@ pub struct StreamError {
     stream: String,
     what: String,
     errno: i32,
+    overrun: Option<Overrun>,
 }
 
 impl StreamError {
@@ -55,6 +56,7 @@ pub(crate) fn os(stream: &str, errno: i32, what: impl Into<String>) -> io::Error
             stream: stream.to_owned(),
             what: what.into(),
             errno,
+            overrun: None,
         },
     )
 }
@@ -67,6 +69,52 @@ pub(crate) fn invalid(stream: &str, what: impl Into<String>) -> io::Error {
 /// `EPROTO`: the object is not an fshm stream, or its header is malformed.
 pub(crate) fn not_fshm(stream: &str, what: impl Into<String>) -> io::Error {
     os(stream, libc::EPROTO, what)
+}
+
+/// A ring reader fell more than the capacity behind: `lost` bytes were overwritten
+/// before it read them. The inner error of the `io::Error` a ring read returns then
+/// (`errno` `ENOBUFS`, as for an overrun netlink socket); see [`overrun_of`]. The
+/// handle's position has moved to [`resume_at`](Overrun::resume_at), the oldest byte
+/// still held, so the next read resumes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overrun {
+    lost: u64,
+    resume_at: u64,
+}
+
+impl Overrun {
+    /// Bytes lost by this overrun.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// The position reading resumes at: the oldest byte still held.
+    pub fn resume_at(&self) -> u64 {
+        self.resume_at
+    }
+}
+
+/// The overrun error: an `io::Error` whose inner error is a [`StreamError`] wrapping
+/// the figures, recoverable with [`overrun_of`].
+pub(crate) fn overrun(stream: &str, lost: u64, resume_at: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Other,
+        StreamError {
+            stream: stream.to_owned(),
+            what: format!(
+                "reader overrun: {lost} bytes were overwritten before they were read; resuming at position {resume_at}"
+            ),
+            errno: libc::ENOBUFS,
+            overrun: Some(Overrun { lost, resume_at }),
+        },
+    )
+}
+
+/// The [`Overrun`] behind `e`, if `e` is a ring reader's overrun error.
+pub fn overrun_of(e: &io::Error) -> Option<Overrun> {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<StreamError>())
+        .and_then(|se| se.overrun)
 }
 
 /// The `errno` that stands for `e` in the C API: the inner [`StreamError`]'s, else the

@@ -75,12 +75,13 @@ mod hooks;
 mod info;
 mod name;
 mod open;
+mod ring;
 mod stream;
 mod sys;
 mod wait;
 mod window;
 
-pub use error::{errno_of, StreamError};
+pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::set_append_pause;

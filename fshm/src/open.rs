@@ -216,10 +216,10 @@ impl OpenOptions {
         let size = DATA_OFFSET + initial;
         sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        let window = Window::map(fd.as_fd(), layout.max_size, true)
-            .map_err(|e| os(n, e, "cannot map the stream"))?;
+        let window =
+            map_window(&fd, layout, true).map_err(|e| os(n, e, "cannot map the stream"))?;
         window.header().init(layout);
-        window.populate(DATA_OFFSET, size);
+        window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
         Ok(Stream::new(
             name.clone(),
             fd,
@@ -254,13 +254,19 @@ impl OpenOptions {
         let (fd, writable) = open_existing(&name, self.read_only)?;
         let layout = await_ready(&name, &fd)?;
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        let window = Window::map(fd.as_fd(), layout.max_size, writable)
-            .map_err(|e| os(n, e, "cannot map the stream"))?;
+        if layout.ring_capacity != 0 && st.size < DATA_OFFSET + layout.ring_capacity {
+            return Err(not_fshm(
+                n,
+                "malformed header (ring larger than the object)",
+            ));
+        }
+        let window =
+            map_window(&fd, layout, writable).map_err(|e| os(n, e, "cannot map the stream"))?;
         // The fixed fields must not change between the check and the mapping.
         if window.header().layout() != Ok(layout) {
             return Err(not_fshm(n, "header changed while opening"));
         }
-        Ok(Stream::new(
+        let stream = Stream::new(
             name.clone(),
             fd,
             window,
@@ -270,7 +276,29 @@ impl OpenOptions {
             self.append,
             st.size,
             (st.dev, st.ino),
-        ))
+        );
+        if stream.is_ring() {
+            // A ring reader starts at the oldest byte held; a lossless one attaches.
+            let mut c = stream.lock();
+            c.pos = stream.oldest();
+            if stream.is_lossless() && writable && !self.append {
+                stream.attach_locked(&mut c)?;
+            }
+        }
+        Ok(stream)
+    }
+}
+
+/// Maps a stream's window: linear, or a ring mapped twice.
+fn map_window(
+    fd: &OwnedFd,
+    layout: Layout,
+    writable: bool,
+) -> std::result::Result<Window, sys::Errno> {
+    if layout.ring_capacity != 0 {
+        Window::map_ring(fd.as_fd(), layout.ring_capacity, writable)
+    } else {
+        Window::map(fd.as_fd(), layout.max_size, writable)
     }
 }
 

@@ -46,6 +46,18 @@ pub(crate) struct Cursor {
     verified: u64,
     /// A lower bound of the shared high-water mark.
     pub(crate) hwm_seen: u64,
+    /// Lossless ring: the reader slot this handle is attached to.
+    pub(crate) slot: Option<u32>,
+    /// Ring: bytes this handle lost to overruns.
+    pub(crate) lost: u64,
+    /// Lossless ring: longest wait of a write for readers to make room.
+    pub(crate) write_timeout: Option<Duration>,
+}
+
+impl Cursor {
+    pub(crate) fn write_deadline(&self) -> Option<Instant> {
+        self.write_timeout.map(|t| Instant::now() + t)
+    }
 }
 
 /// A handle on a stream: an owner's or a guest's. Reads, writes and seeks move its own
@@ -79,12 +91,12 @@ pub(crate) struct Cursor {
 pub struct Stream {
     name: Name,
     // Field order matters for drop: the mapping goes before the descriptor.
-    window: Window,
+    pub(crate) window: Window,
     fd: OwnedFd,
     pub(crate) layout: Layout,
     role: Role,
     pub(crate) writable: bool,
-    append: bool,
+    pub(crate) append: bool,
     identity: (u64, u64),
     cursor: Mutex<Cursor>,
 }
@@ -128,6 +140,9 @@ impl Stream {
                 pos: 0,
                 verified,
                 hwm_seen: 0,
+                slot: None,
+                lost: 0,
+                write_timeout: None,
             }),
         }
     }
@@ -179,12 +194,51 @@ impl Stream {
         self.layout.flags & FLAG_PERSISTENT != 0
     }
 
-    /// Committed length in bytes (bounded by [`max_size`](Self::max_size)).
+    /// Committed length in bytes (bounded by [`max_size`](Self::max_size)). For a ring
+    /// stream, every byte ever committed.
     pub fn len(&self) -> u64 {
-        self.header()
-            .len
-            .load(Ordering::Acquire)
-            .min(self.layout.max_size)
+        let len = self.header().len.load(Ordering::Acquire);
+        if self.is_ring() {
+            len
+        } else {
+            len.min(self.layout.max_size)
+        }
+    }
+
+    /// Whether this is a ring stream (see [`OpenOptions::ring`]).
+    pub fn is_ring(&self) -> bool {
+        self.layout.ring_capacity != 0
+    }
+
+    /// A ring stream's capacity; `None` for a linear stream.
+    pub fn ring_capacity(&self) -> Option<u64> {
+        self.is_ring().then_some(self.layout.ring_capacity)
+    }
+
+    /// A ring stream's oldest position still held (0 for a linear stream).
+    pub fn oldest(&self) -> u64 {
+        if self.is_ring() {
+            self.ring_oldest(self.len())
+        } else {
+            0
+        }
+    }
+
+    /// Bytes this handle lost to ring overruns so far.
+    pub fn lost_bytes(&self) -> u64 {
+        self.lock().lost
+    }
+
+    /// Lossless ring: the longest a write waits for attached readers to make room;
+    /// past it the write fails with `TimedOut` (`ETIMEDOUT`). `None` (the default)
+    /// waits without limit, like a pipe.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.lock().write_timeout = timeout;
+    }
+
+    /// Whether this handle is attached to a lossless ring's reader slot.
+    pub fn is_attached(&self) -> bool {
+        self.lock().slot.is_some()
     }
 
     /// Whether no bytes are committed.
@@ -218,6 +272,10 @@ impl Stream {
 
     fn ebadf(&self) -> io::Error {
         os(self.name(), libc::EBADF, "handle is read-only")
+    }
+
+    fn append_only(&self) -> io::Error {
+        crate::error::invalid(self.name(), "ring streams are append-only")
     }
 
     fn efbig(&self) -> io::Error {
@@ -287,7 +345,7 @@ impl Stream {
     /// The committed length, checked against this handle's window.
     pub(crate) fn checked_len(&self) -> Result<u64> {
         let len = self.header().len.load(Ordering::Acquire);
-        if len > self.layout.max_size {
+        if len > self.layout.max_size && !self.is_ring() {
             return Err(not_fshm(
                 self.name(),
                 "malformed header (length beyond the maximum size)",
@@ -297,6 +355,9 @@ impl Stream {
     }
 
     pub(crate) fn read_locked(&self, c: &mut Cursor, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        if self.is_ring() {
+            return self.ring_read(c, pos, buf);
+        }
         let len = self.checked_len()?;
         if pos >= len || buf.is_empty() {
             return Ok(0);
@@ -393,6 +454,9 @@ impl Stream {
     /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
     /// append mode.
     pub fn write_at(&self, pos: u64, buf: &[u8]) -> Result<usize> {
+        if self.is_ring() {
+            return Err(self.append_only());
+        }
         let mut c = self.lock();
         self.write_locked(&mut c, pos, buf)
     }
@@ -405,6 +469,9 @@ impl Stream {
     pub fn set_len(&self, new_len: u64) -> Result<()> {
         if !self.writable {
             return Err(self.ebadf());
+        }
+        if self.is_ring() {
+            return Err(self.append_only());
         }
         if new_len > self.layout.max_size {
             return Err(self.efbig());
@@ -455,7 +522,17 @@ impl Stream {
     pub(crate) fn wait_until(&self, pos: u64, deadline: Option<Instant>, spin: u32) -> WaitStatus {
         let h = self.header();
         let mut last_liveness: Option<Instant> = None;
-        let r = wait::wait_on(&h.seq, &h.waiters, deadline, spin, |slow_ok| {
+        // FIX (found by fshm/tests/permissions.rs): a read-only handle maps the header
+        // PROT_READ, so registering in the shared `waiters` count (an atomic RMW) was a
+        // SIGSEGV. Such a handle registers in a local counter instead: writers do not
+        // wake it, so it polls, sleeping at most one liveness tick between checks.
+        let local_waiters = std::sync::atomic::AtomicU32::new(0);
+        let waiters = if self.writable {
+            &h.waiters
+        } else {
+            &local_waiters
+        };
+        let r = wait::wait_on(&h.seq, waiters, deadline, spin, |slow_ok| {
             if h.len.load(Ordering::SeqCst) > pos {
                 return Some(WaitStatus::Data);
             }
@@ -500,6 +577,9 @@ impl Read for &Stream {
         let pos = c.pos;
         let n = self.read_locked(&mut c, pos, buf)?;
         c.pos += n as u64;
+        if c.slot.is_some() {
+            self.publish_slot(&c);
+        }
         Ok(n)
     }
 }
@@ -507,6 +587,9 @@ impl Read for &Stream {
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut c = self.lock();
+        if self.is_ring() {
+            return self.ring_write(&mut c, buf);
+        }
         if self.append {
             return self.append_locked(&mut c, buf);
         }
@@ -524,24 +607,31 @@ impl Write for &Stream {
 impl Seek for &Stream {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let mut c = self.lock();
-        let base_and_delta = match to {
-            SeekFrom::Start(p) => {
-                c.pos = p;
-                return Ok(p);
-            }
+        let (base, delta) = match to {
+            SeekFrom::Start(p) => (p, 0),
             SeekFrom::Current(d) => (c.pos, d),
             SeekFrom::End(d) => (self.checked_len()?, d),
         };
-        match base_and_delta.0.checked_add_signed(base_and_delta.1) {
-            Some(p) => {
-                c.pos = p;
-                Ok(p)
-            }
-            None => Err(crate::error::invalid(
+        let Some(p) = base.checked_add_signed(delta) else {
+            return Err(crate::error::invalid(
                 self.name(),
                 "seek to a negative or overflowing position",
-            )),
+            ));
+        };
+        if self.is_ring() && p < self.oldest() {
+            return Err(crate::error::invalid(
+                self.name(),
+                format!(
+                    "position {p} is no longer held by the ring (oldest: {})",
+                    self.oldest()
+                ),
+            ));
         }
+        c.pos = p;
+        if c.slot.is_some() {
+            self.publish_slot(&c);
+        }
+        Ok(p)
     }
 }
 
@@ -584,6 +674,7 @@ impl Drop for Stream {
     /// end-of-stream) and, unless the stream is persistent, removes the name — only if
     /// the name still refers to its own object.
     fn drop(&mut self) {
+        self.detach_locked(&mut self.cursor.lock());
         if self.role != Role::Owner {
             return;
         }

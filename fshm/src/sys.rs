@@ -129,6 +129,60 @@ pub(crate) fn mmap_shared(
     }
 }
 
+/// Reserves `len` bytes of address space (`PROT_NONE`, anonymous).
+pub(crate) fn mmap_reserve(len: usize) -> Result<*mut u8, Errno> {
+    // SAFETY: a fresh anonymous mapping at a kernel-chosen address overlaps nothing.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(last_errno())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// Maps `len` bytes of `fd` from `offset` over `addr` (`MAP_SHARED | MAP_FIXED`).
+/// `addr..addr + len` must lie inside a reservation made by [`mmap_reserve`] that the
+/// caller owns; replacing part of it is the point.
+pub(crate) fn mmap_fixed(
+    addr: *mut u8,
+    len: usize,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    writable: bool,
+) -> Result<(), Errno> {
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    };
+    // SAFETY: the range lies inside the caller's own reservation, which no Rust
+    // reference points into, so replacing its pages is sound.
+    let p = unsafe {
+        libc::mmap(
+            addr.cast(),
+            len,
+            prot,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd.as_raw_fd(),
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
 /// `munmap(base, len)`.
 ///
 /// # Safety

@@ -33,6 +33,37 @@ impl Window {
         })
     }
 
+    /// Maps the header and a ring of `capacity` data bytes twice back to back, so that
+    /// data offsets `0..2 * capacity` are valid and offset `capacity + i` is byte `i`.
+    pub fn map_ring(
+        fd: BorrowedFd<'_>,
+        capacity: u64,
+        writable: bool,
+    ) -> Result<Window, sys::Errno> {
+        let enomem = fshm_sys::libc::ENOMEM;
+        let cap = usize::try_from(capacity).map_err(|_| enomem)?;
+        let len = (DATA_OFFSET as usize)
+            .checked_add(cap.checked_mul(2).ok_or(enomem)?)
+            .ok_or(enomem)?;
+        let base = sys::mmap_reserve(len)?;
+        // From here `Window` owns the reservation and unmaps it on any early return.
+        let w = Window {
+            base: NonNull::new(base).ok_or(enomem)?,
+            len,
+            data_len: 2 * capacity,
+        };
+        sys::mmap_fixed(base, DATA_OFFSET as usize + cap, fd, 0, writable)?;
+        // SAFETY: `DATA_OFFSET + cap < len`, inside the reservation.
+        let second = unsafe { base.add(DATA_OFFSET as usize + cap) };
+        sys::mmap_fixed(second, cap, fd, DATA_OFFSET, writable)?;
+        Ok(w)
+    }
+
+    /// Data bytes addressable through the window (twice the capacity for a ring).
+    pub fn data_len(&self) -> u64 {
+        self.data_len
+    }
+
     /// The shared header.
     pub fn header(&self) -> &Header {
         // SAFETY: the mapping starts page-aligned with at least DATA_OFFSET bytes that

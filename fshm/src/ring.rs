@@ -1,0 +1,261 @@
+//! Ring streams: the most recent `capacity` bytes of an endless, append-only stream.
+//!
+//! Positions are absolute and monotonic; byte `p` lives at data offset `p % capacity`.
+//! The data pages are mapped twice back to back (see [`Window`](crate::window)), so
+//! every copy of up to `capacity` bytes is one contiguous `memcpy`, also across the wrap.
+//!
+//! **Writing** a chunk `[len, end)`: (lossless only) wait until every attached live
+//! reader's slot position is at least `end - capacity`; raise `hwm` (the end of the
+//! write in progress) to `end`; copy; publish `len = end` and wake readers. A writer
+//! killed mid-write leaves `len` at the last whole write.
+//!
+//! **Reading** `[p, p + k)`: copy, then (after an acquire fence) load `hwm`; bytes below
+//! `hwm - capacity` may have been overwritten during the copy, so if `p` is below it the
+//! copy is discarded and the read fails with an [`Overrun`](crate::Overrun) that says
+//! how many bytes were lost, moving the position to the oldest byte still held.
+//!
+//! **Lossless readers** attach to one of the header's 32 slots: the slot is owned
+//! through an OFD lock on byte `2 + k` (released by the kernel when the process dies,
+//! so a dead reader never blocks the writer for longer than a liveness tick) and its
+//! position is published in `slot[k].pos` after every read. Attaching needs a writable
+//! handle; read-only guests read a lossless ring as lossy readers.
+
+use crate::error::{invalid, os, overrun, Result};
+use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
+use crate::stream::{Cursor, Stream};
+use crate::sys::{self, LockKind};
+use crate::wait::{self, Waited};
+use fshm_sys::libc;
+use std::os::fd::AsFd;
+use std::sync::atomic::{fence, Ordering};
+use std::time::Instant;
+
+impl Stream {
+    pub(crate) fn capacity(&self) -> u64 {
+        self.layout.ring_capacity
+    }
+
+    pub(crate) fn is_lossless(&self) -> bool {
+        self.layout.flags & FLAG_LOSSLESS != 0
+    }
+
+    /// Oldest position still held.
+    pub(crate) fn ring_oldest(&self, len: u64) -> u64 {
+        let h = self.header();
+        let reserved = h.hwm.load(Ordering::Acquire).max(len);
+        reserved.saturating_sub(self.capacity())
+    }
+
+    pub(crate) fn ring_read(&self, c: &mut Cursor, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        let cap = self.capacity();
+        let h = self.header();
+        let len = h.len.load(Ordering::Acquire);
+        if pos >= len || buf.is_empty() {
+            return Ok(0);
+        }
+        let oldest = len.saturating_sub(cap);
+        if pos < oldest {
+            return Err(self.overrun(c, pos));
+        }
+        let n = (len - pos).min(buf.len() as u64).min(cap);
+        self.ensure_readable(c, cap)?;
+        // SAFETY: `pos % cap + n <= 2 * cap`, the double-mapped window; the object holds
+        // the whole ring (verified just above).
+        unsafe { self.window.read(pos % cap, &mut buf[..n as usize]) };
+        fence(Ordering::Acquire);
+        if pos < h.hwm.load(Ordering::Acquire).saturating_sub(cap) {
+            // A writer overwrote some of these bytes while we copied them.
+            return Err(self.overrun(c, pos));
+        }
+        Ok(n as usize)
+    }
+
+    /// The overrun error for a reader at `pos`; moves the position to the oldest byte
+    /// still held and counts the loss.
+    fn overrun(&self, c: &mut Cursor, pos: u64) -> std::io::Error {
+        let len = self.header().len.load(Ordering::Acquire);
+        let resume = self.ring_oldest(len).max(pos);
+        let lost = resume - pos;
+        c.pos = resume;
+        c.lost += lost;
+        self.publish_slot(c);
+        overrun(self.name(), lost, resume)
+    }
+
+    /// Appends `buf` (at most one capacity) to the ring. Returns the bytes written.
+    pub(crate) fn ring_write(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
+        if !self.writable {
+            return Err(os(self.name(), libc::EBADF, "handle is read-only"));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let cap = self.capacity();
+        if self.append {
+            if buf.len() as u64 > cap {
+                return Err(os(
+                    self.name(),
+                    libc::EFBIG,
+                    format!(
+                        "an atomic append of {} bytes exceeds the ring capacity of {cap}",
+                        buf.len()
+                    ),
+                ));
+            }
+            let fd = self.fd();
+            sys::ofd_lock_wait(fd, LOCK_APPEND)
+                .map_err(|e| os(self.name(), e, "cannot take the append lock"))?;
+            let r = self.ring_write_chunk(c, buf);
+            let _ = sys::ofd_unlock(fd, LOCK_APPEND);
+            r
+        } else {
+            let n = buf.len().min(cap as usize);
+            self.ring_write_chunk(c, &buf[..n])
+        }
+    }
+
+    fn ring_write_chunk(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
+        let cap = self.capacity();
+        let h = self.header();
+        let pos = h.len.load(Ordering::Acquire);
+        let end = pos + buf.len() as u64;
+        self.ensure_readable(c, cap)?;
+        if self.is_lossless() && end > cap {
+            self.wait_for_space(end - cap, c.write_deadline(), c.slot)?;
+        }
+        h.hwm.fetch_max(end, Ordering::SeqCst);
+        // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
+        // object holds the whole ring; the handle is writable.
+        unsafe { self.window.write(pos % cap, buf) };
+        if let Some(hook) = crate::hooks::append_pause() {
+            if self.append {
+                hook();
+            }
+        }
+        self.commit(end);
+        c.pos = end;
+        Ok(buf.len())
+    }
+
+    /// Lossless: waits until no attached live reader still needs a position below
+    /// `need`.
+    fn wait_for_space(&self, need: u64, deadline: Option<Instant>, own: Option<u32>) -> Result<()> {
+        let h = self.header();
+        let r = wait::wait_on(&h.space_seq, &h.space_waiters, deadline, 0, |slow_ok| {
+            self.lagging_reader(h, need, slow_ok, own)
+                .is_none()
+                .then_some(())
+        });
+        match r {
+            Waited::Ready(()) => Ok(()),
+            Waited::TimedOut => Err(os(
+                self.name(),
+                libc::ETIMEDOUT,
+                "attached readers did not make room within the write timeout",
+            )),
+        }
+    }
+
+    /// The first attached reader still needing a position below `need`. A slot whose
+    /// lock is free belongs to a dead reader and is ignored (checked only when
+    /// `check_liveness`, since it costs a system call).
+    fn lagging_reader(
+        &self,
+        h: &Header,
+        need: u64,
+        check_liveness: bool,
+        own: Option<u32>,
+    ) -> Option<u32> {
+        (0..READER_SLOTS).find(|&k| {
+            let slot = &h.slots[k as usize];
+            if slot.active.load(Ordering::SeqCst) == 0 || slot.pos.load(Ordering::SeqCst) >= need {
+                return false;
+            }
+            if own == Some(k) {
+                return false; // this handle's own slot: never wait for oneself
+            }
+            !check_liveness
+                || sys::ofd_is_locked(self.fd(), LOCK_SLOT0 + u64::from(k)).unwrap_or(true)
+        })
+    }
+
+    /// Publishes this reader's position in its slot and wakes a waiting writer.
+    pub(crate) fn publish_slot(&self, c: &Cursor) {
+        if let Some(k) = c.slot {
+            let h = self.header();
+            h.slots[k as usize].pos.store(c.pos, Ordering::SeqCst);
+            if h.space_waiters.load(Ordering::SeqCst) != 0 {
+                wait::wake(&h.space_seq);
+            }
+        }
+    }
+
+    /// Attaches this handle to a reader slot of a lossless ring: from now on the
+    /// writer waits for this reader before overwriting what it has not read. A no-op
+    /// if already attached.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
+    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
+    pub fn attach(&self) -> Result<()> {
+        let mut c = self.lock();
+        self.attach_locked(&mut c)
+    }
+
+    pub(crate) fn attach_locked(&self, c: &mut Cursor) -> Result<()> {
+        if !self.is_lossless() {
+            return Err(invalid(
+                self.name(),
+                "only lossless ring streams have reader slots",
+            ));
+        }
+        if !self.writable {
+            return Err(os(
+                self.name(),
+                libc::EBADF,
+                "a read-only handle cannot attach to a lossless ring",
+            ));
+        }
+        if c.slot.is_some() {
+            return Ok(());
+        }
+        let h = self.header();
+        for k in 0..READER_SLOTS {
+            let got = sys::ofd_try_lock(self.fd(), LOCK_SLOT0 + u64::from(k), LockKind::Exclusive)
+                .map_err(|e| os(self.name(), e, "cannot take a reader slot"))?;
+            if got {
+                let slot = &h.slots[k as usize];
+                slot.pos.store(c.pos, Ordering::SeqCst);
+                slot.active.store(1, Ordering::SeqCst);
+                c.slot = Some(k);
+                return Ok(());
+            }
+        }
+        Err(os(
+            self.name(),
+            libc::EBUSY,
+            "all 32 reader slots are taken",
+        ))
+    }
+
+    /// Detaches this handle from its reader slot; the writer no longer waits for it.
+    pub fn detach(&self) {
+        let mut c = self.lock();
+        self.detach_locked(&mut c);
+    }
+
+    pub(crate) fn detach_locked(&self, c: &mut Cursor) {
+        if let Some(k) = c.slot.take() {
+            let h = self.header();
+            h.slots[k as usize].active.store(0, Ordering::SeqCst);
+            let _ = sys::ofd_unlock(self.fd(), LOCK_SLOT0 + u64::from(k));
+            if h.space_waiters.load(Ordering::SeqCst) != 0 {
+                wait::wake(&h.space_seq);
+            }
+        }
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
