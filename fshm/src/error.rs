@@ -97,17 +97,14 @@ impl Overrun {
 /// The overrun error: an `io::Error` whose inner error is a [`StreamError`] wrapping
 /// the figures, recoverable with [`overrun_of`].
 pub(crate) fn overrun(stream: &str, lost: u64, resume_at: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Other,
-        StreamError {
+    io::Error::other(StreamError {
             stream: stream.to_owned(),
             what: format!(
                 "reader overrun: {lost} bytes were overwritten before they were read; resuming at position {resume_at}"
             ),
             errno: libc::ENOBUFS,
             overrun: Some(Overrun { lost, resume_at }),
-        },
-    )
+    })
 }
 
 /// The [`Overrun`] behind `e`, if `e` is a ring reader's overrun error.
