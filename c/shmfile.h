@@ -31,6 +31,8 @@
  *           not become ready within 2 seconds; fshm_wait timed out.
  *   EFBIG   a write past the stream's maximum size (1 GiB).
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.
+ *   ENOBUFS a ring reader was overrun (see fshm_open_ex below).
+ *   EBUSY   all 32 reader slots of a lossless ring are taken.
  * The library never prints to stderr and never aborts its caller.
  */
 #ifndef SHMFILE_H
@@ -111,6 +113,45 @@ int fshm_sync(FILE *f);
 #define FSHM_OWNER_DEAD 3
 /* Returns FSHM_OWNER_ALIVE, FSHM_OWNER_CLOSED or FSHM_OWNER_DEAD, or -1. */
 int fshm_owner_state(FILE *f);
+
+/* Addition: options for fshm_open_ex. Zero-initialise, set `size`, then the
+ * fields you need:
+ *     struct fshm_options o = {0};
+ *     o.size = sizeof o;
+ *     o.ring_capacity = 1 << 20;
+ *     o.ring_policy = FSHM_RING_LOSSLESS;
+ *     FILE *f = fshm_open_ex("/feed", 0600, FSHM_OWNER, &o);
+ */
+struct fshm_options {
+    size_t size;                      /* sizeof(struct fshm_options) */
+    unsigned long long max_size;      /* linear stream's maximum; 0: 1 GiB */
+    unsigned long long ring_capacity; /* ring stream: bytes kept, a multiple of the
+                                         page size; 0: a linear stream */
+    int ring_policy;                  /* FSHM_RING_LOSSY or FSHM_RING_LOSSLESS */
+};
+
+/* A ring stream keeps only its last `ring_capacity` bytes and is append-only:
+ * every write lands at the end; positions (ftell) are absolute and keep growing.
+ * A new guest starts reading at the oldest byte held.
+ * LOSSY: the writer never waits; a reader that fell more than the capacity
+ *   behind gets -1 / ferror with errno ENOBUFS from its read, and continues at
+ *   the oldest byte held after clearerr(f); fshm_lost_bytes tells how much it
+ *   lost. It never receives bytes that were overwritten while it copied them.
+ * LOSSLESS: writes wait until every attached reader has read what they would
+ *   overwrite. A guest opened read-write (not FSHM_APPEND) attaches itself; one
+ *   opened read-only reads as a lossy reader. A dead reader stops holding the
+ *   writer back within 50 ms. At most 32 readers attach (then EBUSY). */
+#define FSHM_RING_LOSSY 0
+#define FSHM_RING_LOSSLESS 1
+
+/* Addition: fshm_open with options (NULL: as fshm_open). Ring and size options
+ * are for owners (EINVAL on a guest); `size` smaller than the struct, a bad
+ * policy, or a capacity that is not a multiple of the page size: EINVAL. */
+FILE *fshm_open_ex(const char *name, mode_t mode, int fshm_flags,
+                   const struct fshm_options *opts);
+
+/* Addition: stores in *lost the bytes `f` lost to ring overruns so far. */
+int fshm_lost_bytes(FILE *f, unsigned long long *lost);
 
 #ifdef __cplusplus
 }

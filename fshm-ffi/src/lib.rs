@@ -70,6 +70,25 @@ unsafe fn name_arg<'a>(name: *const c_char) -> Result<&'a str, c_int> {
         .map_err(|_| libc::EINVAL)
 }
 
+/// `fshm_options.ring_policy`: the writer never waits; slow readers get `ENOBUFS`.
+pub const FSHM_RING_LOSSY: c_int = 0;
+/// `fshm_options.ring_policy`: the writer waits for attached readers.
+pub const FSHM_RING_LOSSLESS: c_int = 1;
+
+/// Options of [`fshm_open_ex`] (`struct fshm_options` in `shmfile.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FshmOptions {
+    /// `sizeof(struct fshm_options)` as the caller compiled it.
+    pub size: usize,
+    /// Maximum size of a linear stream; 0 for the default (1 GiB).
+    pub max_size: u64,
+    /// Ring capacity in bytes (a multiple of the page size); 0 for a linear stream.
+    pub ring_capacity: u64,
+    /// [`FSHM_RING_LOSSY`] or [`FSHM_RING_LOSSLESS`].
+    pub ring_policy: c_int,
+}
+
 /// Opens or creates the stream `name` and returns a `FILE*` on it (see `shmfile.h`).
 ///
 /// # Safety
@@ -80,9 +99,32 @@ pub unsafe extern "C" fn fshm_open(
     mode: libc::mode_t,
     fshm_flags: c_int,
 ) -> *mut libc::FILE {
+    // SAFETY: forwarded caller contract; no options.
+    unsafe { fshm_open_ex(name, mode, fshm_flags, std::ptr::null()) }
+}
+
+/// `fshm_open` with options: maximum size, ring capacity and policy (owner only).
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string; `opts` is null or points to a
+/// `struct fshm_options` of `opts->size` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn fshm_open_ex(
+    name: *const c_char,
+    mode: libc::mode_t,
+    fshm_flags: c_int,
+    opts: *const FshmOptions,
+) -> *mut libc::FILE {
     guard(std::ptr::null_mut(), || {
         // SAFETY: forwarded caller contract.
         let name = unsafe { name_arg(name) }?;
+        // SAFETY: null or a readable struct (caller's contract); its size is checked
+        // before any field is used.
+        let opts = match unsafe { opts.as_ref() } {
+            None => None,
+            Some(o) if o.size < std::mem::size_of::<FshmOptions>() => return Err(libc::EINVAL),
+            Some(o) => Some(*o),
+        };
         let owner = fshm_flags & FSHM_OWNER != 0;
         let guest = fshm_flags & FSHM_GUEST != 0;
         if fshm_flags & !KNOWN_FLAGS != 0 || owner == guest {
@@ -90,6 +132,22 @@ pub unsafe extern "C" fn fshm_open(
         }
         let mut o = fshm::OpenOptions::new();
         o.append(fshm_flags & FSHM_APPEND != 0);
+        if let Some(opts) = opts {
+            if !owner && (opts.max_size != 0 || opts.ring_capacity != 0) {
+                return Err(libc::EINVAL);
+            }
+            if opts.max_size != 0 {
+                o.max_size(opts.max_size);
+            }
+            if opts.ring_capacity != 0 {
+                let policy = match opts.ring_policy {
+                    FSHM_RING_LOSSY => fshm::RingPolicy::Lossy,
+                    FSHM_RING_LOSSLESS => fshm::RingPolicy::Lossless,
+                    _ => return Err(libc::EINVAL),
+                };
+                o.ring(opts.ring_capacity, policy);
+            }
+        }
         let stream = if owner {
             if fshm_flags & FSHM_RDONLY != 0 {
                 return Err(libc::EINVAL);
@@ -211,6 +269,23 @@ pub unsafe extern "C" fn fshm_owner_state(f: *mut libc::FILE) -> c_int {
                 fshm::OwnerState::Dead => 3,
             })
         })
+    })
+}
+
+/// Stores in `*lost` the bytes `f` lost to ring overruns so far. 0, or -1 with `errno`.
+///
+/// # Safety
+/// As [`fshm_chmod`]; `lost` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fshm_lost_bytes(f: *mut libc::FILE, lost: *mut u64) -> c_int {
+    guard(-1, || {
+        if lost.is_null() {
+            return Err(libc::EINVAL);
+        }
+        let n = file::with_stream(f, |s| Ok(s.lost_bytes()))?;
+        // SAFETY: non-null and writable (caller's contract).
+        unsafe { *lost = n };
+        Ok(0)
     })
 }
 
