@@ -135,7 +135,7 @@ fn wait_for_returns_data_when_a_writer_process_commits() {
         WaitStatus::Data,
         "the wait did not see the commit"
     );
-    assert!(guest.len() > 0);
+    assert!(!guest.is_empty());
     writer.assert_success();
     assert_eq!(guest.wait_for(3, Some(Duration::ZERO)), WaitStatus::Data);
     assert_eq!(

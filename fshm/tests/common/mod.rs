@@ -10,7 +10,8 @@
 use std::ffi::CString;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// How long any wait on another process may take before the test fails instead of
@@ -81,6 +82,28 @@ pub struct Child {
     status: Option<Status>,
 }
 
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Installs (once, in the parent, before any fork) a panic hook that in a forked child
+/// writes the message straight to fd 2 (the harness's capture would keep it in the
+/// child's memory). Installing it in the child instead could deadlock: a thread of the
+/// parent that was panicking at the fork leaves the hook lock held in the child.
+fn install_child_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CHILD.load(Ordering::SeqCst) {
+                let msg = format!("[child {}] {info}\n", std::process::id());
+                // SAFETY: writes a valid buffer to stderr.
+                unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// Exit code of a child whose closure panicked.
 pub const PANICKED: i32 = 101;
 
@@ -88,17 +111,13 @@ pub const PANICKED: i32 = 101;
 /// `f` runs in a copy of this process: it must not drop anything owned by the parent
 /// (so capture by reference, and open streams inside `f`).
 pub fn fork_child(f: impl FnOnce() -> i32) -> Child {
+    install_child_panic_hook();
     // SAFETY: fork has no memory-safety preconditions; the child only runs `f`, then
     // leaves with `_exit` without running the parent's destructors or atexit handlers.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
     if pid == 0 {
-        std::panic::set_hook(Box::new(|info| {
-            let msg = format!("[child {}] {info}\n", std::process::id());
-            // SAFETY: writes a valid buffer to stderr, bypassing the harness's capture
-            // (which would keep the message in this child's memory only).
-            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-        }));
+        IN_CHILD.store(true, Ordering::SeqCst);
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(PANICKED);
         // SAFETY: leaves the child at once, as a forked child should.
         unsafe { libc::_exit(code) };
