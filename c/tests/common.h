@@ -1,0 +1,179 @@
+/*
+ * common.h — small helpers shared by the C test programs of libshmfile.
+ *
+ * Every program: unique stream names (with the pid), cleanup of every name it
+ * registered on success and on failure, a clear message on failure (on stdout,
+ * so that tests that capture stderr still show it), exit status 0 on success.
+ * Children forked by a test report failure through their exit status (_exit),
+ * and the parent cleans up. An alarm turns a hang into a failure.
+ */
+#ifndef FSHM_TEST_COMMON_H
+#define FSHM_TEST_COMMON_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shmfile.h"
+
+/* Seconds before a hung test (or child) is killed by SIGALRM. */
+#define T_ALARM 120
+
+static pid_t t_main_pid;
+static char t_names[32][300];
+static int t_nnames;
+
+/* Ends a forked child with `code`. A child that inherited its parent's open
+ * FILE*s cannot free them (fclose would close the parent's stream), so under
+ * valgrind (FSHM_VALGRIND=1) it leaves through exec, which valgrind does not
+ * leak-check (it runs with --trace-children=no); otherwise _exit. */
+static inline void t_child_exit(int code)
+{
+    const char *v = getenv("FSHM_VALGRIND");
+    if (v != NULL && strcmp(v, "1") == 0) {
+        char cmd[32];
+        snprintf(cmd, sizeof cmd, "exit %d", code);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    }
+    _exit(code);
+}
+
+/* Removes every name this program registered; errors (already gone) ignored. */
+static inline void t_cleanup(void)
+{
+    int i;
+    for (i = 0; i < t_nnames; i++)
+        (void)fshm_force_destroy(t_names[i]);
+}
+
+static inline void t_fail(const char *file, int line, const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+    printf("FAIL %s:%d (pid %d, errno %d = %s): ", file, line, (int)getpid(),
+           saved, strerror(saved));
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    if (getpid() != t_main_pid)
+        t_child_exit(1);
+    t_cleanup();
+    exit(1);
+}
+
+#define CHECKF(cond, ...)                                                      \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            t_fail(__FILE__, __LINE__, __VA_ARGS__);                           \
+    } while (0)
+#define CHECK(cond) CHECKF(cond, "%s", "check `" #cond "` failed")
+/* `call_fails` is true and errno is `err`. */
+#define CHECK_ERR(call_fails, err)                                             \
+    do {                                                                       \
+        errno = 0;                                                             \
+        if (!(call_fails))                                                     \
+            t_fail(__FILE__, __LINE__, "`%s` did not fail", #call_fails);      \
+        if (errno != (err))                                                    \
+            t_fail(__FILE__, __LINE__, "`%s` failed with errno %d, want %s",   \
+                   #call_fails, errno, #err);                                  \
+    } while (0)
+
+static inline void t_init(void)
+{
+    t_main_pid = getpid();
+    alarm(T_ALARM);
+}
+
+/* Makes a unique name "/fshm-ct-<tag>-<pid>-<n>" in buf and registers it. */
+static inline const char *t_name(char *buf, size_t size, const char *tag)
+{
+    static int counter;
+    snprintf(buf, size, "/fshm-ct-%s-%d-%d", tag, (int)getpid(), counter++);
+    CHECK(t_nnames < 32);
+    snprintf(t_names[t_nnames++], sizeof t_names[0], "%s", buf);
+    return buf;
+}
+
+/* Whether the shm name exists (without creating anything). */
+static inline int t_exists(const char *name)
+{
+    int fd = shm_open(name, O_RDONLY, 0);
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    CHECKF(errno == ENOENT || errno == EACCES, "shm_open(%s) probe", name);
+    return errno == EACCES;
+}
+
+/* Forks; the child gets its own alarm. stdio is flushed first so that nothing
+ * buffered is written twice. */
+static inline pid_t t_fork(void)
+{
+    pid_t pid;
+    fflush(NULL);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        alarm(T_ALARM);
+    return pid;
+}
+
+/* Waits for `pid` and checks that it exited with status 0. */
+static inline void t_wait_ok(pid_t pid, const char *what)
+{
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+           "child %s failed (status 0x%x)", what, st);
+}
+
+static inline void t_pipe(int p[2])
+{
+    CHECK(pipe(p) == 0);
+}
+
+/* One byte through a pipe: a go-ahead or an acknowledgement. */
+static inline void t_signal(int fd, char c)
+{
+    CHECK(write(fd, &c, 1) == 1);
+}
+
+static inline char t_await(int fd)
+{
+    char c = 0;
+    ssize_t r;
+    do
+        r = read(fd, &c, 1);
+    while (r < 0 && errno == EINTR);
+    CHECKF(r == 1, "pipe closed or failed while waiting (read returned %d)",
+           (int)r);
+    return c;
+}
+
+/* Reads all of a stream from a fresh guest into buf (NUL-terminated); returns
+ * the length. */
+static inline size_t t_read_all(const char *name, char *buf, size_t size)
+{
+    FILE *g = fshm_guest_open(name);
+    size_t n;
+    CHECKF(g != NULL, "guest open of %s", name);
+    n = fread(buf, 1, size - 1, g);
+    CHECK(!ferror(g));
+    buf[n] = 0;
+    CHECK(fclose(g) == 0);
+    return n;
+}
+
+#endif

@@ -1,0 +1,238 @@
+//! The C API as C programs see it: builds each C test program in `c/tests` twice — against
+//! `libshmfile.so` and against `libshmfile.a` — runs it and asserts that it exits 0. The
+//! interop tests pair a Rust owner with a C guest and a C owner with a Rust guest.
+//!
+//! With `FSHM_VALGRIND=1`, every program linked against the shared library runs under
+//! valgrind, which fails the test on any memory error or leak.
+//!
+//! Build outputs go to a fresh directory under `target/c-tests/`, removed when the test
+//! passes and kept (its path printed) when it fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Native libraries that `libshmfile.a` needs, as printed by
+/// `rustc --print native-static-libs` for x86_64-unknown-linux-gnu.
+const STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Shared,
+    Static,
+}
+
+/// `target/debug` (or `target/release`): this test runs as `<that>/deps/c_api-<hash>`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in <target>/deps")
+        .to_path_buf()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("fshm-ffi sits in the workspace root")
+        .to_path_buf()
+}
+
+/// The library to link against. `cargo test` builds the package's cdylib and staticlib
+/// along with the rlib the tests use, into `<target>/deps` (only `cargo build` copies them
+/// up to `<target>`): take that fresh copy, else the one in `<target>`.
+fn library(link: Link) -> PathBuf {
+    let file = match link {
+        Link::Shared => "libshmfile.so",
+        Link::Static => "libshmfile.a",
+    };
+    let target = target_dir();
+    [target.join("deps").join(file), target.join(file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} is in neither {0}/deps nor {0}: run `cargo build -p fshm-ffi`",
+                target.display()
+            )
+        })
+}
+
+/// A compiled C program in its own build directory.
+struct Program {
+    dir: PathBuf,
+    exe: PathBuf,
+    link: Link,
+}
+
+impl Program {
+    /// Compiles `c/tests/<source>` against the library (`.c` with gcc as C99, `.cpp` with
+    /// g++), with every warning an error.
+    fn build(source: &str, link: Link) -> Program {
+        let target = target_dir();
+        let lib = library(link);
+        let stem = source.split('.').next().unwrap_or(source);
+        let dir = target
+            .parent()
+            .unwrap_or(&target)
+            .join("c-tests")
+            .join(format!("{}-{stem}-{link:?}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the build directory");
+        let root = repo_root();
+        let src = root.join("c/tests").join(source);
+        let exe = dir.join(stem);
+        let mut cc = if source.ends_with(".cpp") {
+            let mut c = Command::new("g++");
+            c.args(["-Wall", "-Wextra", "-Werror"]);
+            c
+        } else {
+            let mut c = Command::new("gcc");
+            c.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"]);
+            c
+        };
+        cc.arg("-g")
+            .arg("-I")
+            .arg(root.join("c"))
+            .arg("-I")
+            .arg(root.join("c/tests"))
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&lib);
+        match link {
+            Link::Shared => {
+                // The program records the soname, libshmfile.so.1; it resolves through
+                // a symlink next to the program, found by the rpath.
+                let so1 = dir.join("libshmfile.so.1");
+                std::os::unix::fs::symlink(&lib, &so1).expect("symlink libshmfile.so.1");
+                cc.arg(format!("-Wl,-rpath,{}", dir.display()));
+            }
+            Link::Static => {
+                cc.args(STATIC_LIBS);
+            }
+        }
+        let out = cc.output().expect("run the C compiler");
+        assert!(
+            out.status.success(),
+            "compiling {source} ({link:?}) failed: {cc:?}\n{}",
+            show(&out)
+        );
+        Program { dir, exe, link }
+    }
+
+    /// The command that runs the program: under valgrind for the shared build when
+    /// `FSHM_VALGRIND=1`.
+    fn command(&self) -> Command {
+        let valgrind = std::env::var("FSHM_VALGRIND").is_ok_and(|v| v == "1");
+        if valgrind && matches!(self.link, Link::Shared) {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "-q",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--show-leak-kinds=all",
+                "--errors-for-leak-kinds=all",
+                "--trace-children=no",
+                "--child-silent-after-fork=yes",
+            ])
+            .arg(&self.exe);
+            c
+        } else {
+            Command::new(&self.exe)
+        }
+    }
+
+    /// Runs the program and asserts that it exits 0.
+    fn run_ok(&self, args: &[&str]) {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .expect("run the C program");
+        self.check(&out);
+    }
+
+    fn check(&self, out: &Output) {
+        assert!(
+            out.status.success(),
+            "{} ({:?}) failed with {}; build kept in {}\n{}",
+            self.exe.display(),
+            self.link,
+            out.status,
+            self.dir.display(),
+            show(out)
+        );
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "--- stdout ---\n{}--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Builds `source` with `link` and runs it.
+fn run_c_test(source: &str, link: Link) {
+    Program::build(source, link).run_ok(&[]);
+}
+
+/// One test per C program and linkage.
+macro_rules! c_tests {
+    ($($module:ident => $source:literal,)*) => {
+        /// Every `c/tests/test_*` program is listed here.
+        const LISTED: &[&str] = &[$($source),*];
+        $(
+            mod $module {
+                #[test]
+                fn shared() {
+                    super::run_c_test($source, super::Link::Shared);
+                }
+                #[test]
+                fn static_lib() {
+                    super::run_c_test($source, super::Link::Static);
+                }
+            }
+        )*
+    };
+}
+
+c_tests! {
+    errors_change_nothing => "test_errors.c",
+    fileno_is_the_real_fd => "test_fd.c",
+}
+
+#[test]
+fn every_c_test_is_listed() {
+    let dir = repo_root().join("c/tests");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read c/tests")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("test_") && (n.ends_with(".c") || n.ends_with(".cpp")))
+        .collect();
+    found.sort();
+    let mut listed: Vec<String> = LISTED.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "c_tests! must list every c/tests/test_* program"
+    );
+}
