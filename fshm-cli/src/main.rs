@@ -65,6 +65,12 @@ enum Command {
         /// Maximum size of a created stream, in bytes.
         #[arg(long)]
         max_size: Option<u64>,
+        /// Create a ring stream keeping the last CAPACITY bytes (a multiple of 4096).
+        #[arg(long, value_name = "CAPACITY")]
+        ring: Option<u64>,
+        /// With --ring: the writer waits for attached readers instead of overrunning them.
+        #[arg(long, requires = "ring")]
+        lossless: bool,
     },
     /// Remove streams by name.
     Rm {
@@ -127,10 +133,26 @@ fn run(command: Command) -> io::Result<()> {
             mode,
             persist,
             max_size,
+            ring,
+            lossless,
         } => {
             let mut o = fshm::OpenOptions::new();
             if let Some(m) = max_size {
                 o.max_size(m);
+            }
+            if let Some(cap) = ring {
+                if !create {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "--ring needs --create",
+                    ));
+                }
+                let policy = if lossless {
+                    fshm::RingPolicy::Lossless
+                } else {
+                    fshm::RingPolicy::Lossy
+                };
+                o.ring(cap, policy);
             }
             let s = if create {
                 o.mode(mode).persist(persist).create(&name)?
@@ -281,10 +303,11 @@ fn tail_start(s: &fshm::Stream, len: u64, lines: u64) -> io::Result<u64> {
     let mut buf = vec![0u8; 64 << 10];
     let mut end = len;
     let mut seen = 0u64;
+    let oldest = s.oldest();
     // A final newline ends the last line; it does not start another.
     let mut skip_last = true;
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
+    while end > oldest {
+        let start = end.saturating_sub(buf.len() as u64).max(oldest);
         let chunk = &mut buf[..(end - start) as usize];
         let n = s.read_at(start, chunk)?;
         for i in (0..n).rev() {
@@ -301,7 +324,7 @@ fn tail_start(s: &fshm::Stream, len: u64, lines: u64) -> io::Result<u64> {
         skip_last = false;
         end = start;
     }
-    Ok(0)
+    Ok(oldest)
 }
 
 fn tail(out: &mut impl Write, name: &str, lines: u64, follow: bool) -> io::Result<()> {
@@ -315,7 +338,18 @@ fn tail(out: &mut impl Write, name: &str, lines: u64, follow: bool) -> io::Resul
     let mut f = s.follow();
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => match fshm::overrun_of(&e) {
+                // A ring overran this reader: say so, and go on from the oldest byte.
+                Some(o) => {
+                    out.flush()?;
+                    eprintln!("fshm: tail: {name}: overrun, {} bytes lost", o.lost());
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
         if n == 0 {
             return Ok(());
         }

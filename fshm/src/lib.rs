@@ -45,6 +45,30 @@
 //!   setting it up waits up to [`READY_TIMEOUT`] for the header, or fails with
 //!   `ETIMEDOUT`; it never acts on a half-written header.
 //!
+//! ## Ring streams
+//!
+//! A linear stream grows until its maximum: right for a file, wrong for a producer that
+//! runs for days. A **ring stream** ([`OpenOptions::ring`]) keeps only the last
+//! `capacity` bytes and reuses its pages, which stay mapped: bounded memory, and writes
+//! at memory speed instead of the cost of fresh pages. Rings are append-only; positions
+//! are absolute and keep growing; [`Stream::len`] counts every byte ever committed and
+//! [`Stream::oldest`] is the oldest position still held. A new guest starts reading at
+//! the oldest byte held.
+//!
+//! - [`RingPolicy::Lossy`] (broadcast): the writer never waits. A reader that fell more
+//!   than the capacity behind gets an [`Overrun`] error (see [`overrun_of`]) saying how
+//!   many bytes it lost, and its next read resumes at the oldest byte held. It never
+//!   receives bytes that were overwritten while it copied them.
+//! - [`RingPolicy::Lossless`] (back-pressure, like a pipe with many readers): the writer
+//!   waits until every attached reader has consumed what it would overwrite. A guest
+//!   opened read-write (and not for appending) attaches automatically
+//!   ([`Stream::attach`], [`Stream::detach`]); a dead reader stops holding the writer
+//!   back within 50 ms. Read-only guests read as lossy readers.
+//!
+//! Writes on a ring always land at the end. Handles opened with
+//! [`OpenOptions::append`] serialise with each other across processes; a handle without
+//! it writes lock-free and must then be the only writer.
+//!
 //! ## Errors
 //!
 //! Every error is a [`std::io::Error`] with a fitting [`std::io::ErrorKind`] and a message

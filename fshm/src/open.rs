@@ -119,7 +119,24 @@ impl OpenOptions {
         self
     }
 
-    /// Create a ring stream keeping the last `capacity` bytes (see the crate docs).
+    /// Create a ring stream keeping the last `capacity` bytes, a multiple of the page
+    /// size (see the crate docs on ring streams). The maximum size does not apply.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    /// let name = format!("/doc-ring-{}", std::process::id());
+    /// let mut owner = fshm::OpenOptions::new()
+    ///     .ring(4096, fshm::RingPolicy::Lossy)
+    ///     .create(&name)?;
+    /// owner.write_all(&[1u8; 5000])?;          // 904 bytes more than the ring holds
+    /// let mut guest = fshm::Stream::open(&name)?;
+    /// assert_eq!((guest.len(), guest.oldest()), (5000, 904));
+    /// let mut held = Vec::new();
+    /// guest.read_to_end(&mut held)?;            // starts at the oldest byte held
+    /// assert_eq!(held.len(), 4096);
+    /// # Ok(()) }
+    /// ```
     pub fn ring(&mut self, capacity: u64, policy: RingPolicy) -> &mut Self {
         self.ring = Some((capacity, policy));
         self

@@ -437,7 +437,15 @@ impl Stream {
     fn write_locked_hooked(&self, c: &mut Cursor, pos: u64, buf: &[u8]) -> Result<usize> {
         if let Some(hook) = crate::hooks::append_pause() {
             // Copy without committing, pause, then commit.
-            self.ensure_capacity(c, pos + buf.len() as u64)?;
+            let end = pos + buf.len() as u64;
+            self.ensure_capacity(c, end)?;
+            // FIX (found by fshm/tests/append.rs): raise the high-water mark before the
+            // copy, as `write_locked` does; else the bytes of a process killed in the
+            // pause lay above `hwm`, and a later gap (set_len, write past the end)
+            // showed them instead of zeros.
+            if end > c.hwm_seen {
+                c.hwm_seen = self.header().hwm.fetch_max(end, Ordering::AcqRel).max(end);
+            }
             // SAFETY: checked and grown exactly as in `write_locked`.
             unsafe { self.window.write(pos, buf) };
             hook();
