@@ -371,6 +371,11 @@ impl Stream {
     }
 
     pub(crate) fn write_locked(&self, c: &mut Cursor, pos: u64, buf: &[u8]) -> Result<usize> {
+        self.write_with(c, pos, buf, false)
+    }
+
+    /// Writes at `pos`; `appending` writes run the test hook between copy and commit.
+    fn write_with(&self, c: &mut Cursor, pos: u64, buf: &[u8], appending: bool) -> Result<usize> {
         if !self.writable {
             return Err(self.ebadf());
         }
@@ -400,6 +405,11 @@ impl Stream {
         // SAFETY: `end <= max_size` and the object holds `DATA_OFFSET + end` bytes; the
         // handle is writable, so the mapping is too.
         unsafe { self.window.write(pos, &buf[..n as usize]) };
+        if appending {
+            if let Some(hook) = crate::hooks::append_pause() {
+                hook();
+            }
+        }
         if end > len {
             self.commit(end);
         }
@@ -425,32 +435,12 @@ impl Stream {
             if pos + buf.len() as u64 > self.layout.max_size {
                 return Err(self.efbig());
             }
-            let written = self.write_locked_hooked(c, pos, buf)?;
+            let written = self.write_with(c, pos, buf, true)?;
             c.pos = pos + written as u64;
             Ok(written)
         })();
         let _ = sys::ofd_unlock(self.fd.as_fd(), LOCK_APPEND);
         r
-    }
-
-    /// `write_locked` with the test hook between copying and committing.
-    fn write_locked_hooked(&self, c: &mut Cursor, pos: u64, buf: &[u8]) -> Result<usize> {
-        if let Some(hook) = crate::hooks::append_pause() {
-            // Copy without committing, pause, then commit.
-            let end = pos + buf.len() as u64;
-            self.ensure_capacity(c, end)?;
-            // FIX (found by fshm/tests/append.rs): raise the high-water mark before the
-            // copy, as `write_locked` does; else the bytes of a process killed in the
-            // pause lay above `hwm`, and a later gap (set_len, write past the end)
-            // showed them instead of zeros.
-            if end > c.hwm_seen {
-                c.hwm_seen = self.header().hwm.fetch_max(end, Ordering::AcqRel).max(end);
-            }
-            // SAFETY: checked and grown exactly as in `write_locked`.
-            unsafe { self.window.write(pos, buf) };
-            hook();
-        }
-        self.write_locked(c, pos, buf)
     }
 
     /// Reads at `pos` without moving the handle's position (like `pread`).
