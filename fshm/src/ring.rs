@@ -141,11 +141,17 @@ impl Stream {
     /// `need`.
     fn wait_for_space(&self, need: u64, deadline: Option<Instant>, own: Option<u32>) -> Result<()> {
         let h = self.header();
-        let r = wait::wait_on(&h.space_seq, &h.space_waiters, deadline, 0, |slow_ok| {
-            self.lagging_reader(h, need, slow_ok, own)
-                .is_none()
-                .then_some(())
-        });
+        let r = wait::wait_on(
+            &h.space_seq,
+            Some(&h.space_waiters),
+            deadline,
+            0,
+            |slow_ok| {
+                self.lagging_reader(h, need, slow_ok, own)
+                    .is_none()
+                    .then_some(())
+            },
+        );
         match r {
             Waited::Ready(()) => Ok(()),
             Waited::TimedOut => Err(os(

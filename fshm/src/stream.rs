@@ -520,16 +520,9 @@ impl Stream {
     pub(crate) fn wait_until(&self, pos: u64, deadline: Option<Instant>, spin: u32) -> WaitStatus {
         let h = self.header();
         let mut last_liveness: Option<Instant> = None;
-        // FIX (found by fshm/tests/permissions.rs): a read-only handle maps the header
-        // PROT_READ, so registering in the shared `waiters` count (an atomic RMW) was a
-        // SIGSEGV. Such a handle registers in a local counter instead: writers do not
-        // wake it, so it polls, sleeping at most one liveness tick between checks.
-        let local_waiters = std::sync::atomic::AtomicU32::new(0);
-        let waiters = if self.writable {
-            &h.waiters
-        } else {
-            &local_waiters
-        };
+        // A read-only handle maps the header PROT_READ and cannot register (found by
+        // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
+        let waiters = self.writable.then_some(&h.waiters);
         let r = wait::wait_on(&h.seq, waiters, deadline, spin, |slow_ok| {
             if h.len.load(Ordering::SeqCst) > pos {
                 return Some(WaitStatus::Data);

@@ -7,7 +7,8 @@
 //! commit between the check and the sleep changes `seq`, so the sleep returns at once.
 //! The futex is shared (not private), so it works across processes that map the word at
 //! different addresses. Sleeps are bounded by [`LIVENESS_TICK`] so that a waiter notices
-//! an owner that died without waking anyone.
+//! an owner that died without waking anyone. A read-only handle, which cannot write the
+//! header, does not register; it polls with naps growing from 100 µs to 10 ms.
 
 use crate::header::Header;
 use crate::sys;
@@ -40,14 +41,24 @@ pub(crate) enum Waited<T> {
     TimedOut,
 }
 
-/// Waits on `word`/`waiters` until `check` returns `Some`, or `deadline` passes.
+/// Shortest and longest sleep of a waiter that cannot register (see [`wait_on`]).
+const UNREGISTERED_NAP: (Duration, Duration) =
+    (Duration::from_micros(100), Duration::from_millis(10));
+
+/// Waits on `word` until `check` returns `Some`, or `deadline` passes.
+///
 /// `check(slow_ok)` runs while spinning (`slow_ok == false`: it must be cheap), then
 /// after registering as a waiter and after every wake-up or tick (`slow_ok == true`: the
 /// place for slower tests such as liveness). `spin` is how many times to poll before
 /// sleeping.
+///
+/// `waiters` is the shared count writers look at before waking anyone. A handle that
+/// maps the header read-only cannot add itself to it (`None`): it still sleeps on the
+/// futex, but since writers may not wake it, its naps grow from 100 µs to at most
+/// 10 ms, so it notices new data within 10 ms at a cost of at most 100 wake-ups a second.
 pub(crate) fn wait_on<T>(
     word: &AtomicU32,
-    waiters: &AtomicU32,
+    waiters: Option<&AtomicU32>,
     deadline: Option<Instant>,
     spin: u32,
     mut check: impl FnMut(bool) -> Option<T>,
@@ -58,26 +69,41 @@ pub(crate) fn wait_on<T>(
         }
         std::hint::spin_loop();
     }
+    let mut unregistered_nap = UNREGISTERED_NAP.0;
     loop {
         let seen = word.load(Ordering::SeqCst);
-        waiters.fetch_add(1, Ordering::SeqCst);
+        if let Some(w) = waiters {
+            w.fetch_add(1, Ordering::SeqCst);
+        }
         let got = check(true);
+        let longest = match waiters {
+            Some(_) => LIVENESS_TICK,
+            None => {
+                let nap = unregistered_nap;
+                unregistered_nap = (nap * 2).min(UNREGISTERED_NAP.1);
+                nap
+            }
+        };
         let nap = match (got.is_some(), deadline) {
             (true, _) => None,
-            (false, None) => Some(LIVENESS_TICK),
+            (false, None) => Some(longest),
             (false, Some(d)) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    waiters.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(w) = waiters {
+                        w.fetch_sub(1, Ordering::SeqCst);
+                    }
                     return Waited::TimedOut;
                 }
-                Some(left.min(LIVENESS_TICK))
+                Some(left.min(longest))
             }
         };
         if let Some(nap) = nap {
             sys::futex_wait(word, seen, Some(nap));
         }
-        waiters.fetch_sub(1, Ordering::SeqCst);
+        if let Some(w) = waiters {
+            w.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Some(v) = got {
             return Waited::Ready(v);
         }
