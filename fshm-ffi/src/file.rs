@@ -127,15 +127,12 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
         let s = &c.stream;
         io(s.absorb_fd_offset())?;
-        let n = loop {
-            let n = io((&*s).read(buf))?;
-            if n > 0 || !c.block || size == 0 {
-                break n;
-            }
-            match s.wait_for(s.position(), None) {
-                WaitStatus::Data => continue,
-                _ => break 0,
-            }
+        // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
+        // until data arrives or the owner closes or dies.
+        let n = if c.block {
+            io(s.follow().read(buf))?
+        } else {
+            io((&*s).read(buf))?
         };
         io(s.sync_fd_offset())?;
         Ok(n as __ssize_t)
