@@ -1,0 +1,725 @@
+//! fshm-bench: fshm against pipes, sockets, stdio and the memory ceilings, across real
+//! processes, in one run.
+//!
+//! ```text
+//! cargo run --release -p fshm-bench -- --quick     # smoke test, under a minute
+//! cargo run --release -p fshm-bench -- --full      # 5 repetitions, 256 MiB–1 GiB
+//! ```
+//!
+//! The orchestrator (this process) runs every configuration as its own job process
+//! (itself, re-executed with a hidden `--role` argument), interleaved over the
+//! repetitions after a warm-up pass; a job forks the peer processes it needs. Each job
+//! prints one `RESULT` line. After every job the orchestrator removes whatever the job
+//! left in /dev/shm (every name is `fshm-bench-<job pid>-...`), so nothing survives a
+//! crash or a timeout. See BENCHMARKS.md.
+
+mod jobs;
+mod util;
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use util::{median, sweep};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const CHUNKS: [u64; 4] = [64, 4 * KIB, 64 * KIB, MIB];
+const WTR_CHUNKS: [u64; 3] = [64, 4 * KIB, 64 * KIB];
+
+struct Plan {
+    mode: &'static str,
+    reps: usize,
+    /// Streaming volume for chunks ≥ 4 KiB, and for 64-byte chunks.
+    stream_bytes: u64,
+    stream_bytes_small: u64,
+    wtr_bytes: u64,
+    trips: u64,
+    open_iters: u64,
+    timeout: Duration,
+}
+
+impl Plan {
+    fn quick() -> Plan {
+        Plan {
+            mode: "--quick",
+            reps: 1,
+            stream_bytes: 32 * MIB,
+            stream_bytes_small: 4 * MIB,
+            wtr_bytes: 16 * MIB,
+            trips: 10_000,
+            open_iters: 2_000,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn full() -> Plan {
+        Plan {
+            mode: "--full",
+            reps: 5,
+            stream_bytes: 1024 * MIB,
+            stream_bytes_small: 256 * MIB,
+            wtr_bytes: 256 * MIB,
+            trips: 100_000,
+            open_iters: 20_000,
+            timeout: Duration::from_secs(600),
+        }
+    }
+
+    fn stream_bytes(&self, chunk: u64) -> u64 {
+        if chunk < 4 * KIB {
+            self.stream_bytes_small
+        } else {
+            self.stream_bytes
+        }
+    }
+
+    /// Every job of one repetition, as argument lists (the first item names the job).
+    fn jobs(&self, groups: &[String]) -> Vec<Vec<String>> {
+        let on = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
+        let mut v = Vec::new();
+        if on("stream") {
+            for chunk in CHUNKS {
+                for (kind, _) in jobs::STREAM_KINDS {
+                    v.push(args(&[
+                        kind,
+                        &chunk.to_string(),
+                        &self.stream_bytes(chunk).to_string(),
+                    ]));
+                }
+            }
+        }
+        if on("wtr") {
+            for chunk in WTR_CHUNKS {
+                for kind in ["wtr-fshm", "wtr-stdio"] {
+                    v.push(args(&[
+                        kind,
+                        &chunk.to_string(),
+                        &self.wtr_bytes.to_string(),
+                    ]));
+                }
+            }
+        }
+        if on("pp") {
+            for kind in PP_KINDS {
+                v.push(args(&[kind.0, &self.trips.to_string()]));
+            }
+        }
+        if on("open") {
+            for kind in OPEN_KINDS {
+                v.push(args(&[kind.0, &self.open_iters.to_string()]));
+            }
+        }
+        v
+    }
+
+    /// A shorter pass of the same kinds, untimed, so first-touch effects settle.
+    fn warmup(&self, groups: &[String]) -> Vec<Vec<String>> {
+        let on = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
+        let mut v = Vec::new();
+        if on("stream") {
+            for (kind, _) in jobs::STREAM_KINDS {
+                v.push(args(&[kind, "65536", &(self.stream_bytes / 8).to_string()]));
+            }
+        }
+        if on("wtr") {
+            for kind in ["wtr-fshm", "wtr-stdio"] {
+                v.push(args(&[kind, "4096", &(self.wtr_bytes / 8).to_string()]));
+            }
+        }
+        if on("pp") {
+            for kind in PP_KINDS {
+                v.push(args(&[kind.0, &(self.trips / 10).to_string()]));
+            }
+        }
+        v
+    }
+}
+
+const PP_KINDS: [(&str, &str); 4] = [
+    (
+        "pp-spin",
+        "fshm rings, follow with spinning (`DEFAULT_SPIN`)",
+    ),
+    (
+        "pp-nospin",
+        "fshm rings, follow without spinning (`spin(0)`)",
+    ),
+    ("pp-pipe", "pipe pair"),
+    ("pp-socket", "Unix socketpair"),
+];
+
+const OPEN_KINDS: [(&str, &str); 6] = [
+    (
+        "open-owner-rust",
+        "fshm owner create + close, Rust `Stream::create` + drop",
+    ),
+    (
+        "open-owner-c",
+        "fshm owner `fshm_open(FSHM_OWNER)` + `fclose`",
+    ),
+    ("open-raw-create", "raw `shm_open` create + close + unlink"),
+    ("open-guest-rust", "fshm guest `Stream::open` + drop"),
+    (
+        "open-guest-c",
+        "fshm guest `fshm_open(FSHM_GUEST)` + `fclose`",
+    ),
+    (
+        "open-raw-open",
+        "raw `shm_open` of an existing object + close",
+    ),
+];
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--role") {
+        return match jobs::run(&argv[1..]) {
+            Ok(v) => {
+                let s: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
+                println!("RESULT {}", s.join(" "));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fshm-bench job {}: {e}", argv[1..].join(" "));
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut plan = None;
+    let mut groups = Vec::new();
+    let mut reps = None;
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => plan = Some(Plan::quick()),
+            "--full" => plan = Some(Plan::full()),
+            "--reps" => reps = it.next().and_then(|s| s.parse().ok()),
+            "--only" => groups.extend(
+                it.next()
+                    .into_iter()
+                    .flat_map(|s| s.split(','))
+                    .map(String::from),
+            ),
+            _ => {
+                eprintln!(
+                    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open]"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(mut plan) = plan else {
+        eprintln!("usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open]");
+        return ExitCode::from(2);
+    };
+    if let Some(r) = reps {
+        plan.reps = r;
+    }
+    // SAFETY: installs a handler that only stores to an atomic (async-signal-safe); job
+    // processes get the default disposition back at exec.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    match orchestrate(&plan, &groups) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("fshm-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Figures per job key, per metric, one per repetition.
+type Results = HashMap<String, Vec<Vec<f64>>>;
+
+fn orchestrate(plan: &Plan, groups: &[String]) -> io::Result<bool> {
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    eprintln!("fshm-bench {}: warm-up", plan.mode);
+    for job in plan.warmup(groups) {
+        if let Err(e) = run_job(&exe, &job, plan.timeout) {
+            failures.push(format!("warm-up {}: {e}", job.join(" ")));
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(io::Error::other("interrupted"));
+        }
+    }
+    let jobs = plan.jobs(groups);
+    let mut results: Results = HashMap::new();
+    for rep in 0..plan.reps {
+        eprintln!(
+            "fshm-bench {}: repetition {}/{} ({} jobs, {:.0} s so far)",
+            plan.mode,
+            rep + 1,
+            plan.reps,
+            jobs.len(),
+            started.elapsed().as_secs_f64()
+        );
+        // Interleave: every configuration once per repetition, starting each repetition
+        // at a different place in the list.
+        let n = jobs.len();
+        for i in 0..n {
+            let job = &jobs[(i + rep * 7) % n];
+            match run_job(&exe, job, plan.timeout) {
+                Ok(v) => {
+                    let e = results.entry(job.join(" ")).or_default();
+                    e.resize(v.len(), Vec::new());
+                    for (k, x) in v.into_iter().enumerate() {
+                        e[k].push(x);
+                    }
+                }
+                Err(e) => failures.push(format!("{}: {e}", job.join(" "))),
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return Err(io::Error::other("interrupted"));
+            }
+        }
+    }
+    report(plan, groups, &results, started.elapsed());
+    if !failures.is_empty() {
+        println!("\n### Failures\n");
+        for f in &failures {
+            println!("- {f}");
+        }
+    }
+    Ok(failures.is_empty())
+}
+
+/// Runs one job process; returns its figures. Kills it past `timeout`. Always removes
+/// the shm objects it may have left.
+fn run_job(exe: &std::path::Path, job: &[String], timeout: Duration) -> io::Result<Vec<f64>> {
+    let mut child = Command::new(exe)
+        .arg("--role")
+        .args(job)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if t.elapsed() > timeout || INTERRUPTED.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // Forked grandchildren die with the job (PR_SET_PDEATHSIG); give them a moment.
+    let left = sweep(pid);
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let Some(status) = status else {
+        std::thread::sleep(Duration::from_millis(50));
+        sweep(pid);
+        return Err(io::Error::other(format!("timed out after {timeout:?}")));
+    };
+    if !status.success() {
+        return Err(io::Error::other(format!("{status}: {}", err.trim())));
+    }
+    if left > 0 {
+        return Err(io::Error::other(format!("left {left} objects in /dev/shm")));
+    }
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or_else(|| io::Error::other(format!("no RESULT line: {out:?}")))?;
+    line.split_whitespace()
+        .map(|x| x.parse::<f64>().map_err(io::Error::other))
+        .collect()
+}
+
+// ---------------------------------------------------------------- report
+
+fn machine() -> Vec<(String, String)> {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // SAFETY: `utsname` is plain data; uname fills it with NUL-terminated strings.
+    let kernel = unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        libc::uname(&mut u);
+        let s = |f: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.machine))
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    // SAFETY: returns a static NUL-terminated string.
+    let glibc = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) }
+        .to_string_lossy()
+        .into_owned();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    vec![
+        ("date".into(), date),
+        ("CPU".into(), cpu),
+        ("cores (available_parallelism)".into(), cores.to_string()),
+        ("kernel".into(), kernel),
+        ("glibc".into(), glibc),
+        (
+            "load average at the end".into(),
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    ]
+}
+
+fn size(b: u64) -> String {
+    if b >= MIB && b % MIB == 0 {
+        format!("{} MiB", b / MIB)
+    } else if b >= KIB && b % KIB == 0 {
+        format!("{} KiB", b / KIB)
+    } else {
+        format!("{b} B")
+    }
+}
+
+fn num(x: f64) -> String {
+    if !x.is_finite() {
+        "–".into()
+    } else if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// "median [min–max]" (just the value for a single run).
+fn cell(v: Option<&Vec<f64>>) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if v.is_empty() => "–".into(),
+        Some(v) if v.len() == 1 => num(v[0]),
+        Some(v) => {
+            let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            format!("{} [{}–{}]", num(median(v)), num(lo), num(hi))
+        }
+    }
+}
+
+struct View<'a> {
+    r: &'a Results,
+    plan: &'a Plan,
+}
+
+impl View<'_> {
+    fn stream_key(&self, kind: &str, chunk: u64) -> String {
+        format!("{kind} {chunk} {}", self.plan.stream_bytes(chunk))
+    }
+    fn get(&self, key: &str, metric: usize) -> Option<&Vec<f64>> {
+        self.r.get(key).and_then(|m| m.get(metric))
+    }
+    fn med(&self, key: &str, metric: usize) -> f64 {
+        self.get(key, metric).map_or(f64::NAN, |v| median(v))
+    }
+    fn stream(&self, kind: &str, chunk: u64) -> f64 {
+        self.med(&self.stream_key(kind, chunk), 0)
+    }
+    fn wtr(&self, kind: &str, chunk: u64, metric: usize) -> f64 {
+        self.med(&format!("{kind} {chunk} {}", self.plan.wtr_bytes), metric)
+    }
+    fn pp(&self, kind: &str, metric: usize) -> f64 {
+        self.med(&format!("{kind} {}", self.plan.trips), metric)
+    }
+    fn open(&self, kind: &str) -> f64 {
+        self.med(&format!("{kind} {}", self.plan.open_iters), 0)
+    }
+}
+
+fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
+    let v = View { r, plan };
+    let on = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
+    let runs = if plan.reps == 1 {
+        "1 run".to_string()
+    } else {
+        format!("median [min–max] of {} runs", plan.reps)
+    };
+    println!("## fshm-bench {}\n", plan.mode);
+    println!("| machine | |\n|---|---|");
+    for (k, val) in machine() {
+        println!("| {k} | {val} |");
+    }
+    println!(
+        "| run time | {:.0} s, {} repetition(s) after a warm-up pass |\n",
+        took.as_secs_f64(),
+        plan.reps
+    );
+
+    if on("stream") {
+        println!("### Concurrent streaming, writer and reader in two processes (MB/s, {runs})\n");
+        println!(
+            "Volume: {} per run at 64 B chunks, {} at larger chunks. Writer: one write per \
+             chunk; Rust/fd readers read into a 1 MiB buffer, `FILE*` readers `fread` one \
+             chunk at a time. Time: writer start to reader end-of-stream. Every byte count \
+             and a sample of bytes are checked.\n",
+            size(plan.stream_bytes_small),
+            size(plan.stream_bytes)
+        );
+        print!("| channel |");
+        for c in CHUNKS {
+            print!(" {} |", size(c));
+        }
+        println!("\n|---|---|---|---|---|");
+        for (kind, label) in jobs::STREAM_KINDS {
+            print!("| {label} |");
+            for c in CHUNKS {
+                print!(" {} |", cell(v.get(&v.stream_key(kind, c), 0)));
+            }
+            println!();
+        }
+        println!();
+    }
+
+    if on("wtr") {
+        println!(
+            "### Write {} through `FILE*`, then read it in a new process (MB/s, {runs})\n",
+            size(plan.wtr_bytes)
+        );
+        println!(
+            "Write: open + `fwrite` per chunk + `fflush` on a new fshm owner stream / a new \
+             `/dev/shm` file (stdio). Read: a new process opens (fshm guest / `fopen`), \
+             `fread`s one chunk at a time to the end, closes. Re-read: another new process \
+             does the same again on the bytes already in memory.\n"
+        );
+        println!("| path | chunk | write | read, new process | re-read, new process |");
+        println!("|---|---|---|---|---|");
+        for c in WTR_CHUNKS {
+            for (kind, label) in [
+                ("wtr-fshm", "fshm `FILE*`"),
+                ("wtr-stdio", "stdio on /dev/shm"),
+            ] {
+                let key = format!("{kind} {c} {}", plan.wtr_bytes);
+                println!(
+                    "| {label} | {} | {} | {} | {} |",
+                    size(c),
+                    cell(v.get(&key, 0)),
+                    cell(v.get(&key, 1)),
+                    cell(v.get(&key, 2))
+                );
+            }
+        }
+        println!();
+    }
+
+    if on("pp") {
+        println!(
+            "### Ping-pong, 8-byte messages, {} round trips per run (µs per round trip; \
+             per-run median and p99, then {runs})\n",
+            plan.trips
+        );
+        println!("| mechanism | median | p99 |\n|---|---|---|");
+        for (kind, label) in PP_KINDS {
+            let key = format!("{kind} {}", plan.trips);
+            println!(
+                "| {label} | {} | {} |",
+                cell(v.get(&key, 0)),
+                cell(v.get(&key, 1))
+            );
+        }
+        println!(
+            "\nfshm rings: {} lossless, one each way; each side owns the ring it writes and \
+             follows the other's.\n",
+            size(jobs::PP_RING_CAPACITY)
+        );
+    }
+
+    if on("open") {
+        println!(
+            "### Open + close, {} operations per run, each timed (µs per operation; \
+             per-run median and p99, then {runs})\n",
+            plan.open_iters
+        );
+        println!("| operation | median | p99 |\n|---|---|---|");
+        for (kind, label) in OPEN_KINDS {
+            let key = format!("{kind} {}", plan.open_iters);
+            println!(
+                "| {label} | {} | {} |",
+                cell(v.get(&key, 0)),
+                cell(v.get(&key, 1))
+            );
+        }
+        println!();
+    }
+
+    if groups.is_empty() {
+        targets(&v);
+    }
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "**met**",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+/// `Some(all ok)` over finite ratios, `None` if none is finite.
+fn all_ok(pairs: &[(f64, bool)]) -> Option<bool> {
+    let finite: Vec<_> = pairs.iter().filter(|(r, _)| r.is_finite()).collect();
+    if finite.is_empty() || finite.len() < pairs.len() {
+        None
+    } else {
+        Some(finite.iter().all(|(_, ok)| *ok))
+    }
+}
+
+fn ratios(pairs: &[(String, f64)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, r)| format!("{k}: {r:.2}×"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn targets(v: &View) {
+    println!("### Targets (issue 6), from the medians above\n");
+    println!("| target | ratio seen | verdict |\n|---|---|---|");
+    let row = |name: &str, pairs: Vec<(String, f64)>, ok: &dyn Fn(f64) -> bool| {
+        let checked: Vec<(f64, bool)> = pairs.iter().map(|(_, r)| (*r, ok(*r))).collect();
+        println!(
+            "| {name} | {} | {} |",
+            ratios(&pairs),
+            verdict(all_ok(&checked))
+        );
+    };
+    let big = [4 * KIB, 64 * KIB, MIB];
+    row(
+        "ring (Rust) ≥ 2× best of pipe / pipe 1 MiB / socketpair, every chunk ≥ 4 KiB",
+        big.iter()
+            .map(|&c| {
+                let best = ["pipe", "pipe1m", "socket"]
+                    .iter()
+                    .map(|k| v.stream(k, c))
+                    .fold(f64::NAN, f64::max);
+                (size(c), v.stream("ring-rust", c) / best)
+            })
+            .collect(),
+        &|r| r >= 2.0,
+    );
+    row(
+        "ring (Rust) ≥ 50 % of memcpy, chunks ≥ 64 KiB",
+        [64 * KIB, MIB]
+            .iter()
+            .map(|&c| (size(c), v.stream("ring-rust", c) / v.stream("memcpy", c)))
+            .collect(),
+        &|r| r >= 0.5,
+    );
+    row(
+        "ring (Rust) at 64 B ≥ 10× a pipe",
+        vec![(
+            "64 B".into(),
+            v.stream("ring-rust", 64) / v.stream("pipe", 64),
+        )],
+        &|r| r >= 10.0,
+    );
+    row(
+        "linear stream ≥ 80 % of the fresh-page bound (chunks ≥ 4 KiB)",
+        big.iter()
+            .map(|&c| (size(c), v.stream("linear", c) / v.stream("fresh", c)))
+            .collect(),
+        &|r| r >= 0.8,
+    );
+    row(
+        "ring `FILE*` ≥ 2× `FILE*` over a pipe, 4 KiB",
+        vec![(
+            "4 KiB".into(),
+            v.stream("ring-file", 4 * KIB) / v.stream("pipe-file", 4 * KIB),
+        )],
+        &|r| r >= 2.0,
+    );
+    row(
+        "`FILE*` writing a new stream ≥ 1.2× stdio on /dev/shm",
+        WTR_CHUNKS
+            .iter()
+            .map(|&c| (size(c), v.wtr("wtr-fshm", c, 0) / v.wtr("wtr-stdio", c, 0)))
+            .collect(),
+        &|r| r >= 1.2,
+    );
+    row(
+        "re-read by a new guest ≥ 1.3× stdio",
+        WTR_CHUNKS
+            .iter()
+            .map(|&c| (size(c), v.wtr("wtr-fshm", c, 2) / v.wtr("wtr-stdio", c, 2)))
+            .collect(),
+        &|r| r >= 1.3,
+    );
+    let spin = v.pp("pp-spin", 0);
+    println!(
+        "| ping-pong with spinning, median ≤ 1 µs | {} µs | {} |",
+        num(spin),
+        verdict(spin.is_finite().then_some(spin <= 1.0))
+    );
+    row(
+        "ping-pong without spinning no worse than a pipe (median, fshm / pipe ≤ 1)",
+        vec![("median".into(), v.pp("pp-nospin", 0) / v.pp("pp-pipe", 0))],
+        &|r| r <= 1.0,
+    );
+    row(
+        "owner create + close ≤ 2× raw shm_open create + close + unlink",
+        vec![
+            (
+                "Rust".into(),
+                v.open("open-owner-rust") / v.open("open-raw-create"),
+            ),
+            (
+                "C".into(),
+                v.open("open-owner-c") / v.open("open-raw-create"),
+            ),
+        ],
+        &|r| r <= 2.0,
+    );
+    row(
+        "guest open + close ≤ 2× raw shm_open + close",
+        vec![
+            (
+                "Rust".into(),
+                v.open("open-guest-rust") / v.open("open-raw-open"),
+            ),
+            ("C".into(), v.open("open-guest-c") / v.open("open-raw-open")),
+        ],
+        &|r| r <= 2.0,
+    );
+    println!();
+}

@@ -1,0 +1,300 @@
+//! Process plumbing shared by the jobs: fork, control pipes, clocks, the data pattern
+//! and its verifier, shm names and their cleanup.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Prefix of every shm name (and /dev/shm file) this program creates; followed by the
+/// pid of the job process, so the orchestrator can sweep what a dead job left behind.
+pub const PREFIX: &str = "fshm-bench-";
+
+/// A unique shm name (`/fshm-bench-<pid>-<tag>`) for this job process.
+pub fn shm_name(tag: &str) -> String {
+    format!("/{PREFIX}{}-{tag}", job_pid())
+}
+
+/// The pid that names this job's objects: the job process itself, also inside the
+/// children it forks (they inherit the value computed before the fork).
+pub fn job_pid() -> u32 {
+    use std::sync::OnceLock;
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// Removes every object in /dev/shm named after job process `pid`. Returns how many.
+pub fn sweep(pid: u32) -> usize {
+    let prefix = format!("{PREFIX}{pid}-");
+    let mut n = 0;
+    if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix)
+                && std::fs::remove_file(e.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+pub fn cstring(s: &str) -> CString {
+    CString::new(s).expect("no NUL in names")
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for all processes of the machine, so a
+/// writer's start and a reader's end can be subtracted.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub fn errno_err(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+pub fn other(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+/// A pipe pair `(read, write)` without `O_CLOEXEC` problems: both ends are plain
+/// `File`s; children are made by `fork`, so close-on-exec does not matter.
+pub fn pipe() -> io::Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(errno_err("pipe2"));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+/// A connected Unix stream socket pair.
+pub fn socketpair() -> io::Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(errno_err("socketpair"));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+/// One side of a control channel between a job and its forked child: u64 messages.
+pub struct Ctl {
+    r: File,
+    w: File,
+}
+
+impl Ctl {
+    /// Two connected ends.
+    pub fn pair() -> io::Result<(Ctl, Ctl)> {
+        let (r1, w1) = pipe()?;
+        let (r2, w2) = pipe()?;
+        Ok((Ctl { r: r1, w: w2 }, Ctl { r: r2, w: w1 }))
+    }
+
+    pub fn fds(&self) -> [RawFd; 2] {
+        [self.r.as_raw_fd(), self.w.as_raw_fd()]
+    }
+
+    pub fn send(&mut self, v: &[u64]) -> io::Result<()> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        self.w.write_all(&bytes)
+    }
+
+    pub fn recv<const N: usize>(&mut self) -> io::Result<[u64; N]> {
+        let mut out = [0u64; N];
+        for x in out.iter_mut() {
+            let mut b = [0u8; 8];
+            self.r
+                .read_exact(&mut b)
+                .map_err(|e| other(format!("peer process gone: {e}")))?;
+            *x = u64::from_ne_bytes(b);
+        }
+        Ok(out)
+    }
+}
+
+/// A forked child process, to be waited for.
+pub struct Child {
+    pid: libc::pid_t,
+}
+
+/// Forks; the child closes `close_in_child` (the parent's ends), runs `f` and exits
+/// with 0 on success (never returning into the caller's code). The closure, and what it
+/// owns, is dropped in the parent. The child dies with the parent (`PR_SET_PDEATHSIG`).
+/// Call only while this process is single-threaded.
+pub fn fork_child<F: FnOnce() -> io::Result<()>>(
+    close_in_child: &[RawFd],
+    f: F,
+) -> io::Result<Child> {
+    io::stdout().flush()?;
+    io::stderr().flush()?;
+    // SAFETY: the job processes are single-threaded, so the child may run arbitrary code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno_err("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: plain syscalls on our own process and descriptors we own a copy of.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            for &fd in close_in_child {
+                libc::close(fd);
+            }
+        }
+        let code = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => {
+                eprintln!("fshm-bench child: {e}");
+                1
+            }
+            Err(_) => 2,
+        };
+        let _ = io::stderr().flush();
+        // SAFETY: ends the child without running the parent's destructors (which would,
+        // e.g., close the parent's streams a second time).
+        unsafe { libc::_exit(code) };
+    }
+    Ok(Child { pid })
+}
+
+impl Child {
+    pub fn wait(self) -> io::Result<()> {
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is writable.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        if r < 0 {
+            return Err(errno_err("waitpid"));
+        }
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            Ok(())
+        } else {
+            Err(other(format!("child process failed (status {status:#x})")))
+        }
+    }
+}
+
+/// The test data: byte `i` of every stream is `PATTERN[i % PERIOD]`. The period is
+/// prime, so it divides no chunk size and a misplaced chunk shows.
+pub const PERIOD: usize = 65521;
+
+pub struct Pattern {
+    src: Vec<u8>,
+}
+
+impl Pattern {
+    /// Covers chunks up to `max_chunk` bytes.
+    pub fn new(max_chunk: usize) -> Pattern {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let table: Vec<u8> = (0..PERIOD)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let src = (0..PERIOD + max_chunk).map(|i| table[i % PERIOD]).collect();
+        Pattern { src }
+    }
+
+    /// The `n` bytes at stream position `pos`.
+    pub fn at(&self, pos: u64, n: usize) -> &[u8] {
+        let o = (pos % PERIOD as u64) as usize;
+        &self.src[o..o + n]
+    }
+
+    fn byte(&self, pos: u64) -> u8 {
+        self.src[(pos % PERIOD as u64) as usize]
+    }
+}
+
+/// Checks what a reader receives: the byte count, and each piece's first and last byte
+/// plus one byte per 4 KiB of stream position (cheap, so it does not slow the reader,
+/// yet a lost, repeated or misplaced piece is caught).
+pub struct Verifier<'a> {
+    pub pat: &'a Pattern,
+    pub pos: u64,
+    pub bad: u64,
+}
+
+impl<'a> Verifier<'a> {
+    pub fn new(pat: &'a Pattern) -> Self {
+        Verifier {
+            pat,
+            pos: 0,
+            bad: 0,
+        }
+    }
+
+    #[inline]
+    pub fn piece(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let n = data.len() as u64;
+        let mut bad = (data[0] != self.pat.byte(self.pos)) as u64;
+        bad += (data[data.len() - 1] != self.pat.byte(self.pos + n - 1)) as u64;
+        let mut p = self.pos.next_multiple_of(4096);
+        while p < self.pos + n {
+            bad += (data[(p - self.pos) as usize] != self.pat.byte(p)) as u64;
+            p += 4096;
+        }
+        self.bad += bad;
+        self.pos += n;
+    }
+
+    /// Ok if exactly `expected` bytes arrived and every checked byte matched.
+    pub fn check(&self, expected: u64) -> io::Result<()> {
+        if self.pos != expected || self.bad != 0 {
+            return Err(other(format!(
+                "data check failed: {} of {expected} bytes arrived, {} wrong bytes seen",
+                self.pos, self.bad
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+/// The `q` quantile (0..=1) by nearest rank.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    s[i]
+}
