@@ -141,6 +141,13 @@ impl Stream {
     /// `need`.
     fn wait_for_space(&self, need: u64, deadline: Option<Instant>, own: Option<u32>) -> Result<()> {
         let h = self.header();
+        // Fast path (added by fshm-bench, see BENCHMARKS.md): with `spin == 0`, `wait_on`
+        // registers in `space_waiters` (two shared read-modify-writes) before its first
+        // check, on every write once the ring has wrapped, even when there is room.
+        // Check first without registering; a `None` here is also `None` with liveness.
+        if self.lagging_reader(h, need, false, own).is_none() {
+            return Ok(());
+        }
         let r = wait::wait_on(
             &h.space_seq,
             Some(&h.space_waiters),
