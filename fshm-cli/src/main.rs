@@ -179,13 +179,27 @@ fn run(command: Command) -> io::Result<()> {
             }
         }
         Command::Gc => {
+            let mut failed = None;
             for info in fshm::list()? {
-                if info.owner == fshm::OwnerState::Dead
-                    && !info.persistent
-                    && fshm::reclaim(&info.name)?
-                {
-                    writeln!(out, "removed {}", info.name)?;
+                if info.owner != fshm::OwnerState::Dead || info.persistent {
+                    continue;
                 }
+                match fshm::reclaim(&info.name) {
+                    Ok(true) => writeln!(out, "removed {}", info.name)?,
+                    Ok(false) => {}
+                    // Go on with the others (e.g. another user's stream we may not open).
+                    Err(e) => {
+                        eprintln!("fshm: gc: {e}");
+                        failed = Some(e);
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                out.flush()?;
+                return Err(io::Error::new(
+                    e.kind(),
+                    "some dead streams were not removed",
+                ));
             }
         }
     }

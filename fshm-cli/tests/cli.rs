@@ -931,8 +931,6 @@ fn write_ring_creates_a_ring() {
 /// `len` of a ring counts every byte ever committed (crate docs, "Ring streams"), so
 /// `stat` of a lapped ring must show more than its capacity.
 #[test]
-#[ignore = "library bug: fshm::inspect clamps len to max_size, which for a ring is its \
-            capacity (fshm/src/info.rs); run with --ignored once fixed"]
 fn stat_of_lapped_ring_shows_total_length() {
     let shm = Shm::new();
     let mut owner = fshm::OpenOptions::new()

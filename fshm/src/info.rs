@@ -43,7 +43,7 @@ impl OwnerState {
 pub struct StreamInfo {
     /// The name, as `/name`.
     pub name: String,
-    /// Committed length in bytes.
+    /// Committed length in bytes (for a ring, every byte ever committed).
     pub len: u64,
     /// Maximum length (for a ring, its capacity).
     pub max_size: u64,
@@ -97,7 +97,10 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
     }
     Ok(StreamInfo {
         name: n.to_owned(),
-        len: h.len.load(Ordering::Relaxed).min(layout.max_size),
+        len: match layout.ring_capacity {
+            0 => h.len.load(Ordering::Relaxed).min(layout.max_size),
+            _ => h.len.load(Ordering::Relaxed), // a ring counts every byte ever written
+        },
         max_size: layout.max_size,
         ring_capacity: (layout.ring_capacity != 0).then_some(layout.ring_capacity),
         lossless: layout.flags & FLAG_LOSSLESS != 0,
