@@ -46,6 +46,7 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
     match kind {
         "memcpy" => memcpy_job(num(1)? as usize, num(2)?),
         "fresh" => fresh_job(num(1)? as usize, num(2)?),
+        "solo-ring" | "solo-linear" => solo_job(kind, num(1)? as usize, num(2)?),
         k if STREAM_KINDS.iter().any(|(s, _)| *s == k) => stream_job(k, num(1)? as usize, num(2)?),
         "wtr-fshm" | "wtr-stdio" => wtr_job(kind == "wtr-fshm", num(1)? as usize, num(2)?),
         "pp-spin" | "pp-nospin" | "pp-pipe" | "pp-socket" => pingpong_job(kind, num(1)?),
@@ -309,6 +310,32 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
     let r = result?;
     waited?;
     Ok(r)
+}
+
+/// Diagnostic (not in the tables): the writer alone, no reader, `write_all` per chunk
+/// into a 16 MiB ring (lossless, nobody attached) or a linear stream. Shows the fixed
+/// cost of one write through the Rust API.
+fn solo_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
+    let pat = Pattern::new(chunk);
+    let name = shm_name("solo");
+    let mut s = if kind == "solo-ring" {
+        OpenOptions::new()
+            .ring(RING_CAPACITY, RingPolicy::Lossless)
+            .create(&name)?
+    } else {
+        OpenOptions::new()
+            .max_size((bytes + (1 << 20)).next_multiple_of(1 << 20).max(1 << 30))
+            .create(&name)?
+    };
+    let t = Instant::now();
+    let mut pos = 0u64;
+    while pos < bytes {
+        let n = (bytes - pos).min(chunk as u64) as usize;
+        s.write_all(pat.at(pos, n))?;
+        pos += n as u64;
+    }
+    let ns = t.elapsed().as_nanos() as u64;
+    Ok(vec![mbps(bytes, ns)])
 }
 
 /// Ceiling: one thread copies `bytes` in `chunk` pieces into a ring-sized buffer.

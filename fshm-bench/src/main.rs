@@ -44,10 +44,10 @@ impl Plan {
     fn quick() -> Plan {
         Plan {
             mode: "--quick",
-            reps: 1,
-            stream_bytes: 32 * MIB,
-            stream_bytes_small: 4 * MIB,
-            wtr_bytes: 16 * MIB,
+            reps: 2,
+            stream_bytes: 64 * MIB,
+            stream_bytes_small: 8 * MIB,
+            wtr_bytes: 32 * MIB,
             trips: 10_000,
             open_iters: 2_000,
             timeout: Duration::from_secs(60),
