@@ -520,7 +520,7 @@ fn pingpong_job(kind: &str, trips: u64) -> io::Result<Vec<f64>> {
     let spin = if kind == "pp-spin" {
         fshm::DEFAULT_SPIN
     } else {
-        0
+        std::time::Duration::ZERO
     };
     let fshm = kind == "pp-spin" || kind == "pp-nospin";
     let (ab, ba) = (shm_name("ab"), shm_name("ba"));

@@ -20,7 +20,14 @@ struct Cookie {
     stream: Stream,
     /// Reads wait for data like a pipe's (`FSHM_BLOCK`).
     block: bool,
+    /// The `FILE`'s stdio buffer (glibc would give a cookie stream only 8 KiB, and
+    /// every refill or flush costs two `lseek`s for fd coherence). glibc stops using
+    /// it before it calls `cookie_close`, which frees it.
+    _buffer: Box<[u8]>,
 }
+
+/// Size of the stdio buffer of a `FILE*` made by fshm.
+const FILE_BUFFER: usize = 64 * 1024;
 
 /// `FILE*` address → cookie address, for every open `FILE*` this library made.
 static FILES: Lazy<Mutex<HashMap<usize, usize>>> = Lazy::new(|| Mutex::new(HashMap::new()));
@@ -42,7 +49,13 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         (true, true) => c"a+",
     };
     let fd = stream.as_raw_fd();
-    let cookie = Box::into_raw(Box::new(Cookie { stream, block }));
+    let mut buffer = vec![0u8; FILE_BUFFER].into_boxed_slice();
+    let buf_ptr = buffer.as_mut_ptr();
+    let cookie = Box::into_raw(Box::new(Cookie {
+        stream,
+        block,
+        _buffer: buffer,
+    }));
     let io = cookie_io_functions_t {
         read: Some(cookie_read),
         write: Some(cookie_write),
@@ -59,6 +72,10 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
     }
     // SAFETY: `f` is a fresh cookie stream that no other thread knows yet; `fd >= 0`.
     unsafe { fshm_sys::set_fileno(f, fd) };
+    // SAFETY: `f` is fresh (no I/O yet); the buffer lives in the cookie until
+    // `cookie_close`, after which glibc no longer touches it. On failure glibc keeps
+    // its own buffer, which is only slower.
+    unsafe { fshm_sys::setvbuf(f, buf_ptr.cast(), libc::_IOFBF, FILE_BUFFER) };
     files().insert(f as usize, cookie as usize);
     Ok(fshm_sys::as_libc_file(f))
 }

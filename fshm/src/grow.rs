@@ -13,7 +13,7 @@
 
 use crate::header::DATA_OFFSET;
 
-/// Data bytes reserved when a stream is created.
+/// Smallest growth step (a new stream reserves no data until its first write).
 pub(crate) const INITIAL_DATA: u64 = 64 * 1024;
 /// Largest single growth step.
 const MAX_STEP: u64 = 64 << 20;

@@ -25,8 +25,9 @@
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
 //! | 256 | 4 | `space_seq` | readers | futex word for a lossless ring writer waiting for space |
 //! | 260 | 4 | `space_waiters` | ring writer | writers sleeping on `space_seq` |
+//! | 320 | 4 | `slot_gen` | readers | bumped by every attach; its new value is the attach's token |
 //! | 1024 + 64·k | 8 | `slot[k].pos` | reader k | position of attached lossless-ring reader `k` |
-//! | 1032 + 64·k | 4 | `slot[k].active` | reader k | `1` while slot `k` is attached |
+//! | 1032 + 64·k | 4 | `slot[k].active` | reader k, writer | the attach token while attached, `0` when free (a writer clears it, by compare-and-swap, when it finds the slot's reader dead) |
 //!
 //! Everything not listed is zero and reserved. Besides the header bytes, fshm uses
 //! open-file-description locks (`F_OFD_SETLK`) on the object as kernel-released tokens:
@@ -103,7 +104,10 @@ pub(crate) struct Header {
     // 256: lossless ring writer wake-up
     pub space_seq: AtomicU32,
     pub space_waiters: AtomicU32,
-    _pad4: [u8; 760],
+    _pad4: [u8; 56],
+    // 320: reader attachments
+    pub slot_gen: AtomicU32,
+    _pad5: [u8; 700],
     // 1024: reader slots
     pub slots: [Slot; READER_SLOTS as usize],
 }
@@ -113,6 +117,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, seq) == 128);
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
+    assert!(std::mem::offset_of!(Header, slot_gen) == 320);
     assert!(std::mem::offset_of!(Header, slots) == 1024);
     assert!(std::mem::size_of::<Slot>() == 64);
     assert!(std::mem::size_of::<Header>() == 1024 + 64 * READER_SLOTS as usize);

@@ -3,7 +3,6 @@
 //! read-only fallback).
 
 use crate::error::{not_fshm, os, Result};
-use crate::grow::INITIAL_DATA;
 use crate::header::{
     Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_OWNER,
     MAX_SIZE_LIMIT,
@@ -225,18 +224,19 @@ impl OpenOptions {
             return Err(os(n, libc::EAGAIN, "owner lock already held"));
         }
         sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
-        let initial = if layout.ring_capacity != 0 {
-            layout.ring_capacity
-        } else {
-            INITIAL_DATA.min(layout.max_size.next_multiple_of(sys::page_size()))
-        };
+        // A ring reserves all its memory now; a linear stream only its header, and
+        // grows with its first write (see `grow`).
+        let initial = layout.ring_capacity;
         let size = DATA_OFFSET + initial;
         sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
         let window =
             map_window(&fd, layout, true).map_err(|e| os(n, e, "cannot map the stream"))?;
         window.header().init(layout);
-        window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
+        if layout.ring_capacity != 0 {
+            // Both views of the ring's data, so the writer never takes a page fault.
+            window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
+        }
         Ok(Stream::new(
             name.clone(),
             fd,

@@ -28,7 +28,6 @@ use crate::wait::{self, Waited};
 use fshm_sys::libc;
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, Ordering};
-use std::time::Instant;
 
 impl Stream {
     pub(crate) fn capacity(&self) -> u64 {
@@ -77,7 +76,9 @@ impl Stream {
         let resume = self.ring_oldest(len).max(pos);
         let lost = resume - pos;
         c.pos = resume;
-        c.lost += lost;
+        // Saturating: a hostile header can claim overruns of nearly 2^64 bytes, again and
+        // again (found by fshm/tests/fuzz_header.rs: `+=` overflowed, a panic in debug).
+        c.lost = c.lost.saturating_add(lost);
         self.publish_slot(c);
         overrun(self.name(), lost, resume)
     }
@@ -121,7 +122,7 @@ impl Stream {
         let end = pos + buf.len() as u64;
         self.ensure_readable(c, cap)?;
         if self.is_lossless() && end > cap {
-            self.wait_for_space(end - cap, c.write_deadline(), c.slot)?;
+            self.make_room(c, end - cap)?;
         }
         h.hwm.fetch_max(end, Ordering::SeqCst);
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
@@ -138,58 +139,79 @@ impl Stream {
     }
 
     /// Lossless: waits until no attached live reader still needs a position below
-    /// `need`.
-    fn wait_for_space(&self, need: u64, deadline: Option<Instant>, own: Option<u32>) -> Result<()> {
+    /// `need`. The writer remembers the lowest reader position it last saw (`room`)
+    /// and the attach generation, and scans the slots again only when it must.
+    fn make_room(&self, c: &mut Cursor, need: u64) -> Result<()> {
         let h = self.header();
-        // Fast path (added by fshm-bench, see BENCHMARKS.md): with `spin == 0`, `wait_on`
-        // registers in `space_waiters` (two shared read-modify-writes) before its first
-        // check, on every write once the ring has wrapped, even when there is room.
-        // Check first without registering; a `None` here is also `None` with liveness.
-        if self.lagging_reader(h, need, false, own).is_none() {
+        let gen = h.slot_gen.load(Ordering::SeqCst);
+        if need <= c.room && gen == c.slot_gen_seen {
             return Ok(());
         }
-        let r = wait::wait_on(
-            &h.space_seq,
-            Some(&h.space_waiters),
-            deadline,
-            0,
-            |slow_ok| {
-                self.lagging_reader(h, need, slow_ok, own)
-                    .is_none()
-                    .then_some(())
-            },
-        );
-        match r {
-            Waited::Ready(()) => Ok(()),
-            Waited::TimedOut => Err(os(
-                self.name(),
-                libc::ETIMEDOUT,
-                "attached readers did not make room within the write timeout",
-            )),
-        }
+        let room = match self.scan_slots(h, need, false, c.slot) {
+            Ok(room) => room,
+            Err(_) => {
+                let r = wait::wait_on(
+                    &h.space_seq,
+                    Some(&h.space_waiters),
+                    c.write_deadline(),
+                    std::time::Duration::ZERO,
+                    |slow_ok| self.scan_slots(h, need, slow_ok, c.slot).ok(),
+                );
+                match r {
+                    Waited::Ready(room) => room,
+                    Waited::TimedOut => {
+                        return Err(os(
+                            self.name(),
+                            libc::ETIMEDOUT,
+                            "attached readers did not make room within the write timeout",
+                        ))
+                    }
+                }
+            }
+        };
+        c.room = room;
+        c.slot_gen_seen = gen;
+        Ok(())
     }
 
-    /// The first attached reader still needing a position below `need`. A slot whose
-    /// lock is free belongs to a dead reader and is ignored (checked only when
-    /// `check_liveness`, since it costs a system call).
-    fn lagging_reader(
+    /// Scans the reader slots: `Ok(room)`, the lowest position an attached reader still
+    /// needs (at least `need`), or `Err(k)`, a reader that still needs a position below
+    /// `need`. With `check_liveness` (a system call per lagging slot), a lagging slot
+    /// whose lock is free belonged to a dead reader: it is released and skipped.
+    fn scan_slots(
         &self,
         h: &Header,
         need: u64,
         check_liveness: bool,
         own: Option<u32>,
-    ) -> Option<u32> {
-        (0..READER_SLOTS).find(|&k| {
-            let slot = &h.slots[k as usize];
-            if slot.active.load(Ordering::SeqCst) == 0 || slot.pos.load(Ordering::SeqCst) >= need {
-                return false;
-            }
+    ) -> std::result::Result<u64, u32> {
+        let mut room = u64::MAX;
+        for k in 0..READER_SLOTS {
             if own == Some(k) {
-                return false; // this handle's own slot: never wait for oneself
+                continue; // this handle's own slot: never wait for oneself
             }
-            !check_liveness
-                || sys::ofd_is_locked(self.fd(), LOCK_SLOT0 + u64::from(k)).unwrap_or(true)
-        })
+            let slot = &h.slots[k as usize];
+            let token = slot.active.load(Ordering::SeqCst);
+            if token == 0 {
+                continue;
+            }
+            let pos = slot.pos.load(Ordering::SeqCst);
+            if pos < need {
+                if !check_liveness
+                    || sys::ofd_is_locked(self.fd(), LOCK_SLOT0 + u64::from(k)).unwrap_or(true)
+                {
+                    return Err(k);
+                }
+                // Dead reader: free its slot, unless a new reader claimed it meanwhile
+                // (then the token differs and the exchange fails).
+                let _ = slot
+                    .active
+                    .compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst);
+                continue;
+            }
+            room = room.min(pos);
+        }
+        Ok(room)
     }
 
     /// Publishes this reader's position in its slot and wakes a waiting writer.
@@ -239,7 +261,12 @@ impl Stream {
             if got {
                 let slot = &h.slots[k as usize];
                 slot.pos.store(c.pos, Ordering::SeqCst);
-                slot.active.store(1, Ordering::SeqCst);
+                // A fresh token (never 0) tells writers that cached positions are stale.
+                let mut token = h.slot_gen.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+                if token == 0 {
+                    token = h.slot_gen.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+                }
+                slot.active.store(token, Ordering::SeqCst);
                 c.slot = Some(k);
                 return Ok(());
             }

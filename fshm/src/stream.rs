@@ -52,6 +52,10 @@ pub(crate) struct Cursor {
     pub(crate) lost: u64,
     /// Lossless ring: longest wait of a write for readers to make room.
     pub(crate) write_timeout: Option<Duration>,
+    /// Lossless ring writer: positions below this may be overwritten (the lowest
+    /// attached reader position last seen), valid while `slot_gen` is `slot_gen_seen`.
+    pub(crate) room: u64,
+    pub(crate) slot_gen_seen: u32,
 }
 
 impl Cursor {
@@ -143,6 +147,8 @@ impl Stream {
                 slot: None,
                 lost: 0,
                 write_timeout: None,
+                room: 0,
+                slot_gen_seen: 0,
             }),
         }
     }
@@ -514,12 +520,19 @@ impl Stream {
     /// sleeps on a futex; a dead owner is noticed within 50 ms.
     pub fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
         let deadline = timeout.map(|t| Instant::now() + t);
-        self.wait_until(pos, deadline, 0)
+        self.wait_until(pos, deadline, Duration::ZERO)
     }
 
-    pub(crate) fn wait_until(&self, pos: u64, deadline: Option<Instant>, spin: u32) -> WaitStatus {
+    pub(crate) fn wait_until(
+        &self,
+        pos: u64,
+        deadline: Option<Instant>,
+        spin: Duration,
+    ) -> WaitStatus {
         let h = self.header();
-        let mut last_liveness: Option<Instant> = None;
+        // The first liveness test comes one tick into the wait: waits are usually short,
+        // and a system call on every one would double their cost.
+        let mut last_liveness = Instant::now();
         // A read-only handle maps the header PROT_READ and cannot register (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
         let waiters = self.writable.then_some(&h.waiters);
@@ -541,9 +554,8 @@ impl Stream {
             }
             // Liveness is a system call: test it once per tick of sleeping, never while
             // spinning. A dead owner wakes nobody, so the tick bounds the delay.
-            let due = last_liveness.is_none_or(|t| t.elapsed() >= wait::LIVENESS_TICK);
-            if slow_ok && due {
-                last_liveness = Some(Instant::now());
+            if slow_ok && last_liveness.elapsed() >= wait::LIVENESS_TICK {
+                last_liveness = Instant::now();
                 if self.owner_state() == OwnerState::Dead {
                     return Some(ended());
                 }

@@ -49,8 +49,8 @@ const UNREGISTERED_NAP: (Duration, Duration) =
 ///
 /// `check(slow_ok)` runs while spinning (`slow_ok == false`: it must be cheap), then
 /// after registering as a waiter and after every wake-up or tick (`slow_ok == true`: the
-/// place for slower tests such as liveness). `spin` is how many times to poll before
-/// sleeping.
+/// place for slower tests such as liveness). Before sleeping, `check(false)` runs in a
+/// loop until it answers or `spin` has passed.
 ///
 /// `waiters` is the shared count writers look at before waking anyone. A handle that
 /// maps the header read-only cannot add itself to it (`None`): it still sleeps on the
@@ -60,14 +60,23 @@ pub(crate) fn wait_on<T>(
     word: &AtomicU32,
     waiters: Option<&AtomicU32>,
     deadline: Option<Instant>,
-    spin: u32,
+    spin: Duration,
     mut check: impl FnMut(bool) -> Option<T>,
 ) -> Waited<T> {
-    for _ in 0..spin {
-        if let Some(v) = check(false) {
-            return Waited::Ready(v);
+    if !spin.is_zero() {
+        let until = Instant::now() + spin;
+        // Read the clock only every 64 polls: it costs more than a poll.
+        'spin: loop {
+            for _ in 0..64 {
+                if let Some(v) = check(false) {
+                    return Waited::Ready(v);
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= until {
+                break 'spin;
+            }
         }
-        std::hint::spin_loop();
     }
     let mut unregistered_nap = UNREGISTERED_NAP.0;
     loop {
