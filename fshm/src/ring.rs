@@ -119,7 +119,14 @@ impl Stream {
         let cap = self.capacity();
         let h = self.header();
         let pos = h.len.load(Ordering::Acquire);
-        let end = pos + buf.len() as u64;
+        // Checked: a hostile header's length can be near 2^64 (found by
+        // fshm/tests/fuzz_header.rs: `pos + len` overflowed, a panic in debug builds).
+        let Some(end) = pos.checked_add(buf.len() as u64) else {
+            return Err(crate::error::not_fshm(
+                self.name(),
+                "malformed header (length near 2^64)",
+            ));
+        };
         self.ensure_readable(c, cap)?;
         if self.is_lossless() && end > cap {
             self.make_room(c, end - cap)?;

@@ -392,25 +392,57 @@ impl Stream {
         if pos >= max {
             return Err(self.efbig());
         }
-        let n = (max - pos).min(buf.len() as u64);
-        let end = pos + n;
-        self.ensure_capacity(c, end)?;
+        let mut n = (max - pos).min(buf.len() as u64);
+        let mut end = pos + n;
+        // The growth rule (see `grow`): a large write into fresh memory goes through
+        // the kernel's write path, a small one through reserved, pre-faulted pages.
+        let through_kernel = grow::write_through_kernel(n, DATA_OFFSET + end > c.verified);
+        if through_kernel {
+            // No holes: every byte below the write must be reserved, or a process that
+            // reads the gap through its mapping could fault on a full /dev/shm.
+            if pos > 0 {
+                self.ensure_capacity(c, pos)?;
+            }
+        } else {
+            self.ensure_capacity(c, end)?;
+        }
         let h = self.header();
         let len = h.len.load(Ordering::Acquire).min(max);
         if pos > len {
             // A gap reads as zeros: clear what earlier writes (before a truncate) left.
             let zero_end = pos.min(h.hwm.load(Ordering::Acquire));
             if len < zero_end {
-                // SAFETY: `len < zero_end <= pos < end`, all verified above.
+                self.ensure_readable(c, zero_end)?;
+                // SAFETY: `len < zero_end <= max_size`, and the object holds those
+                // bytes (verified just above).
                 unsafe { self.window.zero(len, zero_end - len) };
             }
         }
         if end > c.hwm_seen {
             c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
         }
-        // SAFETY: `end <= max_size` and the object holds `DATA_OFFSET + end` bytes; the
-        // handle is writable, so the mapping is too.
-        unsafe { self.window.write(pos, &buf[..n as usize]) };
+        if through_kernel {
+            let done = sys::pwrite_all(self.fd.as_fd(), &buf[..n as usize], DATA_OFFSET + pos);
+            let (written, err) = match done {
+                Ok(w) => (w as u64, None),
+                Err((w, e)) => (w as u64, Some(e)),
+            };
+            c.verified = c.verified.max(DATA_OFFSET + pos + written);
+            h.alloc.fetch_max(pos + written, Ordering::AcqRel);
+            if let Some(e) = err {
+                // Nothing, or (for a plain write) only the whole prefix, is committed;
+                // an append commits all or nothing.
+                if written == 0 || appending {
+                    return Err(os(self.name(), e, "cannot grow"));
+                }
+                n = written;
+                end = pos + n;
+            }
+        } else {
+            // SAFETY: `end <= max_size` and the object holds `DATA_OFFSET + end` bytes;
+            // the handle is writable, so the mapping is too.
+            unsafe { self.window.write(pos, &buf[..n as usize]) };
+        }
         if appending {
             if let Some(hook) = crate::hooks::append_pause() {
                 hook();

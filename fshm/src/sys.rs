@@ -100,6 +100,38 @@ pub(crate) fn fallocate(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(),
     .map(drop)
 }
 
+/// `pwrite`s all of `buf` at `offset`. On failure, returns how much was written before
+/// the error, and the error.
+pub(crate) fn pwrite_all(
+    fd: BorrowedFd<'_>,
+    buf: &[u8],
+    offset: u64,
+) -> Result<usize, (usize, Errno)> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the source is the unwritten tail of a valid slice.
+        let r = unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                buf[done..].as_ptr().cast(),
+                buf.len() - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        if r > 0 {
+            done += r as usize;
+        } else if r == 0 {
+            return Err((done, libc::ENOSPC));
+        } else {
+            let e = last_errno();
+            if e != libc::EINTR {
+                return Err((done, e));
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
 pub(crate) fn mmap_shared(
     fd: BorrowedFd<'_>,
