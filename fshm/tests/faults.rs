@@ -170,7 +170,7 @@ fn guests_racing_the_creation_never_see_a_half_made_header() {
                     };
                     assert_eq!(s.max_size(), MAX, "a half-made header");
                     assert_eq!(s.role(), fshm::Role::Guest);
-                    assert!(s.len() == 0 || s.len() == FIRST.len() as u64);
+                    assert!(s.is_empty() || s.len() == FIRST.len() as u64);
                     assert_eq!(
                         s.wait_for(0, Some(common::PATIENCE)),
                         fshm::WaitStatus::Data
