@@ -24,6 +24,9 @@ const STATIC_LIBS: &[&str] = &[
     "-lc",
 ];
 
+/// Longest run of one program, valgrind included.
+const TIMEOUT_SECS: &str = "600";
+
 #[derive(Clone, Copy, Debug)]
 enum Link {
     Shared,
@@ -130,12 +133,14 @@ impl Program {
     }
 
     /// The command that runs the program: under valgrind for the shared build when
-    /// `FSHM_VALGRIND=1`.
+    /// `FSHM_VALGRIND=1`; under `timeout`, so that a hang fails the test (the programs
+    /// also arm an alarm, which valgrind may not deliver while it is stuck).
     fn command(&self) -> Command {
         let valgrind = std::env::var("FSHM_VALGRIND").is_ok_and(|v| v == "1");
+        let mut c = Command::new("timeout");
+        c.args(["--kill-after=10", TIMEOUT_SECS]);
         if valgrind && matches!(self.link, Link::Shared) {
-            let mut c = Command::new("valgrind");
-            c.args([
+            c.arg("valgrind").args([
                 "-q",
                 "--error-exitcode=99",
                 "--leak-check=full",
@@ -143,12 +148,10 @@ impl Program {
                 "--errors-for-leak-kinds=all",
                 "--trace-children=no",
                 "--child-silent-after-fork=yes",
-            ])
-            .arg(&self.exe);
-            c
-        } else {
-            Command::new(&self.exe)
+            ]);
         }
+        c.arg(&self.exe);
+        c
     }
 
     /// Runs the program and asserts that it exits 0.
@@ -218,6 +221,104 @@ macro_rules! c_tests {
 c_tests! {
     errors_change_nothing => "test_errors.c",
     fileno_is_the_real_fd => "test_fd.c",
+    owner_and_guests_in_other_processes => "test_fork.c",
+    block_follows_until_owner_ends => "test_block.c",
+    appenders_in_three_processes => "test_append.c",
+    reclaim_takes_only_dead_owners_streams => "test_reclaim.c",
+    modes_as_an_unprivileged_guest => "test_modes.c",
+    header_is_cxx_clean => "test_cxx.cpp",
+}
+
+/// A stream name unique to this test process and `tag`.
+fn stream_name(tag: &str, link: Link) -> String {
+    format!("/fshm-ct-rs-{tag}-{link:?}-{}", std::process::id())
+}
+
+/// A Rust owner writes; the C guest reads, checks, and appends a reply; the owner reads
+/// the reply, and its drop removes the name.
+fn rust_owner_c_guest(link: Link) {
+    let peer = Program::build("peer_guest.c", link);
+    let name = stream_name("rust-owner", link);
+    let mut owner = fshm::Stream::create(&name).expect("create");
+    owner.write_all(b"hello from rust\n").expect("write");
+    peer.run_ok(&[&name]);
+    let mut reply = String::new();
+    owner.read_to_string(&mut reply).expect("read the reply");
+    assert_eq!(reply, "reply from c\n");
+    assert_eq!(owner.len(), 29);
+    drop(owner);
+    let gone = fshm::Stream::open(&name).expect_err("the owner's drop removes the name");
+    assert_eq!(gone.kind(), std::io::ErrorKind::NotFound);
+}
+
+/// The C owner creates and writes, says "ready"; the Rust guest reads, checks and
+/// replies; the owner checks the reply and its fclose removes the name.
+fn c_owner_rust_guest(link: Link) {
+    let peer = Program::build("peer_owner.c", link);
+    let name = stream_name("c-owner", link);
+    let mut child = peer
+        .command()
+        .arg(&name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the C owner");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the owner's stdout");
+    if line != "ready\n" {
+        // Show what the owner said before it failed.
+        drop(child.stdin.take());
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+        let out = child.wait_with_output().expect("wait for the C owner");
+        panic!("C owner did not get ready: {line}{rest}\n{}", show(&out));
+    }
+    {
+        let mut guest = fshm::Stream::open(&name).expect("guest open");
+        assert_eq!(guest.owner_state(), fshm::OwnerState::Alive);
+        let mut hello = String::new();
+        guest.read_to_string(&mut hello).expect("read");
+        assert_eq!(hello, "hello from c\n");
+        guest.write_all(b"reply from rust\n").expect("reply");
+    }
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("tell the owner to go on");
+    let mut out = child.wait_with_output().expect("wait for the C owner");
+    let mut first = line.into_bytes();
+    first.extend_from_slice(&out.stdout);
+    let _ = stdout.read_to_end(&mut first);
+    out.stdout = first;
+    peer.check(&out);
+    let gone = fshm::Stream::open(&name).expect_err("the owner's fclose removes the name");
+    assert_eq!(gone.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn rust_owner_c_guest_shared() {
+    rust_owner_c_guest(Link::Shared);
+}
+
+#[test]
+fn rust_owner_c_guest_static() {
+    rust_owner_c_guest(Link::Static);
+}
+
+#[test]
+fn c_owner_rust_guest_shared() {
+    c_owner_rust_guest(Link::Shared);
+}
+
+#[test]
+fn c_owner_rust_guest_static() {
+    c_owner_rust_guest(Link::Static);
 }
 
 #[test]
