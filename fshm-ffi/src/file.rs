@@ -146,12 +146,17 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
         io(s.absorb_fd_offset())?;
         // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
         // until data arrives or the owner closes or dies.
-        let n = if c.block {
-            io(s.follow().read(buf))?
+        let r = if c.block {
+            s.follow().read(buf)
         } else {
-            io((&*s).read(buf))?
+            (&*s).read(buf)
         };
+        // FIX (found by c/tests/test_options.c): a ring overrun fails the read but moves
+        // the position to the oldest byte held; the fd offset must follow it even on
+        // error, or the next call's absorb_fd_offset moved the position back and every
+        // read after clearerr failed with ENOBUFS again.
         io(s.sync_fd_offset())?;
+        let n = io(r)?;
         Ok(n as __ssize_t)
     })
 }
@@ -168,7 +173,21 @@ unsafe extern "C" fn cookie_write(
         let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
         let s = &c.stream;
         io(s.absorb_fd_offset())?;
-        let n = io((&*s).write(buf))?;
+        // FIX (found by c/tests/test_options.c): a write that only partly fit (at the
+        // maximum size) returned the short count, which glibc flags as an error but
+        // with errno untouched, so fflush failed with errno 0. Write on until done or
+        // an error, and leave that error (EFBIG) in errno with the short count.
+        let mut n = io((&*s).write(buf))?;
+        while n > 0 && n < size {
+            match (&*s).write(&buf[n..]) {
+                Ok(0) => break,
+                Ok(more) => n += more,
+                Err(e) => {
+                    crate::set_errno(errno(&e));
+                    break;
+                }
+            }
+        }
         io(s.sync_fd_offset())?;
         Ok(n as __ssize_t)
     })

@@ -227,6 +227,7 @@ c_tests! {
     reclaim_takes_only_dead_owners_streams => "test_reclaim.c",
     modes_as_an_unprivileged_guest => "test_modes.c",
     header_is_cxx_clean => "test_cxx.cpp",
+    open_ex_options_and_ring_overruns => "test_options.c",
 }
 
 /// A stream name unique to this test process and `tag`.

@@ -1,0 +1,101 @@
+/*
+ * test_options.c — fshm_open_ex and fshm_lost_bytes: NULL options act as fshm_open;
+ * bad options are EINVAL and create nothing; a small max_size gives EFBIG; a lossy
+ * ring reader that was overrun gets ENOBUFS, learns how much it lost, and goes on
+ * after clearerr.
+ */
+#include "common.h"
+
+static char name[300];
+
+static struct fshm_options opts(unsigned long long max, unsigned long long cap, int policy)
+{
+    struct fshm_options o;
+    memset(&o, 0, sizeof o);
+    o.size = sizeof o;
+    o.max_size = max;
+    o.ring_capacity = cap;
+    o.ring_policy = policy;
+    return o;
+}
+
+int main(void)
+{
+    struct fshm_options o;
+    unsigned long long lost = 99;
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f, *g, *tmp;
+    static char buf[1 << 16];
+    size_t n;
+
+    t_init();
+    t_name(name, sizeof name, "opts");
+
+    /* Bad options: EINVAL, nothing created. */
+    o = opts(0, 0, FSHM_RING_LOSSY);
+    o.size = sizeof o - 1;
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    o = opts(0, (unsigned long long)page, 7);
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    o = opts(0, (unsigned long long)page + 1, FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    o = opts(0, 0, FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(NULL, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER | (1 << 20), &o) == NULL, EINVAL);
+    CHECK(!t_exists(name));
+
+    /* NULL options: as fshm_open. Ring/size options on a guest: EINVAL. */
+    f = fshm_open_ex(name, 0600, FSHM_OWNER, NULL);
+    CHECK(f != NULL);
+    o = opts(1 << 20, 0, FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST, &o) == NULL, EINVAL);
+    g = fshm_open_ex(name, 0, FSHM_GUEST, NULL);
+    CHECK(g != NULL);
+    CHECK(fshm_lost_bytes(g, &lost) == 0 && lost == 0);
+    CHECK(fclose(g) == 0);
+    CHECK(fclose(f) == 0);
+    CHECK(!t_exists(name));
+
+    /* fshm_lost_bytes argument checks. */
+    tmp = tmpfile();
+    CHECK(tmp != NULL);
+    CHECK_ERR(fshm_lost_bytes(NULL, &lost) == -1, EINVAL);
+    CHECK_ERR(fshm_lost_bytes(tmp, &lost) == -1, EBADF);
+    CHECK(fclose(tmp) == 0);
+
+    /* A small maximum: a write past it fails with EFBIG (the stream keeps what fit). */
+    o = opts((unsigned long long)page, 0, FSHM_RING_LOSSY);
+    f = fshm_open_ex(name, 0600, FSHM_OWNER, &o);
+    CHECK(f != NULL);
+    memset(buf, 'm', sizeof buf);
+    errno = 0;
+    n = fwrite(buf, 1, (size_t)page + 100, f);
+    CHECK(n < (size_t)page + 100 || fflush(f) == EOF);
+    CHECK(errno == EFBIG);
+    CHECK(fclose(f) == 0);
+    CHECK(!t_exists(name));
+
+    /* A lossy ring of one page: a reader overrun by the writer gets ENOBUFS. */
+    o = opts(0, (unsigned long long)page, FSHM_RING_LOSSY);
+    f = fshm_open_ex(name, 0600, FSHM_OWNER, &o);
+    CHECK(f != NULL);
+    g = fshm_open(name, 0, FSHM_GUEST | FSHM_RDONLY);
+    CHECK(g != NULL);
+    memset(buf, 'r', (size_t)page * 3);
+    CHECK(fwrite(buf, 1, (size_t)page * 3, f) == (size_t)page * 3 && fflush(f) == 0);
+    errno = 0;
+    n = fread(buf, 1, (size_t)page, g);
+    CHECKF(n == 0 && ferror(g) && errno == ENOBUFS, "overrun read gave %zu", n);
+    CHECK(fshm_lost_bytes(g, &lost) == 0);
+    CHECKF(lost >= (unsigned long long)page, "lost %llu", lost);
+    clearerr(g);
+    n = fread(buf, 1, sizeof buf, g);
+    CHECKF(n > 0 && n <= (size_t)page && buf[0] == 'r', "after clearerr read %zu", n);
+    CHECK(fclose(g) == 0);
+    CHECK(fclose(f) == 0);
+    CHECK(!t_exists(name));
+
+    t_cleanup();
+    printf("test_options: ok\n");
+    return 0;
+}
