@@ -20,11 +20,9 @@
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
 //! | 72 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written |
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
-//! | 128 | 4 | `seq` | writers | futex word for readers: bumped on a commit when `waiters > 0` |
-//! | 132 | 4 | `waiters` | readers | number of processes sleeping or about to sleep on `seq` |
+//! | 128 | 4 | `seq` | both | futex word for readers waiting for data: bit 0 set by a reader about to sleep; a commit that finds it set clears it (adding 1) and wakes |
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
-//! | 256 | 4 | `space_seq` | readers | futex word for a lossless ring writer waiting for space |
-//! | 260 | 4 | `space_waiters` | ring writer | writers sleeping on `space_seq` |
+//! | 256 | 4 | `space_seq` | both | futex word for a lossless ring writer waiting for room, same rule: bit 0 set by the writer, cleared by a reader that made room |
 //! | 320 | 4 | `slot_gen` | readers | bumped by every attach; its new value is the attach's token |
 //! | 1024 + 64·k | 8 | `slot[k].pos` | reader k | position of attached lossless-ring reader `k` |
 //! | 1032 + 64·k | 4 | `slot[k].active` | reader k, writer | the attach token while attached, `0` when free (a writer clears it, by compare-and-swap, when it finds the slot's reader dead) |
@@ -96,15 +94,13 @@ pub(crate) struct Header {
     _pad1: [u8; 40],
     // 128: reader wake-up
     pub seq: AtomicU32,
-    pub waiters: AtomicU32,
-    _pad2: [u8; 56],
+    _pad2: [u8; 60],
     // 192: owner
     pub owner_state: AtomicU32,
     _pad3: [u8; 60],
     // 256: lossless ring writer wake-up
     pub space_seq: AtomicU32,
-    pub space_waiters: AtomicU32,
-    _pad4: [u8; 56],
+    _pad4: [u8; 60],
     // 320: reader attachments
     pub slot_gen: AtomicU32,
     _pad5: [u8; 700],

@@ -159,7 +159,7 @@ impl Stream {
             Err(_) => {
                 let r = wait::wait_on(
                     &h.space_seq,
-                    Some(&h.space_waiters),
+                    true,
                     c.write_deadline(),
                     std::time::Duration::ZERO,
                     |slow_ok| self.scan_slots(h, need, slow_ok, c.slot).ok(),
@@ -226,9 +226,7 @@ impl Stream {
         if let Some(k) = c.slot {
             let h = self.header();
             h.slots[k as usize].pos.store(c.pos, Ordering::SeqCst);
-            if h.space_waiters.load(Ordering::SeqCst) != 0 {
-                wait::wake(&h.space_seq);
-            }
+            wait::notify(&h.space_seq);
         }
     }
 
@@ -296,9 +294,7 @@ impl Stream {
             let h = self.header();
             h.slots[k as usize].active.store(0, Ordering::SeqCst);
             let _ = sys::ofd_unlock(self.fd(), LOCK_SLOT0 + u64::from(k));
-            if h.space_waiters.load(Ordering::SeqCst) != 0 {
-                wait::wake(&h.space_seq);
-            }
+            wait::notify(&h.space_seq);
         }
     }
 

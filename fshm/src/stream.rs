@@ -458,7 +458,7 @@ impl Stream {
     pub(crate) fn commit(&self, end: u64) {
         let h = self.header();
         h.len.fetch_max(end, Ordering::SeqCst);
-        wait::notify_readers(h);
+        wait::notify(&h.seq);
     }
 
     fn append_locked(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
@@ -565,10 +565,9 @@ impl Stream {
         // The first liveness test comes one tick into the wait: waits are usually short,
         // and a system call on every one would double their cost.
         let mut last_liveness = Instant::now();
-        // A read-only handle maps the header PROT_READ and cannot register (found by
+        // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
-        let waiters = self.writable.then_some(&h.waiters);
-        let r = wait::wait_on(&h.seq, waiters, deadline, spin, |slow_ok| {
+        let r = wait::wait_on(&h.seq, self.writable, deadline, spin, |slow_ok| {
             if h.len.load(Ordering::SeqCst) > pos {
                 return Some(WaitStatus::Data);
             }

@@ -1,16 +1,23 @@
 //! The wait/wake rule.
 //!
-//! A commit stores the new length with a sequentially consistent read-modify-write, then
-//! loads `waiters`; only if someone waits does it bump `seq` and `FUTEX_WAKE` it, so a
-//! writer makes no system call when nobody waits. A waiter loads `seq`, increments
-//! `waiters`, re-checks its condition, and only then sleeps in `FUTEX_WAIT(seq, seen)`: a
-//! commit between the check and the sleep changes `seq`, so the sleep returns at once.
+//! Each futex word (`seq` for readers waiting for data, `space_seq` for a lossless ring
+//! writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps here".
+//! A waiter loads the word, sets bit 0 (compare-and-swap), re-checks its condition, and
+//! only then sleeps in `FUTEX_WAIT(word, seen)`. The other side publishes its change
+//! (a sequentially consistent read-modify-write), then loads the word: only if bit 0 is
+//! set does it clear it — moving the word on — and `FUTEX_WAKE` every sleeper, so it
+//! makes no system call when nobody sleeps. Either the waker sees the bit, or the
+//! waiter's re-check sees the change; a wake between the re-check and the sleep changes
+//! the word, so the sleep returns at once. Woken waiters that must wait on set the bit
+//! again. The flag heals itself: a waiter killed in its sleep leaves it set, which costs
+//! one needless wake at the next change, not one on every change (a waiter count would
+//! stay wrong for good).
+//!
 //! The futex is shared (not private), so it works across processes that map the word at
 //! different addresses. Sleeps are bounded by [`LIVENESS_TICK`] so that a waiter notices
 //! an owner that died without waking anyone. A read-only handle, which cannot write the
-//! header, does not register; it polls with naps growing from 100 µs to 10 ms.
+//! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
 
-use crate::header::Header;
 use crate::sys;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -18,17 +25,35 @@ use std::time::{Duration, Instant};
 /// Longest single sleep: how soon a waiter notices an owner that died.
 pub(crate) const LIVENESS_TICK: Duration = Duration::from_millis(50);
 
-/// Wakes every reader sleeping on the stream, if any (call after a commit).
+/// Bit 0 of a futex word: someone sleeps on it.
+const SLEEPERS: u32 = 1;
+
+/// After a change the other side waits for: wakes every sleeper on `word`, if any.
 #[inline]
-pub(crate) fn notify_readers(h: &Header) {
-    if h.waiters.load(Ordering::SeqCst) != 0 {
-        wake(&h.seq);
+pub(crate) fn notify(word: &AtomicU32) {
+    let mut seen = word.load(Ordering::SeqCst);
+    while seen & SLEEPERS != 0 {
+        // Clearing the bit also moves the word on (an odd value plus one).
+        match word.compare_exchange(
+            seen,
+            seen.wrapping_add(1),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => {
+                sys::futex_wake_all(word);
+                return;
+            }
+            Err(now) => seen = now,
+        }
     }
 }
 
-/// Wakes every sleeper on `word` unconditionally.
+/// Wakes every sleeper on `word` unconditionally (the owner closing), clearing bit 0.
 pub(crate) fn wake(word: &AtomicU32) {
-    word.fetch_add(1, Ordering::SeqCst);
+    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+        Some((w | SLEEPERS).wrapping_add(1))
+    });
     sys::futex_wake_all(word);
 }
 
@@ -41,24 +66,23 @@ pub(crate) enum Waited<T> {
     TimedOut,
 }
 
-/// Shortest and longest sleep of a waiter that cannot register (see [`wait_on`]).
-const UNREGISTERED_NAP: (Duration, Duration) =
-    (Duration::from_micros(100), Duration::from_millis(10));
+/// Shortest and longest sleep of a waiter that cannot announce itself ([`wait_on`]).
+const UNFLAGGED_NAP: (Duration, Duration) = (Duration::from_micros(100), Duration::from_millis(10));
 
 /// Waits on `word` until `check` returns `Some`, or `deadline` passes.
 ///
 /// `check(slow_ok)` runs while spinning (`slow_ok == false`: it must be cheap), then
-/// after registering as a waiter and after every wake-up or tick (`slow_ok == true`: the
+/// after announcing the sleep and after every wake-up or tick (`slow_ok == true`: the
 /// place for slower tests such as liveness). Before sleeping, `check(false)` runs in a
 /// loop until it answers or `spin` has passed.
 ///
-/// `waiters` is the shared count writers look at before waking anyone. A handle that
-/// maps the header read-only cannot add itself to it (`None`): it still sleeps on the
-/// futex, but since writers may not wake it, its naps grow from 100 µs to at most
-/// 10 ms, so it notices new data within 10 ms at a cost of at most 100 wake-ups a second.
+/// A handle that maps the header read-only cannot announce itself (`can_flag ==
+/// false`): it still sleeps on the futex, but since wakers may not see it, its naps grow
+/// from 100 µs to at most 10 ms, so it notices a change within 10 ms at a cost of at
+/// most 100 wake-ups a second.
 pub(crate) fn wait_on<T>(
     word: &AtomicU32,
-    waiters: Option<&AtomicU32>,
+    can_flag: bool,
     deadline: Option<Instant>,
     spin: Duration,
     mut check: impl FnMut(bool) -> Option<T>,
@@ -78,43 +102,35 @@ pub(crate) fn wait_on<T>(
             }
         }
     }
-    let mut unregistered_nap = UNREGISTERED_NAP.0;
+    let mut unflagged_nap = UNFLAGGED_NAP.0;
     loop {
-        let seen = word.load(Ordering::SeqCst);
-        if let Some(w) = waiters {
-            w.fetch_add(1, Ordering::SeqCst);
-        }
-        let got = check(true);
-        let longest = match waiters {
-            Some(_) => LIVENESS_TICK,
-            None => {
-                let nap = unregistered_nap;
-                unregistered_nap = (nap * 2).min(UNREGISTERED_NAP.1);
-                nap
+        let mut seen = word.load(Ordering::SeqCst);
+        if can_flag && seen & SLEEPERS == 0 {
+            match word.compare_exchange(seen, seen | SLEEPERS, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => seen |= SLEEPERS,
+                Err(_) => continue, // the word moved: look again
             }
-        };
-        let nap = match (got.is_some(), deadline) {
-            (true, _) => None,
-            (false, None) => Some(longest),
-            (false, Some(d)) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    if let Some(w) = waiters {
-                        w.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    return Waited::TimedOut;
-                }
-                Some(left.min(longest))
-            }
-        };
-        if let Some(nap) = nap {
-            sys::futex_wait(word, seen, Some(nap));
         }
-        if let Some(w) = waiters {
-            w.fetch_sub(1, Ordering::SeqCst);
-        }
-        if let Some(v) = got {
+        if let Some(v) = check(true) {
             return Waited::Ready(v);
         }
+        let longest = if can_flag {
+            LIVENESS_TICK
+        } else {
+            let nap = unflagged_nap;
+            unflagged_nap = (nap * 2).min(UNFLAGGED_NAP.1);
+            nap
+        };
+        let nap = match deadline {
+            None => longest,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Waited::TimedOut;
+                }
+                left.min(longest)
+            }
+        };
+        sys::futex_wait(word, seen, Some(nap));
     }
 }

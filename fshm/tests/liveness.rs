@@ -11,6 +11,14 @@ use std::time::{Duration, Instant};
 
 /// Forks an owner that creates `name` with `opts`, writes `data`, reports ready and
 /// blocks until killed.
+/// The tests of this file run one at a time: a child forked by one test inherits every
+/// descriptor the process has open at that moment — OFD lock included — so a parallel
+/// test's reclaim or owner would look alive for as long as that child lives.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn blocked_owner(name: &str, opts: &fshm::OpenOptions, data: &[u8]) -> Child {
     let ready = Signal::new();
     let never = Signal::new();
@@ -28,6 +36,7 @@ fn blocked_owner(name: &str, opts: &fshm::OpenOptions, data: &[u8]) -> Child {
 
 #[test]
 fn a_killed_owner_reads_as_dead_and_its_name_needs_reclaim() {
+    let _serial = serial();
     let g = NameGuard::new("dead");
     let name = g.name();
     let mut owner = blocked_owner(name, &fshm::OpenOptions::new(), b"old data");
@@ -64,6 +73,7 @@ fn a_killed_owner_reads_as_dead_and_its_name_needs_reclaim() {
 
 #[test]
 fn reclaim_never_removes_a_persistent_stream_of_a_dead_owner() {
+    let _serial = serial();
     let g = NameGuard::new("reclaim-persist");
     let name = g.name();
     let mut owner = blocked_owner(name, fshm::OpenOptions::new().persist(true), b"keep");
@@ -83,6 +93,7 @@ fn reclaim_never_removes_a_persistent_stream_of_a_dead_owner() {
 
 #[test]
 fn reclaim_never_removes_an_object_that_is_not_an_fshm_stream() {
+    let _serial = serial();
     let g = NameGuard::new("reclaim-foreign");
     let name = g.name();
     let foreign = b"just some bytes, not a stream header".repeat(200);
@@ -113,6 +124,7 @@ fn reclaim_never_removes_an_object_that_is_not_an_fshm_stream() {
 
 #[test]
 fn wait_for_returns_data_when_a_writer_process_commits() {
+    let _serial = serial();
     let g = NameGuard::new("wait-data");
     let name = g.name();
     let owner = fshm::Stream::create(name).unwrap();
@@ -149,6 +161,7 @@ fn wait_for_returns_data_when_a_writer_process_commits() {
 
 #[test]
 fn wait_for_ends_when_the_owner_process_closes() {
+    let _serial = serial();
     let g = NameGuard::new("wait-close");
     let name = g.name();
     let created = Signal::new();
@@ -175,6 +188,7 @@ fn wait_for_ends_when_the_owner_process_closes() {
 
 #[test]
 fn wait_for_ends_soon_after_the_owner_is_killed() {
+    let _serial = serial();
     let g = NameGuard::new("wait-kill");
     let name = g.name();
     let mut owner = blocked_owner(name, &fshm::OpenOptions::new(), b"abc");

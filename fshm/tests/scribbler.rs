@@ -22,10 +22,10 @@ fn fields() -> Vec<(u64, usize)> {
         (72, 8),  // hwm
         (80, 8),  // alloc
         (128, 4), // seq
-        (132, 4), // waiters
+        (132, 4), // reserved (was a waiter count)
         (192, 4), // owner_state
         (256, 4), // space_seq
-        (260, 4), // space_waiters
+        (260, 4), // reserved
     ];
     for k in 0..32 {
         f.push((1024 + 64 * k, 8)); // slot[k].pos
