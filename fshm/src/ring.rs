@@ -135,8 +135,8 @@ impl Stream {
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring; the handle is writable.
         unsafe { self.window.write(pos % cap, buf) };
-        if let Some(hook) = crate::hooks::append_pause() {
-            if self.append {
+        if self.append {
+            if let Some(hook) = crate::hooks::append_pause() {
                 hook();
             }
         }

@@ -576,8 +576,9 @@ impl Stream {
     ) -> WaitStatus {
         let h = self.header();
         // The first liveness test comes one tick into the wait: waits are usually short,
-        // and a system call on every one would double their cost.
-        let mut last_liveness = Instant::now();
+        // and a system call on every one would double their cost. The clock starts at
+        // the first slow check, so a wait that spins to success never reads it.
+        let mut last_liveness: Option<Instant> = None;
         // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
         let r = wait::wait_on(&h.seq, self.writable, deadline, spin, |slow_ok| {
@@ -598,8 +599,12 @@ impl Stream {
             }
             // Liveness is a system call: test it once per tick of sleeping, never while
             // spinning. A dead owner wakes nobody, so the tick bounds the delay.
-            if slow_ok && last_liveness.elapsed() >= wait::LIVENESS_TICK {
-                last_liveness = Instant::now();
+            if !slow_ok {
+                return None;
+            }
+            let started = *last_liveness.get_or_insert_with(Instant::now);
+            if started.elapsed() >= wait::LIVENESS_TICK {
+                last_liveness = Some(Instant::now());
                 if self.owner_state() == OwnerState::Dead {
                     return Some(ended());
                 }
