@@ -31,7 +31,7 @@ fn round_up(x: u64, to: u64) -> u64 {
 }
 
 /// Smallest write that goes through the kernel's write path when it needs fresh memory.
-pub const KERNEL_WRITE_MIN: u64 = 16 * 1024;
+pub const KERNEL_WRITE_MIN: u64 = 4 * 1024;
 
 /// Whether a write of `n` bytes goes through the kernel (`pwrite`) rather than the
 /// mapping; `fresh` tells whether it reaches past the memory this handle verified.

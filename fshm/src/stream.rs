@@ -405,8 +405,8 @@ impl Stream {
         if pos >= max {
             return Err(self.efbig());
         }
-        let mut n = (max - pos).min(buf.len() as u64);
-        let mut end = pos + n;
+        let n = (max - pos).min(buf.len() as u64);
+        let end = pos + n;
         // The growth rule (see `grow`): a large write into fresh memory goes through
         // the kernel's write path, a small one through reserved, pre-faulted pages.
         let through_kernel = grow::write_through_kernel(n, DATA_OFFSET + end > c.verified);
@@ -443,13 +443,9 @@ impl Stream {
             c.verified = c.verified.max(DATA_OFFSET + pos + written);
             h.alloc.fetch_max(pos + written, Ordering::AcqRel);
             if let Some(e) = err {
-                // Nothing, or (for a plain write) only the whole prefix, is committed;
-                // an append commits all or nothing.
-                if written == 0 || appending {
-                    return Err(os(self.name(), e, "cannot grow"));
-                }
-                n = written;
-                end = pos + n;
+                // All or nothing, as on the reserved path: a write that fails (a full
+                // /dev/shm) commits none of its bytes.
+                return Err(os(self.name(), e, "cannot grow"));
             }
         } else {
             // SAFETY: `end <= max_size` and the object holds `DATA_OFFSET + end` bytes;
