@@ -39,16 +39,6 @@ pub(crate) fn write_through_kernel(n: u64, fresh: bool) -> bool {
     fresh && n >= KERNEL_WRITE_MIN
 }
 
-/// Smallest read of a linear stream that goes through the kernel (`pread`) rather than
-/// the mapping: a large sequential read by a process that has not touched those pages
-/// costs less as one system call than as page faults and, later, unmapping.
-pub const KERNEL_READ_MIN: u64 = 16 * 1024;
-
-/// Whether a read of `n` bytes goes through the kernel rather than the mapping.
-pub(crate) fn read_through_kernel(n: u64) -> bool {
-    n >= KERNEL_READ_MIN
-}
-
 /// Object size to grow to when `need` data bytes must exist and `alloc` already do.
 pub(crate) fn step_target(alloc: u64, need: u64, max_size: u64, page: u64) -> u64 {
     let step = alloc.clamp(INITIAL_DATA, MAX_STEP);

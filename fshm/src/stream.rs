@@ -369,19 +369,6 @@ impl Stream {
             return Ok(0);
         }
         let n = (len - pos).min(buf.len() as u64);
-        if grow::read_through_kernel(n) {
-            // Committed bytes exist in the object, so `pread` returns them all; a
-            // shorter answer means a hostile header claimed more than exists.
-            let got = sys::pread_all(self.fd.as_fd(), &mut buf[..n as usize], DATA_OFFSET + pos)
-                .map_err(|e| os(self.name(), e, "cannot read"))?;
-            if got == 0 {
-                return Err(not_fshm(
-                    self.name(),
-                    "malformed header (length beyond the object's size)",
-                ));
-            }
-            return Ok(got);
-        }
         self.ensure_readable(c, pos + n)?;
         // SAFETY: `pos + n <= len <= max_size` (inside the window) and the object holds
         // `DATA_OFFSET + pos + n` bytes (just verified).

@@ -132,33 +132,6 @@ pub(crate) fn pwrite_all(
     Ok(done)
 }
 
-/// `pread`s up to `buf.len()` bytes at `offset`, retrying short reads until end-of-file.
-pub(crate) fn pread_all(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: the destination is the unfilled tail of a valid slice.
-        let r = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                buf[done..].as_mut_ptr().cast(),
-                buf.len() - done,
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        if r > 0 {
-            done += r as usize;
-        } else if r == 0 {
-            break;
-        } else {
-            let e = last_errno();
-            if e != libc::EINTR {
-                return Err(e);
-            }
-        }
-    }
-    Ok(done)
-}
-
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
 pub(crate) fn mmap_shared(
     fd: BorrowedFd<'_>,
