@@ -132,17 +132,22 @@ pub(crate) fn pwrite_all(
     Ok(done)
 }
 
+/// Protection of a mapping: read-write for a writable handle, else read-only.
+fn prot(writable: bool) -> i32 {
+    if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    }
+}
+
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
 pub(crate) fn mmap_shared(
     fd: BorrowedFd<'_>,
     len: usize,
     writable: bool,
 ) -> Result<*mut u8, Errno> {
-    let prot = if writable {
-        libc::PROT_READ | libc::PROT_WRITE
-    } else {
-        libc::PROT_READ
-    };
+    let prot = prot(writable);
     // SAFETY: a fresh mapping at an address the kernel chooses overlaps nothing we own.
     let p = unsafe {
         libc::mmap(
@@ -191,11 +196,7 @@ pub(crate) fn mmap_fixed(
     offset: u64,
     writable: bool,
 ) -> Result<(), Errno> {
-    let prot = if writable {
-        libc::PROT_READ | libc::PROT_WRITE
-    } else {
-        libc::PROT_READ
-    };
+    let prot = prot(writable);
     // SAFETY: the range lies inside the caller's own reservation, which no Rust
     // reference points into, so replacing its pages is sound.
     let p = unsafe {
