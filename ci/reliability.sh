@@ -34,6 +34,9 @@ run_under_valgrind() {
     echo "== $name: clean under valgrind in $((SECONDS - start)) s"
 }
 
+shm_before=$(mktemp)
+bash ci/check-shm-clean.sh snapshot "$shm_before"
 PROPTEST_CASES=${VALGRIND_PROPTEST_CASES:-64} run_under_valgrind fuzz_header 600
 run_under_valgrind scribbler 600
-bash ci/check-shm-clean.sh
+bash ci/check-shm-clean.sh check "$shm_before"
+rm -f "$shm_before"
