@@ -76,7 +76,7 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
     let name = Name::new(name)?;
     let n = name.as_str();
     let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
-    let h = read_header(&fd).map_err(|e| os(n, e, "cannot read the header"))?;
+    let h = read_header(&fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = h.layout().map_err(|r| refusal_error(n, r))?;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     let locked = |byte| sys::ofd_is_locked(fd.as_fd(), byte).map_err(|e| os(n, e, "lock query"));

@@ -279,10 +279,10 @@ impl OpenOptions {
         }
         let window =
             map_window(&fd, layout, writable).map_err(|e| os(n, e, "cannot map the stream"))?;
-        // The fixed fields must not change between the check and the mapping.
-        if window.header().layout() != Ok(layout) {
-            return Err(not_fshm(n, "header changed while opening"));
-        }
+        // The handle keeps its own copy of the fixed fields (`layout`) and bounds every
+        // access by it, so nothing needs re-reading here: opening touches no page of
+        // the mapping, which keeps it cheap (a page fault and its page tables cost
+        // more than the mapping itself).
         let stream = Stream::new(
             name.clone(),
             fd,
@@ -333,11 +333,19 @@ pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bo
     Ok((fd, false))
 }
 
+/// Bytes of the header holding its fixed fields (its first cache line).
+pub(crate) const FIXED_FIELDS: usize = 64;
+
 /// Reads the header of an open object into a private copy (one `pread`).
-pub(crate) fn read_header(fd: &OwnedFd) -> std::result::Result<Box<Header>, sys::Errno> {
+/// Only the first `upto` bytes are read (the rest stay zero): opening needs just the
+/// fixed fields ([`FIXED_FIELDS`]).
+pub(crate) fn read_header(
+    fd: &OwnedFd,
+    upto: usize,
+) -> std::result::Result<Box<Header>, sys::Errno> {
     // SAFETY: `Header` is all atomics and byte arrays, for which all-zero is valid.
     let mut h: Box<Header> = Box::new(unsafe { std::mem::zeroed() });
-    let size = std::mem::size_of::<Header>();
+    let size = std::mem::size_of::<Header>().min(upto);
     let p = (&mut *h as *mut Header).cast::<u8>();
     let mut got = 0;
     while got < size {
@@ -372,7 +380,7 @@ fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
     let n = name.as_str();
     let start = Instant::now();
     loop {
-        let h = read_header(fd).map_err(|e| os(n, e, "cannot read the header"))?;
+        let h = read_header(fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
         match h.layout() {
             Ok(layout) => return Ok(layout),
             Err(Refusal::NotReady) => {}
@@ -414,7 +422,7 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
         Err(libc::ENOENT) => return Ok(true),
         Err(e) => return Err(os(n, e, "cannot open to reclaim")),
     };
-    let h = read_header(&fd).map_err(|e| os(n, e, "cannot read the header"))?;
+    let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = match h.layout() {
         Ok(l) => l,
         Err(_) => return Ok(false),
