@@ -3,7 +3,7 @@
 //! programs can open too.
 //!
 //! `c/shmfile.h` is the C user's reference. Every exported function runs inside
-//! [`guard`], so no Rust panic unwinds into C: a panic becomes `EIO` and the function's
+//! `guard`, so no Rust panic unwinds into C: a panic becomes `EIO` and the function's
 //! error value. The library never prints, except `_fshm_printCopyrightVersion`, whose job
 //! it is.
 #![deny(unsafe_op_in_unsafe_fn)]

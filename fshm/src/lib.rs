@@ -34,7 +34,7 @@
 //! - **Growth**: each process maps the whole maximum size once (default 1 GiB), so nobody
 //!   remaps when another process grows the stream; growth reserves pages with
 //!   `fallocate`, so a full `/dev/shm` is `ENOSPC` from the write, not a `SIGBUS`
-//!   ([`grow`](crate::grow) has the rule). Writing past the maximum: `EFBIG`.
+//!   ([`grow`] has the rule). Writing past the maximum: `EFBIG`.
 //! - **Truncation** ([`Stream::set_len`]) is logical: it never shrinks the object under
 //!   other processes' mappings.
 //! - **Owner liveness**: the owner holds an open-file-description lock on the object,
