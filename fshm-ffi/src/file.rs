@@ -151,10 +151,9 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
         } else {
             (&*s).read(buf)
         };
-        // FIX (found by c/tests/test_options.c): a ring overrun fails the read but moves
-        // the position to the oldest byte held; the fd offset must follow it even on
-        // error, or the next call's absorb_fd_offset moved the position back and every
-        // read after clearerr failed with ENOBUFS again.
+        // The fd offset follows the position even when the read fails: a ring overrun
+        // moves the position to the oldest byte held, and the next call's absorb must
+        // not move it back (c/tests/test_options.c).
         io(s.sync_fd_offset())?;
         let n = io(r)?;
         Ok(n as __ssize_t)
@@ -173,10 +172,9 @@ unsafe extern "C" fn cookie_write(
         let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
         let s = &c.stream;
         io(s.absorb_fd_offset())?;
-        // FIX (found by c/tests/test_options.c): a write that only partly fit (at the
-        // maximum size) returned the short count, which glibc flags as an error but
-        // with errno untouched, so fflush failed with errno 0. Write on until done or
-        // an error, and leave that error (EFBIG) in errno with the short count.
+        // Write on until done or an error: glibc takes a short count as an error but
+        // leaves errno alone, so the real error (EFBIG at the maximum size) must be
+        // left in errno with the short count (c/tests/test_options.c).
         let mut n = io((&*s).write(buf))?;
         while n > 0 && n < size {
             match (&*s).write(&buf[n..]) {
