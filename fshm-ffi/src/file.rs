@@ -23,7 +23,7 @@ struct Cookie {
     /// The `FILE`'s stdio buffer (glibc would give a cookie stream only 8 KiB, and
     /// every refill or flush costs two `lseek`s for fd coherence). glibc stops using
     /// it before it calls `cookie_close`, which frees it.
-    _buffer: Box<[u8]>,
+    _buffer: Box<[std::mem::MaybeUninit<u8>]>,
 }
 
 /// Size of the stdio buffer of a `FILE*` made by fshm.
@@ -49,7 +49,8 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         (true, true) => c"a+",
     };
     let fd = stream.as_raw_fd();
-    let mut buffer = vec![0u8; FILE_BUFFER].into_boxed_slice();
+    // Uninitialised: glibc writes every byte of it before it reads that byte.
+    let mut buffer = Box::new_uninit_slice(FILE_BUFFER);
     let buf_ptr = buffer.as_mut_ptr();
     let cookie = Box::into_raw(Box::new(Cookie {
         stream,

@@ -60,6 +60,14 @@ pub const OWNER_OPEN: u32 = 1;
 /// `owner_state`: the owner closed the stream.
 pub const OWNER_CLOSED: u32 = 2;
 
+/// End of the header fields a new owner sets (through `owner_state`).
+pub(crate) const OWNER_FIELDS_END: usize = 196;
+/// Offset of `owner_state`.
+pub(crate) const OWNER_STATE_AT: u64 = 192;
+/// Offset of `seq` and of `space_seq` (the futex words).
+pub(crate) const SEQ_AT: u64 = 128;
+pub(crate) const SPACE_SEQ_AT: u64 = 256;
+
 /// OFD lock byte held by the owner for its lifetime.
 pub const LOCK_OWNER: u64 = 0;
 /// OFD lock byte held by an appender while it appends.
@@ -114,6 +122,10 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
     assert!(std::mem::offset_of!(Header, slot_gen) == 320);
+    assert!(std::mem::offset_of!(Header, owner_state) as u64 == OWNER_STATE_AT);
+    assert!(std::mem::offset_of!(Header, seq) as u64 == SEQ_AT);
+    assert!(std::mem::offset_of!(Header, space_seq) as u64 == SPACE_SEQ_AT);
+    assert!(std::mem::offset_of!(Header, owner_state) + 4 == OWNER_FIELDS_END);
     assert!(std::mem::offset_of!(Header, slots) == 1024);
     assert!(std::mem::size_of::<Slot>() == 64);
     assert!(std::mem::size_of::<Header>() == 1024 + 64 * READER_SLOTS as usize);
@@ -180,6 +192,56 @@ impl Header {
             ring_capacity,
             flags,
         })
+    }
+
+    /// A header of zeros, for a handle whose mapping could not be made (its reads then
+    /// see an empty stream; its data accesses fail with the mapping's error).
+    pub(crate) const fn zero() -> Header {
+        Header {
+            magic: AtomicU64::new(0),
+            version: AtomicU32::new(0),
+            data_offset: AtomicU32::new(0),
+            max_size: AtomicU64::new(0),
+            ring_capacity: AtomicU64::new(0),
+            flags: AtomicU32::new(0),
+            reader_slots: AtomicU32::new(0),
+            _pad0: [0; 24],
+            len: AtomicU64::new(0),
+            hwm: AtomicU64::new(0),
+            alloc: AtomicU64::new(0),
+            _pad1: [0; 40],
+            seq: AtomicU32::new(0),
+            _pad2: [0; 60],
+            owner_state: AtomicU32::new(0),
+            _pad3: [0; 60],
+            space_seq: AtomicU32::new(0),
+            _pad4: [0; 60],
+            slot_gen: AtomicU32::new(0),
+            _pad5: [0; 700],
+            slots: [const {
+                Slot {
+                    pos: AtomicU64::new(0),
+                    active: AtomicU32::new(0),
+                    _pad: [0; 52],
+                }
+            }; READER_SLOTS as usize],
+        }
+    }
+
+    /// The bytes a new owner writes at offset 0 of a zeroed object, in two parts: first
+    /// `image[8..]` (every field but the magic), then `image[..8]` (the magic, which
+    /// makes the header valid). Only the first `OWNER_FIELDS_END` bytes can be non-zero.
+    pub(crate) fn image(layout: Layout) -> [u8; OWNER_FIELDS_END] {
+        let h = Header::zero();
+        h.init(layout);
+        let mut out = [0u8; OWNER_FIELDS_END];
+        // SAFETY: `Header` is `repr(C)` plain data (atomics and byte arrays) at least
+        // `OWNER_FIELDS_END` bytes long; `h` is a local nobody else touches.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&h as *const Header).cast::<u8>(), OWNER_FIELDS_END)
+        };
+        out.copy_from_slice(bytes);
+        out
     }
 
     /// Fills a zeroed header and publishes it (magic last, with release).

@@ -5,7 +5,7 @@
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
     Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_OWNER,
-    MAX_SIZE_LIMIT,
+    MAGIC, MAX_SIZE_LIMIT,
 };
 use crate::name::Name;
 use crate::stream::{Role, Stream};
@@ -230,13 +230,23 @@ impl OpenOptions {
         let size = DATA_OFFSET + initial;
         sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        let window =
-            map_window(&fd, layout, true).map_err(|e| os(n, e, "cannot map the stream"))?;
-        window.header().init(layout);
-        if layout.ring_capacity != 0 {
+        let window = if layout.ring_capacity != 0 {
+            let window =
+                map_window(&fd, layout, true).map_err(|e| os(n, e, "cannot map the stream"))?;
+            window.header().init(layout);
             // Both views of the ring's data, so the writer never takes a page fault.
             window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
-        }
+            Some(window)
+        } else {
+            // A linear stream's header is written through the fd (every field, then
+            // the magic), so creating and closing a stream maps nothing; the window is
+            // mapped on first use.
+            let image = Header::image(layout);
+            sys::pwrite_all(fd.as_fd(), &image[8..], 8)
+                .and_then(|_| sys::pwrite_all(fd.as_fd(), &image[..8], 0))
+                .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
+            None
+        };
         Ok(Stream::new(
             name.clone(),
             fd,
@@ -277,16 +287,13 @@ impl OpenOptions {
                 "malformed header (ring larger than the object)",
             ));
         }
-        let window =
-            map_window(&fd, layout, writable).map_err(|e| os(n, e, "cannot map the stream"))?;
         // The handle keeps its own copy of the fixed fields (`layout`) and bounds every
-        // access by it, so nothing needs re-reading here: opening touches no page of
-        // the mapping, which keeps it cheap (a page fault and its page tables cost
-        // more than the mapping itself).
+        // access by it; its window is mapped on first use, so opening and closing a
+        // stream maps nothing.
         let stream = Stream::new(
             name.clone(),
             fd,
-            window,
+            None,
             layout,
             Role::Guest,
             writable,
@@ -307,7 +314,7 @@ impl OpenOptions {
 }
 
 /// Maps a stream's window: linear, or a ring mapped twice.
-fn map_window(
+pub(crate) fn map_window(
     fd: &OwnedFd,
     layout: Layout,
     writable: bool,
@@ -381,13 +388,27 @@ fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
     let start = Instant::now();
     loop {
         let h = read_header(fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-        match h.layout() {
+        let refusal = match h.layout() {
             Ok(layout) => return Ok(layout),
-            Err(Refusal::NotReady) => {}
-            Err(r) => return Err(refusal_error(n, r)),
-        }
+            Err(r) => r,
+        };
         let owner_setting_up = sys::ofd_is_locked(fd.as_fd(), LOCK_OWNER)
             .map_err(|e| os(n, e, "cannot query the owner lock"))?;
+        // While an owner is writing the header, its magic may be seen half-written
+        // (each byte either still 0 or already the magic's): keep waiting for it.
+        let magic = h
+            .magic
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes();
+        let half_written = magic
+            .iter()
+            .zip(MAGIC.to_le_bytes())
+            .all(|(&seen, want)| seen == 0 || seen == want);
+        match refusal {
+            Refusal::NotReady => {}
+            Refusal::NotFshm if half_written && owner_setting_up => {}
+            r => return Err(refusal_error(n, r)),
+        }
         let waited = start.elapsed();
         if !owner_setting_up && waited >= UNCLAIMED_GRACE {
             return Err(not_fshm(

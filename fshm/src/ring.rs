@@ -60,7 +60,7 @@ impl Stream {
         self.ensure_readable(c, cap)?;
         // SAFETY: `pos % cap + n <= 2 * cap`, the double-mapped window; the object holds
         // the whole ring (verified just above).
-        unsafe { self.window.read(pos % cap, &mut buf[..n as usize]) };
+        unsafe { self.window()?.read(pos % cap, &mut buf[..n as usize]) };
         fence(Ordering::Acquire);
         if pos < h.hwm.load(Ordering::Acquire).saturating_sub(cap) {
             // A writer overwrote some of these bytes while we copied them.
@@ -134,7 +134,7 @@ impl Stream {
         h.hwm.fetch_max(end, Ordering::SeqCst);
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring; the handle is writable.
-        unsafe { self.window.write(pos % cap, buf) };
+        unsafe { self.window()?.write(pos % cap, buf) };
         if self.append {
             if let Some(hook) = crate::hooks::append_pause() {
                 hook();

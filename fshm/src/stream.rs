@@ -4,6 +4,7 @@ use crate::error::{not_fshm, os, Result};
 use crate::grow;
 use crate::header::{
     Header, Layout, DATA_OFFSET, FLAG_PERSISTENT, LOCK_APPEND, LOCK_OWNER, OWNER_CLOSED,
+    OWNER_STATE_AT, SEQ_AT, SPACE_SEQ_AT,
 };
 use crate::info::{identity_of, OwnerState};
 use crate::name::Name;
@@ -12,6 +13,7 @@ use crate::sys;
 use crate::wait::{self, Waited};
 use crate::window::Window;
 use fshm_sys::libc;
+use once_cell::sync::OnceCell;
 use parking_lot::{Mutex, MutexGuard};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -95,7 +97,9 @@ impl Cursor {
 pub struct Stream {
     name: Name,
     // Field order matters for drop: the mapping goes before the descriptor.
-    pub(crate) window: Window,
+    /// The window, mapped on first use (a guest that opens and closes, or an owner that
+    /// creates and closes, never maps anything).
+    window: OnceCell<Window>,
     fd: OwnedFd,
     pub(crate) layout: Layout,
     role: Role,
@@ -123,7 +127,7 @@ impl Stream {
     pub(crate) fn new(
         name: Name,
         fd: OwnedFd,
-        window: Window,
+        window: Option<Window>,
         layout: Layout,
         role: Role,
         writable: bool,
@@ -133,7 +137,7 @@ impl Stream {
     ) -> Stream {
         Stream {
             name,
-            window,
+            window: window.map_or_else(OnceCell::new, OnceCell::with_value),
             fd,
             layout,
             role,
@@ -166,8 +170,20 @@ impl Stream {
         OpenOptions::new().open(name)
     }
 
+    /// The mapped window, mapping it now if this is the first use.
+    pub(crate) fn window(&self) -> Result<&Window> {
+        self.window.get_or_try_init(|| {
+            crate::open::map_window(&self.fd, self.layout, self.writable)
+                .map_err(|e| os(self.name(), e, "cannot map the stream"))
+        })
+    }
+
+    /// The shared header (mapping the window if needed). Should the mapping fail, a
+    /// header of zeros stands in — an empty stream — while every data access reports
+    /// the mapping's error.
     pub(crate) fn header(&self) -> &Header {
-        self.window.header()
+        static UNMAPPED: Header = Header::zero();
+        self.window().map_or(&UNMAPPED, Window::header)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Cursor> {
@@ -326,7 +342,7 @@ impl Stream {
         }
         c.verified = to;
         h.alloc.fetch_max(to - DATA_OFFSET, Ordering::AcqRel);
-        self.window.populate(from, to);
+        self.window()?.populate(from, to);
         Ok(())
     }
 
@@ -372,7 +388,7 @@ impl Stream {
         self.ensure_readable(c, pos + n)?;
         // SAFETY: `pos + n <= len <= max_size` (inside the window) and the object holds
         // `DATA_OFFSET + pos + n` bytes (just verified).
-        unsafe { self.window.read(pos, &mut buf[..n as usize]) };
+        unsafe { self.window()?.read(pos, &mut buf[..n as usize]) };
         Ok(n as usize)
     }
 
@@ -415,7 +431,7 @@ impl Stream {
                 self.ensure_readable(c, zero_end)?;
                 // SAFETY: `len < zero_end <= max_size`, and the object holds those
                 // bytes (verified just above).
-                unsafe { self.window.zero(len, zero_end - len) };
+                unsafe { self.window()?.zero(len, zero_end - len) };
             }
         }
         if end > c.hwm_seen {
@@ -437,7 +453,7 @@ impl Stream {
         } else {
             // SAFETY: `end <= max_size` and the object holds `DATA_OFFSET + end` bytes;
             // the handle is writable, so the mapping is too.
-            unsafe { self.window.write(pos, &buf[..n as usize]) };
+            unsafe { self.window()?.write(pos, &buf[..n as usize]) };
         }
         if appending {
             if let Some(hook) = crate::hooks::append_pause() {
@@ -516,7 +532,7 @@ impl Stream {
             let zero_end = new_len.min(h.hwm.load(Ordering::Acquire));
             if len < zero_end {
                 // SAFETY: `len < zero_end <= new_len`, verified to exist.
-                unsafe { self.window.zero(len, zero_end - len) };
+                unsafe { self.window()?.zero(len, zero_end - len) };
             }
             self.commit(new_len);
         } else {
@@ -597,6 +613,29 @@ impl Stream {
         match r {
             Waited::Ready(s) => s,
             Waited::TimedOut => WaitStatus::TimedOut,
+        }
+    }
+
+    /// An owner that never mapped its window marks the stream closed through the fd,
+    /// then maps it only if someone sleeps on a futex word and must be woken. (A waiter
+    /// that flags its sleep after the read below re-checks the state, which is already
+    /// closed.)
+    fn close_unmapped(&self) {
+        let fd = self.fd.as_fd();
+        let _ = sys::pwrite_all(fd, &OWNER_CLOSED.to_ne_bytes(), OWNER_STATE_AT);
+        // One read covers both futex words.
+        let mut words = [0u8; (SPACE_SEQ_AT - SEQ_AT) as usize + 4];
+        let read = sys::pread_exact(fd, &mut words, SEQ_AT).is_ok();
+        let sleeping = |at: u64| {
+            let i = (at - SEQ_AT) as usize;
+            let word = u32::from_ne_bytes([words[i], words[i + 1], words[i + 2], words[i + 3]]);
+            read && word & 1 != 0
+        };
+        if sleeping(SEQ_AT) || sleeping(SPACE_SEQ_AT) {
+            if let Ok(w) = self.window() {
+                wait::wake(&w.header().seq);
+                wait::wake(&w.header().space_seq);
+            }
         }
     }
 
@@ -713,10 +752,15 @@ impl Drop for Stream {
         if self.role != Role::Owner {
             return;
         }
-        let h = self.header();
-        h.owner_state.store(OWNER_CLOSED, Ordering::SeqCst);
-        wait::wake(&h.seq);
-        wait::wake(&h.space_seq);
+        match self.window.get() {
+            Some(w) => {
+                let h = w.header();
+                h.owner_state.store(OWNER_CLOSED, Ordering::SeqCst);
+                wait::wake(&h.seq);
+                wait::wake(&h.space_seq);
+            }
+            None => self.close_unmapped(),
+        }
         if !self.is_persistent() && self.name_is_ours() {
             let _ = sys::shm_unlink(self.name.as_c());
         }

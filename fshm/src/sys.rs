@@ -141,6 +141,33 @@ fn prot(writable: bool) -> i32 {
     }
 }
 
+/// `pread`s exactly `buf.len()` bytes at `offset` (`EIO` if the object is shorter).
+pub(crate) fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the destination is the unfilled tail of a valid slice.
+        let r = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf[done..].as_mut_ptr().cast(),
+                buf.len() - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        if r > 0 {
+            done += r as usize;
+        } else if r == 0 {
+            return Err(libc::EIO);
+        } else {
+            let e = last_errno();
+            if e != libc::EINTR {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
 pub(crate) fn mmap_shared(
     fd: BorrowedFd<'_>,

@@ -218,3 +218,38 @@ fn wait_for_ends_soon_after_the_owner_is_killed() {
     fshm::force_destroy(name).unwrap();
     g.assert_gone();
 }
+
+/// An owner that never touched its stream closes it through the fd, without mapping it,
+/// yet still wakes a follower asleep on the stream: the futex word moves on.
+#[test]
+fn an_owner_that_never_wrote_still_wakes_sleepers_when_it_closes() {
+    let _serial = serial();
+    let g = NameGuard::new("lazy-close");
+    let name = g.name();
+    let owner = fshm::Stream::create(name).unwrap();
+    let asleep = Signal::new();
+    let mut follower = fork_child(|| {
+        let s = fshm::Stream::open(name).unwrap();
+        asleep.notify();
+        match s.wait_for(0, None) {
+            fshm::WaitStatus::Ended => 0,
+            _ => 1,
+        }
+    });
+    asleep.wait();
+    let raw = common::raw_shm_open(name, libc::O_RDONLY, 0).unwrap();
+    let seq = || u32::from_le_bytes(raw.pread(128, 4).try_into().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seq() & 1 == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never slept"
+        );
+        std::thread::yield_now();
+    }
+    let before = seq();
+    drop(owner);
+    follower.assert_success();
+    assert_ne!(seq(), before, "closing did not wake the sleeping follower");
+    g.assert_gone();
+}
