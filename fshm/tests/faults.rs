@@ -318,17 +318,9 @@ fn a_follower_killed_asleep_costs_one_wake_not_one_per_commit() {
         0
     });
     asleep.wait();
-    let raw = common::raw_shm_open(name, libc::O_RDONLY, 0).unwrap();
-    let seq = || u32::from_le_bytes(raw.pread(128, 4).try_into().unwrap());
-    // Wait (bounded) until the victim has announced its sleep.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seq() & 1 == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the victim never announced its sleep"
-        );
-        std::thread::yield_now();
-    }
+    let word = common::SeqWord::of(name);
+    word.wait_for_sleeper();
+    let seq = || word.get();
     assert_eq!(victim.kill(), Status::Signaled(libc::SIGKILL));
     owner.write_all(b"first").unwrap();
     let after_first = seq();

@@ -237,16 +237,9 @@ fn an_owner_that_never_wrote_still_wakes_sleepers_when_it_closes() {
         }
     });
     asleep.wait();
-    let raw = common::raw_shm_open(name, libc::O_RDONLY, 0).unwrap();
-    let seq = || u32::from_le_bytes(raw.pread(128, 4).try_into().unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while seq() & 1 == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the follower never slept"
-        );
-        std::thread::yield_now();
-    }
+    let word = common::SeqWord::of(name);
+    word.wait_for_sleeper();
+    let seq = || word.get();
     let before = seq();
     drop(owner);
     follower.assert_success();

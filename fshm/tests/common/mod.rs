@@ -475,3 +475,28 @@ pub fn read_all(s: &fshm::Stream) -> Vec<u8> {
     }
     v
 }
+
+/// The readers' futex word (header offset 128) of a stream, read from outside through a
+/// read-only descriptor: bit 0 says a reader sleeps on it.
+#[allow(dead_code)]
+pub struct SeqWord(RawShm);
+
+#[allow(dead_code)]
+impl SeqWord {
+    pub fn of(name: &str) -> SeqWord {
+        SeqWord(raw_shm_open(name, libc::O_RDONLY, 0).unwrap())
+    }
+
+    pub fn get(&self) -> u32 {
+        u32::from_le_bytes(self.0.pread(128, 4).try_into().unwrap())
+    }
+
+    /// Waits (bounded by [`PATIENCE`]) until a reader has announced its sleep.
+    pub fn wait_for_sleeper(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.get() & 1 == 0 {
+            assert!(Instant::now() < deadline, "no reader announced its sleep");
+            std::thread::yield_now();
+        }
+    }
+}
