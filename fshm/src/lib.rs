@@ -31,10 +31,12 @@
 //!   Reading at or past the length returns 0.
 //! - **Positions** are per handle. `SeekFrom::End` is relative to the length. Writing past
 //!   the length extends it; the gap reads as zeros.
-//! - **Growth**: each process maps the whole maximum size once (default 1 GiB), so nobody
-//!   remaps when another process grows the stream; growth reserves pages with
-//!   `fallocate`, so a full `/dev/shm` is `ENOSPC` from the write, not a `SIGBUS`
-//!   ([`grow`] has the rule). Writing past the maximum: `EFBIG`.
+//! - **Growth**: each handle maps the whole maximum size once (default 1 GiB), on first
+//!   use, so nobody remaps when another process grows the stream; opening and closing
+//!   without reading or writing maps nothing. Growth reserves pages before they are
+//!   touched (`fallocate`, or the kernel's write path for large writes), so a full
+//!   `/dev/shm` is `ENOSPC` from the write, not a `SIGBUS` ([`grow`] has the rule).
+//!   Writing past the maximum: `EFBIG`; a write that fails commits nothing.
 //! - **Truncation** ([`Stream::set_len`]) is logical: it never shrinks the object under
 //!   other processes' mappings.
 //! - **Owner liveness**: the owner holds an open-file-description lock on the object,

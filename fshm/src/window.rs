@@ -1,6 +1,6 @@
 //! The fixed virtual window: one `MAP_SHARED` mapping of the header and the whole
-//! maximum data size, made once per handle, so no process remaps when another grows the
-//! stream. This file holds every raw access to the mapping.
+//! maximum data size, made once per handle (on its first use), so no process remaps
+//! when another grows the stream. This file holds every raw access to the mapping.
 
 use crate::header::{Header, DATA_OFFSET};
 use crate::sys;
