@@ -137,26 +137,33 @@ fn io<T>(r: std::io::Result<T>) -> Result<T, c_int> {
     r.map_err(|e| errno(&e))
 }
 
+/// Runs a stdio operation on the stream under fshm's fd-coherence rule: take in what
+/// was done through the fd, then, success or failure, move the fd's offset to the
+/// position. (After a failed read it must follow too: a ring overrun moves the position
+/// to the oldest byte held, and the next call must not move it back —
+/// c/tests/test_options.c.)
+fn coherent<T>(s: &Stream, op: impl FnOnce(&Stream) -> Result<T, c_int>) -> Result<T, c_int> {
+    io(s.absorb_fd_offset())?;
+    let r = op(s);
+    io(s.sync_fd_offset())?;
+    r
+}
+
 unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: usize) -> __ssize_t {
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
         // SAFETY: glibc gives a writable buffer of `size` bytes.
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
-        let s = &c.stream;
-        io(s.absorb_fd_offset())?;
-        // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
-        // until data arrives or the owner closes or dies.
-        let r = if c.block {
-            s.follow().read(buf)
-        } else {
-            (&*s).read(buf)
-        };
-        // The fd offset follows the position even when the read fails: a ring overrun
-        // moves the position to the oldest byte held, and the next call's absorb must
-        // not move it back (c/tests/test_options.c).
-        io(s.sync_fd_offset())?;
-        let n = io(r)?;
+        let n = coherent(&c.stream, |s| {
+            // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
+            // until data arrives or the owner closes or dies.
+            io(if c.block {
+                s.follow().read(buf)
+            } else {
+                (&*s).read(buf)
+            })
+        })?;
         Ok(n as __ssize_t)
     })
 }
@@ -171,23 +178,23 @@ unsafe extern "C" fn cookie_write(
     guard(-1, || {
         // SAFETY: glibc gives a readable buffer of `size` bytes.
         let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
-        let s = &c.stream;
-        io(s.absorb_fd_offset())?;
-        // Write on until done or an error: glibc takes a short count as an error but
-        // leaves errno alone, so the real error (EFBIG at the maximum size) must be
-        // left in errno with the short count (c/tests/test_options.c).
-        let mut n = io((&*s).write(buf))?;
-        while n > 0 && n < size {
-            match (&*s).write(&buf[n..]) {
-                Ok(0) => break,
-                Ok(more) => n += more,
-                Err(e) => {
-                    crate::set_errno(errno(&e));
-                    break;
+        let n = coherent(&c.stream, |s| {
+            // Write on until done or an error: glibc takes a short count as an error
+            // but leaves errno alone, so the real error (EFBIG at the maximum size) must
+            // be left in errno with the short count (c/tests/test_options.c).
+            let mut n = io((&*s).write(buf))?;
+            while n > 0 && n < size {
+                match (&*s).write(&buf[n..]) {
+                    Ok(0) => break,
+                    Ok(more) => n += more,
+                    Err(e) => {
+                        crate::set_errno(errno(&e));
+                        break;
+                    }
                 }
             }
-        }
-        io(s.sync_fd_offset())?;
+            Ok(n)
+        })?;
         Ok(n as __ssize_t)
     })
 }
@@ -208,10 +215,7 @@ unsafe extern "C" fn cookie_seek(
             libc::SEEK_END => SeekFrom::End(off),
             _ => return Err(libc::EINVAL),
         };
-        let s = &c.stream;
-        io(s.absorb_fd_offset())?;
-        let pos = io((&*s).seek(to))?;
-        io(s.sync_fd_offset())?;
+        let pos = coherent(&c.stream, |s| io((&*s).seek(to)))?;
         // SAFETY: as above.
         unsafe { *offset = pos as __off64_t };
         Ok(0)

@@ -424,16 +424,7 @@ impl Stream {
         }
         let h = self.header();
         let len = h.len.load(Ordering::Acquire).min(max);
-        if pos > len {
-            // A gap reads as zeros: clear what earlier writes (before a truncate) left.
-            let zero_end = pos.min(h.hwm.load(Ordering::Acquire));
-            if len < zero_end {
-                self.ensure_readable(c, zero_end)?;
-                // SAFETY: `len < zero_end <= max_size`, and the object holds those
-                // bytes (verified just above).
-                unsafe { self.window()?.zero(len, zero_end - len) };
-            }
-        }
+        self.clear_gap(c, len, pos)?;
         if end > c.hwm_seen {
             c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
         }
@@ -464,6 +455,20 @@ impl Stream {
             self.commit(end);
         }
         Ok(n as usize)
+    }
+
+    /// A gap reads as zeros: before the length moves from `len` to past `to`, clears what
+    /// earlier writes (before a truncate, or an appender that died) left in between.
+    /// Nothing at or past the high-water mark was ever written, so only up to it.
+    fn clear_gap(&self, c: &mut Cursor, len: u64, to: u64) -> Result<()> {
+        let zero_end = to.min(self.header().hwm.load(Ordering::Acquire));
+        if len < zero_end {
+            self.ensure_readable(c, zero_end)?;
+            // SAFETY: `len < zero_end <= max_size` (callers bound `to` by it), and the
+            // object holds those bytes (verified just above).
+            unsafe { self.window()?.zero(len, zero_end - len) };
+        }
+        Ok(())
     }
 
     /// Publishes `end` as the length if it extends it, and wakes waiting readers.
@@ -529,11 +534,7 @@ impl Stream {
         let len = h.len.load(Ordering::Acquire).min(self.layout.max_size);
         if new_len > len {
             self.ensure_capacity(&mut c, new_len)?;
-            let zero_end = new_len.min(h.hwm.load(Ordering::Acquire));
-            if len < zero_end {
-                // SAFETY: `len < zero_end <= new_len`, verified to exist.
-                unsafe { self.window()?.zero(len, zero_end - len) };
-            }
+            self.clear_gap(&mut c, len, new_len)?;
             self.commit(new_len);
         } else {
             h.len.store(new_len, Ordering::SeqCst);
