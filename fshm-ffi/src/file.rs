@@ -2,6 +2,36 @@
 //! mapping through [`fshm::Stream`], whose `fileno()` is the stream's real shm fd, and
 //! whose fd offset is kept at `DATA_OFFSET + position` (see `fshm`'s `fdpos` rule).
 //! A process-wide table records the `FILE*`s made here, so a foreign one is refused.
+//!
+//! ## Reading in place
+//!
+//! glibc gives cookie streams `_IO_default_xsgetn`, which copies every byte through the
+//! `FILE`'s buffer: read from the mapping into the buffer, then from the buffer into the
+//! caller's memory. For a linear stream opened without `FSHM_APPEND`, a refill instead
+//! points the `FILE`'s buffer at the committed bytes in the mapping ([`Stream::in_place`]),
+//! so `fread` copies once, as `read(2)` on a file does. The rule that keeps glibc's
+//! buffer arithmetic right, whatever the caller does next:
+//!
+//! 1. While the buffer is in the mapping, every pointer glibc holds (buffer, get and put
+//!    areas) lies in it, at the address of the stream position it stands for: glibc
+//!    computes positions from differences of these pointers.
+//! 2. A refill hands out `n - 1` of `n` committed bytes and ends the buffer on the last
+//!    one: the get area never reaches the buffer's end, where glibc would "slide" its
+//!    put area back to the buffer's start on a switch to writing, and a put area that
+//!    starts there stays on committed bytes (writes into it are writes at their
+//!    position, committed by the next flush like any other).
+//! 3. Every other callback leaves the buffer in our private memory: a seek in get mode
+//!    first copies glibc's get area into the private buffer (glibc does not always
+//!    re-read its pointers after a seek: `ftell`, and `fflush` on input); a write moves
+//!    the buffer back before glibc resets its areas from it. Refills of 0 or 1 byte, and
+//!    `FILE*`s whose buffer the caller replaced with `setvbuf`, copy as before.
+//!
+//! c/tests/test_inplace.c runs random sequences of stdio calls on a stream and on a
+//! plain file and compares every result and byte.
+//!
+//! Rings are read by copying (a ring reuses its pages; a copy is checked for an overrun
+//! after it is made), and so are `FSHM_APPEND` streams (glibc would put bytes written
+//! after a read at the read position, in the mapping).
 
 use crate::guard;
 use fshm::{Stream, WaitStatus};
@@ -12,6 +42,7 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,10 +51,94 @@ struct Cookie {
     stream: Stream,
     /// Reads wait for data like a pipe's (`FSHM_BLOCK`).
     block: bool,
-    /// The `FILE`'s stdio buffer (glibc would give a cookie stream only 8 KiB, and
-    /// every refill or flush costs two `lseek`s for fd coherence). glibc stops using
-    /// it before it calls `cookie_close`, which frees it.
-    _buffer: Box<[std::mem::MaybeUninit<u8>]>,
+    /// Refills point the `FILE`'s buffer into the mapping (see the module's rule).
+    in_place: bool,
+    /// The `FILE` this cookie belongs to (set once, before any I/O).
+    file: AtomicPtr<fshm_sys::FILE>,
+    /// The `FILE`'s private stdio buffer (glibc would give a cookie stream only 8 KiB,
+    /// and every refill or flush costs two `lseek`s for fd coherence). glibc stops
+    /// using it before it calls `cookie_close`, which frees it.
+    buffer: Box<[std::mem::MaybeUninit<u8>]>,
+}
+
+/// glibc's `FILE` flags (libio.h) that the in-place rule reads.
+const IO_IN_BACKUP: c_int = 0x0100;
+const IO_CURRENTLY_PUTTING: c_int = 0x0800;
+
+impl Cookie {
+    fn private(&self) -> *mut c_char {
+        self.buffer.as_ptr() as *mut c_char
+    }
+
+    fn file(&self) -> *mut fshm_sys::FILE {
+        self.file.load(Ordering::Relaxed)
+    }
+
+    /// Whether `p` points into the data part of the stream's mapping.
+    fn in_window(&self, p: *const c_char) -> bool {
+        !p.is_null() && self.stream.position_in_window(p.cast()).is_some()
+    }
+
+    /// Makes `base .. base + size` the `FILE`'s buffer, with empty get and put areas at
+    /// its start.
+    ///
+    /// # Safety
+    /// Called from one of the `FILE`'s callbacks (glibc holds its lock); `base .. base +
+    /// size` stays valid while the `FILE` uses it.
+    unsafe fn set_buffer(&self, base: *mut c_char, size: usize) {
+        let f = self.file();
+        // SAFETY: `f` is our open `FILE` (guaranteed by the caller), and these are plain
+        // fields of glibc's real `struct _IO_FILE`.
+        unsafe {
+            (*f)._IO_buf_base = base;
+            (*f)._IO_buf_end = base.add(size);
+            (*f)._IO_read_base = base;
+            (*f)._IO_read_ptr = base;
+            (*f)._IO_read_end = base;
+            (*f)._IO_write_base = base;
+            (*f)._IO_write_ptr = base;
+            (*f)._IO_write_end = base;
+        }
+    }
+
+    /// Rule 3: before a seek in get mode, moves glibc's buffer out of the mapping,
+    /// keeping its get area as it is (what was read of it too, so that an `ungetc` of
+    /// the byte just read still only steps back, as on a plain file). A get area is at
+    /// most one refill, so it fits.
+    ///
+    /// # Safety
+    /// Called from the `FILE`'s seek callback.
+    unsafe fn leave_window_for_seek(&self) {
+        let f = self.file();
+        // SAFETY: as in `set_buffer`.
+        let (flags, buf, base, ptr, end) = unsafe {
+            (
+                (*f)._flags,
+                (*f)._IO_buf_base,
+                (*f)._IO_read_base,
+                (*f)._IO_read_ptr,
+                (*f)._IO_read_end,
+            )
+        };
+        if flags & (IO_IN_BACKUP | IO_CURRENTLY_PUTTING) != 0 || !self.in_window(buf) {
+            return;
+        }
+        let sane = self.in_window(base) && base <= ptr && ptr <= end;
+        let (kept, read) = if sane {
+            let kept = (end as usize - base as usize).min(FILE_BUFFER);
+            (kept, (ptr as usize - base as usize).min(kept))
+        } else {
+            (0, 0)
+        };
+        // SAFETY: `base .. base + kept` is part of the last refill (committed bytes in
+        // the mapping); the private buffer holds FILE_BUFFER bytes and is ours.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base, self.private(), kept);
+            self.set_buffer(self.private(), FILE_BUFFER);
+            (*f)._IO_read_ptr = self.private().add(read);
+            (*f)._IO_read_end = self.private().add(kept);
+        }
+    }
 }
 
 /// Size of the stdio buffer of a `FILE*` made by fshm.
@@ -49,13 +164,16 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         (true, true) => c"a+",
     };
     let fd = stream.as_raw_fd();
+    let in_place = !stream.is_ring() && !stream.is_append();
     // Uninitialised: glibc writes every byte of it before it reads that byte.
     let mut buffer = Box::new_uninit_slice(FILE_BUFFER);
     let buf_ptr = buffer.as_mut_ptr();
     let cookie = Box::into_raw(Box::new(Cookie {
         stream,
         block,
-        _buffer: buffer,
+        in_place,
+        file: AtomicPtr::new(std::ptr::null_mut()),
+        buffer,
     }));
     let io = cookie_io_functions_t {
         read: Some(cookie_read),
@@ -71,6 +189,8 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         drop(unsafe { Box::from_raw(cookie) });
         return Err(libc::ENOMEM);
     }
+    // SAFETY: `cookie` is live; no callback has run yet.
+    unsafe { (*cookie).file.store(f, Ordering::Relaxed) };
     // SAFETY: `f` is a fresh cookie stream that no other thread knows yet; `fd >= 0`.
     unsafe { fshm_sys::set_fileno(f, fd) };
     // SAFETY: `f` is fresh (no I/O yet); the buffer lives in the cookie until
@@ -153,19 +273,56 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
-        // SAFETY: glibc gives a writable buffer of `size` bytes.
+        // glibc refills into its buffer: ours, or (after a refill in place) the mapping.
+        if c.in_place && (buf == c.private() || c.in_window(buf)) {
+            // SAFETY: a refill runs inside the FILE's callback.
+            return unsafe { refill(c) };
+        }
+        // SAFETY: glibc gives a writable buffer of `size` bytes (the caller's own, set
+        // with setvbuf, or ours).
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
-        let n = coherent(&c.stream, |s| {
-            // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
-            // until data arrives or the owner closes or dies.
-            io(if c.block {
-                s.follow().read(buf)
-            } else {
-                (&*s).read(buf)
-            })
-        })?;
-        Ok(n as __ssize_t)
+        read_into(c, buf)
     })
+}
+
+/// Reads into `buf` by copying (waiting for data first with `FSHM_BLOCK`).
+fn read_into(c: &Cookie, buf: &mut [u8]) -> Result<__ssize_t, c_int> {
+    let n = coherent(&c.stream, |s| {
+        // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
+        // until data arrives or the owner closes or dies.
+        io(if c.block {
+            s.follow().read(buf)
+        } else {
+            (&*s).read(buf)
+        })
+    })?;
+    Ok(n as __ssize_t)
+}
+
+/// Refills the `FILE`'s buffer: in place in the mapping when at least two committed
+/// bytes are there (rule 2 of the module), else by copying into the private buffer.
+///
+/// # Safety
+/// Called from the `FILE`'s read callback.
+unsafe fn refill(c: &Cookie) -> Result<__ssize_t, c_int> {
+    let got = coherent(&c.stream, |s| {
+        let got = io(s.in_place(FILE_BUFFER, c.block))?;
+        if got.len >= 2 {
+            io((&*s).seek(SeekFrom::Start(got.pos + got.len as u64 - 1)))?;
+        }
+        Ok(got)
+    })?;
+    if got.len >= 2 {
+        // SAFETY: `got.ptr .. + got.len` are committed bytes in the mapping, which lives
+        // as long as the stream (closed after glibc's last use of the buffer).
+        unsafe { c.set_buffer(got.ptr as *mut c_char, got.len) };
+        return Ok(got.len as __ssize_t - 1);
+    }
+    // SAFETY: the private buffer is ours and holds FILE_BUFFER bytes.
+    unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+    // SAFETY: as above; glibc only reads bytes of it that a refill wrote.
+    let private = unsafe { std::slice::from_raw_parts_mut(c.private().cast::<u8>(), FILE_BUFFER) };
+    read_into(c, private)
 }
 
 unsafe extern "C" fn cookie_write(
@@ -177,7 +334,30 @@ unsafe extern "C" fn cookie_write(
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
         // SAFETY: glibc gives a readable buffer of `size` bytes.
-        let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
+        let mut buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
+        // Bytes glibc put in place in the mapping (module rule 2), or any that overlap
+        // it: copied out first, as a write copies into the mapping.
+        let copy;
+        if c.stream.overlaps_window(buf.as_ptr(), size) {
+            copy = buf.to_vec();
+            buf = &copy;
+        }
+        // glibc's `new_do_write` records the offset of a seek it makes before writing
+        // in `_offset` and, for a cookie stream, never adds the bytes written; an
+        // `fseek(SEEK_CUR)` that flushed such a write then lands that many bytes short
+        // (found by c/tests/test_inplace.c). Unknown, it is asked of us instead.
+        // SAFETY: as in `Cookie::set_buffer`: glibc holds the FILE's lock.
+        unsafe { (*c.file())._offset = -1 };
+        if c.in_place
+            && c.in_window(
+                // SAFETY: as in `Cookie::set_buffer`.
+                unsafe { (*c.file())._IO_buf_base },
+            )
+        {
+            // Rule 3: glibc resets its areas from the buffer after this call.
+            // SAFETY: a write runs inside the FILE's callback.
+            unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+        }
         let n = coherent(&c.stream, |s| {
             // Write on until done or an error: glibc takes a short count as an error
             // but leaves errno alone, so the real error (EFBIG at the maximum size) must
@@ -215,6 +395,10 @@ unsafe extern "C" fn cookie_seek(
             libc::SEEK_END => SeekFrom::End(off),
             _ => return Err(libc::EINVAL),
         };
+        if c.in_place {
+            // SAFETY: a seek runs inside the FILE's callback.
+            unsafe { c.leave_window_for_seek() };
+        }
         let pos = coherent(&c.stream, |s| io((&*s).seek(to)))?;
         // SAFETY: as above.
         unsafe { *offset = pos as __off64_t };

@@ -228,6 +228,7 @@ c_tests! {
     modes_as_an_unprivileged_guest => "test_modes.c",
     header_is_cxx_clean => "test_cxx.cpp",
     open_ex_options_and_ring_overruns => "test_options.c",
+    reads_in_place_agree_with_a_plain_file => "test_inplace.c",
 }
 
 /// A stream name unique to this test process and `tag`.

@@ -99,6 +99,7 @@ pub mod grow;
 pub mod header;
 mod hooks;
 mod info;
+mod inplace;
 mod name;
 mod open;
 mod ring;
@@ -112,6 +113,7 @@ pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::set_append_pause;
 pub use info::{force_destroy, inspect, list, reclaim, OwnerState, StreamInfo, SHM_DIR};
+pub use inplace::InPlace;
 pub use name::NAME_MAX;
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
 pub use stream::{Role, Stream, WaitStatus};

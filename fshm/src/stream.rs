@@ -181,6 +181,11 @@ impl Stream {
     /// The shared header (mapping the window if needed). Should the mapping fail, a
     /// header of zeros stands in — an empty stream — while every data access reports
     /// the mapping's error.
+    /// The window if this handle has mapped it already.
+    pub(crate) fn mapped_window(&self) -> Option<&Window> {
+        self.window.get()
+    }
+
     pub(crate) fn header(&self) -> &Header {
         static UNMAPPED: Header = Header::zero();
         self.window().map_or(&UNMAPPED, Window::header)

@@ -79,6 +79,15 @@ impl Window {
         unsafe { self.base.as_ptr().add((DATA_OFFSET + off) as usize) }
     }
 
+    /// Address of data byte `off`, computed without bounds (for comparisons, and for
+    /// callers that check `off` against what exists before any access).
+    pub fn data_ptr_wrapping(&self, off: u64) -> *mut u8 {
+        self.base
+            .as_ptr()
+            .wrapping_add(DATA_OFFSET as usize)
+            .wrapping_add(off as usize)
+    }
+
     /// Copies `buf` into data bytes `off..off + buf.len()`.
     ///
     /// # Safety
