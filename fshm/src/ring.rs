@@ -131,6 +131,9 @@ impl Stream {
         if self.is_lossless() && end > cap {
             self.make_room(c, end - cap)?;
         }
+        // A reader that caught up holds both the line of the length and the line the
+        // bytes go to; fetch the second while the first is being taken.
+        self.window()?.prefetch_write(pos % cap);
         h.hwm.fetch_max(end, Ordering::SeqCst);
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring; the handle is writable.
