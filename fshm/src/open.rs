@@ -5,7 +5,7 @@
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
     Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_OWNER,
-    MAGIC, MAX_SIZE_LIMIT,
+    MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
 use crate::name::Name;
 use crate::stream::{Role, Stream};
@@ -223,14 +223,16 @@ impl OpenOptions {
         {
             return Err(os(n, libc::EAGAIN, "owner lock already held"));
         }
-        sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
+        // shm_open applied the umask; set the exact mode only where it took bits away.
+        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+        if st.mode & 0o7777 != self.mode {
+            sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
+        }
         // A ring reserves all its memory now; a linear stream only its header, and
         // grows with its first write (see `grow`).
-        let initial = layout.ring_capacity;
-        let size = DATA_OFFSET + initial;
-        sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
-        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+        let size = DATA_OFFSET + layout.ring_capacity;
         let window = if layout.ring_capacity != 0 {
+            sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
             let window =
                 map_window(&fd, layout, true).map_err(|e| os(n, e, "cannot map the stream"))?;
             window.header().init(layout);
@@ -238,12 +240,14 @@ impl OpenOptions {
             window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
             Some(window)
         } else {
-            // A linear stream's header is written through the fd (every field, then
-            // the magic), so creating and closing a stream maps nothing; the window is
-            // mapped on first use.
-            let image = Header::image(layout);
-            sys::pwrite_all(fd.as_fd(), &image[8..], 8)
-                .and_then(|_| sys::pwrite_all(fd.as_fd(), &image[..8], 0))
+            // A linear stream's header is written through the fd, so creating and
+            // closing a stream maps nothing (the window is mapped on first use): the
+            // whole header page but the magic, which allocates the page (ENOSPC here,
+            // never a SIGBUS later) and sets the object's size, then the magic.
+            let mut page = [0u8; DATA_OFFSET as usize];
+            page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(layout));
+            sys::pwrite_all(fd.as_fd(), &page[8..], 8)
+                .and_then(|_| sys::pwrite_all(fd.as_fd(), &page[..8], 0))
                 .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
             None
         };
