@@ -419,8 +419,11 @@ unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
         // SAFETY: glibc calls close once; the cookie came from `Box::into_raw` and the
         // table no longer refers to it.
         let c = unsafe { Box::from_raw(cookie.cast::<Cookie>()) };
-        // Bytes written through the fd join the length no later than fclose.
-        let _ = c.stream.absorb_fd_offset();
+        // Bytes written through the fd join the length no later than fclose (a
+        // read-only fd wrote nothing).
+        if c.stream.is_writable() {
+            let _ = c.stream.absorb_fd_offset();
+        }
         drop(c);
         Ok(0)
     })

@@ -260,7 +260,7 @@ impl OpenOptions {
             true,
             self.append,
             size,
-            (st.dev, st.ino),
+            Some((st.dev, st.ino)),
         ))
     }
 
@@ -284,13 +284,22 @@ impl OpenOptions {
         }
         let (fd, writable) = open_existing(&name, self.read_only)?;
         let layout = await_ready(&name, &fd)?;
-        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        if layout.ring_capacity != 0 && st.size < DATA_OFFSET + layout.ring_capacity {
-            return Err(not_fshm(
-                n,
-                "malformed header (ring larger than the object)",
-            ));
-        }
+        // A ring is mapped at once (its reader starts at the oldest byte held), so its
+        // size is checked now. A linear stream's size is asked of the kernel when an
+        // access first needs more than is known (`verified` starts at 0): a guest that
+        // opens and closes makes no system call besides open, read the header, close.
+        let verified = if layout.ring_capacity != 0 {
+            let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+            if st.size < DATA_OFFSET + layout.ring_capacity {
+                return Err(not_fshm(
+                    n,
+                    "malformed header (ring larger than the object)",
+                ));
+            }
+            st.size
+        } else {
+            0
+        };
         // The handle keeps its own copy of the fixed fields (`layout`) and bounds every
         // access by it; its window is mapped on first use, so opening and closing a
         // stream maps nothing.
@@ -302,8 +311,8 @@ impl OpenOptions {
             Role::Guest,
             writable,
             self.append,
-            st.size,
-            (st.dev, st.ino),
+            verified,
+            None,
         );
         if stream.is_ring() {
             // A ring reader starts at the oldest byte held; a lossless one attaches.

@@ -105,7 +105,9 @@ pub struct Stream {
     role: Role,
     pub(crate) writable: bool,
     pub(crate) append: bool,
-    identity: (u64, u64),
+    /// The object's (device, inode), known to owners (which remove the name only if it
+    /// still refers to their object); guests do not need it and do not ask the kernel.
+    identity: Option<(u64, u64)>,
     cursor: Mutex<Cursor>,
 }
 
@@ -133,7 +135,7 @@ impl Stream {
         writable: bool,
         append: bool,
         verified: u64,
-        identity: (u64, u64),
+        identity: Option<(u64, u64)>,
     ) -> Stream {
         Stream {
             name,
@@ -178,14 +180,14 @@ impl Stream {
         })
     }
 
-    /// The shared header (mapping the window if needed). Should the mapping fail, a
-    /// header of zeros stands in — an empty stream — while every data access reports
-    /// the mapping's error.
     /// The window if this handle has mapped it already.
     pub(crate) fn mapped_window(&self) -> Option<&Window> {
         self.window.get()
     }
 
+    /// The shared header (mapping the window if needed). Should the mapping fail, a
+    /// header of zeros stands in — an empty stream — while every data access reports
+    /// the mapping's error.
     pub(crate) fn header(&self) -> &Header {
         static UNMAPPED: Header = Header::zero();
         self.window().map_or(&UNMAPPED, Window::header)
@@ -647,7 +649,7 @@ impl Stream {
 
     /// Whether the name still refers to this handle's object.
     fn name_is_ours(&self) -> bool {
-        identity_of(&self.name) == Some(self.identity)
+        self.identity.is_some() && identity_of(&self.name) == self.identity
     }
 }
 
