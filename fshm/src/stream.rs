@@ -393,9 +393,16 @@ impl Stream {
         }
         let n = (len - pos).min(buf.len() as u64);
         self.ensure_readable(c, pos + n)?;
+        let buf = &mut buf[..n as usize];
+        // The copy rule (see `grow`): large reads through the kernel.
+        if buf.len() >= grow::KERNEL_READ_MIN {
+            sys::pread_exact(self.fd.as_fd(), buf, DATA_OFFSET + pos)
+                .map_err(|e| os(self.name(), e, "cannot read"))?;
+            return Ok(n as usize);
+        }
         // SAFETY: `pos + n <= len <= max_size` (inside the window) and the object holds
         // `DATA_OFFSET + pos + n` bytes (just verified).
-        unsafe { self.window()?.read(pos, &mut buf[..n as usize]) };
+        unsafe { self.window()?.read(pos, buf) };
         Ok(n as usize)
     }
 
