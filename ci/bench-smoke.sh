@@ -13,3 +13,24 @@ if [ -n "$left" ]; then
     echo "$left" >&2
     exit 1
 fi
+
+# The probes (fshm-bench/probes/*.c, quoted in BENCHMARKS.md): they must build cleanly
+# and run; small volumes here.
+probes="$(mktemp -d)"
+trap 'rm -rf "$probes"' EXIT
+for src in fshm-bench/probes/*.c; do
+    exe="$probes/$(basename "$src" .c)"
+    gcc -std=c11 -O2 -Wall -Wextra -Werror -o "$exe" "$src"
+done
+"$probes/read_paths" 16 >/dev/null
+"$probes/fresh_writes" 16 >/dev/null
+"$probes/create_syscalls" 200 >/dev/null
+"$probes/ring_protocol" 16 >/dev/null
+"$probes/spin_pingpong" 2000 >/dev/null
+left=$(find /dev/shm -maxdepth 1 -name 'fshm-probe-*' -printf '%f\n' | sort)
+if [ -n "$left" ]; then
+    echo "the probes left objects in /dev/shm:" >&2
+    echo "$left" >&2
+    exit 1
+fi
+echo "bench-smoke: probes ok"
