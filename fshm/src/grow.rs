@@ -19,7 +19,10 @@
 //! Reads mirror it: a linear-stream read of at least [`KERNEL_READ_MIN`] bytes is a
 //! `pread`, which copies through the kernel's own mapping of the pages, where a copy
 //! through the handle's window first maps every 4 KiB page it touches (and a follower
-//! right behind the writer faults on each fresh one); smaller reads use the window.
+//! right behind the writer faults on each fresh one); so is a read of bytes past the
+//! object size the handle has verified (a `pread` cannot fault, so a follower need not
+//! `fstat` before each read of what the writer just added; a short `pread` means a
+//! malformed header). Smaller reads of verified bytes use the window.
 //! (Measured on the session machine, `BENCHMARKS.md`: a guest re-reading 256 MiB with
 //! 64 KiB reads 3.9-4.2 GB/s through the window, 4.6-4.9 GB/s with `pread`; with 4 KiB
 //! reads 3.8-4.0 against 3.3-3.5; a follower of 64 KiB writes 1.4-1.6 GB/s against

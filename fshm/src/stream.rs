@@ -392,16 +392,27 @@ impl Stream {
             return Ok(0);
         }
         let n = (len - pos).min(buf.len() as u64);
-        self.ensure_readable(c, pos + n)?;
         let buf = &mut buf[..n as usize];
-        // The copy rule (see `grow`): large reads through the kernel.
-        if buf.len() >= grow::KERNEL_READ_MIN {
-            sys::pread_exact(self.fd.as_fd(), buf, DATA_OFFSET + pos)
-                .map_err(|e| os(self.name(), e, "cannot read"))?;
-            return Ok(n as usize);
+        let end = DATA_OFFSET + pos + n;
+        // The copy rule (see `grow`): large reads through the kernel, and so are reads
+        // past the object size this handle verified — `pread` cannot fault, so a
+        // follower right behind the writer need not ask the kernel for the size first.
+        if buf.len() >= grow::KERNEL_READ_MIN || end > c.verified {
+            return match sys::pread_exact(self.fd.as_fd(), buf, DATA_OFFSET + pos) {
+                Ok(()) => {
+                    c.verified = c.verified.max(end);
+                    Ok(n as usize)
+                }
+                // Short: the length claims bytes the object does not hold.
+                Err(libc::EIO) => Err(not_fshm(
+                    self.name(),
+                    "malformed header (length beyond the object's size)",
+                )),
+                Err(e) => Err(os(self.name(), e, "cannot read")),
+            };
         }
         // SAFETY: `pos + n <= len <= max_size` (inside the window) and the object holds
-        // `DATA_OFFSET + pos + n` bytes (just verified).
+        // `DATA_OFFSET + pos + n` bytes (verified).
         unsafe { self.window()?.read(pos, buf) };
         Ok(n as usize)
     }
