@@ -409,7 +409,9 @@ unsafe extern "C" fn cookie_seek(
 unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
     guard(-1, || {
         let mut table = files();
-        table.retain(|_, c| *c != cookie as usize);
+        // SAFETY: glibc passes back our cookie, still live here.
+        let file = unsafe { cookie_ref(cookie) }.file();
+        table.remove(&(file as usize));
         if table.is_empty() {
             // Give the table's memory back, so a program that closed every stream
             // holds nothing of ours (memory checkers report no leak at exit).
