@@ -600,9 +600,9 @@ impl Stream {
         spin: Duration,
     ) -> WaitStatus {
         let h = self.header();
-        // The first liveness test comes one tick into the wait: waits are usually short,
-        // and a system call on every one would double their cost. The clock starts at
-        // the first slow check, so a wait that spins to success never reads it.
+        // Liveness is tested only after a sleep that nobody cut short (`slow_ok`): a
+        // live owner's commits wake its followers, a dead one wakes nobody. At most
+        // once per tick: a read-only handle's naps are shorter.
         let mut last_liveness: Option<Instant> = None;
         // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
@@ -622,13 +622,10 @@ impl Stream {
             if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
                 return Some(ended());
             }
-            // Liveness is a system call: test it once per tick of sleeping, never while
-            // spinning. A dead owner wakes nobody, so the tick bounds the delay.
             if !slow_ok {
                 return None;
             }
-            let started = *last_liveness.get_or_insert_with(Instant::now);
-            if started.elapsed() >= wait::LIVENESS_TICK {
+            if last_liveness.is_none_or(|t| t.elapsed() >= wait::LIVENESS_TICK) {
                 last_liveness = Some(Instant::now());
                 if self.owner_state() == OwnerState::Dead {
                     return Some(ended());

@@ -331,8 +331,9 @@ pub(crate) fn ofd_is_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Errno
 }
 
 /// `FUTEX_WAIT` (shared, not private) on `word` while it holds `expected`, for at most
-/// `timeout`. Returns when woken, on timeout, on a signal, or at once if the value differs.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+/// `timeout`. Returns when woken, on timeout, on a signal, or at once if the value differs;
+/// `true` if the timeout passed.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -342,7 +343,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a live, aligned 32-bit atomic in a shared mapping; the kernel
     // only reads it. `tsp` is null or points to a valid timespec.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -353,6 +354,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
             0u32,
         )
     };
+    r == -1 && last_errno() == libc::ETIMEDOUT
 }
 
 /// `FUTEX_WAKE` (shared) of every waiter on `word`.

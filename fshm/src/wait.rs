@@ -71,10 +71,11 @@ const UNFLAGGED_NAP: (Duration, Duration) = (Duration::from_micros(100), Duratio
 
 /// Waits on `word` until `check` returns `Some`, or `deadline` passes.
 ///
-/// `check(slow_ok)` runs while spinning (`slow_ok == false`: it must be cheap), then
-/// after announcing the sleep and after every wake-up or tick (`slow_ok == true`: the
-/// place for slower tests such as liveness). Before sleeping, `check(false)` runs in a
-/// loop until it answers or `spin` has passed.
+/// `check(slow_ok)` runs while spinning, after announcing a sleep and after every
+/// wake-up; `slow_ok` is `true` only after a sleep that ran its full time without a
+/// wake-up — the place for slower tests such as liveness (a dead owner or reader wakes
+/// nobody), which otherwise cost a system call on every wait. Before sleeping,
+/// `check(false)` runs in a loop until it answers or `spin` has passed.
 ///
 /// A handle that maps the header read-only cannot announce itself (`can_flag ==
 /// false`): it still sleeps on the futex, but since wakers may not see it, its naps grow
@@ -103,7 +104,16 @@ pub(crate) fn wait_on<T>(
         }
     }
     let mut unflagged_nap = UNFLAGGED_NAP.0;
+    let (mut woken, mut timed_out) = (false, false);
     loop {
+        // Back from a sleep: look before announcing the next one. (The waker cleared
+        // the flag; setting it again when the data is already there would cost the
+        // next writer a needless wake-up.)
+        if woken && !timed_out {
+            if let Some(v) = check(false) {
+                return Waited::Ready(v);
+            }
+        }
         let mut seen = word.load(Ordering::SeqCst);
         if can_flag && seen & SLEEPERS == 0 {
             match word.compare_exchange(seen, seen | SLEEPERS, Ordering::SeqCst, Ordering::SeqCst) {
@@ -111,7 +121,7 @@ pub(crate) fn wait_on<T>(
                 Err(_) => continue, // the word moved: look again
             }
         }
-        if let Some(v) = check(true) {
+        if let Some(v) = check(timed_out) {
             return Waited::Ready(v);
         }
         let longest = if can_flag {
@@ -131,6 +141,7 @@ pub(crate) fn wait_on<T>(
                 left.min(longest)
             }
         };
-        sys::futex_wait(word, seen, Some(nap));
+        timed_out = sys::futex_wait(word, seen, Some(nap));
+        woken = true;
     }
 }
