@@ -38,6 +38,7 @@ use fshm::{Stream, WaitStatus};
 use fshm_sys::libc;
 use fshm_sys::{__off64_t, __ssize_t, cookie_io_functions_t};
 use once_cell::sync::Lazy;
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -59,7 +60,18 @@ struct Cookie {
     /// and every refill or flush costs two `lseek`s for fd coherence). glibc stops
     /// using it before it calls `cookie_close`, which frees it.
     buffer: Box<[std::mem::MaybeUninit<u8>]>,
+    /// Where a seek moves a get area too large for `buffer` (rule 3), allocated on
+    /// first need and kept until `cookie_close`. Touched only inside the `FILE`'s
+    /// callbacks, which glibc serialises with the `FILE`'s lock.
+    spill: UnsafeCell<Option<Box<[std::mem::MaybeUninit<u8>]>>>,
 }
+
+/// Largest refill in place (module rule 2).
+const IN_PLACE_MAX: usize = 1 << 20;
+/// Bytes already read that a seek keeps in the get area (for `ungetc`).
+const KEEP_READ: usize = 64;
+/// Size of the spill buffer: the largest get area a seek moves.
+const SPILL: usize = IN_PLACE_MAX + KEEP_READ;
 
 /// glibc's `FILE` flags (libio.h) that the in-place rule reads.
 const IO_IN_BACKUP: c_int = 0x0100;
@@ -68,6 +80,32 @@ const IO_CURRENTLY_PUTTING: c_int = 0x0800;
 impl Cookie {
     fn private(&self) -> *mut c_char {
         self.buffer.as_ptr() as *mut c_char
+    }
+
+    /// The spill buffer's address, if allocated.
+    fn spill(&self) -> *mut c_char {
+        // SAFETY: only callbacks write `spill` (serialised by the FILE's lock, and this
+        // is called from them or from one thread's setup); no reference is kept.
+        unsafe { &*self.spill.get() }
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |b| b.as_ptr() as *mut c_char)
+    }
+
+    /// The spill buffer, allocated now if needed.
+    ///
+    /// # Safety
+    /// Called from one of the `FILE`'s callbacks.
+    unsafe fn spill_now(&self) -> *mut c_char {
+        // SAFETY: guaranteed by the caller: no other access runs meanwhile.
+        let slot = unsafe { &mut *self.spill.get() };
+        slot.get_or_insert_with(|| Box::new_uninit_slice(SPILL))
+            .as_ptr() as *mut c_char
+    }
+
+    /// Whether glibc's buffer `p` is one fshm gave it (private, spill, or the mapping),
+    /// the ones the refills and rule 3 manage.
+    fn ours(&self, p: *const c_char) -> bool {
+        !p.is_null() && (p == self.private() || p == self.spill() || self.in_window(p))
     }
 
     fn file(&self) -> *mut fshm_sys::FILE {
@@ -102,9 +140,9 @@ impl Cookie {
     }
 
     /// Rule 3: before a seek in get mode, moves glibc's buffer out of the mapping,
-    /// keeping its get area as it is (what was read of it too, so that an `ungetc` of
-    /// the byte just read still only steps back, as on a plain file). A get area is at
-    /// most one refill, so it fits.
+    /// keeping its unread bytes and the last few read (so that an `ungetc` of the byte
+    /// just read still only steps back, as on a plain file). A get area is at most one
+    /// refill: it fits the private buffer, or else the spill buffer.
     ///
     /// # Safety
     /// Called from the `FILE`'s seek callback.
@@ -124,19 +162,26 @@ impl Cookie {
             return;
         }
         let sane = self.in_window(base) && base <= ptr && ptr <= end;
-        let (kept, read) = if sane {
-            let kept = (end as usize - base as usize).min(FILE_BUFFER);
-            (kept, (ptr as usize - base as usize).min(kept))
+        let (from, kept, read) = if sane {
+            let read = (ptr as usize - base as usize).min(KEEP_READ);
+            let from = ptr.wrapping_sub(read);
+            (from, (end as usize - from as usize).min(SPILL), read)
         } else {
-            (0, 0)
+            (ptr, 0, 0)
         };
-        // SAFETY: `base .. base + kept` is part of the last refill (committed bytes in
-        // the mapping); the private buffer holds FILE_BUFFER bytes and is ours.
+        let (to, size) = if kept <= FILE_BUFFER {
+            (self.private(), FILE_BUFFER)
+        } else {
+            // SAFETY: we are in a callback.
+            (unsafe { self.spill_now() }, SPILL)
+        };
+        // SAFETY: `from .. from + kept` lies in the last refill (committed bytes in the
+        // mapping); `to` holds `size >= kept` bytes and is ours.
         unsafe {
-            std::ptr::copy_nonoverlapping(base, self.private(), kept);
-            self.set_buffer(self.private(), FILE_BUFFER);
-            (*f)._IO_read_ptr = self.private().add(read);
-            (*f)._IO_read_end = self.private().add(kept);
+            std::ptr::copy_nonoverlapping(from, to, kept);
+            self.set_buffer(to, size);
+            (*f)._IO_read_ptr = to.add(read);
+            (*f)._IO_read_end = to.add(kept);
         }
     }
 }
@@ -174,6 +219,7 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         in_place,
         file: AtomicPtr::new(std::ptr::null_mut()),
         buffer,
+        spill: UnsafeCell::new(None),
     }));
     let io = cookie_io_functions_t {
         read: Some(cookie_read),
@@ -274,7 +320,7 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
         // glibc refills into its buffer: ours, or (after a refill in place) the mapping.
-        if c.in_place && (buf == c.private() || c.in_window(buf)) {
+        if c.in_place && c.ours(buf) {
             // SAFETY: a refill runs inside the FILE's callback.
             return unsafe { refill(c) };
         }
@@ -306,7 +352,7 @@ fn read_into(c: &Cookie, buf: &mut [u8]) -> Result<__ssize_t, c_int> {
 /// Called from the `FILE`'s read callback.
 unsafe fn refill(c: &Cookie) -> Result<__ssize_t, c_int> {
     let got = coherent(&c.stream, |s| {
-        let got = io(s.in_place(FILE_BUFFER, c.block))?;
+        let got = io(s.in_place(IN_PLACE_MAX, c.block))?;
         if got.len >= 2 {
             io((&*s).seek(SeekFrom::Start(got.pos + got.len as u64 - 1)))?;
         }
@@ -348,12 +394,9 @@ unsafe extern "C" fn cookie_write(
         // (found by c/tests/test_inplace.c). Unknown, it is asked of us instead.
         // SAFETY: as in `Cookie::set_buffer`: glibc holds the FILE's lock.
         unsafe { (*c.file())._offset = -1 };
-        if c.in_place
-            && c.in_window(
-                // SAFETY: as in `Cookie::set_buffer`.
-                unsafe { (*c.file())._IO_buf_base },
-            )
-        {
+        // SAFETY: as in `Cookie::set_buffer`.
+        let base = unsafe { (*c.file())._IO_buf_base };
+        if c.in_place && c.ours(base) && base != c.private() {
             // Rule 3: glibc resets its areas from the buffer after this call.
             // SAFETY: a write runs inside the FILE's callback.
             unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
