@@ -276,6 +276,16 @@ static void refill_edges(void)
         }
         CHECKF(at == total && feof(g), "step %zu: %zu of %zu bytes", step, at, total);
     }
+    /* A seek while most of a large refill is unread (it moves to a spill buffer):
+     * ftell, fflush and a no-op fseek keep the position and the bytes. */
+    rewind(g);
+    CHECK(fread(abuf, 1, 10, g) == 10 && memcmp(abuf, wbuf, 10) == 0);
+    CHECK(ftell(g) == 10);
+    CHECK(fgetc(g) == wbuf[10] && ungetc(wbuf[10], g) == wbuf[10]);
+    CHECK(fflush(g) == 0 && ftell(g) == 10);
+    CHECK(fseek(g, 0, SEEK_CUR) == 0 && ftell(g) == 10);
+    CHECK(fread(abuf, 1, total - 10, g) == total - 10);
+    CHECK(memcmp(abuf, wbuf + 10, total - 10) == 0);
     rewind(g);
     for (k = 0; k < total; k++)
         CHECKF(fgetc(g) == wbuf[k], "fgetc at %zu", k);

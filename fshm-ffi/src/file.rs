@@ -21,10 +21,12 @@
 //!    starts there stays on committed bytes (writes into it are writes at their
 //!    position, committed by the next flush like any other).
 //! 3. Every other callback leaves the buffer in our private memory: a seek in get mode
-//!    first copies glibc's get area into the private buffer (glibc does not always
-//!    re-read its pointers after a seek: `ftell`, and `fflush` on input); a write moves
-//!    the buffer back before glibc resets its areas from it. Refills of 0 or 1 byte, and
-//!    `FILE*`s whose buffer the caller replaced with `setvbuf`, copy as before.
+//!    first copies glibc's unread bytes (and the last 64 read, for `ungetc`) into the
+//!    private buffer, or a spill buffer when more than 64 KiB of a refill is unread
+//!    (glibc does not always re-read its pointers after a seek: `ftell`, and `fflush`
+//!    on input); a write moves the buffer back before glibc resets its areas from it.
+//!    Refills of 0 or 1 byte, and `FILE*`s whose buffer the caller replaced with
+//!    `setvbuf`, copy as before.
 //!
 //! c/tests/test_inplace.c runs random sequences of stdio calls on a stream and on a
 //! plain file and compares every result and byte.
