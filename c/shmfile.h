@@ -9,7 +9,9 @@
  * "/metrics"; the leading '/' is optional). One process, the owner, creates it;
  * any number of guest processes open it by name. Each gets a FILE* that reads and
  * writes the same bytes, with its own position, like separate fopen(3)s of one
- * file; fileno(3) on it is the stream's real shm file descriptor.
+ * file; fileno(3) on it is the stream's real shm file descriptor. A FILE*
+ * inherited across fork(2) shares that descriptor's offset with the parent's copy:
+ * use it in one of the two processes only (or open a guest in the child).
  *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
