@@ -254,6 +254,12 @@ fn a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes() {
         let mut b = vec![0u8; 4096];
         let at = s.len() - 10;
         assert_eq!(common::errno(s.read_at(at, &mut b)), libc::EPROTO);
+        // A large read (through pread, the copy rule) is refused the same way.
+        let mut big = vec![0u8; 1 << 16];
+        assert_eq!(
+            common::errno(s.read_at(at - 60_000, &mut big)),
+            libc::EPROTO
+        );
         // Bytes the object does hold still read.
         assert_eq!(s.read_at(0, &mut b[..16]).unwrap(), 16);
     }
