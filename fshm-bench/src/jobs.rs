@@ -149,7 +149,7 @@ fn fshm_guest_file(name: &str, flags: libc::c_int) -> io::Result<CFile> {
 // ---------------------------------------------------------------- streaming
 
 enum Writer {
-    Rust(Stream),
+    Rust(Box<Stream>),
     CFile(CFile),
     Fd(File),
 }
@@ -271,16 +271,16 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
 
     let result = (|| -> io::Result<Vec<f64>> {
         let mut w = match kind {
-            "ring-rust" => Writer::Rust(
+            "ring-rust" => Writer::Rust(Box::new(
                 OpenOptions::new()
                     .ring(RING_CAPACITY, RingPolicy::Lossless)
                     .create(&name)?,
-            ),
-            "linear" => Writer::Rust(
+            )),
+            "linear" => Writer::Rust(Box::new(
                 OpenOptions::new()
                     .max_size((bytes + (1 << 20)).next_multiple_of(1 << 20).max(1 << 30))
                     .create(&name)?,
-            ),
+            )),
             "ring-file" => Writer::CFile(fshm_owner_file(&name, RING_CAPACITY, 0)?),
             "pipe-file" | "socket-file" => {
                 Writer::CFile(CFile::fdopen(wfd.expect("fd kind"), "w")?)

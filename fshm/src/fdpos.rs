@@ -37,6 +37,7 @@ impl Stream {
         let mut c = self.lock();
         let off =
             lseek(self.as_raw_fd(), 0, libc::SEEK_CUR).map_err(|e| os(self.name(), e, "lseek"))?;
+        c.fd_at = off.checked_sub(DATA_OFFSET);
         if off == DATA_OFFSET + c.pos || off < DATA_OFFSET {
             return Ok(c.pos);
         }
@@ -56,12 +57,17 @@ impl Stream {
         Ok(pos)
     }
 
-    /// Moves the fd's offset to `DATA_OFFSET + position`.
+    /// Moves the fd's offset to `DATA_OFFSET + position` (no system call when the last
+    /// operation left it there: a large write at the fd's offset moves it along).
     pub fn sync_fd_offset(&self) -> Result<()> {
-        let c = self.lock();
+        let mut c = self.lock();
+        if c.fd_at == Some(c.pos) {
+            return Ok(());
+        }
         let off = (DATA_OFFSET + c.pos).min(i64::MAX as u64) as i64;
-        lseek(self.as_raw_fd(), off, libc::SEEK_SET)
-            .map(drop)
-            .map_err(|e| os(self.name(), e, "lseek"))
+        c.fd_at = None;
+        lseek(self.as_raw_fd(), off, libc::SEEK_SET).map_err(|e| os(self.name(), e, "lseek"))?;
+        c.fd_at = Some(c.pos);
+        Ok(())
     }
 }

@@ -48,6 +48,10 @@ pub(crate) struct Cursor {
     verified: u64,
     /// A lower bound of the shared high-water mark.
     pub(crate) hwm_seen: u64,
+    /// The position the fd's offset stands at (`DATA_OFFSET +` it), as far as this
+    /// handle knows: set when the fd-coherence layer reads or moves the offset
+    /// (`fdpos`), moved on by writes made at it; `None` when unknown.
+    pub(crate) fd_at: Option<u64>,
     /// Lossless ring: the reader slot this handle is attached to.
     pub(crate) slot: Option<u32>,
     /// Ring: bytes this handle lost to overruns.
@@ -150,6 +154,7 @@ impl Stream {
                 pos: 0,
                 verified,
                 hwm_seen: 0,
+                fd_at: None,
                 slot: None,
                 lost: 0,
                 write_timeout: None,
@@ -454,7 +459,21 @@ impl Stream {
             c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
         }
         if through_kernel {
-            let done = sys::pwrite_all(self.fd.as_fd(), &buf[..n as usize], DATA_OFFSET + pos);
+            // At the fd's own offset (a layer keeping the fd coherent), `write(2)` moves
+            // the offset with the position: one system call fewer than `pwrite` and
+            // `lseek` afterwards.
+            let at_fd = c.fd_at == Some(pos);
+            let done = if at_fd {
+                sys::write_all(self.fd.as_fd(), &buf[..n as usize])
+            } else {
+                sys::pwrite_all(self.fd.as_fd(), &buf[..n as usize], DATA_OFFSET + pos)
+            };
+            if at_fd {
+                let moved = match done {
+                    Ok(w) | Err((w, _)) => w as u64,
+                };
+                c.fd_at = Some(pos + moved);
+            }
             let (written, err) = match done {
                 Ok(w) => (w as u64, None),
                 Err((w, e)) => (w as u64, Some(e)),

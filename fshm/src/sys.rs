@@ -100,6 +100,33 @@ pub(crate) fn fallocate(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(),
     .map(drop)
 }
 
+/// `write`s all of `buf` at the fd's current offset (moving it), retrying short writes;
+/// on failure, how much was written and the error (`ENOSPC` for a write of 0 bytes).
+pub(crate) fn write_all(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, (usize, Errno)> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the source is the unwritten tail of a valid slice.
+        let r = unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                buf[done..].as_ptr().cast(),
+                buf.len() - done,
+            )
+        };
+        if r > 0 {
+            done += r as usize;
+        } else if r == 0 {
+            return Err((done, libc::ENOSPC));
+        } else {
+            let e = last_errno();
+            if e != libc::EINTR {
+                return Err((done, e));
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// `pwrite`s all of `buf` at `offset`. On failure, returns how much was written before
 /// the error, and the error.
 pub(crate) fn pwrite_all(
