@@ -59,7 +59,7 @@ struct Cookie {
     /// The `FILE` this cookie belongs to (set once, before any I/O).
     file: AtomicPtr<fshm_sys::FILE>,
     /// The `FILE`'s private stdio buffer (glibc would give a cookie stream only 8 KiB,
-    /// and every refill or flush costs two `lseek`s for fd coherence). glibc stops
+    /// and every refill or flush costs fd-coherence `lseek`s). glibc stops
     /// using it before it calls `cookie_close`, which frees it.
     buffer: Box<[std::mem::MaybeUninit<u8>]>,
     /// Where a seek moves a get area too large for `buffer` (rule 3), allocated on
