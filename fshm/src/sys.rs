@@ -100,19 +100,16 @@ pub(crate) fn fallocate(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(),
     .map(drop)
 }
 
-/// `write`s all of `buf` at the fd's current offset (moving it), retrying short writes;
-/// on failure, how much was written and the error (`ENOSPC` for a write of 0 bytes).
-pub(crate) fn write_all(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, (usize, Errno)> {
+/// Writes all of `buf` with `op(tail, done)` (a `write`-like call on the unwritten tail,
+/// `done` bytes in), retrying short writes and `EINTR`. On failure, how much was written
+/// before the error, and the error (`ENOSPC` for a write of 0 bytes).
+fn write_fully(
+    buf: &[u8],
+    mut op: impl FnMut(&[u8], usize) -> isize,
+) -> Result<usize, (usize, Errno)> {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: the source is the unwritten tail of a valid slice.
-        let r = unsafe {
-            libc::write(
-                fd.as_raw_fd(),
-                buf[done..].as_ptr().cast(),
-                buf.len() - done,
-            )
-        };
+        let r = op(&buf[done..], done);
         if r > 0 {
             done += r as usize;
         } else if r == 0 {
@@ -127,6 +124,15 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, (usize,
     Ok(done)
 }
 
+/// `write`s all of `buf` at the fd's current offset (moving it); failures as
+/// [`pwrite_all`].
+pub(crate) fn write_all(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, (usize, Errno)> {
+    write_fully(buf, |tail, _| {
+        // SAFETY: `tail` is a valid slice; the kernel only reads it.
+        unsafe { libc::write(fd.as_raw_fd(), tail.as_ptr().cast(), tail.len()) }
+    })
+}
+
 /// `pwrite`s all of `buf` at `offset`. On failure, returns how much was written before
 /// the error, and the error.
 pub(crate) fn pwrite_all(
@@ -134,29 +140,17 @@ pub(crate) fn pwrite_all(
     buf: &[u8],
     offset: u64,
 ) -> Result<usize, (usize, Errno)> {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: the source is the unwritten tail of a valid slice.
-        let r = unsafe {
+    write_fully(buf, |tail, done| {
+        // SAFETY: `tail` is a valid slice; the kernel only reads it.
+        unsafe {
             libc::pwrite(
                 fd.as_raw_fd(),
-                buf[done..].as_ptr().cast(),
-                buf.len() - done,
+                tail.as_ptr().cast(),
+                tail.len(),
                 (offset + done as u64) as libc::off_t,
             )
-        };
-        if r > 0 {
-            done += r as usize;
-        } else if r == 0 {
-            return Err((done, libc::ENOSPC));
-        } else {
-            let e = last_errno();
-            if e != libc::EINTR {
-                return Err((done, e));
-            }
         }
-    }
-    Ok(done)
+    })
 }
 
 /// Protection of a mapping: read-write for a writable handle, else read-only.
