@@ -133,11 +133,12 @@ impl Stream {
         }
         // A reader that caught up holds both the line of the length and the line the
         // bytes go to; fetch the second while the first is being taken.
-        self.window()?.prefetch_write(pos % cap);
+        let window = self.window()?;
+        window.prefetch_write(pos % cap);
         h.hwm.fetch_max(end, Ordering::SeqCst);
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring; the handle is writable.
-        unsafe { self.window()?.write(pos % cap, buf) };
+        unsafe { window.write(pos % cap, buf) };
         if self.append {
             if let Some(hook) = crate::hooks::append_pause() {
                 hook();
