@@ -5,6 +5,9 @@
  * without a seek between reading and writing, must give the same results and leave
  * the same bytes on a stream as on a plain file; guests (read-write and read-only)
  * must read those bytes back; refills of every size near a buffer's end agree.
+ * Large fwrites go straight to the stream (no copy through the buffer) and small
+ * ones are buffered again after them, except on FSHM_APPEND FILE*s, whose writes
+ * stay whole.
  */
 #include "common.h"
 
@@ -26,8 +29,8 @@ static unsigned long long next(void)
 
 static size_t pick_size(void)
 {
-    static const size_t sizes[] = {1, 2, 7, 100, 4095, 4096, 5000,
-                                   65534, 65535, 65536, 65537, 70000, MAX_IO};
+    static const size_t sizes[] = {1,     2,     7,     100,   4095,   4096,  5000,
+                                   65534, 65535, 65536, 65537, 70000, 131072, MAX_IO};
     return sizes[next() % (sizeof sizes / sizeof sizes[0])];
 }
 
@@ -56,15 +59,15 @@ static void random_ops(FILE *f, FILE *p, int ops, int strict, int seed)
 {
     int i, last_dir = 0, last_getc = EOF, after_ungetc = 0, pushed_other = 0;
     for (i = 0; i < ops; i++) {
-        int op = (int)(next() % 12), dir = 0;
+        int op = (int)(next() % 13), dir = 0;
         long ra = 0, rb = 0;
-        if (after_ungetc && (op == 1 || op == 4))
+        if (after_ungetc && (op == 1 || op == 4 || op == 12))
             op = 0; /* writes wait for a seek after an ungetc (glibc's pushback
                      * arithmetic then depends on where its buffer starts) */
         if (pushed_other && (op == 9 || op == 10))
             op = 0; /* so do ftell and fflush after pushing back another byte: glibc
                      * then counts from its buffer's end, wherever that is */
-        if (op == 1 || op == 4)
+        if (op == 1 || op == 4 || op == 12)
             dir = 2;
         else if (op == 0 || op == 2 || op == 3 || op == 5)
             dir = 1;
@@ -185,6 +188,16 @@ static void random_ops(FILE *f, FILE *p, int ops, int strict, int seed)
             rewind(f);
             rewind(p);
             break;
+        case 12: { /* fprintf, kept inside MAX_FILE */
+            long at = ftell(p);
+            unsigned v = (unsigned)next();
+            if (at >= 0 && (size_t)at + 40 <= MAX_FILE) {
+                ra = fprintf(f, "<%u:%x>", v, v);
+                rb = fprintf(p, "<%u:%x>", v, v);
+                CHECKF(ra == rb, "seed %d op %d: fprintf %ld vs %ld", seed, i, ra, rb);
+            }
+            break;
+        }
         }
         if (op == 6 || op == 7 || op == 8 || op == 10 || op == 11) {
             after_ungetc = 0;
@@ -303,6 +316,55 @@ static void refill_edges(void)
     CHECK(fclose(g) == 0 && fclose(f) == 0);
 }
 
+/* The length a new guest sees. */
+static long guest_length(void)
+{
+    long n;
+    FILE *g = fshm_guest_open(name);
+    CHECK(g != NULL);
+    CHECK(fseek(g, 0, SEEK_END) == 0);
+    n = ftell(g);
+    CHECK(fclose(g) == 0);
+    return n;
+}
+
+/* After a write of whole buffers from the caller's memory, the next fwrite of 64 KiB
+ * goes straight to the stream (a guest sees it before any fflush); a small fwrite
+ * after that is buffered again (but for its first byte); on an FSHM_APPEND FILE*
+ * nothing changes: a small fwrite stays in the buffer whole. */
+static void direct_writes(void)
+{
+    const size_t big = 65536;
+    size_t k;
+    FILE *f, *a;
+    for (k = 0; k < 3 * big + 100; k++)
+        wbuf[k] = (unsigned char)(k * 13 + k / 4093);
+    f = fshm_create(name, 0600);
+    CHECK(f != NULL);
+    CHECK(fwrite(wbuf, 1, big, f) == big);
+    CHECK(guest_length() == (long)big); /* glibc: no buffer yet, written directly */
+    CHECK(fwrite(wbuf + big, 1, big, f) == big);
+    CHECKF(guest_length() == (long)(2 * big), "64 KiB fwrite buffered: %ld", guest_length());
+    CHECK(fwrite(wbuf + 2 * big, 1, big, f) == big);
+    CHECKF(guest_length() == (long)(3 * big), "64 KiB fwrite buffered: %ld", guest_length());
+    CHECK(fwrite(wbuf + 3 * big, 1, 60, f) == 60 && fputc(wbuf[3 * big + 60], f) != EOF);
+    CHECKF(guest_length() < (long)(3 * big + 61), "small writes not buffered: %ld",
+           guest_length());
+    CHECK(fprintf(f, "%.39s", (const char *)"0123456789012345678901234567890123456789") == 39);
+    memcpy(wbuf + 3 * big + 61, "012345678901234567890123456789012345678", 39);
+    CHECK(fflush(f) == 0 && guest_length() == (long)(3 * big + 100));
+    rewind(f);
+    CHECK(fread(abuf, 1, 3 * big + 200, f) == 3 * big + 100 && feof(f));
+    CHECK(memcmp(abuf, wbuf, 3 * big + 100) == 0);
+    a = fshm_open(name, 0, FSHM_GUEST | FSHM_APPEND);
+    CHECK(a != NULL);
+    CHECK(fwrite(wbuf, 1, 2 * big, a) == 2 * big && fwrite(wbuf, 1, big, a) == big);
+    CHECK(fwrite(wbuf, 1, 10, a) == 10);
+    CHECKF(guest_length() == (long)(6 * big + 100), "append: %ld", guest_length());
+    CHECK(fflush(a) == 0 && guest_length() == (long)(6 * big + 110));
+    CHECK(fclose(a) == 0 && fclose(f) == 0);
+}
+
 int main(void)
 {
     int seed;
@@ -317,6 +379,7 @@ int main(void)
     bbuf = malloc(MAX_FILE + MAX_IO);
     CHECK(wbuf != NULL && abuf != NULL && bbuf != NULL);
     refill_edges();
+    direct_writes();
     for (seed = 1; seed <= seeds; seed++) {
         rng = 0x9e3779b97f4a7c15ULL * (unsigned long long)seed;
         differential(seed, 1);

@@ -31,6 +31,21 @@
 //! c/tests/test_inplace.c runs random sequences of stdio calls on a stream and on a
 //! plain file and compares every result and byte.
 //!
+//! ## Writing large chunks
+//!
+//! glibc's `fwrite` first fills whatever room the buffer has, then writes whole buffers
+//! straight from the caller's memory: with 64 KiB `fwrite`s and a 64 KiB buffer, every
+//! other chunk was copied into the buffer before being written. When the write
+//! callback is handed whole buffers from the caller's memory, it sets glibc's
+//! unbuffered flag (while the private buffer stays in place): glibc then leaves no
+//! room in the put area after each write, so the next large `fwrite` goes straight to
+//! the stream with no copy. The first write callback with bytes out of the buffer (a
+//! small `fwrite` or `fputc`, written as its first byte alone) and every read clear
+//! the flag again, so small writes are buffered as before at the cost of one 1-byte
+//! write. glibc's only other use of the flag: a read on an unbuffered `FILE` first
+//! flushes `stdout` if it is line-buffered (a terminal) — once, on the read that ends
+//! the mode. Not for `FSHM_APPEND`, where it would split a small write in two appends.
+//!
 //! Rings are read by copying (a ring reuses its pages; a copy is checked for an overrun
 //! after it is made), and so are `FSHM_APPEND` streams (glibc would put bytes written
 //! after a read at the read position, in the mapping).
@@ -56,6 +71,9 @@ struct Cookie {
     block: bool,
     /// Refills point the `FILE`'s buffer into the mapping (see the module's rule).
     in_place: bool,
+    /// Large writes may switch to the direct-write mode (not for `FSHM_APPEND`,
+    /// whose every write must stay whole).
+    direct: bool,
     /// The `FILE` this cookie belongs to (set once, before any I/O).
     file: AtomicPtr<fshm_sys::FILE>,
     /// The `FILE`'s private stdio buffer (glibc would give a cookie stream only 8 KiB,
@@ -78,6 +96,8 @@ const SPILL: usize = IN_PLACE_MAX + KEEP_READ;
 /// glibc's `FILE` flags (libio.h) that the in-place rule reads.
 const IO_IN_BACKUP: c_int = 0x0100;
 const IO_CURRENTLY_PUTTING: c_int = 0x0800;
+/// glibc's flag for an unbuffered `FILE`, which the direct-write mode borrows.
+const IO_UNBUFFERED: c_int = 0x0002;
 
 impl Cookie {
     fn private(&self) -> *mut c_char {
@@ -108,6 +128,36 @@ impl Cookie {
     /// the ones the refills and rule 3 manage.
     fn ours(&self, p: *const c_char) -> bool {
         !p.is_null() && (p == self.private() || p == self.spill() || self.in_window(p))
+    }
+
+    /// Whether `p .. p + len` lies in the private or the spill buffer.
+    fn in_buffers(&self, p: *const c_char, len: usize) -> bool {
+        let inside = |base: *mut c_char, size: usize| {
+            !base.is_null()
+                && p as usize >= base as usize
+                && (p as usize).saturating_add(len) <= base as usize + size
+        };
+        inside(self.private(), FILE_BUFFER) || inside(self.spill(), SPILL)
+    }
+
+    /// Turns the direct-write mode on or off (see "Writing large chunks" in the module
+    /// documentation), if the `FILE` uses the private buffer.
+    ///
+    /// # Safety
+    /// Called from one of the `FILE`'s callbacks.
+    unsafe fn set_direct(&self, on: bool) {
+        let f = self.file();
+        // SAFETY: as in `set_buffer`: glibc holds the FILE's lock; plain fields.
+        unsafe {
+            if !self.direct || (*f)._IO_buf_base != self.private() {
+                return;
+            }
+            if on {
+                (*f)._flags |= IO_UNBUFFERED;
+            } else {
+                (*f)._flags &= !IO_UNBUFFERED;
+            }
+        }
     }
 
     fn file(&self) -> *mut fshm_sys::FILE {
@@ -212,6 +262,7 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
     };
     let fd = stream.as_raw_fd();
     let in_place = !stream.is_ring() && !stream.is_append();
+    let stream_append = stream.is_append();
     // Uninitialised: glibc writes every byte of it before it reads that byte.
     let mut buffer = Box::new_uninit_slice(FILE_BUFFER);
     let buf_ptr = buffer.as_mut_ptr();
@@ -219,6 +270,7 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         stream,
         block,
         in_place,
+        direct: !stream_append,
         file: AtomicPtr::new(std::ptr::null_mut()),
         buffer,
         spill: UnsafeCell::new(None),
@@ -321,6 +373,9 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
+        // Reading ends the direct-write mode (module documentation).
+        // SAFETY: a read runs inside the FILE's callback.
+        unsafe { c.set_direct(false) };
         // glibc refills into its buffer: ours, or (after a refill in place) the mapping.
         if c.in_place && c.ours(buf) {
             // SAFETY: a refill runs inside the FILE's callback.
@@ -385,8 +440,10 @@ unsafe extern "C" fn cookie_write(
         let mut buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
         // Bytes glibc put in place in the mapping (module rule 2), or any that overlap
         // it: copied out first, as a write copies into the mapping.
+        let in_window = c.stream.overlaps_window(buf.as_ptr(), size);
+        let from_buffer = in_window || c.in_buffers(buf.as_ptr().cast(), size);
         let copy;
-        if c.stream.overlaps_window(buf.as_ptr(), size) {
+        if in_window {
             copy = buf.to_vec();
             buf = &copy;
         }
@@ -402,6 +459,12 @@ unsafe extern "C" fn cookie_write(
             // Rule 3: glibc resets its areas from the buffer after this call.
             // SAFETY: a write runs inside the FILE's callback.
             unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+        }
+        // Writing large chunks: a write of whole buffers straight from the caller's
+        // memory turns the direct mode on, a write out of the buffer turns it off.
+        if from_buffer || size >= FILE_BUFFER {
+            // SAFETY: a write runs inside the FILE's callback.
+            unsafe { c.set_direct(!from_buffer) };
         }
         let n = coherent(&c.stream, |s| {
             // Write on until done or an error: glibc takes a short count as an error
