@@ -18,12 +18,13 @@
 //! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring |
 //! | 36 | 4 | `reader_slots` | owner, once | number of reader slots (`32`) |
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
-//! | 72 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written |
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
 //! | 128 | 4 | `seq` | both | futex word for readers waiting for data: bit 0 set by a reader about to sleep; a commit that finds it set clears it (adding 1) and wakes |
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
 //! | 256 | 4 | `space_seq` | both | futex word for a lossless ring writer waiting for room, same rule: bit 0 set by the writer, cleared by a reader that made room |
 //! | 320 | 4 | `slot_gen` | readers | bumped by every attach; its new value is the attach's token |
+//! | 384 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written (off the length's line, which followers poll) |
+//! | 392 | 8 | `ring_writer` | ring writers | token of the handle that wrote the ring last (`0`: none known); a writer that finds its own token knows the length without loading it (`ring.rs`) |
 //! | 1024 + 64·k | 8 | `slot[k].pos` | reader k | position of attached lossless-ring reader `k` |
 //! | 1032 + 64·k | 4 | `slot[k].active` | reader k, writer | the attach token while attached, `0` when free (a writer clears it, by compare-and-swap, when it finds the slot's reader dead) |
 //!
@@ -97,7 +98,7 @@ pub(crate) struct Header {
     _pad0: [u8; 24],
     // 64: writer side
     pub len: AtomicU64,
-    pub hwm: AtomicU64,
+    _reserved72: [u8; 8],
     pub alloc: AtomicU64,
     _pad1: [u8; 40],
     // 128: reader wake-up
@@ -111,7 +112,11 @@ pub(crate) struct Header {
     _pad4: [u8; 60],
     // 320: reader attachments
     pub slot_gen: AtomicU32,
-    _pad5: [u8; 700],
+    _pad5: [u8; 60],
+    // 384: writers only (a lossy ring reader loads it after each copy)
+    pub hwm: AtomicU64,
+    pub ring_writer: AtomicU64,
+    _pad6: [u8; 624],
     // 1024: reader slots
     pub slots: [Slot; READER_SLOTS as usize],
 }
@@ -122,6 +127,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
     assert!(std::mem::offset_of!(Header, slot_gen) == 320);
+    assert!(std::mem::offset_of!(Header, hwm) == 384);
     assert!(std::mem::offset_of!(Header, owner_state) as u64 == OWNER_STATE_AT);
     assert!(std::mem::offset_of!(Header, seq) as u64 == SEQ_AT);
     assert!(std::mem::offset_of!(Header, space_seq) as u64 == SPACE_SEQ_AT);
@@ -207,7 +213,7 @@ impl Header {
             reader_slots: AtomicU32::new(0),
             _pad0: [0; 24],
             len: AtomicU64::new(0),
-            hwm: AtomicU64::new(0),
+            _reserved72: [0; 8],
             alloc: AtomicU64::new(0),
             _pad1: [0; 40],
             seq: AtomicU32::new(0),
@@ -217,7 +223,10 @@ impl Header {
             space_seq: AtomicU32::new(0),
             _pad4: [0; 60],
             slot_gen: AtomicU32::new(0),
-            _pad5: [0; 700],
+            _pad5: [0; 60],
+            hwm: AtomicU64::new(0),
+            ring_writer: AtomicU64::new(0),
+            _pad6: [0; 624],
             slots: [const {
                 Slot {
                     pos: AtomicU64::new(0),

@@ -111,7 +111,7 @@ mod window;
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
-pub use hooks::set_append_pause;
+pub use hooks::{set_append_pause, set_ring_read_pause};
 pub use info::{force_destroy, inspect, list, reclaim, OwnerState, StreamInfo, SHM_DIR};
 pub use inplace::InPlace;
 pub use name::NAME_MAX;

@@ -9,6 +9,16 @@
 //! write in progress) to `end`; copy; publish `len = end` and wake readers. A writer
 //! killed mid-write leaves `len` at the last whole write.
 //!
+//! A writer learns `len` without touching its cache line (which every follower polls)
+//! while the header's `ring_writer` holds its handle's token: the token says no other
+//! handle wrote since this one's last write, whose committed length the handle
+//! remembers. A handle that finds another token stores its own, then loads `len`.
+//! The publication is then one compare-and-swap from the remembered length, the only
+//! access to the length's line; should it fail, `len` is raised to `end` as before and
+//! the remembered length is dropped. Writes to a ring by several handles at once are
+//! only whole in append mode (whose lock serialises them); without it, as on a file,
+//! overlapping writes may overwrite each other's bytes.
+//!
 //! **Reading** `[p, p + k)`: copy, then (after an acquire fence) load `hwm`; bytes below
 //! `hwm - capacity` may have been overwritten during the copy, so if `p` is below it the
 //! copy is discarded and the read fails with an [`Overrun`](crate::Overrun) that says
@@ -19,6 +29,18 @@
 //! so a dead reader never blocks the writer for longer than a liveness tick) and its
 //! position is published in `slot[k].pos` after every read. Attaching needs a writable
 //! handle; read-only guests read a lossless ring as lossy readers.
+//!
+//! **Trusted reads.** An attached reader reading at its own published position `p` needs
+//! no overrun check — so it never loads `hwm`, the writer's line — once no write can
+//! overwrite `p` without having seen the attach. A write that loaded `slot_gen` before
+//! the attach bumped it started at a length committed before that bump, so at most at
+//! `L0`, the length the reader loads after attaching, and overwrites only positions
+//! below `L0`: positions from `L0` on are safe from it. Every later write reads the
+//! slot. So reads at positions `>= max(L0, p)` are trusted (`Cursor::trust_from`),
+//! with one exception: a seek back lets writers still overwrite up to where the
+//! reader had been (a writer remembers the lowest reader position it saw), so
+//! `trust_from` rises to that. (A handle's own writes, which its slot does not hold
+//! back, move its position to their end: they never overwrite what it still reads.)
 
 use crate::error::{invalid, os, overrun, Result};
 use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
@@ -27,7 +49,14 @@ use crate::sys::{self, LockKind};
 use crate::wait::{self, Waited};
 use fshm_sys::libc;
 use std::os::fd::AsFd;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+/// A ring-writer token unique among live handles: the process id and a per-process
+/// counter (never 0).
+pub(crate) fn new_writer_token() -> u64 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    (u64::from(std::process::id()) << 32) | u64::from(NEXT.fetch_add(1, Ordering::Relaxed).max(1))
+}
 
 impl Stream {
     pub(crate) fn capacity(&self) -> u64 {
@@ -61,8 +90,12 @@ impl Stream {
         // SAFETY: `pos % cap + n <= 2 * cap`, the double-mapped window; the object holds
         // the whole ring (verified just above).
         unsafe { self.window()?.read(pos % cap, &mut buf[..n as usize]) };
+        if let Some(hook) = crate::hooks::ring_read_pause() {
+            hook();
+        }
         fence(Ordering::Acquire);
-        if pos < h.hwm.load(Ordering::Acquire).saturating_sub(cap) {
+        let trusted = c.slot.is_some() && pos >= c.trust_from && pos >= c.pos;
+        if !trusted && pos < h.hwm.load(Ordering::Acquire).saturating_sub(cap) {
             // A writer overwrote some of these bytes while we copied them.
             return Err(self.overrun(c, pos));
         }
@@ -118,7 +151,15 @@ impl Stream {
     fn ring_write_chunk(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
         let cap = self.capacity();
         let h = self.header();
-        let pos = h.len.load(Ordering::Acquire);
+        let (pos, sole) = match c.ring_len {
+            Some(len) if h.ring_writer.load(Ordering::Acquire) == self.token => (len, true),
+            _ => {
+                if h.ring_writer.load(Ordering::Relaxed) != self.token {
+                    h.ring_writer.store(self.token, Ordering::SeqCst);
+                }
+                (h.len.load(Ordering::Acquire), false)
+            }
+        };
         // Checked: a hostile header's length can be near 2^64 (found by
         // fshm/tests/fuzz_header.rs: `pos + len` overflowed, a panic in debug builds).
         let Some(end) = pos.checked_add(buf.len() as u64) else {
@@ -135,7 +176,14 @@ impl Stream {
         // bytes go to; fetch the second while the first is being taken.
         let window = self.window()?;
         window.prefetch_write(pos % cap);
-        h.hwm.fetch_max(end, Ordering::SeqCst);
+        if sole {
+            // The only writer since its last write: `hwm` is `pos` or less, and a
+            // store ordered before the copy's stores is enough.
+            h.hwm.store(end, Ordering::Relaxed);
+            fence(Ordering::Release);
+        } else {
+            h.hwm.fetch_max(end, Ordering::SeqCst);
+        }
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring; the handle is writable.
         unsafe { window.write(pos % cap, buf) };
@@ -144,7 +192,17 @@ impl Stream {
                 hook();
             }
         }
-        self.commit(end);
+        if h.len
+            .compare_exchange(pos, end, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            wait::notify(&h.seq);
+            c.ring_len = Some(end);
+        } else {
+            // Another handle wrote at the same time: as before the token.
+            self.commit(end);
+            c.ring_len = None;
+        }
         c.pos = end;
         Ok(buf.len())
     }
@@ -276,6 +334,8 @@ impl Stream {
                     token = h.slot_gen.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
                 }
                 slot.active.store(token, Ordering::SeqCst);
+                // Module: trusted reads.
+                c.trust_from = h.len.load(Ordering::SeqCst);
                 c.slot = Some(k);
                 return Ok(());
             }
@@ -294,6 +354,7 @@ impl Stream {
     }
 
     pub(crate) fn detach_locked(&self, c: &mut Cursor) {
+        c.trust_from = u64::MAX;
         if let Some(k) = c.slot.take() {
             let h = self.header();
             h.slots[k as usize].active.store(0, Ordering::SeqCst);

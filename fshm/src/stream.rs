@@ -62,6 +62,12 @@ pub(crate) struct Cursor {
     /// attached reader position last seen), valid while `slot_gen` is `slot_gen_seen`.
     pub(crate) room: u64,
     pub(crate) slot_gen_seen: u32,
+    /// Attached lossless-ring reader: reads at or past both this and the position need
+    /// no overrun check (see `ring.rs`, "Trusted reads"); `u64::MAX` otherwise.
+    pub(crate) trust_from: u64,
+    /// Ring writer: the length this handle's last write committed, valid while the
+    /// header's `ring_writer` holds this handle's token (see `ring.rs`, "Writing").
+    pub(crate) ring_len: Option<u64>,
 }
 
 impl Cursor {
@@ -113,6 +119,8 @@ pub struct Stream {
     /// still refers to their object); guests do not need it and do not ask the kernel.
     identity: Option<(u64, u64)>,
     cursor: Mutex<Cursor>,
+    /// This handle's ring-writer token (unique among live handles; see `ring.rs`).
+    pub(crate) token: u64,
 }
 
 impl std::fmt::Debug for Stream {
@@ -160,7 +168,10 @@ impl Stream {
                 write_timeout: None,
                 room: 0,
                 slot_gen_seen: 0,
+                trust_from: u64::MAX,
+                ring_len: None,
             }),
+            token: crate::ring::new_writer_token(),
         }
     }
 
@@ -518,6 +529,10 @@ impl Stream {
     /// Publishes `end` as the length if it extends it, and wakes waiting readers.
     pub(crate) fn commit(&self, end: u64) {
         let h = self.header();
+        if self.is_ring() {
+            // No ring writer may trust its remembered length any more (ring.rs).
+            h.ring_writer.store(0, Ordering::SeqCst);
+        }
         h.len.fetch_max(end, Ordering::SeqCst);
         wait::notify(&h.seq);
     }
@@ -742,6 +757,11 @@ impl Seek for &Stream {
                     self.oldest()
                 ),
             ));
+        }
+        if p < c.pos {
+            // Writers may still overwrite what this reader had passed (ring.rs, "Trusted
+            // reads").
+            c.trust_from = c.trust_from.max(c.pos);
         }
         c.pos = p;
         if c.slot.is_some() {

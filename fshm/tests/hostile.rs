@@ -21,7 +21,7 @@ const RING_CAPACITY: u64 = 24;
 const FLAGS: u64 = 32;
 const READER_SLOTS: u64 = 36;
 const LEN: u64 = 64;
-const HWM: u64 = 72;
+const HWM: u64 = 384;
 const ALLOC: u64 = 80;
 const OWNER_STATE: u64 = 192;
 

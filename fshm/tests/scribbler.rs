@@ -19,13 +19,14 @@ const DURATION: Duration = Duration::from_secs(2);
 fn fields() -> Vec<(u64, usize)> {
     let mut f = vec![
         (64, 8),  // len
-        (72, 8),  // hwm
         (80, 8),  // alloc
         (128, 4), // seq
         (132, 4), // reserved (was a waiter count)
         (192, 4), // owner_state
         (256, 4), // space_seq
         (260, 4), // reserved
+        (384, 8), // hwm
+        (392, 8), // ring_writer
     ];
     for k in 0..32 {
         f.push((1024 + 64 * k, 8)); // slot[k].pos

@@ -1,0 +1,142 @@
+//! The ring's fast paths keep its promises: a writer that remembers the length (the
+//! `ring_writer` token) never writes over another handle's bytes, in one process or
+//! across processes; an attached reader that skips the overrun check (a trusted read)
+//! still reports an overrun after a seek back. (`fshm/src/ring.rs` has the rules.)
+
+mod common;
+
+use common::{fork_child, NameGuard, Signal};
+use std::cell::RefCell;
+use std::io::{Read, Seek, SeekFrom, Write};
+
+fn lossless(name: &str, cap: u64) -> fshm::Stream {
+    fshm::OpenOptions::new()
+        .ring(cap, fshm::RingPolicy::Lossless)
+        .create(name)
+        .expect("create ring")
+}
+
+fn read_all(r: &fshm::Stream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1000];
+    loop {
+        let n = (&*r).read(&mut buf).expect("read");
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn writers_taking_turns_keep_every_byte() {
+    let g = NameGuard::new("turns");
+    let owner = lossless(g.name(), 1 << 16);
+    let other = fshm::Stream::open(g.name()).unwrap();
+    let reader = fshm::Stream::open(g.name()).unwrap();
+    reader.attach().unwrap();
+    let mut expect = Vec::new();
+    for round in 0..50u8 {
+        // Several writes in a row by one handle (its remembered length is used), then
+        // the other handle's turn.
+        for k in 0..3u8 {
+            let w = if round % 2 == 0 { &owner } else { &other };
+            let msg = [round, k, 0xA5, round ^ k];
+            (&*w).write_all(&msg).unwrap();
+            expect.extend_from_slice(&msg);
+        }
+    }
+    assert_eq!(owner.len(), expect.len() as u64);
+    assert_eq!(read_all(&reader), expect);
+}
+
+#[test]
+fn writers_in_two_processes_taking_turns_keep_every_byte() {
+    let g = NameGuard::new("turns2");
+    let owner = lossless(g.name(), 1 << 16);
+    let reader = fshm::Stream::open(g.name()).unwrap();
+    reader.attach().unwrap();
+    let (to_child, to_parent) = (Signal::new(), Signal::new());
+    let name = g.name().to_string();
+    let mut child = fork_child(|| {
+        let s = fshm::Stream::open(&name).unwrap();
+        for round in 0..40u8 {
+            to_child.wait();
+            for k in 0..5u8 {
+                (&s).write_all(&[1, round, k]).unwrap();
+            }
+            to_parent.notify();
+        }
+        0
+    });
+    let mut expect = Vec::new();
+    for round in 0..40u8 {
+        for k in 0..5u8 {
+            (&owner).write_all(&[0, round, k]).unwrap();
+            expect.extend_from_slice(&[0, round, k]);
+        }
+        to_child.notify();
+        to_parent.wait();
+        for k in 0..5u8 {
+            expect.extend_from_slice(&[1, round, k]);
+        }
+    }
+    child.assert_success();
+    assert_eq!(owner.len(), expect.len() as u64);
+    assert_eq!(read_all(&reader), expect);
+}
+
+thread_local! {
+    /// What the ring-read hook does on this test's thread (other threads: nothing).
+    static DURING_COPY: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+}
+
+fn run_during_copy() {
+    DURING_COPY.with(|h| {
+        if let Some(f) = h.borrow_mut().as_mut() {
+            f();
+        }
+    });
+}
+
+/// Reads at `reader`'s position while `write` runs between the copy and its check.
+fn read_while_writing(
+    reader: &fshm::Stream,
+    buf: &mut [u8],
+    write: impl FnMut() + 'static,
+) -> std::io::Result<usize> {
+    DURING_COPY.with(|h| *h.borrow_mut() = Some(Box::new(write)));
+    fshm::set_ring_read_pause(Some(run_during_copy));
+    let r = (&*reader).read(buf);
+    DURING_COPY.with(|h| *h.borrow_mut() = None);
+    r
+}
+
+#[test]
+fn trusted_reader_still_sees_an_overrun_after_seeking_back() {
+    let g = NameGuard::new("trust");
+    let cap = 4096u64;
+    let owner = std::rc::Rc::new(lossless(g.name(), cap));
+    let reader = fshm::Stream::open(g.name()).unwrap();
+    reader.attach().unwrap();
+    (&*owner).write_all(&[b'a'; 4096]).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert_eq!((&reader).read(&mut buf).unwrap(), 4096);
+    // The writer looks at the reader's slot (position 4096) and remembers it.
+    (&*owner).write_all(b"x").unwrap();
+    // Back to position 1, still held; a writer that remembers 4096 need not wait.
+    (&reader).seek(SeekFrom::Start(1)).unwrap();
+    let w = owner.clone();
+    let r = read_while_writing(&reader, &mut buf, move || {
+        (&*w).write_all(&[b'b'; 2000]).unwrap();
+    });
+    let e = r.expect_err("bytes overwritten during the copy were returned");
+    let o = fshm::overrun_of(&e).expect("an overrun");
+    assert_eq!(o.resume_at(), 4097 + 2000 - cap);
+    assert_eq!(reader.position(), o.resume_at());
+    // From there the reader reads what is held, the bytes written last.
+    let got = read_all(&reader);
+    assert_eq!(got.len() as u64, cap);
+    assert!(got.ends_with(&[b'b'; 2000]));
+    fshm::set_ring_read_pause(None);
+}
