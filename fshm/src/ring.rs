@@ -151,11 +151,14 @@ impl Stream {
     fn ring_write_chunk(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
         let cap = self.capacity();
         let h = self.header();
+        if c.token == 0 {
+            c.token = new_writer_token();
+        }
         let (pos, sole) = match c.ring_len {
-            Some(len) if h.ring_writer.load(Ordering::Acquire) == self.token => (len, true),
+            Some(len) if h.ring_writer.load(Ordering::Acquire) == c.token => (len, true),
             _ => {
-                if h.ring_writer.load(Ordering::Relaxed) != self.token {
-                    h.ring_writer.store(self.token, Ordering::SeqCst);
+                if h.ring_writer.load(Ordering::Relaxed) != c.token {
+                    h.ring_writer.store(c.token, Ordering::SeqCst);
                 }
                 (h.len.load(Ordering::Acquire), false)
             }

@@ -68,6 +68,9 @@ pub(crate) struct Cursor {
     /// Ring writer: the length this handle's last write committed, valid while the
     /// header's `ring_writer` holds this handle's token (see `ring.rs`, "Writing").
     pub(crate) ring_len: Option<u64>,
+    /// Ring writer: this handle's token (unique among live handles), made on its first
+    /// ring write; `0` before.
+    pub(crate) token: u64,
 }
 
 impl Cursor {
@@ -119,8 +122,6 @@ pub struct Stream {
     /// still refers to their object); guests do not need it and do not ask the kernel.
     identity: Option<(u64, u64)>,
     cursor: Mutex<Cursor>,
-    /// This handle's ring-writer token (unique among live handles; see `ring.rs`).
-    pub(crate) token: u64,
 }
 
 impl std::fmt::Debug for Stream {
@@ -170,8 +171,8 @@ impl Stream {
                 slot_gen_seen: 0,
                 trust_from: u64::MAX,
                 ring_len: None,
+                token: 0,
             }),
-            token: crate::ring::new_writer_token(),
         }
     }
 
