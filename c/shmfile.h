@@ -12,6 +12,10 @@
  * file; fileno(3) on it is the stream's real shm file descriptor. A FILE*
  * inherited across fork(2) shares that descriptor's offset with the parent's copy:
  * use it in one of the two processes only (or open a guest in the child).
+ * Bytes written through a FILE* reach other handles when stdio passes them to the
+ * library: at fflush(3), fclose(3), a seek or a full 64 KiB buffer; a FILE* handed
+ * 64 KiB or more in one fwrite(3) writes such chunks straight to the stream (they
+ * are visible when fwrite returns) until its next small write or read.
  *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
