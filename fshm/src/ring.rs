@@ -180,9 +180,12 @@ impl Stream {
         let window = self.window()?;
         window.prefetch_write(pos % cap);
         if sole {
-            // The only writer since its last write: `hwm` is `pos` or less, and a
-            // store ordered before the copy's stores is enough.
-            h.hwm.store(end, Ordering::Relaxed);
+            // The only writer since its last write: a store ordered before the copy's
+            // stores is enough. (`hwm` may stand higher, left by an appender killed
+            // mid-write: it never moves down.)
+            if h.hwm.load(Ordering::Relaxed) < end {
+                h.hwm.store(end, Ordering::Relaxed);
+            }
             fence(Ordering::Release);
         } else {
             h.hwm.fetch_max(end, Ordering::SeqCst);

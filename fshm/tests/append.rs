@@ -6,7 +6,6 @@ mod common;
 
 use common::{checksum, fork_child, read_all, NameGuard, Rng, Signal};
 use std::io::Write;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 const HEADER: usize = 20;
 
@@ -126,21 +125,6 @@ fn appenders_in_several_processes_each_land_every_record_whole_exactly_once() {
     g.assert_gone();
 }
 
-/// The pipe the pause hook reports on (set in the paused child only).
-static PAUSE_FD: AtomicI32 = AtomicI32::new(-1);
-
-/// The append pause hook: tells the parent the bytes are copied but not committed, then
-/// blocks until the process is killed.
-fn pause_forever() {
-    let b = [1u8];
-    // SAFETY: writes one byte from a valid buffer to the test's pipe.
-    unsafe { libc::write(PAUSE_FD.load(Ordering::SeqCst), b.as_ptr().cast(), 1) };
-    loop {
-        // SAFETY: plain system call; waits for a signal (SIGKILL ends the process).
-        unsafe { libc::pause() };
-    }
-}
-
 #[test]
 fn an_appender_killed_mid_append_neither_wedges_others_nor_exposes_its_bytes() {
     const PARTIAL: usize = 100_000;
@@ -152,8 +136,7 @@ fn an_appender_killed_mid_append_neither_wedges_others_nor_exposes_its_bytes() {
     let paused = Signal::new();
     let mut victim = fork_child(|| {
         let mut s = fshm::OpenOptions::new().append(true).open(name).unwrap();
-        PAUSE_FD.store(paused.raw_write_fd(), Ordering::SeqCst);
-        fshm::set_append_pause(Some(pause_forever));
+        common::pause_appends_forever(&paused);
         let _ = s.write(&[b'Z'; PARTIAL]);
         1 // not reached: the hook blocks until the kill
     });

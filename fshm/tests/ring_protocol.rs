@@ -1,7 +1,9 @@
 //! The ring's fast paths keep its promises: a writer that remembers the length (the
 //! `ring_writer` token) never writes over another handle's bytes, in one process or
 //! across processes; an attached reader that skips the overrun check (a trusted read)
-//! still reports an overrun after a seek back. (`fshm/src/ring.rs` has the rules.)
+//! still reports an overrun after a seek back; a writer that remembers the length never
+//! lowers the high-water mark an appender killed mid-write left. (`fshm/src/ring.rs`
+//! has the rules.)
 
 mod common;
 
@@ -139,4 +141,40 @@ fn trusted_reader_still_sees_an_overrun_after_seeking_back() {
     assert_eq!(got.len() as u64, cap);
     assert!(got.ends_with(&[b'b'; 2000]));
     fshm::set_ring_read_pause(None);
+}
+
+#[test]
+fn a_sole_writer_keeps_the_mark_a_killed_appender_left() {
+    let g = NameGuard::new("killedmark");
+    let cap = 4096u64;
+    let name = g.name();
+    let owner = fshm::OpenOptions::new()
+        .ring(cap, fshm::RingPolicy::Lossy)
+        .create(name)
+        .unwrap();
+    (&owner).write_all(&[b'a'; 4096]).unwrap();
+    let paused = Signal::new();
+    let mut victim = fork_child(|| {
+        let s = fshm::OpenOptions::new().append(true).open(name).unwrap();
+        common::pause_appends_forever(&paused);
+        let _ = (&s).write(&[b'Z'; 2000]);
+        1 // not reached: the hook blocks until the kill
+    });
+    paused.wait();
+    assert_eq!(victim.kill(), common::Status::Signaled(libc::SIGKILL));
+    // The victim's 2000 bytes overwrote positions 0..2000 of the ring's second lap,
+    // so bytes below 2000 are no longer held, though the length stayed at 4096.
+    assert_eq!(owner.len(), 4096);
+    assert_eq!(owner.oldest(), 2000);
+    // The owner writes on: first after the victim (it loads the length), then as the
+    // sole writer since its last write (it remembers it).
+    (&owner).write_all(b"0123456789").unwrap();
+    (&owner).write_all(b"0123456789").unwrap();
+    assert_eq!(owner.len(), 4116);
+    assert_eq!(owner.oldest(), 2000, "the high-water mark moved down");
+    let guest = fshm::Stream::open(name).unwrap();
+    assert_eq!(guest.position(), 2000);
+    let got = read_all(&guest);
+    assert_eq!(got.len(), 4116 - 2000);
+    assert!(got.ends_with(b"01234567890123456789"));
 }

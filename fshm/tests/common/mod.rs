@@ -10,7 +10,7 @@
 use std::ffi::CString;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -499,4 +499,26 @@ impl SeqWord {
             std::thread::yield_now();
         }
     }
+}
+
+/// The pipe the append pause hook reports on (set in the paused child only).
+static PAUSE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The append pause hook: reports that the bytes are copied but not committed, then
+/// blocks until the process is killed.
+fn pause_forever() {
+    let b = [1u8];
+    // SAFETY: writes one byte from a valid buffer to the test's pipe.
+    unsafe { libc::write(PAUSE_FD.load(Ordering::SeqCst), b.as_ptr().cast(), 1) };
+    loop {
+        // SAFETY: plain system call; waits for a signal (SIGKILL ends the process).
+        unsafe { libc::pause() };
+    }
+}
+
+/// In a child: every append of this process, once its bytes are copied and before they
+/// are committed, notifies `report` and then blocks until the process is killed.
+pub fn pause_appends_forever(report: &Signal) {
+    PAUSE_FD.store(report.raw_write_fd(), Ordering::SeqCst);
+    fshm::set_append_pause(Some(pause_forever));
 }
