@@ -553,7 +553,7 @@ fn pingpong_job(kind: &str, trips: u64) -> io::Result<Vec<f64>> {
             let guest = Stream::open(&ab2)?;
             ctl.send(&[1])?;
             let mut f = guest.follow().spin(spin);
-            let mut w = &own;
+            let mut w = own;
             for i in 0..trips {
                 f.read_exact(&mut msg)?;
                 if u64::from_ne_bytes(msg) != i {
@@ -598,7 +598,7 @@ fn pingpong_job(kind: &str, trips: u64) -> io::Result<Vec<f64>> {
             ctl.recv::<1>()?; // ba exists, the child follows ab
             let guest = Stream::open(&ba)?;
             let mut f = guest.follow().spin(spin);
-            let mut w = &own;
+            let mut w = own;
             bounce(&mut w, &mut f)?;
             drop(guest);
             ctl.send(&[1])?;
