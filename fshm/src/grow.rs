@@ -16,6 +16,17 @@
 //! full `/dev/shm` is still a clean `ENOSPC` from the write, never a `SIGBUS`: no
 //! process touches those bytes through its mapping before the write has created them.
 //!
+//! Unless someone follows: a follower right behind the writer reads each new page
+//! with `pread` while the writer's `pwrite` is still filling the next, and with 4 KiB
+//! writes the two meet in the kernel on every page. While the header counts a
+//! follower (`followers`: writable handles that have waited for data), writes below
+//! [`FOLLOWED_KERNEL_WRITE_MIN`] into fresh memory take the reserved, pre-faulted path
+//! instead. (Session machine, 256 MiB in 4 KiB writes with a follower, 12 interleaved
+//! runs, medians: 1478 MB/s through `pwrite`, 1608 through the mapping (1.07× per
+//! run, 0.96-1.31×), the fresh-page ceiling 1647; alone, `pwrite` is the faster path,
+//! 2657 against 1714.) A follower that died uncounted leaves the hint set: the writer
+//! then takes the mapping path for small writes, slower alone but just as correct.
+//!
 //! Reads mirror it: a linear-stream read of at least [`KERNEL_READ_MIN`] bytes is a
 //! `pread`, which copies through the kernel's own mapping of the pages, where a copy
 //! through the handle's window first maps every 4 KiB page it touches (and a follower
@@ -34,7 +45,7 @@
 use crate::header::DATA_OFFSET;
 
 /// Smallest growth step (a new stream reserves no data until its first write).
-pub(crate) const INITIAL_DATA: u64 = 64 * 1024;
+pub const INITIAL_DATA: u64 = 64 * 1024;
 /// Largest single growth step.
 const MAX_STEP: u64 = 64 << 20;
 
@@ -45,13 +56,18 @@ fn round_up(x: u64, to: u64) -> u64 {
 /// Smallest write that goes through the kernel's write path when it needs fresh memory.
 pub const KERNEL_WRITE_MIN: u64 = 4 * 1024;
 
+/// The same while someone follows the stream: smaller writes into fresh memory go
+/// through reserved, pre-faulted pages instead.
+pub const FOLLOWED_KERNEL_WRITE_MIN: u64 = 8 * 1024;
+
 /// Smallest linear-stream read that goes through the kernel (`pread`).
 pub const KERNEL_READ_MIN: usize = 32 * 1024;
 
 /// Whether a write of `n` bytes goes through the kernel (`pwrite`) rather than the
-/// mapping; `fresh` tells whether it reaches past the memory this handle verified.
-pub(crate) fn write_through_kernel(n: u64, fresh: bool) -> bool {
-    fresh && n >= KERNEL_WRITE_MIN
+/// mapping; `fresh` tells whether it reaches past the memory this handle verified,
+/// `followed` (asked only when it matters) whether a follower may be right behind.
+pub(crate) fn write_through_kernel(n: u64, fresh: bool, followed: impl FnOnce() -> bool) -> bool {
+    fresh && n >= KERNEL_WRITE_MIN && (n >= FOLLOWED_KERNEL_WRITE_MIN || !followed())
 }
 
 /// Object size to grow to when `need` data bytes must exist and `alloc` already do.
@@ -69,6 +85,29 @@ pub(crate) fn exact_target(need: u64, max_size: u64, page: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_fresh_writes_leave_the_kernel_path_only_when_followed() {
+        let asked = std::cell::Cell::new(false);
+        let followed = |f: bool| {
+            let asked = &asked;
+            move || {
+                asked.set(true);
+                f
+            }
+        };
+        assert!(write_through_kernel(4096, true, followed(false)));
+        assert!(!write_through_kernel(4096, true, followed(true)));
+        assert!(write_through_kernel(8192, true, followed(true)));
+        assert!(!write_through_kernel(4095, true, followed(false)));
+        asked.set(false);
+        assert!(!write_through_kernel(1 << 20, false, followed(false)));
+        assert!(write_through_kernel(1 << 20, true, followed(true)));
+        assert!(
+            !asked.get(),
+            "the header is loaded only for writes it decides"
+        );
+    }
 
     #[test]
     fn growth_doubles_then_steps_and_stops_at_max() {

@@ -23,6 +23,7 @@
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
 //! | 256 | 4 | `space_seq` | both | futex word for a lossless ring writer waiting for room, same rule: bit 0 set by the writer, cleared by a reader that made room |
 //! | 320 | 4 | `slot_gen` | readers | bumped by every attach; its new value is the attach's token |
+//! | 324 | 4 | `followers` | readers | linear streams: writable handles that have waited for data and are still open — a hint for the writer's choice of write path (`grow.rs`); a follower that died leaves it one too high, which costs speed, never correctness |
 //! | 384 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written (off the length's line, which followers poll) |
 //! | 392 | 8 | `ring_writer` | ring writers | token of the handle that wrote the ring last (`0`: none known); a writer that finds its own token knows the length without loading it (`ring.rs`) |
 //! | 1024 + 64·k | 8 | `slot[k].pos` | reader k | position of attached lossless-ring reader `k` |
@@ -112,7 +113,8 @@ pub(crate) struct Header {
     _pad4: [u8; 60],
     // 320: reader attachments
     pub slot_gen: AtomicU32,
-    _pad5: [u8; 60],
+    pub followers: AtomicU32,
+    _pad5: [u8; 56],
     // 384: writers only (a lossy ring reader loads it after each copy)
     pub hwm: AtomicU64,
     pub ring_writer: AtomicU64,
@@ -127,6 +129,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
     assert!(std::mem::offset_of!(Header, slot_gen) == 320);
+    assert!(std::mem::offset_of!(Header, followers) == 324);
     assert!(std::mem::offset_of!(Header, hwm) == 384);
     assert!(std::mem::offset_of!(Header, owner_state) as u64 == OWNER_STATE_AT);
     assert!(std::mem::offset_of!(Header, seq) as u64 == SEQ_AT);
@@ -223,7 +226,8 @@ impl Header {
             space_seq: AtomicU32::new(0),
             _pad4: [0; 60],
             slot_gen: AtomicU32::new(0),
-            _pad5: [0; 60],
+            followers: AtomicU32::new(0),
+            _pad5: [0; 56],
             hwm: AtomicU64::new(0),
             ring_writer: AtomicU64::new(0),
             _pad6: [0; 624],

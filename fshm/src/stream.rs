@@ -17,7 +17,7 @@ use once_cell::sync::OnceCell;
 use parking_lot::{Mutex, MutexGuard};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Whether a handle created its stream or opened an existing one.
@@ -121,6 +121,8 @@ pub struct Stream {
     /// The object's (device, inode), known to owners (which remove the name only if it
     /// still refers to their object); guests do not need it and do not ask the kernel.
     identity: Option<(u64, u64)>,
+    /// Whether this handle counts in the header's `followers` (see `grow`).
+    counted_follower: AtomicBool,
     cursor: Mutex<Cursor>,
 }
 
@@ -159,6 +161,7 @@ impl Stream {
             writable,
             append,
             identity,
+            counted_follower: AtomicBool::new(false),
             cursor: Mutex::new(Cursor {
                 pos: 0,
                 verified,
@@ -454,7 +457,9 @@ impl Stream {
         let end = pos + n;
         // The growth rule (see `grow`): a large write into fresh memory goes through
         // the kernel's write path, a small one through reserved, pre-faulted pages.
-        let through_kernel = grow::write_through_kernel(n, DATA_OFFSET + end > c.verified);
+        let through_kernel = grow::write_through_kernel(n, DATA_OFFSET + end > c.verified, || {
+            self.header().followers.load(Ordering::Relaxed) != 0
+        });
         if through_kernel {
             // No holes: every byte below the write must be reserved, or a process that
             // reads the gap through its mapping could fault on a full /dev/shm.
@@ -628,6 +633,20 @@ impl Stream {
         self.wait_until(pos, deadline, Duration::ZERO)
     }
 
+    /// A writable handle waiting for data on a linear stream counts in the header's
+    /// `followers` until it closes (the writer's path choice, see `grow`). A read-only
+    /// handle cannot write the header and stays uncounted.
+    fn count_as_follower(&self, h: &Header) {
+        if self.writable
+            && !self.is_ring()
+            && self.mapped_window().is_some()
+            && !self.counted_follower.load(Ordering::Relaxed)
+            && !self.counted_follower.swap(true, Ordering::Relaxed)
+        {
+            h.followers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn wait_until(
         &self,
         pos: u64,
@@ -635,6 +654,7 @@ impl Stream {
         spin: Duration,
     ) -> WaitStatus {
         let h = self.header();
+        self.count_as_follower(h);
         // Liveness is tested only after a sleep that nobody cut short (`slow_ok`): a
         // live owner's commits wake its followers, a dead one wakes nobody. At most
         // once per tick: a read-only handle's naps are shorter.
@@ -837,6 +857,15 @@ impl Drop for Stream {
     /// the name still refers to its own object.
     fn drop(&mut self) {
         self.detach_locked(&mut self.cursor.lock());
+        if *self.counted_follower.get_mut() {
+            if let Some(w) = self.window.get() {
+                // Saturating: a hostile header may hold 0 here.
+                let _ =
+                    w.header()
+                        .followers
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+        }
         if self.role != Role::Owner {
             return;
         }

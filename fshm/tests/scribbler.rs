@@ -25,6 +25,8 @@ fn fields() -> Vec<(u64, usize)> {
         (192, 4), // owner_state
         (256, 4), // space_seq
         (260, 4), // reserved
+        (320, 4), // slot_gen
+        (324, 4), // followers
         (384, 8), // hwm
         (392, 8), // ring_writer
     ];

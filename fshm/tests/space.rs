@@ -201,3 +201,65 @@ fn a_full_dev_shm_is_enospc_from_the_write_never_sigbus() {
     // Nothing leaked into the real /dev/shm.
     assert!(!common::shm_exists(name));
 }
+
+/// The write path follows the followers (`grow.rs`): a 4 KiB write into fresh memory
+/// goes through the kernel and extends the object by exactly its size — unless a
+/// follower (here in another process) has waited for data and is still open; then it
+/// reserves a growth step ahead and writes through the mapping. The follower closing
+/// hands small writes back to the kernel path. The bytes are right either way.
+#[test]
+fn small_fresh_writes_reserve_ahead_only_while_a_follower_is_open() {
+    const DATA: u64 = fshm::header::DATA_OFFSET;
+    let g = NameGuard::new("followed");
+    let name = g.name();
+    let mut owner = fshm::Stream::create(name).unwrap();
+    let size = || fshm::inspect(name).unwrap().object_size;
+    let page: Vec<u8> = (0..4096u64).map(pattern).collect();
+
+    owner.write_all(&page).unwrap();
+    assert_eq!(size(), DATA + 4096, "alone: through the kernel, exactly");
+
+    let waited = Signal::new();
+    let release = Signal::new();
+    let closed = Signal::new();
+    let mut follower = fork_child(|| {
+        let s = fshm::Stream::open(name).unwrap();
+        let status = s.wait_for(4096, Some(std::time::Duration::from_millis(1)));
+        assert_eq!(status, fshm::WaitStatus::TimedOut);
+        waited.notify();
+        release.wait();
+        drop(s);
+        closed.notify();
+        0
+    });
+    waited.wait();
+    owner.write_all(&page).unwrap();
+    let reserved = size();
+    assert!(
+        reserved >= DATA + fshm::grow::INITIAL_DATA,
+        "followed: a growth step ahead, got {reserved}"
+    );
+    // Fill what was reserved, then write past it.
+    let mut at = 8192;
+    while DATA + at < reserved {
+        owner.write_all(&page).unwrap();
+        at += 4096;
+    }
+    assert_eq!(size(), reserved);
+
+    release.notify();
+    closed.wait();
+    follower.assert_success();
+    owner.write_all(&page).unwrap();
+    assert_eq!(
+        size(),
+        reserved + 4096,
+        "the follower closed: exactly again"
+    );
+
+    let all = read_all(&owner);
+    assert_eq!(all.len() as u64, at + 4096);
+    for (i, chunk) in all.chunks(4096).enumerate() {
+        assert_eq!(chunk, &page[..], "page {i}");
+    }
+}
