@@ -26,6 +26,7 @@ done
 "$probes/fresh_writes" 16 >/dev/null
 "$probes/create_syscalls" 200 >/dev/null
 "$probes/ring_protocol" 16 >/dev/null
+"$probes/ring_copy" 64 >/dev/null
 "$probes/spin_pingpong" 2000 >/dev/null
 "$probes/wake_pingpong" 2000 >/dev/null
 left=$(find /dev/shm -maxdepth 1 -name 'fshm-probe-*' -printf '%f\n' | sort)

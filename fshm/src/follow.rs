@@ -81,11 +81,15 @@ impl Read for Follower<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         loop {
-            let n = (&*self.stream).read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
-            }
-            let pos = self.stream.position();
+            // One lock per look: the position to wait from comes with the empty read.
+            let pos = {
+                let mut c = self.stream.lock();
+                let n = self.stream.read_cursor(&mut c, buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                c.pos
+            };
             match self.stream.wait_until(pos, deadline, self.spin) {
                 WaitStatus::Data => continue,
                 WaitStatus::Ended => return Ok(0),

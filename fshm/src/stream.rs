@@ -733,7 +733,7 @@ impl Read for &Stream {
 impl Stream {
     /// `Read::read` with the cursor in hand. Never locks `self.cursor` (nor does
     /// anything it calls): an owned handle calls it without the lock.
-    fn read_cursor(&self, c: &mut Cursor, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_cursor(&self, c: &mut Cursor, buf: &mut [u8]) -> io::Result<usize> {
         let pos = c.pos;
         let n = self.read_locked(c, pos, buf)?;
         c.pos += n as u64;
