@@ -183,7 +183,7 @@ impl Stream {
         // followed ring ran ~14 % faster, BENCHMARKS.md).
         let window = self.window()?;
         window.prefetch_write(pos % cap);
-        window.prefetch_write((pos + 512) % cap);
+        window.prefetch_write((pos % cap + 512) % cap);
         if sole {
             // The only writer since its last write: a store ordered before the copy's
             // stores is enough. (`hwm` may stand higher, left by an appender killed
