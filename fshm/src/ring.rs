@@ -180,7 +180,7 @@ impl Stream {
         // also fetch the line 512 bytes on, which a reader has likely left long ago:
         // eight 64-byte writes later it is owned when the copy needs it (the
         // compare-and-swap below waits for the copy's stores; 64-byte writes to a
-        // followed ring ran ~14 % faster, BENCHMARKS.md).
+        // followed ring ran 1.16× faster, median of 10 runs, BENCHMARKS.md).
         let window = self.window()?;
         window.prefetch_write(pos % cap);
         window.prefetch_write((pos % cap + 512) % cap);
