@@ -1,7 +1,6 @@
 //! Errors: every failure is an `io::Error` whose message names the stream and whose
 //! `errno` (for the C API) can be recovered with [`errno_of`](crate::errno_of).
 
-use fshm_sys::libc;
 use std::fmt;
 use std::io;
 

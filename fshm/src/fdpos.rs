@@ -11,7 +11,6 @@
 use crate::error::{os, Result};
 use crate::header::DATA_OFFSET;
 use crate::stream::Stream;
-use fshm_sys::libc;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 

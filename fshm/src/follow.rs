@@ -3,7 +3,6 @@
 
 use crate::error::os;
 use crate::stream::{Stream, WaitStatus};
-use fshm_sys::libc;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,6 @@ use crate::header::{
 use crate::name::Name;
 use crate::open::{read_header, refusal_error};
 use crate::sys;
-use fshm_sys::libc;
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;

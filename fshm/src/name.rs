@@ -73,6 +73,6 @@ mod tests {
     }
 
     fn libc_einval() -> i32 {
-        fshm_sys::libc::EINVAL
+        libc::EINVAL
     }
 }

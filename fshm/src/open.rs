@@ -11,7 +11,6 @@ use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys::{self, LockKind};
 use crate::window::Window;
-use fshm_sys::libc;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 

@@ -47,7 +47,6 @@ use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS
 use crate::stream::{Cursor, Stream};
 use crate::sys::{self, LockKind};
 use crate::wait::{self, Waited};
-use fshm_sys::libc;
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 

@@ -12,7 +12,6 @@ use crate::open::OpenOptions;
 use crate::sys;
 use crate::wait::{self, Waited};
 use crate::window::Window;
-use fshm_sys::libc;
 use once_cell::sync::OnceCell;
 use parking_lot::{Mutex, MutexGuard};
 use std::io::{self, Read, Seek, SeekFrom, Write};

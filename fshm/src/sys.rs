@@ -1,7 +1,6 @@
 //! Thin, safe wrappers over the system calls fshm makes (shm objects, mappings, OFD
 //! locks, futexes). Each returns the raw `errno` on failure; callers add the stream name.
 
-use fshm_sys::libc;
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;

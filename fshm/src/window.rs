@@ -24,10 +24,10 @@ unsafe impl Sync for Window {}
 impl Window {
     /// Maps the header and `data_len` data bytes of `fd`.
     pub fn map(fd: BorrowedFd<'_>, data_len: u64, writable: bool) -> Result<Window, sys::Errno> {
-        let len = usize::try_from(DATA_OFFSET + data_len).map_err(|_| fshm_sys::libc::ENOMEM)?;
+        let len = usize::try_from(DATA_OFFSET + data_len).map_err(|_| libc::ENOMEM)?;
         let base = sys::mmap_shared(fd, len, writable)?;
         Ok(Window {
-            base: NonNull::new(base).ok_or(fshm_sys::libc::ENOMEM)?,
+            base: NonNull::new(base).ok_or(libc::ENOMEM)?,
             len,
             data_len,
         })
@@ -40,7 +40,7 @@ impl Window {
         capacity: u64,
         writable: bool,
     ) -> Result<Window, sys::Errno> {
-        let enomem = fshm_sys::libc::ENOMEM;
+        let enomem = libc::ENOMEM;
         let cap = usize::try_from(capacity).map_err(|_| enomem)?;
         let len = (DATA_OFFSET as usize)
             .checked_add(cap.checked_mul(2).ok_or(enomem)?)
