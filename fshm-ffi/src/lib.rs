@@ -255,7 +255,8 @@ pub unsafe extern "C" fn fshm_sync(f: *mut libc::FILE) -> c_int {
     })
 }
 
-/// The state of the owner of `f`'s stream: 1 alive, 2 closed, 3 dead; -1 with `errno`.
+/// The state of the owner of `f`'s stream: 1 alive, 2 closed, 3 dead; -1 with `errno`
+/// (`EIO` when the kernel did not answer the liveness probe).
 ///
 /// # Safety
 /// As [`fshm_chmod`].
@@ -267,6 +268,8 @@ pub unsafe extern "C" fn fshm_owner_state(f: *mut libc::FILE) -> c_int {
                 fshm::OwnerState::Alive => 1,
                 fshm::OwnerState::Closed => 2,
                 fshm::OwnerState::Dead => 3,
+                // The kernel did not answer the liveness probe.
+                _ => return Err(libc::EIO),
             })
         })
     })

@@ -1,7 +1,7 @@
 //! The shared header at the start of every stream object: its layout, and the checks a
 //! process makes before trusting what another process wrote there.
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //!
 //! All integers are native-endian (little-endian on x86_64). The data starts at
 //! [`DATA_OFFSET`] (4096), page-aligned; byte `i` of the stream is at object offset
@@ -11,12 +11,13 @@
 //! | offset | size | field | written by | meaning |
 //! |---:|---:|---|---|---|
 //! | 0 | 8 | `magic` | owner, once | `b"FSHMSTRM"` as a little-endian u64; stored last, with release, when the header is ready |
-//! | 8 | 4 | `version` | owner, once | layout version, `1` |
+//! | 8 | 4 | `version` | owner, once | layout version, `2` |
 //! | 12 | 4 | `data_offset` | owner, once | `4096` |
 //! | 16 | 8 | `max_size` | owner, once | maximum length in bytes (linear) or ring capacity's window |
 //! | 24 | 8 | `ring_capacity` | owner, once | `0` for a linear stream, else the ring capacity in bytes |
 //! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring |
 //! | 36 | 4 | `reader_slots` | owner, once | number of reader slots (`32`) |
+//! | 40 | 8 | `lock_ino` | owner, once | inode number of the stream's lock object (`liveness.rs`), never 0 |
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
 //! | 128 | 4 | `seq` | both | futex word for readers waiting for data: bit 0 set by a reader about to sleep; a commit that finds it set clears it (adding 1) and wakes |
@@ -30,9 +31,11 @@
 //! | 1032 + 64·k | 4 | `slot[k].active` | reader k, writer | the attach token while attached, `0` when free (a writer clears it, by compare-and-swap, when it finds the slot's reader dead) |
 //!
 //! Everything not listed is zero and reserved. Besides the header bytes, fshm uses
-//! open-file-description locks (`F_OFD_SETLK`) on the object as kernel-released tokens:
-//! byte 0 is held by the owner while it lives, byte 1 by an appender while it appends,
-//! byte `2 + k` by the reader attached to slot `k`.
+//! open-file-description write locks as kernel-released tokens: byte 0 of the stream
+//! object is held by the owner while it lives; on the stream's lock object
+//! (`<object name>%lock`, which only processes that may write the stream can open),
+//! byte 0 by a process reclaiming the name, byte 1 by an appender while it appends, and
+//! byte `2 + k` by the reader attached to slot `k`. The rules are in `liveness.rs`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -41,7 +44,7 @@ pub const DATA_OFFSET: u64 = 4096;
 /// The header magic, `b"FSHMSTRM"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHMSTRM");
 /// The layout version this library reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Number of reader slots in the header.
 pub const READER_SLOTS: u32 = 32;
 /// Largest maximum size a stream may have (16 TiB): bounds the virtual window.
@@ -70,11 +73,13 @@ pub(crate) const OWNER_STATE_AT: u64 = 192;
 pub(crate) const SEQ_AT: u64 = 128;
 pub(crate) const SPACE_SEQ_AT: u64 = 256;
 
-/// OFD lock byte held by the owner for its lifetime.
+/// OFD lock byte of the stream object held by the owner for its lifetime.
 pub const LOCK_OWNER: u64 = 0;
-/// OFD lock byte held by an appender while it appends.
+/// OFD lock byte of the lock object held by a process reclaiming the name.
+pub const LOCK_RECLAIM: u64 = 0;
+/// OFD lock byte of the lock object held by an appender while it appends.
 pub const LOCK_APPEND: u64 = 1;
-/// First OFD lock byte of the reader slots (`LOCK_SLOT0 + k`).
+/// First OFD lock byte of the lock object for the reader slots (`LOCK_SLOT0 + k`).
 pub const LOCK_SLOT0: u64 = 2;
 
 /// One reader slot (64 bytes).
@@ -96,7 +101,8 @@ pub(crate) struct Header {
     pub ring_capacity: AtomicU64,
     pub flags: AtomicU32,
     pub reader_slots: AtomicU32,
-    _pad0: [u8; 24],
+    pub lock_ino: AtomicU64,
+    _pad0: [u8; 16],
     // 64: writer side
     pub len: AtomicU64,
     _reserved72: [u8; 8],
@@ -124,6 +130,7 @@ pub(crate) struct Header {
 }
 
 const _: () = {
+    assert!(std::mem::offset_of!(Header, lock_ino) == 40);
     assert!(std::mem::offset_of!(Header, len) == 64);
     assert!(std::mem::offset_of!(Header, seq) == 128);
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
@@ -147,6 +154,8 @@ pub(crate) struct Layout {
     pub max_size: u64,
     pub ring_capacity: u64,
     pub flags: u32,
+    /// Inode number of the stream's lock object.
+    pub lock_ino: u64,
 }
 
 /// Why a header was refused.
@@ -196,10 +205,15 @@ impl Header {
         if self.reader_slots.load(Ordering::Relaxed) != READER_SLOTS {
             return Err(Refusal::Corrupt("reader slots"));
         }
+        let lock_ino = self.lock_ino.load(Ordering::Relaxed);
+        if lock_ino == 0 {
+            return Err(Refusal::Corrupt("lock object"));
+        }
         Ok(Layout {
             max_size,
             ring_capacity,
             flags,
+            lock_ino,
         })
     }
 
@@ -214,7 +228,8 @@ impl Header {
             ring_capacity: AtomicU64::new(0),
             flags: AtomicU32::new(0),
             reader_slots: AtomicU32::new(0),
-            _pad0: [0; 24],
+            lock_ino: AtomicU64::new(0),
+            _pad0: [0; 16],
             len: AtomicU64::new(0),
             _reserved72: [0; 8],
             alloc: AtomicU64::new(0),
@@ -267,6 +282,7 @@ impl Header {
             .store(layout.ring_capacity, Ordering::Relaxed);
         self.flags.store(layout.flags, Ordering::Relaxed);
         self.reader_slots.store(READER_SLOTS, Ordering::Relaxed);
+        self.lock_ino.store(layout.lock_ino, Ordering::Relaxed);
         self.owner_state.store(OWNER_OPEN, Ordering::Relaxed);
         self.magic.store(MAGIC, Ordering::Release);
     }

@@ -2,8 +2,9 @@
 
 use crate::error::{os, Result};
 use crate::header::{
-    DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, LOCK_OWNER, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
+use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::open::{read_header, refusal_error};
 use crate::sys;
@@ -13,29 +14,6 @@ use std::sync::atomic::Ordering;
 
 /// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
 pub const SHM_DIR: &str = "/dev/shm";
-
-/// The state of a stream's owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OwnerState {
-    /// The owner process has the stream open.
-    Alive,
-    /// The owner closed the stream (a persistent stream outlives its owner).
-    Closed,
-    /// The owner process died without closing: its liveness lock was dropped by the
-    /// kernel.
-    Dead,
-}
-
-impl OwnerState {
-    /// `"alive"`, `"closed"` or `"dead"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OwnerState::Alive => "alive",
-            OwnerState::Closed => "closed",
-            OwnerState::Dead => "dead",
-        }
-    }
-}
 
 /// What [`inspect`] and [`list`] report about a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,19 +56,30 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
     let h = read_header(&fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = h.layout().map_err(|r| refusal_error(n, r))?;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-    let locked = |byte| sys::ofd_is_locked(fd.as_fd(), byte).map_err(|e| os(n, e, "lock query"));
     let owner = if h.owner_state.load(Ordering::Relaxed) == OWNER_CLOSED {
         OwnerState::Closed
-    } else if locked(LOCK_OWNER)? {
-        OwnerState::Alive
     } else {
-        OwnerState::Dead
+        liveness::probe_owner(fd.as_fd())
     };
     let mut attached_readers = 0;
     if layout.flags & FLAG_LOSSLESS != 0 {
-        for k in 0..u64::from(READER_SLOTS) {
-            if locked(LOCK_SLOT0 + k)? {
-                attached_readers += 1;
+        // Readers' tokens are on the lock object, which only writers may open; others
+        // count the slots the header marks taken (a dead reader's slot stays marked
+        // until a writer finds it dead).
+        match liveness::open_lock_object(&name, layout.lock_ino) {
+            Ok(lock) => {
+                for k in 0..u64::from(READER_SLOTS) {
+                    let held = sys::ofd_write_locked(lock.as_fd(), LOCK_SLOT0 + k)
+                        .map_err(|e| os(n, e, "lock query"))?;
+                    attached_readers += u32::from(held);
+                }
+            }
+            Err(_) => {
+                attached_readers = h
+                    .slots
+                    .iter()
+                    .filter(|s| s.active.load(Ordering::Relaxed) != 0)
+                    .count() as u32;
             }
         }
     }
@@ -127,7 +116,11 @@ pub fn list() -> Result<Vec<StreamInfo>> {
             .metadata()
             .map(|m| m.len() >= DATA_OFFSET)
             .unwrap_or(false);
-        if !is_file || !big_enough || file_name.starts_with("sem.") {
+        if !is_file
+            || !big_enough
+            || file_name.starts_with("sem.")
+            || liveness::is_lock_object_name(&file_name)
+        {
             continue;
         }
         if let Ok(info) = inspect(&file_name) {
@@ -138,8 +131,9 @@ pub fn list() -> Result<Vec<StreamInfo>> {
     Ok(out)
 }
 
-/// Removes the name `name` (`shm_unlink`), whatever it is; processes that have it open
-/// keep working, and an owner later closing it leaves a new object of that name alone.
+/// Removes the name `name` (`shm_unlink`), whatever it is, and its stream's lock
+/// object; processes that have it open keep working, and an owner later closing it
+/// leaves a new object of that name alone.
 ///
 /// # Errors
 /// `NotFound` if there is no such name, `PermissionDenied`, `InvalidInput` for a bad
@@ -147,6 +141,8 @@ pub fn list() -> Result<Vec<StreamInfo>> {
 #[doc(alias = "fshm_force_destroy")]
 pub fn force_destroy(name: &str) -> Result<()> {
     let name = Name::new(name)?;
+    // The lock object first: a leftover one goes even where the stream's name is gone.
+    liveness::remove_lock_object(&name);
     sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
 }
 

@@ -100,6 +100,7 @@ pub mod header;
 mod hooks;
 mod info;
 mod inplace;
+mod liveness;
 mod name;
 mod open;
 mod ring;
@@ -112,8 +113,9 @@ pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::{set_append_pause, set_ring_read_pause};
-pub use info::{force_destroy, inspect, list, reclaim, OwnerState, StreamInfo, SHM_DIR};
+pub use info::{force_destroy, inspect, list, reclaim, StreamInfo, SHM_DIR};
 pub use inplace::InPlace;
+pub use liveness::OwnerState;
 pub use name::NAME_MAX;
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
 pub use stream::{Role, Stream, WaitStatus};

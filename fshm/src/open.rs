@@ -4,12 +4,13 @@
 
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
-    Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_OWNER,
+    Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_RECLAIM,
     MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
+use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::stream::{Role, Stream};
-use crate::sys::{self, LockKind};
+use crate::sys;
 use crate::window::Window;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -152,10 +153,12 @@ impl OpenOptions {
         let layout = self.check_create(name.as_str())?;
         let mut reclaimed = false;
         let fd = loop {
+            // Created with the owner's bits only: nobody else can open the object
+            // before the owner holds its token (`set_up_owner` then applies the mode).
             match sys::shm_open(
                 name.as_c(),
                 libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-                self.mode,
+                self.mode & 0o700,
             ) {
                 Ok(fd) => break fd,
                 Err(libc::EEXIST) if self.reclaim && !reclaimed => {
@@ -175,6 +178,7 @@ impl OpenOptions {
             Ok(s) => Ok(s),
             Err(e) => {
                 let _ = sys::shm_unlink(name.as_c());
+                liveness::remove_lock_object(&name);
                 Err(e)
             }
         }
@@ -211,22 +215,27 @@ impl OpenOptions {
             max_size,
             ring_capacity,
             flags,
+            lock_ino: 0, // set once the lock object exists
         })
     }
 
-    fn set_up_owner(&self, name: &Name, fd: OwnedFd, layout: Layout) -> Result<Stream> {
+    fn set_up_owner(&self, name: &Name, fd: OwnedFd, mut layout: Layout) -> Result<Stream> {
         let n = name.as_str();
-        // The liveness token first: from now on guests see a live owner setting up.
-        if !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER, LockKind::Exclusive)
+        // The liveness token first, while no other user can open the object: from now
+        // on guests see a live owner setting up.
+        if !liveness::take_owner_token(fd.as_fd())
             .map_err(|e| os(n, e, "cannot take the owner lock"))?
         {
             return Err(os(n, libc::EAGAIN, "owner lock already held"));
         }
-        // shm_open applied the umask; set the exact mode only where it took bits away.
+        // Created with the owner's bits, narrowed by the umask: set the exact mode
+        // where it differs.
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
         if st.mode & 0o7777 != self.mode {
             sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
         }
+        let (lock_fd, lock_ino) = liveness::create_lock_object(name, self.mode)?;
+        layout.lock_ino = lock_ino;
         // A ring reserves all its memory now; a linear stream only its header, and
         // grows with its first write (see `grow`).
         let size = DATA_OFFSET + layout.ring_capacity;
@@ -250,7 +259,7 @@ impl OpenOptions {
                 .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
             None
         };
-        Ok(Stream::new(
+        let stream = Stream::new(
             name.clone(),
             fd,
             window,
@@ -260,7 +269,9 @@ impl OpenOptions {
             self.append,
             size,
             Some((st.dev, st.ino)),
-        ))
+        );
+        stream.set_lock_object(lock_fd);
+        Ok(stream)
     }
 
     /// Opens the existing stream `name` as a guest: read-write where the mode bits allow,
@@ -404,8 +415,13 @@ fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
             Ok(layout) => return Ok(layout),
             Err(r) => r,
         };
-        let owner_setting_up = sys::ofd_is_locked(fd.as_fd(), LOCK_OWNER)
-            .map_err(|e| os(n, e, "cannot query the owner lock"))?;
+        let owner_setting_up = match liveness::probe_owner(fd.as_fd()) {
+            OwnerState::Alive => true,
+            OwnerState::Unknown => {
+                return Err(os(n, libc::EIO, "cannot query the owner lock"));
+            }
+            _ => false,
+        };
         // While an owner is writing the header, its magic may be seen half-written
         // (each byte either still 0 or already the magic's): keep waiting for it.
         let magic = h
@@ -446,8 +462,9 @@ pub(crate) fn refusal_error(n: &str, r: Refusal) -> std::io::Error {
 
 /// Reclaim: removes `name` if it is a non-persistent fshm stream whose owner is dead.
 /// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
-/// must first take the dead owner's lock on the old object, and the name is removed only
-/// if it still refers to that object.
+/// must first take the reclaim token on the stream's lock object (which only writers
+/// can open, so no reader can hold it off), and the name is removed only if it still
+/// refers to the object whose owner was found dead.
 pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
     let n = name.as_str();
     let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
@@ -463,9 +480,17 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
     if layout.flags & FLAG_PERSISTENT != 0 {
         return Ok(false);
     }
-    // Taking the owner lock proves the owner is gone and keeps other reclaimers out.
-    if !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER, LockKind::Exclusive)
-        .map_err(|e| os(n, e, "cannot query the owner lock"))?
+    if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
+        return Ok(false);
+    }
+    let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
+        Ok(lock_fd) => lock_fd,
+        // Without its lock object (removed by hand), the stream cannot be reclaimed
+        // safely against a racing reclaimer; `force_destroy` removes it.
+        Err(_) => return Ok(false),
+    };
+    if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
+        .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
     {
         return Ok(false);
     }
@@ -474,6 +499,7 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
         Some(id) if id == (ours.dev, ours.ino) => {}
         _ => return Ok(false),
     }
+    liveness::remove_lock_object(name);
     match sys::shm_unlink(name.as_c()) {
         Ok(()) | Err(libc::ENOENT) => Ok(true),
         Err(e) => Err(os(n, e, "cannot remove the dead stream")),

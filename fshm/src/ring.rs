@@ -25,8 +25,9 @@
 //! how many bytes were lost, moving the position to the oldest byte still held.
 //!
 //! **Lossless readers** attach to one of the header's 32 slots: the slot is owned
-//! through an OFD lock on byte `2 + k` (released by the kernel when the process dies,
-//! so a dead reader never blocks the writer for longer than a liveness tick) and its
+//! through an OFD write lock on byte `2 + k` of the stream's lock object (`liveness.rs`;
+//! released by the kernel when the process dies, so a dead reader never blocks the
+//! writer for longer than a liveness tick, and out of reach of read-only users) and its
 //! position is published in `slot[k].pos` after every read. Attaching needs a writable
 //! handle; read-only guests read a lossless ring as lossy readers.
 //!
@@ -45,9 +46,8 @@
 use crate::error::{invalid, os, overrun, Result};
 use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
 use crate::stream::{Cursor, Stream};
-use crate::sys::{self, LockKind};
+use crate::sys;
 use crate::wait::{self, Waited};
-use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 /// A ring-writer token unique among live handles: the process id and a per-process
@@ -135,11 +135,11 @@ impl Stream {
                     ),
                 ));
             }
-            let fd = self.fd();
-            sys::ofd_lock_wait(fd, LOCK_APPEND)
+            let lock = self.lock_object()?;
+            sys::ofd_lock_wait(lock, LOCK_APPEND)
                 .map_err(|e| os(self.name(), e, "cannot take the append lock"))?;
             let r = self.ring_write_chunk(c, buf);
-            let _ = sys::ofd_unlock(fd, LOCK_APPEND);
+            let _ = sys::ofd_unlock(lock, LOCK_APPEND);
             r
         } else {
             let n = buf.len().min(cap as usize);
@@ -226,7 +226,10 @@ impl Stream {
         if need <= c.room && gen == c.slot_gen_seen {
             return Ok(());
         }
-        let room = match self.scan_slots(h, need, false, c.slot) {
+        // Probing readers' liveness needs the lock object; a writer that cannot open it
+        // cannot tell a dead reader from a slow one, and says so.
+        let lock = self.lock_object()?;
+        let room = match self.scan_slots(h, need, None, c.slot) {
             Ok(room) => room,
             Err(_) => {
                 let r = wait::wait_on(
@@ -234,7 +237,10 @@ impl Stream {
                     true,
                     c.write_deadline(),
                     std::time::Duration::ZERO,
-                    |slow_ok| self.scan_slots(h, need, slow_ok, c.slot).ok(),
+                    |slow_ok| {
+                        self.scan_slots(h, need, slow_ok.then_some(lock), c.slot)
+                            .ok()
+                    },
                 );
                 match r {
                     Waited::Ready(room) => room,
@@ -255,13 +261,14 @@ impl Stream {
 
     /// Scans the reader slots: `Ok(room)`, the lowest position an attached reader still
     /// needs (at least `need`), or `Err(k)`, a reader that still needs a position below
-    /// `need`. With `check_liveness` (a system call per lagging slot), a lagging slot
-    /// whose lock is free belonged to a dead reader: it is released and skipped.
+    /// `need`. Given the lock object to probe (a system call per lagging slot), a
+    /// lagging slot whose token no one holds belonged to a dead reader: it is released
+    /// and skipped.
     fn scan_slots(
         &self,
         h: &Header,
         need: u64,
-        check_liveness: bool,
+        check_liveness: Option<std::os::fd::BorrowedFd<'_>>,
         own: Option<u32>,
     ) -> std::result::Result<u64, u32> {
         let mut room = u64::MAX;
@@ -276,9 +283,13 @@ impl Stream {
             }
             let pos = slot.pos.load(Ordering::SeqCst);
             if pos < need {
-                if !check_liveness
-                    || sys::ofd_is_locked(self.fd(), LOCK_SLOT0 + u64::from(k)).unwrap_or(true)
-                {
+                let alive = match check_liveness {
+                    None => true,
+                    Some(lock) => {
+                        sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true)
+                    }
+                };
+                if alive {
                     return Err(k);
                 }
                 // Dead reader: free its slot, unless a new reader claimed it meanwhile
@@ -332,8 +343,9 @@ impl Stream {
             return Ok(());
         }
         let h = self.header();
+        let lock = self.lock_object()?;
         for k in 0..READER_SLOTS {
-            let got = sys::ofd_try_lock(self.fd(), LOCK_SLOT0 + u64::from(k), LockKind::Exclusive)
+            let got = sys::ofd_try_lock(lock, LOCK_SLOT0 + u64::from(k))
                 .map_err(|e| os(self.name(), e, "cannot take a reader slot"))?;
             if got {
                 let slot = &h.slots[k as usize];
@@ -368,12 +380,10 @@ impl Stream {
         if let Some(k) = c.slot.take() {
             let h = self.header();
             h.slots[k as usize].active.store(0, Ordering::SeqCst);
-            let _ = sys::ofd_unlock(self.fd(), LOCK_SLOT0 + u64::from(k));
+            if let Ok(lock) = self.lock_object() {
+                let _ = sys::ofd_unlock(lock, LOCK_SLOT0 + u64::from(k));
+            }
             wait::notify(&h.space_seq);
         }
-    }
-
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.as_fd()
     }
 }

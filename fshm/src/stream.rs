@@ -3,10 +3,11 @@
 use crate::error::{not_fshm, os, Result};
 use crate::grow;
 use crate::header::{
-    Header, Layout, DATA_OFFSET, FLAG_PERSISTENT, LOCK_APPEND, LOCK_OWNER, OWNER_CLOSED,
-    OWNER_STATE_AT, SEQ_AT, SPACE_SEQ_AT,
+    Header, Layout, DATA_OFFSET, FLAG_PERSISTENT, LOCK_APPEND, OWNER_CLOSED, OWNER_STATE_AT,
+    SEQ_AT, SPACE_SEQ_AT,
 };
-use crate::info::{identity_of, OwnerState};
+use crate::info::identity_of;
+use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::open::OpenOptions;
 use crate::sys;
@@ -113,6 +114,9 @@ pub struct Stream {
     /// creates and closes, never maps anything).
     window: OnceCell<Window>,
     fd: OwnedFd,
+    /// The stream's lock object (`liveness.rs`): the owner's from creation, a writable
+    /// guest's from its first append or attach.
+    lock_object: OnceCell<OwnedFd>,
     pub(crate) layout: Layout,
     role: Role,
     pub(crate) writable: bool,
@@ -132,7 +136,7 @@ impl std::fmt::Debug for Stream {
             .field("role", &self.role)
             .field("writable", &self.writable)
             .field("append", &self.append)
-            .field("len", &self.len())
+            .field("ring_capacity", &self.ring_capacity())
             .field("max_size", &self.layout.max_size)
             .finish()
     }
@@ -155,6 +159,7 @@ impl Stream {
             name,
             window: window.map_or_else(OnceCell::new, OnceCell::with_value),
             fd,
+            lock_object: OnceCell::new(),
             layout,
             role,
             writable,
@@ -189,6 +194,18 @@ impl Stream {
     #[doc(alias = "fshm_guest_open")]
     pub fn open(name: &str) -> Result<Stream> {
         OpenOptions::new().open(name)
+    }
+
+    /// Hands a new owner's lock object to its handle.
+    pub(crate) fn set_lock_object(&self, fd: OwnedFd) {
+        let _ = self.lock_object.set(fd);
+    }
+
+    /// The stream's lock object, opened now if this is the first use.
+    pub(crate) fn lock_object(&self) -> Result<BorrowedFd<'_>> {
+        self.lock_object
+            .get_or_try_init(|| liveness::open_lock_object(&self.name, self.layout.lock_ino))
+            .map(AsFd::as_fd)
     }
 
     /// The mapped window, mapping it now if this is the first use.
@@ -312,10 +329,7 @@ impl Stream {
         if self.role == Role::Owner {
             return OwnerState::Alive;
         }
-        match sys::ofd_is_locked(self.fd.as_fd(), LOCK_OWNER) {
-            Ok(false) => OwnerState::Dead,
-            _ => OwnerState::Alive,
-        }
+        liveness::probe_owner(self.fd.as_fd())
     }
 
     fn ebadf(&self) -> io::Error {
@@ -547,7 +561,8 @@ impl Stream {
             return Err(self.ebadf());
         }
         let n = self.name();
-        sys::ofd_lock_wait(self.fd.as_fd(), LOCK_APPEND)
+        let lock = self.lock_object()?;
+        sys::ofd_lock_wait(lock, LOCK_APPEND)
             .map_err(|e| os(n, e, "cannot take the append lock"))?;
         let r = (|| {
             let pos = self.checked_len()?;
@@ -558,7 +573,7 @@ impl Stream {
             c.pos = pos + written as u64;
             Ok(written)
         })();
-        let _ = sys::ofd_unlock(self.fd.as_fd(), LOCK_APPEND);
+        let _ = sys::ofd_unlock(lock, LOCK_APPEND);
         r
     }
 
@@ -615,13 +630,19 @@ impl Stream {
                 "mode has bits outside 0o7777",
             ));
         }
-        sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))
+        sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))?;
+        // The lock object follows: writers only (see `liveness`).
+        let lock = self.lock_object()?;
+        sys::fchmod(lock, liveness::lock_object_mode(mode))
+            .map_err(|e| os(self.name(), e, "cannot chmod the lock object"))
     }
 
     /// Sets the stream's group (`fchown` with the owner unchanged).
     #[doc(alias = "fshm_chgrp")]
     pub fn set_group(&self, gid: u32) -> Result<()> {
-        sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))
+        sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))?;
+        let lock = self.lock_object()?;
+        sys::fchgrp(lock, gid).map_err(|e| os(self.name(), e, "cannot chgrp the lock object"))
     }
 
     /// Waits until the stream holds data past `pos`, the owner has closed or died
@@ -783,6 +804,15 @@ impl Seek for &Stream {
                 "seek to a negative or overflowing position",
             ));
         };
+        if self.is_ring() && p > self.len() {
+            return Err(crate::error::invalid(
+                self.name(),
+                format!(
+                    "position {p} is past the ring's end ({}): a ring is append-only",
+                    self.len()
+                ),
+            ));
+        }
         if self.is_ring() && p < self.oldest() {
             return Err(crate::error::invalid(
                 self.name(),
@@ -878,6 +908,7 @@ impl Drop for Stream {
             None => self.close_unmapped(),
         }
         if !self.is_persistent() && self.name_is_ours() {
+            liveness::remove_lock_object(&self.name);
             let _ = sys::shm_unlink(self.name.as_c());
         }
     }

@@ -290,26 +290,10 @@ fn flock(kind: i32, byte: u64) -> libc::flock {
     fl
 }
 
-/// Kind of an open-file-description lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LockKind {
-    #[allow(dead_code)] // ring reader slots of read-only guests
-    Shared,
-    Exclusive,
-}
-
-impl LockKind {
-    fn raw(self) -> i32 {
-        match self {
-            LockKind::Shared => libc::F_RDLCK,
-            LockKind::Exclusive => libc::F_WRLCK,
-        }
-    }
-}
-
-/// Takes an OFD lock on one byte without waiting; `Ok(false)` if another holds it.
-pub(crate) fn ofd_try_lock(fd: BorrowedFd<'_>, byte: u64, kind: LockKind) -> Result<bool, Errno> {
-    let fl = flock(kind.raw(), byte);
+/// Takes an OFD write lock on one byte without waiting; `Ok(false)` if another open
+/// file description holds a lock on it.
+pub(crate) fn ofd_try_lock(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Errno> {
+    let fl = flock(libc::F_WRLCK, byte);
     // SAFETY: `fl` is a valid flock for the duration of the call.
     match retry(-1, || unsafe {
         libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl)
@@ -340,14 +324,19 @@ pub(crate) fn ofd_unlock(fd: BorrowedFd<'_>, byte: u64) -> Result<(), Errno> {
     .map(drop)
 }
 
-/// Whether another open file description holds any lock on `byte`.
-pub(crate) fn ofd_is_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Errno> {
-    let mut fl = flock(libc::F_WRLCK, byte);
+/// Whether another open file description holds a *write* lock on `byte`.
+///
+/// The probe asks for a read lock, which conflicts only with write locks: a read lock
+/// that a process with read-only access took on the byte (every reader can take one)
+/// is not seen, so it cannot pass for a live holder. Only a descriptor open for
+/// writing can take the write locks fshm uses as liveness tokens.
+pub(crate) fn ofd_write_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Errno> {
+    let mut fl = flock(libc::F_RDLCK, byte);
     // SAFETY: `fl` is a valid in/out flock for the duration of the call.
     retry(-1, || unsafe {
         libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl)
     })?;
-    Ok(fl.l_type as i32 != libc::F_UNLCK)
+    Ok(fl.l_type as i32 == libc::F_WRLCK)
 }
 
 /// `FUTEX_WAIT` (shared, not private) on `word` while it holds `expected`, for at most

@@ -15,7 +15,10 @@
 //!
 //! The futex is shared (not private), so it works across processes that map the word at
 //! different addresses. Sleeps are bounded by [`LIVENESS_TICK`] so that a waiter notices
-//! an owner that died without waking anyone. A read-only handle, which cannot write the
+//! an owner that died without waking anyone, and the slow checks (liveness) run at least
+//! once per tick whatever wake-ups arrive: anyone who maps a futex word, a process with
+//! read-only access included, can wake its sleepers as often as it likes, and must not
+//! thereby hide a death. A read-only handle, which cannot write the
 //! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
 
 use crate::sys;
@@ -72,10 +75,11 @@ const UNFLAGGED_NAP: (Duration, Duration) = (Duration::from_micros(100), Duratio
 /// Waits on `word` until `check` returns `Some`, or `deadline` passes.
 ///
 /// `check(slow_ok)` runs while spinning, after announcing a sleep and after every
-/// wake-up; `slow_ok` is `true` only after a sleep that ran its full time without a
-/// wake-up — the place for slower tests such as liveness (a dead owner or reader wakes
-/// nobody), which otherwise cost a system call on every wait. Before sleeping,
-/// `check(false)` runs in a loop until it answers or `spin` has passed.
+/// wake-up; `slow_ok` is `true` after a sleep that ran its full time without a wake-up,
+/// and at least once per [`LIVENESS_TICK`] of waiting however many wake-ups come — the
+/// place for slower tests such as liveness (a dead owner or reader wakes nobody), which
+/// would otherwise cost a system call on every wake-up. Before sleeping, `check(false)`
+/// runs in a loop until it answers or `spin` has passed.
 ///
 /// A handle that maps the header read-only cannot announce itself (`can_flag ==
 /// false`): it still sleeps on the futex, but since wakers may not see it, its naps grow
@@ -105,6 +109,7 @@ pub(crate) fn wait_on<T>(
     }
     let mut unflagged_nap = UNFLAGGED_NAP.0;
     let (mut woken, mut timed_out) = (false, false);
+    let mut last_slow = Instant::now();
     loop {
         // Back from a sleep: look before announcing the next one. (The waker cleared
         // the flag; setting it again when the data is already there would cost the
@@ -121,7 +126,11 @@ pub(crate) fn wait_on<T>(
                 Err(_) => continue, // the word moved: look again
             }
         }
-        if let Some(v) = check(timed_out) {
+        let slow = timed_out || last_slow.elapsed() >= LIVENESS_TICK;
+        if slow {
+            last_slow = Instant::now();
+        }
+        if let Some(v) = check(slow) {
             return Waited::Ready(v);
         }
         let longest = if can_flag {

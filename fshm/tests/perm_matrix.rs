@@ -58,6 +58,21 @@ fn fchown(fd: libc::c_int, uid: u32, gid: u32) {
     assert_eq!(r, 0, "fchown: {}", std::io::Error::last_os_error());
 }
 
+/// Gives the stream `name` (and its lock object, which follows the stream's owner and
+/// group) to `uid:gid`, as an administrator would.
+fn chown_stream(fd: libc::c_int, name: &str, uid: u32, gid: u32) {
+    fchown(fd, uid, gid);
+    let lock = std::ffi::CString::new(format!("/dev/shm{name}%lock")).unwrap();
+    // SAFETY: plain system call on a NUL-terminated path.
+    let r = unsafe { libc::chown(lock.as_ptr(), uid, gid) };
+    assert_eq!(
+        r,
+        0,
+        "chown lock object: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// The errno of a raw system call's `-1` result.
 fn raw_errno(r: isize) -> i32 {
     assert_eq!(r, -1, "a write through a read-only descriptor succeeded");
@@ -179,7 +194,7 @@ fn set_permissions_and_set_group_by_the_owning_user_govern_later_opens() {
     let g = NameGuard::new("perm-chmod");
     let name = g.name();
     let owner = fshm::OpenOptions::new().mode(0o600).create(name).unwrap();
-    fchown(owner.as_raw_fd(), 1000, 1000);
+    chown_stream(owner.as_raw_fd(), name, 1000, 1000);
     let run = |user: User, f: &dyn Fn() -> i32| {
         let mut c = fork_child(|| {
             become_user(user);

@@ -60,6 +60,12 @@ impl NameGuard {
             self.name,
             fshm::SHM_DIR
         );
+        let lock_object = format!("{}%lock", self.name);
+        assert!(
+            !shm_exists(&lock_object),
+            "{lock_object} was left in {}",
+            fshm::SHM_DIR
+        );
     }
 }
 

@@ -1,0 +1,268 @@
+//! Who is alive: the kernel-released tokens behind owner liveness, appends and reader
+//! slots, and the stream's lock object that keeps them out of readers' reach.
+//!
+//! A token is an open-file-description write lock on one byte (`F_OFD_SETLK` with
+//! `F_WRLCK`). The kernel drops it when its open file description goes away — the
+//! holder closed its descriptor or died, even by `kill -9` — whatever pid namespace the
+//! holder lives in and however pids are reused. Two facts make the tokens trustworthy
+//! against a process that may only *read* a stream:
+//!
+//! - only a descriptor open for writing can take a write lock, and every probe asks the
+//!   kernel for a *read* lock (`F_OFD_GETLK` with `F_RDLCK`), which conflicts with write
+//!   locks only: a read lock that a reader took is invisible to probes, so it can
+//!   neither fake a live holder nor keep a dead one looking alive;
+//! - but any process that can open an object can take a read lock on any of its bytes,
+//!   and a read lock keeps everyone else from taking a write lock there. So a token
+//!   that must be taken while readers have the stream open cannot live on the stream
+//!   object. It lives on the stream's **lock object**, a second, empty shm object named
+//!   `<object name>%lock` (no stream name encodes to a name ending so), created by the
+//!   owner with the stream, whose mode admits only the classes (user, group, other)
+//!   that may write the stream ([`lock_object_mode`]).
+//!
+//! | token | object | byte | holder |
+//! |---|---|---:|---|
+//! | owner | stream | 0 | the owner, for its lifetime; taken at creation, before the mode admits anyone else |
+//! | reclaim | lock object | 0 | a process removing a dead owner's name |
+//! | append | lock object | 1 | an appender, for one append (others wait for it in `F_OFD_SETLKW`) |
+//! | reader slot `k` | lock object | `2 + k` | the reader attached to slot `k` of a lossless ring |
+//!
+//! The header records the lock object's inode number (`lock_ino`): a process opening
+//! the lock object by name checks that it is the one made with its stream, not one of
+//! a later stream of the same name.
+//!
+//! Waiting for a token's holder to die is never woken by the holder (a dead process
+//! wakes nobody), so every wait re-probes on a bounded period, whatever wake-ups
+//! arrive (`wait.rs`): futex words live in memory every reader maps, and anyone who
+//! maps a word can wake its sleepers.
+//!
+//! What a process with write permission can do to others is outside this model (it can
+//! rewrite the header, truncate the object, or hold the tokens): see the crate's trust
+//! section.
+
+use crate::error::{os, Result};
+use crate::header::LOCK_OWNER;
+use crate::name::Name;
+use crate::sys::{self, Errno};
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// The state of a stream's owner.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let name = format!("/doc-owner-state-{}", std::process::id());
+/// let owner = fshm::Stream::create(&name)?;
+/// let guest = fshm::Stream::open(&name)?;
+/// assert_eq!(guest.owner_state(), fshm::OwnerState::Alive);
+/// drop(owner);
+/// assert_eq!(guest.owner_state().to_string(), "closed");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OwnerState {
+    /// The owner process has the stream open.
+    Alive,
+    /// The owner closed the stream (a persistent stream outlives its owner).
+    Closed,
+    /// The owner process died without closing: the kernel dropped its liveness lock.
+    Dead,
+    /// The kernel did not answer the liveness probe (the error is not kept).
+    Unknown,
+}
+
+impl OwnerState {
+    /// `"alive"`, `"closed"`, `"dead"` or `"unknown"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerState::Alive => "alive",
+            OwnerState::Closed => "closed",
+            OwnerState::Dead => "dead",
+            OwnerState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for OwnerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Probes the owner token on the stream object: alive, dead, or unknown.
+pub(crate) fn probe_owner(stream_fd: BorrowedFd<'_>) -> OwnerState {
+    match sys::ofd_write_locked(stream_fd, LOCK_OWNER) {
+        Ok(true) => OwnerState::Alive,
+        Ok(false) => OwnerState::Dead,
+        Err(_) => OwnerState::Unknown,
+    }
+}
+
+/// Takes the owner token on a stream object nobody else can open yet.
+pub(crate) fn take_owner_token(stream_fd: BorrowedFd<'_>) -> std::result::Result<bool, Errno> {
+    sys::ofd_try_lock(stream_fd, LOCK_OWNER)
+}
+
+/// Marks a lock object's name. `%` followed by anything but `2F` or `25` is never
+/// produced by the name encoding, so no stream's object name holds it.
+const LOCK_MARK: &str = "%lock";
+
+/// The system's longest file name, which a lock object's name must fit too.
+const SYSTEM_NAME_MAX: usize = 255;
+
+/// The lock object's name for `shm_open`: the stream's object name followed by
+/// `%lock`; where that would pass 255 bytes, the object name's first 234 bytes, `%lock`
+/// and the 16 hex digits of the FNV-1a hash of the whole object name. Two long names
+/// whose hashes collide would share a lock object name; the creation of the second
+/// replaces the first's (as a leftover) only where its creator may remove it — the same
+/// user's stream, as /dev/shm is sticky — and the first stream's writers then find the
+/// inode changed and fail cleanly (`open_lock_object`): never a silent share.
+pub(crate) fn lock_object_name(name: &Name) -> CString {
+    let object = name.as_c().to_bytes();
+    let bare = object.strip_prefix(b"/").unwrap_or(object);
+    let mut out = b"/".to_vec();
+    if bare.len() + LOCK_MARK.len() <= SYSTEM_NAME_MAX {
+        out.extend_from_slice(bare);
+        out.extend_from_slice(LOCK_MARK.as_bytes());
+    } else {
+        let keep = SYSTEM_NAME_MAX - LOCK_MARK.len() - 16;
+        out.extend_from_slice(&bare[..keep]);
+        out.extend_from_slice(LOCK_MARK.as_bytes());
+        out.extend_from_slice(format!("{:016x}", fnv1a(bare)).as_bytes());
+    }
+    // The stream's object name holds no NUL (checked by `Name`), nor does the rest.
+    CString::new(out).unwrap_or_default()
+}
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether an entry of the shm directory is a lock object rather than a stream.
+pub(crate) fn is_lock_object_name(file_name: &str) -> bool {
+    file_name.contains(LOCK_MARK)
+}
+
+/// The lock object's mode for a stream of mode `stream_mode`: read-write for the owning
+/// user, and for the group and others exactly where they may write the stream; nothing
+/// else (no read-only access: a reader must not be able to open it at all).
+pub(crate) fn lock_object_mode(stream_mode: u32) -> u32 {
+    let mut mode = 0o600;
+    if stream_mode & 0o020 != 0 {
+        mode |= 0o060;
+    }
+    if stream_mode & 0o002 != 0 {
+        mode |= 0o006;
+    }
+    mode
+}
+
+/// Creates the lock object of a stream whose name this process has just created
+/// (`O_EXCL`), so any object already under the lock object's name is a leftover of an
+/// earlier stream of that name (removed without it): it is replaced. Returns the
+/// descriptor and the inode number to record in the header.
+pub(crate) fn create_lock_object(name: &Name, stream_mode: u32) -> Result<(OwnedFd, u64)> {
+    let n = name.as_str();
+    let lock_name = lock_object_name(name);
+    let mode = lock_object_mode(stream_mode);
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+    let fd = match sys::shm_open(&lock_name, flags, mode) {
+        Err(libc::EEXIST) => {
+            sys::shm_unlink(&lock_name).map_err(|e| {
+                os(
+                    n,
+                    e,
+                    "cannot replace the leftover lock object of an earlier stream",
+                )
+            })?;
+            sys::shm_open(&lock_name, flags, mode)
+        }
+        r => r,
+    }
+    .map_err(|e| os(n, e, "cannot create the stream's lock object"))?;
+    let made = (|| {
+        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+        // The umask may have narrowed the mode (never widened it).
+        if st.mode & 0o7777 != mode {
+            sys::fchmod(fd.as_fd(), mode)
+                .map_err(|e| os(n, e, "cannot set the lock object's mode"))?;
+        }
+        Ok(st.ino)
+    })();
+    match made {
+        Ok(ino) => Ok((fd, ino)),
+        Err(e) => {
+            let _ = sys::shm_unlink(&lock_name);
+            Err(e)
+        }
+    }
+}
+
+/// Opens the lock object of a stream whose header records `lock_ino`.
+///
+/// # Errors
+/// `PermissionDenied` for a process that may not write the stream (the lock object's
+/// mode admits writers only); `NotFound` if the lock object is gone or belongs to
+/// another stream of the same name (this stream was removed).
+pub(crate) fn open_lock_object(name: &Name, lock_ino: u64) -> Result<OwnedFd> {
+    let n = name.as_str();
+    let fd = sys::shm_open(&lock_object_name(name), libc::O_RDWR, 0)
+        .map_err(|e| os(n, e, "cannot open the stream's lock object"))?;
+    let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    if st.ino != lock_ino {
+        return Err(os(
+            n,
+            libc::ENOENT,
+            "the stream's lock object belongs to a newer stream of this name (this one was removed)",
+        ));
+    }
+    Ok(fd)
+}
+
+/// Removes the lock object's name, if there is one.
+pub(crate) fn remove_lock_object(name: &Name) {
+    let _ = sys::shm_unlink(&lock_object_name(name));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_object_admits_exactly_the_classes_that_may_write() {
+        assert_eq!(lock_object_mode(0o600), 0o600);
+        assert_eq!(lock_object_mode(0o644), 0o600);
+        assert_eq!(lock_object_mode(0o640), 0o600);
+        assert_eq!(lock_object_mode(0o660), 0o660);
+        assert_eq!(lock_object_mode(0o664), 0o660);
+        assert_eq!(lock_object_mode(0o666), 0o666);
+        assert_eq!(lock_object_mode(0o622), 0o666);
+        assert_eq!(lock_object_mode(0o400), 0o600);
+    }
+
+    #[test]
+    fn lock_object_names_are_marked_and_fit_the_system_limit() {
+        let name = Name::new("/x").unwrap();
+        assert_eq!(lock_object_name(&name).to_str().unwrap(), "/x%lock");
+        assert!(is_lock_object_name("x%lock"));
+        assert!(!is_lock_object_name("x"));
+        let fits = "f".repeat(250);
+        let lock = lock_object_name(&Name::new(&fits).unwrap());
+        assert_eq!(lock.to_bytes().len(), 1 + 255);
+        assert!(lock.to_str().unwrap().ends_with("%lock"));
+        let (a, b) = ("a".repeat(255), format!("{}b", "a".repeat(254)));
+        let (la, lb) = (
+            lock_object_name(&Name::new(&a).unwrap()),
+            lock_object_name(&Name::new(&b).unwrap()),
+        );
+        assert_eq!(la.to_bytes().len(), 1 + 255);
+        assert_ne!(
+            la, lb,
+            "long names differing only at the end get distinct lock objects"
+        );
+        assert!(is_lock_object_name(&la.to_str().unwrap()[1..]));
+    }
+}
