@@ -60,14 +60,20 @@ fn c_api_version(manifest: &str) -> (u8, u8, u8) {
         let Some(value) = line.strip_prefix("c-api-version") else {
             continue;
         };
-        let value = value.trim_start().trim_start_matches('=').trim().trim_matches('"');
+        let value = value
+            .trim_start()
+            .trim_start_matches('=')
+            .trim()
+            .trim_matches('"');
         let parts: Vec<u8> = value.split('.').filter_map(|p| p.parse().ok()).collect();
         if let [a, b, c] = parts[..] {
             if value.split('.').count() == 3 {
                 return (a, b, c);
             }
         }
-        panic!("fshm-ffi/Cargo.toml: c-api-version {value:?} is not MAJOR.MINOR.PATCH (each 0-255)");
+        panic!(
+            "fshm-ffi/Cargo.toml: c-api-version {value:?} is not MAJOR.MINOR.PATCH (each 0-255)"
+        );
     }
     panic!("fshm-ffi/Cargo.toml: no c-api-version under [package.metadata.shmfile]");
 }
