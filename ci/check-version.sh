@@ -5,8 +5,10 @@
 #   - shmfile.h's comments name VERSION where they name the library's version;
 #   - the C tests that check shmfile_get_version and _fshm_printCopyrightVersion
 #     expect VERSION;
-#   - no file among those names another 1.x.y version than VERSION, except 1.1.0 (the
-#     shmfile release fshm replaces).
+#   - fshm_open(3) and shmfile_get_version(3) state VERSION as the library's version;
+#   - no C test names another 1.x.y version than VERSION, except 1.1.0 (the shmfile
+#     release fshm replaces).
+# (A page may still say that something was added in an earlier version.)
 # The library, shmfile.pc, the CMake package and the soname are generated from the
 # same line, so they cannot disagree; the C tests run against the library.
 set -euo pipefail
@@ -35,6 +37,9 @@ done
 must=(
     "c/shmfile.h" "new in $version (fshm)"
     "c/shmfile.h" "library version ($version, extra"
+    "c/man/fshm_open.3" "This library (version $version, extra string"
+    "c/man/shmfile_get_version.3" "$major, $minor and $patch (shmfile"
+    "README.md" "\`shmfile_get_version\` reports $version"
     "c/tests/test_cxx.cpp" "major == $major && minor == $minor && patch == $patch"
     "c/tests/test_errors.c" "\"before|shmfile $version\""
 )
@@ -44,7 +49,7 @@ for ((i = 0; i < ${#must[@]}; i += 2)); do
 done
 
 # Any other version written in these files is a copy that was not updated.
-others=$(grep -noE '\b1\.[0-9]+\.[0-9]+\b' c/shmfile.h c/man/*.3 c/tests/* 2>/dev/null |
+others=$(grep -noE '\b1\.[0-9]+\.[0-9]+\b' c/tests/* 2>/dev/null |
     grep -vE ":(1\.1\.0|$version)\$" || true)
 [ -z "$others" ] || fail "versions other than $version and 1.1.0:"$'\n'"$others"
 

@@ -6,7 +6,7 @@ use std::env;
 fn main() {
     let include = env::var("DEP_SHMFILE_INCLUDE")
         .expect("DEP_SHMFILE_INCLUDE: fshm-ffi must be a direct dependency of this crate");
-    let sources = ["c/producer.c", "c/consumer.c"];
+    let sources = ["c/producer.c", "c/consumer.c", "c/threads.c"];
     for s in sources.iter().chain(&["c/mixed.h"]) {
         println!("cargo:rerun-if-changed={s}");
     }
@@ -14,6 +14,7 @@ fn main() {
         .include(&include)
         .files(sources)
         .std("c99")
+        .flag("-pthread")
         .define("_POSIX_C_SOURCE", "200809L")
         .warnings(true)
         .extra_warnings(true)

@@ -17,4 +17,11 @@ int mixed_c_produce(const char *name, const char *tag, unsigned count);
  * with errno (ETIMEDOUT, or ENOBUFS when the stream outgrew `cap`). */
 long mixed_c_consume(const char *name, char *out, size_t cap, long timeout_ms);
 
+/* Starts `threads` threads (at most 16) that each write `lines` lines "t<k> <i>\n"
+ * to the existing stream `name`: all through one shared FILE* opened with
+ * FSHM_APPEND (`shared` non-zero; one more thread then calls fshm_owner_state,
+ * fshm_lost_bytes, fshm_chmod and, under flockfile, fshm_sync on that FILE*
+ * meanwhile), or each through a FILE* of its own. 0, or -1 with errno. */
+int mixed_c_threads(const char *name, int shared, unsigned threads, unsigned lines);
+
 #endif

@@ -5,7 +5,9 @@
 //!
 //! - [`c_produce`]: C appends lines to a stream through a `FILE*`;
 //! - [`c_consume`]: C follows a stream until its owner closes it, reading through the
-//!   stream's fd.
+//!   stream's fd;
+//! - [`c_threads`]: C threads write to one stream, through one shared `FILE*` or a
+//!   `FILE*` each (the cases of `shmfile.h`'s THREAD SAFETY paragraph).
 //!
 //! The binary (`src/main.rs`) runs either side in a process of its own, so that the
 //! tests can pair them across processes.
@@ -21,6 +23,8 @@ use std::time::Duration;
 
 extern "C" {
     fn mixed_c_produce(name: *const c_char, tag: *const c_char, count: c_uint) -> c_int;
+    fn mixed_c_threads(name: *const c_char, shared: c_int, threads: c_uint, lines: c_uint)
+        -> c_int;
     fn mixed_c_consume(
         name: *const c_char,
         out: *mut c_char,
@@ -71,4 +75,21 @@ pub fn c_consume(name: &str, cap: usize, timeout: Duration) -> io::Result<Vec<u8
     let n = usize::try_from(n).map_err(|_| c_error("C consumer", name))?;
     out.truncate(n);
     Ok(out)
+}
+
+/// C threads in this process write to the existing stream `name`: `threads` (at most 16)
+/// threads each write `lines` lines `"t<k> <i>\n"`, all through one shared `FILE*` opened
+/// with `FSHM_APPEND` (`shared`; one more thread meanwhile calls `fshm_owner_state`,
+/// `fshm_lost_bytes`, `fshm_chmod` and, under `flockfile`, `fshm_sync` on it), or each
+/// through a `FILE*` of its own.
+pub fn c_threads(name: &str, shared: bool, threads: u32, lines: u32) -> io::Result<()> {
+    let c_name = c_string("stream name", name)?;
+    // SAFETY: `c_name` is NUL-terminated and outlives the call, which joins every thread
+    // it starts before it returns.
+    let r = unsafe { mixed_c_threads(c_name.as_ptr(), c_int::from(shared), threads, lines) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(c_error("C threads", name))
+    }
 }

@@ -127,6 +127,29 @@ fn rust_and_c_append_together_while_c_follows() {
     assert_eq!(String::from_utf8(got).unwrap(), all);
 }
 
+/// Checks that the C threads' lines are all there, whole and each thread's in order.
+fn check_threads(shared: bool) {
+    let name = Name::new(if shared { "tshared" } else { "town" });
+    let mut s = owner(&name);
+    fshm_mixed::c_threads(&name.0, shared, 8, 3000).expect("C threads");
+    let mut all = String::new();
+    s.seek(SeekFrom::Start(0)).unwrap();
+    s.read_to_string(&mut all).unwrap();
+    let tags: Vec<String> = (0..8).map(|t| format!("t{t}")).collect();
+    let expect: Vec<(&str, u32)> = tags.iter().map(|t| (t.as_str(), 3000)).collect();
+    assert_interleaving(&all, &expect);
+}
+
+#[test]
+fn c_threads_share_one_file() {
+    check_threads(true);
+}
+
+#[test]
+fn c_threads_each_with_a_file_on_one_stream() {
+    check_threads(false);
+}
+
 #[test]
 fn c_consumer_reports_a_missing_stream() {
     let name = Name::new("missing");
@@ -135,6 +158,10 @@ fn c_consumer_reports_a_missing_stream() {
     assert!(err.to_string().contains(&name.0), "{err}");
     let err = fshm_mixed::c_produce(&name.0, "c", 1).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    let err = fshm_mixed::c_threads(&name.0, true, 2, 1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    let err = fshm_mixed::c_threads(&name.0, false, 17, 1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
 }
 
 fn spawn(args: &[&str]) -> std::process::Child {
