@@ -16,7 +16,7 @@ if ! command -v pkg-config >/dev/null; then
     apt-get install -y -qq pkg-config >/dev/null
 fi
 for tool in make gcc readelf cmake meson ninja; do
-    command -v "$tool" >/dev/null || { echo "install-check: $tool is needed" >&2; exit 1; }
+    command -v "$tool" >/dev/null || { echo "install-check: $tool is needed (ci/setup.sh installs it)" >&2; exit 1; }
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fshm-install-check.XXXXXX")
