@@ -1,5 +1,5 @@
 # libshmfile for C users: build the release libraries with cargo, install them with
-# the header, the pkg-config file and the man pages.
+# the header, the pkg-config file, the CMake package and the man pages.
 #
 #   make                                   # target/release/libshmfile.{so,a}
 #   make install PREFIX=/usr/local         # or DESTDIR=/staging PREFIX=/usr
@@ -9,12 +9,21 @@
 # `make && sudo make install` needs no Rust toolchain as root: run `make` first.
 #
 # Then: cc prog.c $(pkg-config --cflags --libs shmfile)
-#  (static: the .a plus $(pkg-config --static --libs-only-l shmfile) minus -lshmfile).
+#  (static: the .a plus $(pkg-config --static --libs-only-l shmfile) minus -lshmfile),
+# or in CMake: find_package(shmfile 1.2 CONFIG REQUIRED) and the imported targets
+# shmfile::shmfile (libshmfile.so) and shmfile::shmfile_static (libshmfile.a).
+#
+#   make check-man       # every page renders without warnings; every function has one
+#   make check-version   # the hand-written copies of the version agree with VERSION
 
-# The C API version (shmfile 1.1.0 plus additions); the soname is libshmfile.so.$(SOMAJOR),
-# set in fshm-ffi/build.rs.
-VERSION := 1.2.0
-SOMAJOR := 1
+# The C API version (shmfile 1.1.0 plus additions), read from its one source:
+# `c-api-version` in fshm-ffi/Cargo.toml, from which fshm-ffi/build.rs also derives
+# shmfile_get_version and the soname libshmfile.so.$(SOMAJOR).
+VERSION := $(shell sed -n 's/^c-api-version *= *"\([0-9.]*\)".*/\1/p' fshm-ffi/Cargo.toml)
+ifeq ($(VERSION),)
+$(error no c-api-version in fshm-ffi/Cargo.toml)
+endif
+SOMAJOR := $(word 1,$(subst ., ,$(VERSION)))
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -22,6 +31,8 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# The CMake package must lie two levels under LIBDIR: its paths are computed from there.
+CMAKEDIR := $(LIBDIR)/cmake/shmfile
 
 CARGO ?= cargo
 CARGO_FLAGS ?=
@@ -57,7 +68,21 @@ PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' \
 	-e 's|@URL@|https://example.invalid/fshm|g' \
 	-e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g'
 
-.PHONY: all build install uninstall clean check-man
+# The CMake package finds LIBDIR as the directory two levels above its own, and the
+# header relative to LIBDIR when both lie under PREFIX (so the tree can move), else at
+# the absolute INCLUDEDIR.
+empty :=
+space := $(empty) $(empty)
+LIBDIR_UNDER := $(patsubst $(PREFIX)/%,%,$(LIBDIR))
+INCLUDEDIR_UNDER := $(patsubst $(PREFIX)/%,%,$(INCLUDEDIR))
+LIBDIR_UP := $(subst $(space),/,$(patsubst %,..,$(subst /, ,$(LIBDIR_UNDER))))
+CMAKE_INCLUDEDIR := $(if $(and $(filter-out /%,$(LIBDIR_UNDER)),$(filter-out /%,$(INCLUDEDIR_UNDER))),$${_shmfile_libdir}/$(LIBDIR_UP)/$(INCLUDEDIR_UNDER),$(INCLUDEDIR))
+CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@SOMAJOR@|$(SOMAJOR)|g' \
+	-e 's|@CMAKE_INCLUDEDIR@|$(CMAKE_INCLUDEDIR)|g' \
+	-e 's|@CMAKE_LIBS_PRIVATE@|$(subst $(space),;,$(strip $(patsubst -l%,%,$(LIBS_PRIVATE))))|g'
+
+.PHONY: all build install uninstall clean check-man check-version version
 
 all: build
 
@@ -71,7 +96,7 @@ $(RELEASE_DIR)/libshmfile.so $(RELEASE_DIR)/libshmfile.a:
 
 install: $(RELEASE_DIR)/libshmfile.so $(RELEASE_DIR)/libshmfile.a
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	    $(DESTDIR)$(MANDIR)/man3
+	    $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3
 	$(INSTALL_DATA) c/shmfile.h $(DESTDIR)$(INCLUDEDIR)/shmfile.h
 	$(INSTALL_LIB) $(RELEASE_DIR)/libshmfile.so $(DESTDIR)$(LIBDIR)/$(SO_REAL)
 	$(LN_S) $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_MAJOR)
@@ -79,6 +104,11 @@ install: $(RELEASE_DIR)/libshmfile.so $(RELEASE_DIR)/libshmfile.a
 	$(INSTALL_DATA) $(RELEASE_DIR)/libshmfile.a $(DESTDIR)$(LIBDIR)/libshmfile.a
 	$(PC_SED) c/shmfile.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/shmfile.pc
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/shmfile.pc
+	$(CMAKE_SED) c/cmake/shmfileConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/shmfileConfig.cmake
+	$(CMAKE_SED) c/cmake/shmfileConfigVersion.cmake.in \
+	    > $(DESTDIR)$(CMAKEDIR)/shmfileConfigVersion.cmake
+	chmod 644 $(DESTDIR)$(CMAKEDIR)/shmfileConfig.cmake \
+	    $(DESTDIR)$(CMAKEDIR)/shmfileConfigVersion.cmake
 	$(INSTALL_DATA) $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man3/
 	@if [ -z "$(DESTDIR)" ]; then $(LDCONFIG) 2>/dev/null || true; fi
 
@@ -87,16 +117,21 @@ uninstall:
 	    $(DESTDIR)$(LIBDIR)/$(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_MAJOR) \
 	    $(DESTDIR)$(LIBDIR)/libshmfile.so $(DESTDIR)$(LIBDIR)/libshmfile.a \
 	    $(DESTDIR)$(PKGCONFIGDIR)/shmfile.pc \
+	    $(DESTDIR)$(CMAKEDIR)/shmfileConfig.cmake \
+	    $(DESTDIR)$(CMAKEDIR)/shmfileConfigVersion.cmake \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN_PAGES)))
 
-# Renders every man page with warnings as errors. The one-line pages hold
-# `.so man3/<page>.3`, resolved from a man root, as in an installed tree.
+# Every function declared in c/shmfile.h has a page (or a `.so` link to the page that
+# documents it), and every page renders without warnings (ci/check-man.sh).
 check-man:
-	@root=$$(mktemp -d) && ln -s "$(CURDIR)/c/man" "$$root/man3" && \
-	for p in $(notdir $(MAN_PAGES)); do \
-	    out=$$(cd "$$root" && groff -man -ww -z man3/$$p 2>&1); \
-	    if [ -n "$$out" ]; then echo "c/man/$$p: $$out"; rm -rf "$$root"; exit 1; fi; \
-	done; rm -rf "$$root"; echo "man pages: no warnings"
+	@bash ci/check-man.sh
+
+# Prints the C API version (for scripts: make -s version).
+version:
+	@echo $(VERSION)
+
+check-version:
+	@bash ci/check-version.sh $(VERSION)
 
 clean:
 	$(CARGO) clean --release -p fshm-ffi

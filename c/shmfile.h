@@ -51,6 +51,41 @@
 extern "C" {
 #endif
 
+/*
+ * THREAD SAFETY.
+ *   fshm_open, fshm_open_ex, fshm_create, fshm_guest_open, fshm_force_destroy,
+ *   shmfile_get_version: safe from any number of threads at once (two threads
+ *   creating one name: one gets the stream, the other EEXIST).
+ *   _fshm_printCopyrightVersion: as safe as printf(3) on stdout.
+ *
+ *   One FILE* used from several threads: each stdio call (fread, fwrite, fgets,
+ *   fprintf, fseek, fflush, ...) takes the FILE's lock, as glibc does for every
+ *   stream, and this library's callbacks run under it, so calls do not corrupt each
+ *   other and each one is whole; a sequence of calls (fseek then fread) is whole
+ *   only under flockfile(3)/funlockfile(3). The *_unlocked stdio functions need the
+ *   caller's flockfile. A blocking read (FSHM_BLOCK) holds the lock while it waits,
+ *   so other threads' calls on that FILE* wait with it.
+ *   fshm_chmod, fshm_chgrp, fshm_owner_state, fshm_lost_bytes: safe at any time,
+ *   also while other threads use the same FILE*: they work on the stream's handle,
+ *   which has its own lock, not on the FILE's buffer.
+ *   fshm_wait, fshm_sync: they read the FILE's buffer or move its fd's offset, which
+ *   the FILE's lock does not cover: while other threads use the same FILE* (or its
+ *   fd), call them under flockfile(f) (neither takes that lock itself, so this
+ *   cannot deadlock; a waiting fshm_wait then holds the other threads back).
+ *   The fd (fileno(3)): read(2), write(2) and lseek(2) on it from one thread while
+ *   another uses the FILE* break the FILE/fd coherence rule (they share one offset):
+ *   serialise them with flockfile(f) too.
+ *   fclose(3) of a FILE* that another thread still uses, or passes to one of these
+ *   functions, is undefined, as for any FILE*.
+ *
+ *   Several FILE*s on one stream in one process (fshm_open once per thread): each
+ *   has its own fd, position, buffer and lock, like separate fopen(3)s of one file,
+ *   and threads may use them at once without locking; FSHM_APPEND writes land whole
+ *   across them, as across processes. A lossless ring's writer also waits for
+ *   readers attached in its own process: a thread that holds an attached guest
+ *   must keep reading it, or close it, for writers not to wait for ever.
+ */
+
 /* fshm_open flags. Exactly one of FSHM_OWNER and FSHM_GUEST. */
 
 /* Create the stream; the caller is its owner. Fails with EEXIST if the name

@@ -1,4 +1,79 @@
-//! Gives libshmfile.so its soname: major version 1 of the shmfile C API.
+//! Build script of libshmfile.
+//!
+//! - The C API version has one source, `c-api-version` under `[package.metadata.shmfile]`
+//!   in this crate's Cargo.toml. This script hands it to the library (`$OUT_DIR/version.rs`,
+//!   read by `shmfile_get_version`), to libshmfile.so's soname (`libshmfile.so.<major>`) and
+//!   to dependents' build scripts (`DEP_SHMFILE_VERSION`). The Makefile reads the same line
+//!   for the file names, `shmfile.pc` and the CMake package; `make check-version` checks
+//!   the places that cannot be generated (man pages, header comments, C tests).
+//! - As the package that `links = "shmfile"`, it publishes the header to the build
+//!   scripts of crates that depend on it directly, the way `-sys` crates do:
+//!   `DEP_SHMFILE_INCLUDE` is a directory holding `shmfile.h` (a copy of `c/shmfile.h`,
+//!   alone, so nothing else can be included by mistake) and `DEP_SHMFILE_ROOT` the
+//!   directory above it. A dependent compiles its C files with
+//!   `cc::Build::new().include(env::var("DEP_SHMFILE_INCLUDE")?)`.
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
 fn main() {
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libshmfile.so.1");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let manifest = manifest_dir.join("Cargo.toml");
+    let header = manifest_dir.join("../c/shmfile.h");
+    println!("cargo:rerun-if-changed={}", manifest.display());
+    println!("cargo:rerun-if-changed={}", header.display());
+
+    let (major, minor, patch) = c_api_version(&fs::read_to_string(&manifest).expect("Cargo.toml"));
+    let version = format!("{major}.{minor}.{patch}");
+    fs::write(
+        out_dir.join("version.rs"),
+        format!(
+            "/// Version of the C API (`c-api-version` in fshm-ffi/Cargo.toml): shmfile 1.1.0\n\
+             /// plus additions.\n\
+             pub const VERSION: (u8, u8, u8) = ({major}, {minor}, {patch});\n"
+        ),
+    )
+    .expect("write version.rs");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libshmfile.so.{major}");
+
+    let include = out_dir.join("include");
+    fs::create_dir_all(&include).expect("create $OUT_DIR/include");
+    fs::copy(&header, include.join("shmfile.h")).expect("copy c/shmfile.h");
+    println!("cargo:include={}", include.display());
+    println!("cargo:root={}", out_dir.display());
+    println!("cargo:version={version}");
+}
+
+/// The `c-api-version = "X.Y.Z"` line of `[package.metadata.shmfile]`, as three numbers
+/// of at most 255 (`shmfile_get_version` hands out unsigned chars).
+fn c_api_version(manifest: &str) -> (u8, u8, u8) {
+    let mut section = "";
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        if section != "[package.metadata.shmfile]" {
+            continue;
+        }
+        let Some(value) = line.strip_prefix("c-api-version") else {
+            continue;
+        };
+        let value = value
+            .trim_start()
+            .trim_start_matches('=')
+            .trim()
+            .trim_matches('"');
+        let parts: Vec<u8> = value.split('.').filter_map(|p| p.parse().ok()).collect();
+        if let [a, b, c] = parts[..] {
+            if value.split('.').count() == 3 {
+                return (a, b, c);
+            }
+        }
+        panic!(
+            "fshm-ffi/Cargo.toml: c-api-version {value:?} is not MAJOR.MINOR.PATCH (each 0-255)"
+        );
+    }
+    panic!("fshm-ffi/Cargo.toml: no c-api-version under [package.metadata.shmfile]");
 }
