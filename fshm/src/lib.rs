@@ -112,8 +112,10 @@ pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::{set_append_pause, set_ring_read_pause};
-pub use info::{force_destroy, inspect, list, reclaim, OwnerState, StreamInfo, SHM_DIR};
+pub use info::{
+    force_destroy, inspect, list, list_with_prefix, reclaim, OwnerState, StreamInfo, SHM_DIR,
+};
 pub use inplace::InPlace;
-pub use name::NAME_MAX;
+pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
 pub use stream::{Role, Stream, WaitStatus};
