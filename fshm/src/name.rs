@@ -13,7 +13,7 @@ use std::ffi::{CStr, CString};
 /// Longest object name, in bytes, not counting its leading `/`: the encoded form of a
 /// stream name (each `/` between components counts 3 bytes, each `%` 3) must fit. It is
 /// `NAME_MAX` (255) less 5, so that a stream's companion object (the object name
-/// followed by [`COMPANION_SUFFIX`]) fits as well.
+/// followed by `%lock`) fits as well.
 pub const OBJECT_NAME_MAX: usize = 250;
 
 /// Ends the object name of a stream's companion lock object (see
