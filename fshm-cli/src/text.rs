@@ -211,10 +211,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_stream_once() {
-        let e = fshm::inspect("/fshm-cli-unit-no-such-stream\x1b").unwrap_err();
+        let name = format!("/fshm-cli-unit-{}-missing\x1b", std::process::id());
+        let e = fshm::inspect(&name).unwrap_err();
         assert_eq!(
             describe(&e),
-            "/fshm-cli-unit-no-such-stream\\033: cannot open: No such file or directory"
+            format!(
+                "/fshm-cli-unit-{}-missing\\033: cannot open: No such file or directory",
+                std::process::id()
+            )
         );
         let e = fshm::inspect("/a//b").unwrap_err();
         let d = describe(&e);

@@ -1206,11 +1206,14 @@ impl Drop for ForkedOwner {
 
 #[test]
 fn gc_removes_only_dead_non_persistent_streams() {
-    let dead = Shm::new();
-    let dead_persistent = Shm::new();
-    let alive_forked = Shm::new();
-    let alive_here = Shm::new();
-    let foreign = Shm::new();
+    // gc runs with this test's prefix: a plain `gc` would also collect the dead
+    // streams of tests running beside it.
+    let base = unique_name();
+    let dead = Shm::with_suffix(&base, "-dead");
+    let dead_persistent = Shm::with_suffix(&base, "-dead-persistent");
+    let alive_forked = Shm::with_suffix(&base, "-alive-forked");
+    let alive_here = Shm::with_suffix(&base, "-alive-here");
+    let foreign = Shm::with_suffix(&base, "-foreign");
 
     ForkedOwner::spawn(dead.name(), false).kill();
     ForkedOwner::spawn(dead_persistent.name(), true).kill();
@@ -1237,7 +1240,7 @@ fn gc_removes_only_dead_non_persistent_streams() {
         "{ls}"
     );
 
-    let out = ok_stdout(&["gc"]);
+    let out = ok_stdout(&["gc", &base]);
     let removed: Vec<&str> = out.lines().collect();
     assert!(
         removed.iter().all(|l| l.starts_with("removed /")),
@@ -1258,7 +1261,7 @@ fn gc_removes_only_dead_non_persistent_streams() {
     assert!(!dead.exists(), "gc did not remove the dead owner's stream");
 
     // A second gc finds nothing of ours to remove.
-    let again = ok_stdout(&["gc"]);
+    let again = ok_stdout(&["gc", &base]);
     for s in [
         &dead,
         &dead_persistent,
@@ -1274,7 +1277,7 @@ fn gc_removes_only_dead_non_persistent_streams() {
 
     // Once the forked owner dies, its stream is collected too.
     live_child.kill();
-    let out = ok_stdout(&["gc"]);
+    let out = ok_stdout(&["gc", &base]);
     assert!(
         out.lines()
             .any(|l| l == format!("removed {}", alive_forked.name())),

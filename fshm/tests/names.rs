@@ -170,10 +170,14 @@ fn listing_shows_stream_names_and_filters_by_prefix() {
         .map(|n| fshm::Stream::create(n).unwrap())
         .collect();
 
-    // Entries that are no stream's object: a companion name and a bad escape, each a
-    // hard link to a real stream (so an fshm header is there to be found).
+    // Entries that are no stream's object: the companion name of a stream that does
+    // not exist, a bad escape and a lower-case escape, each a hard link to a real
+    // stream (so an fshm header is there to be found).
     let real = object_path(&names[0]);
-    let companion = c.entry(PathBuf::from(format!("{}%lock", real.display())));
+    let companion = c.entry(PathBuf::from(format!(
+        "{}%lock",
+        object_path(&format!("{base}/none")).display()
+    )));
     let bad_escape = c.entry(PathBuf::from(format!("{}{base}%zz", fshm::SHM_DIR)));
     let lower = c.entry(PathBuf::from(format!("{}{base}%2fa", fshm::SHM_DIR)));
     for link in [&companion, &bad_escape, &lower] {
