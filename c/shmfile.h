@@ -3,13 +3,14 @@
  *
  * A drop-in replacement for shmfile 1.1.0: programs written against it compile
  * against this header and link against libshmfile.so or libshmfile.a unchanged.
- * Everything marked "Addition" is new in 1.2.0 (fshm); nothing old changed.
+ * Everything marked "Addition" is new in 1.2.0 (fshm); nothing old changed but
+ * two corners of naming (see NAMES).
  *
- * A stream is a named byte sequence in shared memory (a shm_open(3) name such as
- * "/metrics"; the leading '/' is optional). One process, the owner, creates it;
- * any number of guest processes open it by name. Each gets a FILE* that reads and
- * writes the same bytes, with its own position, like separate fopen(3)s of one
- * file; fileno(3) on it is the stream's real shm file descriptor. A FILE*
+ * A stream is a named byte sequence in shared memory, named like a file (see
+ * NAMES). One process, the owner, creates it; any number of guest processes open
+ * it by name. Each gets a FILE* that reads and writes the same bytes, with its
+ * own position, like separate fopen(3)s of one file; fileno(3) on it is the
+ * stream's real shm file descriptor. A FILE*
  * inherited across fork(2) shares that descriptor's offset with the parent's copy:
  * use it in one of the two processes only (or open a guest in the child).
  * Bytes written through a FILE* reach other handles when stdio passes them to the
@@ -17,12 +18,29 @@
  * 64 KiB or more in one fwrite(3) writes such chunks straight to the stream (they
  * are visible when fwrite returns) until its next small write or read.
  *
+ * NAMES. A name is one or more '/'-separated components, like a path:
+ * "/metrics", "/streams/my_stream"; the leading '/' is optional ("metrics" and
+ * "/metrics" are one stream). Since shm_open(3) takes only flat names, and no
+ * directories are made in /dev/shm, each name maps to one flat shm object: '/'
+ * followed by the components joined by "%2F", every '%' inside a component
+ * written "%25". "/streams/my_stream" is the object "/streams%2Fmy_stream";
+ * the flat name "a%2Fb" is the object "/a%252Fb", never the stream "/a/b". The
+ * object name, without its '/', must be at most 255 bytes (NAME_MAX); each '/'
+ * between components and each '%' takes 3 of them. Flat names without '%' map to
+ * the objects they had in shmfile 1.1.0. Changed from there: a flat name holding
+ * '%' maps to another object ("/50%" was the object "/50%", now "/50%25").
+ * Besides the stream's object, fshm keeps a small lock object for it,
+ * "<object name>%lock" (shortened with a hash where that would pass NAME_MAX),
+ * which only users who may write the stream can open; fshm_force_destroy
+ * removes both.
+ *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
  * ERRORS. Functions returning FILE* return NULL, and functions returning int
  * return -1, with errno set:
- *   EINVAL  name NULL, empty, "." or "..", holding a '/' after the leading one,
- *           longer than NAME_MAX (255); both or neither of FSHM_OWNER/FSHM_GUEST;
+ *   EINVAL  name NULL or empty, holding an empty component ("//", a trailing
+ *           '/') or a component "." or "..", or whose object name is longer than
+ *           250 bytes (see NAMES); both or neither of FSHM_OWNER/FSHM_GUEST;
  *           unknown flag bits; FSHM_RECLAIM on a guest; FSHM_RDONLY on an owner;
  *           mode bits outside 07777; a NULL FILE*.
  *   EBADF   a FILE* that this library did not make (or already closed); a write

@@ -22,7 +22,7 @@ static void bad_names(void)
 {
     char long_name[300];
     char max_name[300];
-    const char *bad[] = {"", "/", ".", "..", "/.", "/..", "/a/b", "a/b", "/a/", "//a"};
+    const char *bad[] = {"", "/", ".", "..", "/.", "/..", "/a//b", "a/./b", "/a/", "//a"};
     size_t i;
     FILE *f;
 

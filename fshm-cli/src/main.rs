@@ -1,15 +1,38 @@
 //! `fshm`: the command-line tool for fshm streams — list, inspect, read, follow, write
 //! and remove them. A thin layer over the `fshm` library.
 
+mod text;
+
 use clap::{Parser, Subcommand};
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
+use text::{describe, escape, human, parse_size};
+
+/// Exit status of a command line that is wrong (clap uses it too).
+const EXIT_USAGE: u8 = 2;
+/// Exit status of an operation that failed.
+const EXIT_FAILED: u8 = 1;
+
+const AFTER_HELP: &str = "\
+Stream names are one or more '/'-separated components, as in /streams/my_stream; the
+leading '/' is optional. Names in human output have non-printable characters escaped
+(\\n, \\t, \\033 for ESC, \\ooo in octal; a space is '\\ ' and a backslash '\\\\');
+--json gives names as they are.
+
+Exit status:
+  0  success
+  1  the operation failed (no such stream, not an fshm stream, permission denied, a
+     full /dev/shm...), for at least one of the names given
+  2  usage error: unknown command or option, a missing or malformed argument, an
+     option without the option it needs, an invalid stream name or option value;
+     nothing was done";
 
 #[derive(Parser)]
 #[command(
     name = "fshm",
     version,
-    about = "Named byte streams in POSIX shared memory"
+    about = "Named byte streams in POSIX shared memory",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -18,19 +41,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the fshm streams in /dev/shm.
+    /// List the fshm streams in /dev/shm, or those whose name starts with PREFIX.
     Ls {
-        /// Print JSON instead of a table.
+        /// Only streams whose name starts with this (`/streams/`; leading '/' optional).
+        prefix: Option<String>,
+        /// Print JSON instead of a table (exact sizes, names as they are).
         #[arg(long)]
         json: bool,
+        /// Sizes in bytes instead of K, M, G (powers of 1024).
+        #[arg(short, long)]
+        bytes: bool,
     },
     /// Show one stream's state.
     Stat {
-        /// Stream name (`/name` or `name`).
+        /// Stream name (`/streams/my_stream`; leading '/' optional).
         name: String,
-        /// Print JSON.
+        /// Print JSON (exact sizes, the name as it is).
         #[arg(long)]
         json: bool,
+        /// Sizes in bytes instead of K, M, G (powers of 1024).
+        #[arg(short, long)]
+        bytes: bool,
     },
     /// Copy a stream's committed bytes to standard output.
     Cat {
@@ -56,17 +87,18 @@ enum Command {
         /// Create the stream and own it.
         #[arg(long)]
         create: bool,
-        /// Mode bits of a created stream, in octal.
-        #[arg(long, default_value = "600", value_parser = parse_mode)]
-        mode: u32,
+        /// Mode bits of the created stream, in octal [default: 600].
+        #[arg(long, requires = "create", value_parser = parse_mode)]
+        mode: Option<u32>,
         /// Keep the created stream after this command ends.
-        #[arg(long)]
+        #[arg(long, requires = "create")]
         persist: bool,
-        /// Maximum size of a created stream, in bytes.
-        #[arg(long)]
+        /// Maximum size of the created stream (bytes, or with K, M, G, T) [default: 1G].
+        #[arg(long, requires = "create", value_parser = parse_size, value_name = "SIZE")]
         max_size: Option<u64>,
-        /// Create a ring stream keeping the last CAPACITY bytes (a multiple of 4096).
-        #[arg(long, value_name = "CAPACITY")]
+        /// Create a ring stream keeping the last CAPACITY bytes (a multiple of the
+        /// page size; bytes, or with K, M, G, T).
+        #[arg(long, requires = "create", value_parser = parse_size, value_name = "CAPACITY")]
         ring: Option<u64>,
         /// With --ring: the writer waits for attached readers instead of overrunning them.
         #[arg(long, requires = "ring")]
@@ -81,8 +113,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Remove streams whose owner died and that are not persistent.
-    Gc,
+    /// Remove the streams whose owner died and that are not persistent (those whose
+    /// name starts with PREFIX, if given), and print their names.
+    Gc {
+        /// Only streams whose name starts with this (leading '/' optional).
+        prefix: Option<String>,
+    },
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -93,32 +129,78 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(m)
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fshm: {e}");
-            ExitCode::FAILURE
-        }
+/// Why a command did not succeed.
+enum Failure {
+    /// The command line is wrong; nothing was done.
+    Usage(io::Error),
+    /// The operation failed.
+    Failed(io::Error),
+    /// Some names failed; each failure was reported as it happened.
+    Reported,
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Failed(e)
     }
 }
 
-fn run(command: Command) -> io::Result<()> {
+fn main() -> ExitCode {
+    // Usage errors found by clap exit with EXIT_USAGE (its status for them), --help and
+    // --version with 0.
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`fshm cat x | head`) ends the command quietly.
+        Err(Failure::Failed(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Failed(e)) => {
+            eprintln!("fshm: {}", describe(&e));
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("fshm: {}", describe(&e));
+            eprintln!("For more information, try 'fshm --help'.");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Reported) => ExitCode::from(EXIT_FAILED),
+    }
+}
+
+/// Refuses, before anything is done, a name no stream may have.
+fn check_name(name: &str) -> Result<(), Failure> {
+    fshm::object_name(name).map(drop).map_err(Failure::Usage)
+}
+
+/// The streams whose name starts with `prefix`, with `/dev/shm` named in an error.
+fn list(prefix: Option<&str>) -> io::Result<Vec<fshm::StreamInfo>> {
+    fshm::list_with_prefix(prefix.unwrap_or("")).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot list {}: {}", fshm::SHM_DIR, describe(&e)),
+        )
+    })
+}
+
+fn run(command: Command) -> Result<(), Failure> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match command {
-        Command::Ls { json } => ls(&mut out, json)?,
-        Command::Stat { name, json } => {
+        Command::Ls {
+            prefix,
+            json,
+            bytes,
+        } => ls(&mut out, prefix.as_deref(), json, bytes)?,
+        Command::Stat { name, json, bytes } => {
+            check_name(&name)?;
             let info = fshm::inspect(&name)?;
             if json {
                 writeln!(out, "{}", info_json(&info))?;
             } else {
-                stat_text(&mut out, &info)?;
+                stat_text(&mut out, &info, bytes)?;
             }
         }
         Command::Cat { name } => {
+            check_name(&name)?;
             let s = fshm::OpenOptions::new().read_only(true).open(&name)?;
             io::copy(&mut &s, &mut out)?;
         }
@@ -126,7 +208,10 @@ fn run(command: Command) -> io::Result<()> {
             follow,
             lines,
             name,
-        } => tail(&mut out, &name, lines, follow)?,
+        } => {
+            check_name(&name)?;
+            tail(&mut out, &name, lines, follow)?
+        }
         Command::Write {
             name,
             create,
@@ -136,74 +221,77 @@ fn run(command: Command) -> io::Result<()> {
             ring,
             lossless,
         } => {
-            let mut o = fshm::OpenOptions::new();
-            if let Some(m) = max_size {
-                o.max_size(m);
-            }
-            if let Some(cap) = ring {
-                if !create {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "--ring needs --create",
-                    ));
-                }
-                let policy = if lossless {
-                    fshm::RingPolicy::Lossless
-                } else {
-                    fshm::RingPolicy::Lossy
-                };
-                o.ring(cap, policy);
-            }
+            check_name(&name)?;
             let s = if create {
-                o.mode(mode).persist(persist).create(&name)?
+                let mut o = fshm::OpenOptions::new();
+                o.mode(mode.unwrap_or(0o600)).persist(persist);
+                if let Some(m) = max_size {
+                    o.max_size(m);
+                }
+                if let Some(cap) = ring {
+                    let policy = if lossless {
+                        fshm::RingPolicy::Lossless
+                    } else {
+                        fshm::RingPolicy::Lossy
+                    };
+                    o.ring(cap, policy);
+                }
+                // The name was checked: what the library refuses as invalid now is an
+                // option value (a ring capacity that is no multiple of the page size...).
+                o.create(&name).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidInput => Failure::Usage(e),
+                    _ => Failure::Failed(e),
+                })?
             } else {
-                o.append(true).open(&name)?
+                fshm::OpenOptions::new().append(true).open(&name)?
             };
             copy_lines_through(&s)?;
         }
         Command::Rm { names, force } => {
-            let mut failed = None;
-            for name in names {
+            for name in &names {
+                check_name(name)?;
+            }
+            let mut failed = false;
+            for name in &names {
                 let r = if force {
-                    fshm::force_destroy(&name)
+                    fshm::force_destroy(name)
                 } else {
-                    fshm::inspect(&name).and_then(|_| fshm::force_destroy(&name))
+                    fshm::inspect(name).and_then(|_| fshm::force_destroy(name))
                 };
                 if let Err(e) = r {
-                    eprintln!("fshm: rm: {e}");
-                    failed = Some(e);
+                    eprintln!("fshm: {}", describe(&e));
+                    failed = true;
                 }
             }
-            if let Some(e) = failed {
-                return Err(io::Error::new(e.kind(), "some streams were not removed"));
+            if failed {
+                return Err(Failure::Reported);
             }
         }
-        Command::Gc => {
-            let mut failed = None;
-            for info in fshm::list()? {
+        Command::Gc { prefix } => {
+            let mut failed = false;
+            for info in list(prefix.as_deref())? {
                 if info.owner != fshm::OwnerState::Dead || info.persistent {
                     continue;
                 }
                 match fshm::reclaim(&info.name) {
-                    Ok(true) => writeln!(out, "removed {}", info.name)?,
+                    Ok(true) => writeln!(out, "removed {}", escape(&info.name))?,
                     Ok(false) => {}
                     // Go on with the others (e.g. another user's stream we may not open).
                     Err(e) => {
-                        eprintln!("fshm: gc: {e}");
-                        failed = Some(e);
+                        out.flush()?;
+                        eprintln!("fshm: {}", describe(&e));
+                        failed = true;
                     }
                 }
             }
-            if let Some(e) = failed {
+            if failed {
                 out.flush()?;
-                return Err(io::Error::new(
-                    e.kind(),
-                    "some dead streams were not removed",
-                ));
+                return Err(Failure::Reported);
             }
         }
     }
-    out.flush()
+    out.flush()?;
+    Ok(())
 }
 
 /// Copies standard input into `s` one read at a time, so that followers see each line
@@ -222,49 +310,74 @@ fn copy_lines_through(s: &fshm::Stream) -> io::Result<()> {
     }
 }
 
-fn ls(out: &mut impl Write, json: bool) -> io::Result<()> {
-    let streams = fshm::list()?;
+fn ls(out: &mut impl Write, prefix: Option<&str>, json: bool, bytes: bool) -> io::Result<()> {
+    let streams = list(prefix)?;
     if json {
         let items: Vec<String> = streams.iter().map(info_json).collect();
         return writeln!(out, "[{}]", items.join(","));
     }
-    writeln!(
-        out,
-        "{:<24} {:>12} {:>12} {:>5} {:<6} {:<7} RING",
-        "NAME", "LENGTH", "MAX", "MODE", "OWNER", "PERSIST"
-    )?;
-    for i in &streams {
+    let size = |n: u64| if bytes { n.to_string() } else { human(n) };
+    let rows: Vec<[String; 7]> = streams
+        .iter()
+        .map(|i| {
+            [
+                escape(&i.name),
+                size(i.len),
+                size(i.max_size),
+                format!("{:04o}", i.mode),
+                i.owner.as_str().to_owned(),
+                if i.persistent { "yes" } else { "no" }.to_owned(),
+                ring_text(i, bytes),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "LENGTH", "MAX", "MODE", "OWNER", "PERSIST", "RING"].map(String::from);
+    let mut width = [0usize; 7];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
         writeln!(
             out,
-            "{:<24} {:>12} {:>12} {:>5} {:<6} {:<7} {}",
-            i.name,
-            i.len,
-            i.max_size,
-            format!("{:04o}", i.mode),
-            i.owner.as_str(),
-            if i.persistent { "yes" } else { "no" },
-            ring_text(i)
+            "{:<w0$} {:>w1$} {:>w2$} {:>w3$} {:<w4$} {:<w5$} {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3],
+            w4 = width[4],
+            w5 = width[5],
         )?;
     }
     Ok(())
 }
 
-fn ring_text(i: &fshm::StreamInfo) -> String {
+fn ring_text(i: &fshm::StreamInfo, bytes: bool) -> String {
     match i.ring_capacity {
         None => "-".to_owned(),
         Some(cap) => format!(
-            "{cap} {} readers={}",
+            "{} {} readers={}",
+            if bytes { cap.to_string() } else { human(cap) },
             if i.lossless { "lossless" } else { "lossy" },
             i.attached_readers
         ),
     }
 }
 
-fn stat_text(out: &mut impl Write, i: &fshm::StreamInfo) -> io::Result<()> {
-    writeln!(out, "name:        {}", i.name)?;
-    writeln!(out, "length:      {}", i.len)?;
-    writeln!(out, "max size:    {}", i.max_size)?;
-    writeln!(out, "memory:      {}", i.object_size)?;
+fn stat_text(out: &mut impl Write, i: &fshm::StreamInfo, bytes: bool) -> io::Result<()> {
+    let size = |n: u64| if bytes { n.to_string() } else { human(n) };
+    writeln!(out, "name:        {}", escape(&i.name))?;
+    writeln!(out, "length:      {}", size(i.len))?;
+    writeln!(out, "max size:    {}", size(i.max_size))?;
+    writeln!(out, "memory:      {}", size(i.object_size))?;
     writeln!(out, "mode:        {:04o}", i.mode)?;
     writeln!(out, "uid/gid:     {}/{}", i.uid, i.gid)?;
     writeln!(out, "owner:       {}", i.owner.as_str())?;
@@ -273,7 +386,7 @@ fn stat_text(out: &mut impl Write, i: &fshm::StreamInfo) -> io::Result<()> {
         "persistent:  {}",
         if i.persistent { "yes" } else { "no" }
     )?;
-    writeln!(out, "ring:        {}", ring_text(i))
+    writeln!(out, "ring:        {}", ring_text(i, bytes))
 }
 
 fn json_str(s: &str) -> String {
@@ -358,7 +471,11 @@ fn tail(out: &mut impl Write, name: &str, lines: u64, follow: bool) -> io::Resul
                 // A ring overran this reader: say so, and go on from the oldest byte.
                 Some(o) => {
                     out.flush()?;
-                    eprintln!("fshm: tail: {name}: overrun, {} bytes lost", o.lost());
+                    eprintln!(
+                        "fshm: {}: reader overrun, {} bytes lost",
+                        escape(name),
+                        o.lost()
+                    );
                     continue;
                 }
                 None => return Err(e),

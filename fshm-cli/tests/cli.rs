@@ -44,8 +44,14 @@ impl Shm {
     fn name(&self) -> &str {
         &self.0
     }
+    /// A name under this test's own first component: `/fshm-cli-{pid}-{n}{suffix}`.
+    fn with_suffix(base: &str, suffix: &str) -> Shm {
+        Shm(format!("{base}{suffix}"))
+    }
+    /// Whether the stream's shm object is in /dev/shm.
     fn exists(&self) -> bool {
-        Path::new(&format!("/dev/shm{}", self.0)).exists()
+        let object = fshm::object_name(&self.0).expect("a valid name");
+        Path::new(&format!("/dev/shm{object}")).exists()
     }
 }
 
@@ -219,6 +225,14 @@ impl Lines {
     }
 }
 
+/// The first column of each row of `fshm ls` output (the header excluded).
+fn ls_names(out: &str) -> Vec<&str> {
+    out.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect()
+}
+
 /// Polls `f` until it returns `Some`, or panics at the deadline with `what`.
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + TIMEOUT;
@@ -262,7 +276,7 @@ fn ls_lists_streams_but_not_foreign_objects() {
     let _owner = create(shm.name(), 0o640, b"hello world\n");
     make_foreign(foreign.name());
 
-    let out = ok_stdout(&["ls"]);
+    let out = ok_stdout(&["ls", "-b"]);
     let mut lines = out.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -281,6 +295,15 @@ fn ls_lists_streams_but_not_foreign_objects() {
         rows.iter().all(|r| r[0] != foreign.name()),
         "foreign object listed:\n{out}"
     );
+    // Without -b, sizes are for people.
+    let out = ok_stdout(&["ls", shm.name()]);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        [shm.name(), "12", "1.0M", "0640", "alive", "no", "-"],
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
 
     let json = parse_json(&ok_stdout(&["ls", "--json"]));
     let items = json.as_array().expect("ls --json is an array");
@@ -332,7 +355,7 @@ fn stat_text_and_json() {
     let shm = Shm::new();
     let _owner = create(shm.name(), 0o640, b"0123456789");
 
-    let out = ok_stdout(&["stat", shm.name()]);
+    let out = ok_stdout(&["stat", "--bytes", shm.name()]);
     let fields: Vec<(&str, &str)> = out
         .lines()
         .map(|l| {
@@ -359,6 +382,9 @@ fn stat_text_and_json() {
     assert_eq!(get("uid/gid"), format!("{uid}/{gid}"));
     let memory: u64 = get("memory").parse().unwrap();
     assert!(memory >= 4096 + 10, "memory {memory}");
+    let human = ok_stdout(&["stat", shm.name()]);
+    assert!(human.lines().any(|l| l == "max size:    1.0M"), "{human}");
+    assert!(human.lines().any(|l| l == "length:      10"), "{human}");
 
     let json = parse_json(&ok_stdout(&["stat", shm.name(), "--json"]));
     assert_eq!(json["name"], shm.name());
@@ -400,11 +426,25 @@ fn stat_foreign_object_is_not_an_fshm_stream() {
 }
 
 #[test]
-fn bad_names_are_errors() {
-    let err = fails(&["stat", "/a/b"], 1);
-    assert!(err.starts_with("fshm: "), "{err}");
-    let err = fails(&["cat", ""], 1);
-    assert!(err.starts_with("fshm: "), "{err}");
+fn bad_names_are_usage_errors() {
+    for args in [
+        &["stat", "/a//b"][..],
+        &["cat", ""],
+        &["tail", "a/../b"],
+        &["write", "/a/", "--create"],
+        &["rm", "/."],
+    ] {
+        let err = fails(args, 2);
+        assert!(err.starts_with("fshm: "), "{args:?}: {err}");
+        assert!(err.contains("stream name"), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+    // Nothing is removed when one of several names is bad.
+    let shm = Shm::new();
+    create_closed(shm.name(), b"kept");
+    let err = fails(&["rm", shm.name(), "/x//y"], 2);
+    assert!(err.contains("x//y"), "{err}");
+    assert!(shm.exists(), "rm removed a stream despite a bad name");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -679,7 +719,7 @@ fn tail_follow_reports_overrun_on_lapped_lossy_ring() {
     let lost = total - cap - first.len();
     assert_eq!(
         err,
-        format!("fshm: tail: {}: overrun, {lost} bytes lost\n", shm.name()),
+        format!("fshm: {}: reader overrun, {lost} bytes lost\n", shm.name()),
     );
     assert_eq!(rest.len(), cap, "{}", text(&rest));
     assert!(
@@ -892,10 +932,16 @@ fn write_ring_creates_a_ring() {
         &data,
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let out = ok_stdout(&["stat", shm.name()]);
+    let out = ok_stdout(&["stat", shm.name(), "-b"]);
     assert!(
         out.lines()
             .any(|l| l == "ring:        8192 lossy readers=0"),
+        "{out}"
+    );
+    let out = ok_stdout(&["stat", shm.name()]);
+    assert!(
+        out.lines()
+            .any(|l| l == "ring:        8.0K lossy readers=0"),
         "{out}"
     );
     let json = parse_json(&ok_stdout(&["stat", shm.name(), "--json"]));
@@ -914,13 +960,13 @@ fn write_ring_creates_a_ring() {
             "--create",
             "--persist",
             "--ring",
-            "8192",
+            "8K",
             "--lossless",
         ],
         b"x\n",
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let out = ok_stdout(&["stat", lossless.name()]);
+    let out = ok_stdout(&["stat", lossless.name(), "-b"]);
     assert!(
         out.lines()
             .any(|l| l == "ring:        8192 lossless readers=0"),
@@ -940,8 +986,10 @@ fn stat_of_lapped_ring_shows_total_length() {
     owner.write_all(&[b'r'; 3000]).unwrap();
     owner.write_all(&[b's'; 3000]).unwrap();
     assert_eq!(owner.len(), 6000);
-    let out = ok_stdout(&["stat", shm.name()]);
+    let out = ok_stdout(&["stat", shm.name(), "-b"]);
     assert!(out.lines().any(|l| l == "length:      6000"), "{out}");
+    let out = ok_stdout(&["stat", shm.name()]);
+    assert!(out.lines().any(|l| l == "length:      5.9K"), "{out}");
     let json = parse_json(&ok_stdout(&["stat", shm.name(), "--json"]));
     assert_eq!(json["len"], 6000);
 }
@@ -950,16 +998,29 @@ fn stat_of_lapped_ring_shows_total_length() {
 fn write_bad_options() {
     let shm = Shm::new();
     let o = fshm_with_input(&["write", shm.name(), "--create", "--ring", "1000"], b"x\n");
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
     assert!(err.starts_with("fshm: "), "{err}");
     assert!(err.contains("ring capacity"), "{err}");
     assert!(err.contains("page size"), "{err}");
     assert!(!shm.exists());
 
-    let o = fshm_with_input(&["write", shm.name(), "--ring", "8192"], b"x\n");
-    assert_eq!(o.status.code(), Some(1), "--ring without --create");
-    assert!(text(&o.stderr).contains("--create"), "{}", text(&o.stderr));
+    // Options that only make sense with --create say so, with the usage status.
+    for opts in [
+        &["--ring", "8192"][..],
+        &["--persist"],
+        &["--mode", "640"],
+        &["--max-size", "1M"],
+    ] {
+        let mut args = vec!["write", shm.name()];
+        args.extend_from_slice(opts);
+        let o = fshm_with_input(&args, b"x\n");
+        assert_eq!(o.status.code(), Some(2), "{opts:?} without --create");
+        assert!(text(&o.stderr).contains("--create"), "{}", text(&o.stderr));
+        assert!(o.stdout.is_empty());
+    }
+    fails(&["write", shm.name(), "--create", "--max-size", "1.5M"], 2);
+    fails(&["write", shm.name(), "--create", "--ring", "8Q"], 2);
 
     let err = fails(&["write", shm.name(), "--create", "--lossless"], 2);
     assert!(err.contains("--ring"), "{err}");
@@ -1145,11 +1206,14 @@ impl Drop for ForkedOwner {
 
 #[test]
 fn gc_removes_only_dead_non_persistent_streams() {
-    let dead = Shm::new();
-    let dead_persistent = Shm::new();
-    let alive_forked = Shm::new();
-    let alive_here = Shm::new();
-    let foreign = Shm::new();
+    // gc runs with this test's prefix: a plain `gc` would also collect the dead
+    // streams of tests running beside it.
+    let base = unique_name();
+    let dead = Shm::with_suffix(&base, "-dead");
+    let dead_persistent = Shm::with_suffix(&base, "-dead-persistent");
+    let alive_forked = Shm::with_suffix(&base, "-alive-forked");
+    let alive_here = Shm::with_suffix(&base, "-alive-here");
+    let foreign = Shm::with_suffix(&base, "-foreign");
 
     ForkedOwner::spawn(dead.name(), false).kill();
     ForkedOwner::spawn(dead_persistent.name(), true).kill();
@@ -1176,7 +1240,7 @@ fn gc_removes_only_dead_non_persistent_streams() {
         "{ls}"
     );
 
-    let out = ok_stdout(&["gc"]);
+    let out = ok_stdout(&["gc", &base]);
     let removed: Vec<&str> = out.lines().collect();
     assert!(
         removed.iter().all(|l| l.starts_with("removed /")),
@@ -1197,7 +1261,7 @@ fn gc_removes_only_dead_non_persistent_streams() {
     assert!(!dead.exists(), "gc did not remove the dead owner's stream");
 
     // A second gc finds nothing of ours to remove.
-    let again = ok_stdout(&["gc"]);
+    let again = ok_stdout(&["gc", &base]);
     for s in [
         &dead,
         &dead_persistent,
@@ -1213,7 +1277,7 @@ fn gc_removes_only_dead_non_persistent_streams() {
 
     // Once the forked owner dies, its stream is collected too.
     live_child.kill();
-    let out = ok_stdout(&["gc"]);
+    let out = ok_stdout(&["gc", &base]);
     assert!(
         out.lines()
             .any(|l| l == format!("removed {}", alive_forked.name())),
@@ -1221,4 +1285,227 @@ fn gc_removes_only_dead_non_persistent_streams() {
     );
     assert!(!alive_forked.exists());
     assert!(dead_persistent.exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Hierarchical names, escaped names, messages, exit statuses
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn hierarchical_names_work_in_every_command() {
+    let base = unique_name();
+    let a = Shm::with_suffix(&base, "/streams/a");
+    let b = Shm::with_suffix(&base, "/streams/b");
+    let dead = Shm::with_suffix(&base, "/streams/dead");
+    let other = Shm::with_suffix(&base, "/other/c");
+
+    let o = fshm_with_input(&["write", a.name(), "--create", "--persist"], b"one\ntwo\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = fshm_with_input(
+        &["write", &b.name()[1..], "--create", "--persist"],
+        b"bee\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = fshm_with_input(&["write", a.name()], b"three\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    create_closed(other.name(), b"c");
+    ForkedOwner::spawn(dead.name(), false).kill();
+    assert!(a.exists() && b.exists() && other.exists() && dead.exists());
+    let object = format!("/dev/shm{}", fshm::object_name(a.name()).unwrap());
+    assert!(object.ends_with("%2Fstreams%2Fa"), "{object}");
+    assert!(
+        !Path::new(&format!("/dev/shm{base}")).exists(),
+        "a directory was created in /dev/shm"
+    );
+
+    let under_streams = [a.name(), b.name(), dead.name()];
+    let out = ok_stdout(&["ls", &format!("{base}/streams/")]);
+    assert_eq!(ls_names(&out), under_streams, "{out}");
+    let out = ok_stdout(&["ls", &format!("{}/streams/", &base[1..])]);
+    assert_eq!(ls_names(&out), under_streams, "{out}");
+    let out = ok_stdout(&["ls", &format!("{base}/")]);
+    assert_eq!(
+        ls_names(&out),
+        [other.name(), a.name(), b.name(), dead.name()],
+        "{out}"
+    );
+    let out = ok_stdout(&["ls", &format!("{base}/nothing/")]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let json = parse_json(&ok_stdout(&["ls", "--json", &format!("{base}/streams/")]));
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, under_streams);
+    // The whole listing shows them too, by their names.
+    let all = ok_stdout(&["ls"]);
+    assert!(ls_names(&all).contains(&a.name()), "{all}");
+
+    let out = ok_stdout(&["stat", a.name()]);
+    assert_eq!(
+        out.lines().next(),
+        Some(format!("name:        {}", a.name()).as_str())
+    );
+    assert_eq!(ok_stdout(&["cat", a.name()]), "one\ntwo\nthree\n");
+    assert_eq!(ok_stdout(&["tail", "-n", "1", &a.name()[1..]]), "three\n");
+
+    let out = ok_stdout(&["gc", &format!("{base}/")]);
+    assert_eq!(out, format!("removed {}\n", dead.name()));
+    assert!(!dead.exists());
+
+    assert_eq!(ok_stdout(&["rm", a.name(), &b.name()[1..]]), "");
+    assert!(!a.exists() && !b.exists());
+    assert!(other.exists());
+    // A flat name that looks like an escaped one reaches nothing else.
+    let lookalike = format!("{base}%2Fother%2Fc");
+    let err = fails(&["rm", &lookalike], 1);
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(other.exists());
+}
+
+#[test]
+fn names_with_newline_and_escape_are_escaped_in_human_output() {
+    let base = unique_name();
+    let evil = Shm::with_suffix(
+        &base,
+        "-evil\n/fake 1 1 0777 alive no -\x1b[2J\x1b]0;pwned\x07",
+    );
+    let escaped =
+        format!("{base}-evil\\n/fake\\ 1\\ 1\\ 0777\\ alive\\ no\\ -\\033[2J\\033]0;pwned\\a");
+    let _owner = create(evil.name(), 0o600, b"x");
+    let raw = |s: &str| s.contains('\x1b') || s.contains('\x07');
+
+    let out = ok_stdout(&["ls", &base]);
+    assert!(!raw(&out), "raw escape in ls: {out:?}");
+    assert_eq!(out.lines().count(), 2, "a name forged a line: {out:?}");
+    // The name is the first column, up to the first unescaped space.
+    let row = out.lines().nth(1).unwrap();
+    assert!(row.starts_with(&format!("{escaped} ")), "{out:?}");
+
+    let out = ok_stdout(&["stat", evil.name()]);
+    assert!(!raw(&out), "raw escape in stat: {out:?}");
+    assert_eq!(out.lines().count(), 9, "{out:?}");
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!("name:        {escaped}")
+    );
+
+    // JSON carries the name as it is.
+    let json = parse_json(&ok_stdout(&["ls", "--json", &base]));
+    assert_eq!(json[0]["name"], evil.name());
+    let json = parse_json(&ok_stdout(&["stat", "--json", evil.name()]));
+    assert_eq!(json["name"], evil.name());
+
+    // Error messages escape the name too, and stay on one line.
+    let missing = format!("{base}-missing\x1b[31m\nline");
+    for cmd in ["stat", "cat", "rm"] {
+        let err = fails(&[cmd, &missing], 1);
+        assert!(!raw(&err), "{cmd}: raw escape in {err:?}");
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err:?}");
+        assert!(
+            err.starts_with(&format!("fshm: {base}-missing\\033[31m\\nline: ")),
+            "{cmd}: {err:?}"
+        );
+    }
+    let err = fails(&["stat", &format!("{base}/\x1b[31m/")], 2);
+    assert!(!raw(&err) && err.contains("\\033[31m"), "{err:?}");
+
+    // So does gc's report.
+    let dead = Shm::with_suffix(&base, "/dead\x1b[1m");
+    ForkedOwner::spawn(dead.name(), false).kill();
+    let out = ok_stdout(&["gc", &format!("{base}/")]);
+    assert_eq!(out, format!("removed {base}/dead\\033[1m\n"));
+    assert!(!dead.exists());
+}
+
+#[test]
+fn errors_name_the_stream_once() {
+    let missing = Shm::new();
+    let name = missing.name();
+    let expected = format!("fshm: {name}: cannot open: No such file or directory\n");
+    assert_eq!(fails(&["stat", name], 1), expected);
+    assert_eq!(fails(&["cat", name], 1), expected);
+    assert_eq!(fails(&["tail", name], 1), expected);
+    for args in [&["rm", name][..], &["rm", "--force", name]] {
+        let err = fails(args, 1);
+        assert_eq!(err.matches(name).count(), 1, "{err}");
+        assert!(err.starts_with(&format!("fshm: {name}: ")), "{err}");
+        assert!(err.ends_with(": No such file or directory\n"), "{err}");
+    }
+    let o = fshm_with_input(&["write", name], b"x");
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert_eq!(err.matches(name).count(), 1, "{err}");
+    assert!(
+        !err.contains("fshm stream") && !err.contains("os error"),
+        "{err}"
+    );
+
+    let foreign = Shm::new();
+    make_foreign(foreign.name());
+    let err = fails(&["stat", foreign.name()], 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("fshm: {}: not an fshm stream", foreign.name())),
+        "{err}"
+    );
+    assert_eq!(err.matches(foreign.name()).count(), 1, "{err}");
+    assert!(
+        !err.contains("Protocol error") && !err.contains("os error"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_documents_exit_statuses_and_names() {
+    let out = ok_stdout(&["--help"]);
+    assert!(out.contains("Exit status:"), "{out}");
+    assert!(out.contains("  0  success"), "{out}");
+    assert!(out.contains("  1  the operation failed"), "{out}");
+    assert!(out.contains("  2  usage error"), "{out}");
+    assert!(out.contains("/streams/my_stream"), "{out}");
+    let out = ok_stdout(&["write", "--help"]);
+    assert!(
+        out.contains("--persist") && out.contains("--create"),
+        "{out}"
+    );
+    let out = ok_stdout(&["ls", "--help"]);
+    assert!(out.contains("[PREFIX]") && out.contains("--bytes"), "{out}");
+}
+
+#[test]
+fn sizes_for_people_and_exact_with_bytes() {
+    let shm = Shm::new();
+    let o = fshm_with_input(
+        &[
+            "write",
+            shm.name(),
+            "--create",
+            "--persist",
+            "--max-size",
+            "2M",
+        ],
+        &[b'z'; 6000],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let row = |args: &[&str]| -> Vec<String> {
+        let out = ok_stdout(args);
+        out.lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no row: {out}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row(&["ls", shm.name()])[1..3], ["5.9K", "2.0M"]);
+    assert_eq!(row(&["ls", "-b", shm.name()])[1..3], ["6000", "2097152"]);
+    assert_eq!(
+        row(&["ls", "--bytes", shm.name()])[1..3],
+        ["6000", "2097152"]
+    );
+    let json = parse_json(&ok_stdout(&["ls", "--json", shm.name()]));
+    assert_eq!(json[0]["len"], 6000);
+    assert_eq!(json[0]["max_size"], 2 << 20);
 }

@@ -229,6 +229,7 @@ c_tests! {
     header_is_cxx_clean => "test_cxx.cpp",
     open_ex_options_and_ring_overruns => "test_options.c",
     reads_in_place_agree_with_a_plain_file => "test_inplace.c",
+    hierarchical_names => "test_names.c",
 }
 
 /// A stream name unique to this test process and `tag`.

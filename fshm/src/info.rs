@@ -18,7 +18,7 @@ pub const SHM_DIR: &str = "/dev/shm";
 /// What [`inspect`] and [`list`] report about a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {
-    /// The name, as `/name`.
+    /// The stream name in canonical form (`/name`, `/streams/my_stream`).
     pub name: String,
     /// Committed length in bytes (for a ring, every byte ever committed).
     pub len: u64,
@@ -103,27 +103,43 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
 }
 
 /// Lists the fshm streams in [`SHM_DIR`], sorted by name. Objects that are not fshm
-/// streams, and streams this process may not open even read-only, are left out.
+/// streams, objects whose names are the encoding of no stream name (see the crate
+/// docs, "Names"; lock objects among them), and streams this process may not open
+/// even read-only, are left out. Each [`StreamInfo::name`] is the stream name
+/// (`/streams/my_stream`), not the object name.
 pub fn list() -> Result<Vec<StreamInfo>> {
+    list_with_prefix("/")
+}
+
+/// [`list`], restricted to the streams whose canonical name (`/a/b`) starts with
+/// `prefix` (its leading `/` optional): `/streams/` gives the streams under
+/// `/streams`; `/streams` also gives `/streams2`. An empty prefix lists every stream.
+pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
+    let prefix = format!("/{}", prefix.strip_prefix('/').unwrap_or(prefix));
     let dir = std::fs::read_dir(SHM_DIR)?;
     let mut out = Vec::new();
     for entry in dir.flatten() {
         let Ok(file_name) = entry.file_name().into_string() else {
             continue;
         };
+        if file_name.starts_with("sem.") {
+            continue;
+        }
+        let Some(name) = Name::from_object(&file_name) else {
+            continue;
+        };
+        if !name.as_str().starts_with(&prefix) {
+            continue;
+        }
         let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
         let big_enough = entry
             .metadata()
             .map(|m| m.len() >= DATA_OFFSET)
             .unwrap_or(false);
-        if !is_file
-            || !big_enough
-            || file_name.starts_with("sem.")
-            || liveness::is_lock_object_name(&file_name)
-        {
+        if !is_file || !big_enough {
             continue;
         }
-        if let Ok(info) = inspect(&file_name) {
+        if let Ok(info) = inspect(name.as_str()) {
             out.push(info);
         }
     }
@@ -164,7 +180,7 @@ pub fn reclaim(name: &str) -> Result<bool> {
 
 /// `(st_dev, st_ino)` of the object the name refers to now, if any.
 pub(crate) fn identity_of(name: &Name) -> Option<(u64, u64)> {
-    let path = CString::new(format!("{SHM_DIR}{}", name.as_str())).ok()?;
+    let path = CString::new(format!("{SHM_DIR}{}", name.object_str())).ok()?;
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.

@@ -1,8 +1,8 @@
 //! # fshm — named byte streams in POSIX shared memory
 //!
-//! A stream is a named byte sequence in shared memory (a `shm_open` name such as
-//! `/metrics`). One process, the **owner**, creates it; any number of **guest** processes
-//! open it by name. Every handle reads and writes the same bytes through `std::io`'s
+//! A stream is a named byte sequence in shared memory, named like a file: `/metrics`,
+//! `/streams/my_stream` (see [Names](#names)). One process, the **owner**, creates it;
+//! any number of **guest** processes open it by name. Every handle reads and writes the same bytes through `std::io`'s
 //! `Read`, `Write` and `Seek`, with its own position, as with separate `open()`s of one
 //! file — plus what files lack for IPC: a reader can wait for new data, and learns when the
 //! owner is gone.
@@ -22,6 +22,33 @@
 //! assert!(fshm::Stream::open(&name).is_err());
 //! # Ok(()) }
 //! ```
+//!
+//! ## Names
+//!
+//! A stream name is one or more `/`-separated components: `/metrics`,
+//! `/streams/my_stream`, `app/shard-3/events`. The leading `/` is optional (`metrics`
+//! and `/metrics` are one stream). Refused with `InvalidInput` (`EINVAL`): an empty
+//! name, an empty component (`//`, a trailing `/`), a component `.` or `..`, a NUL
+//! byte, and a name whose object name (below) is longer than [`OBJECT_NAME_MAX`] (255,
+//! the system's `NAME_MAX`) bytes.
+//!
+//! `shm_open` takes only flat names, and fshm creates no directories in `/dev/shm`
+//! (another user could pre-create or swap them), so each name maps to one flat shm
+//! object: `/` followed by the components joined by `%2F`, where every `%` inside a
+//! component is written `%25`. `/streams/my_stream` is the object `/streams%2Fmy_stream`
+//! (the file `/dev/shm/streams%2Fmy_stream`); `/50%` is `/50%25`. The rule is
+//! reversible and no two names share an object: the flat name `a%2Fb` is the object
+//! `/a%252Fb`, never the stream `/a/b`. [`object_name`] and [`stream_name`] apply it.
+//! The limit counts the object name without its leading `/`: each `/` between
+//! components and each `%` takes 3 bytes there.
+//!
+//! Flat names without `%` map to the same objects as they always did, in shmfile 1.1.0
+//! and earlier fshm versions alike. **Changed from those:** a flat name holding `%` now
+//! maps to another object (`/50%` was the object `/50%`), so a stream that an older
+//! program made under such a name is not found by that name. An object whose name holds
+//! a `%` followed by anything but `2F` or `25` is the encoding of no stream name:
+//! [`list`] leaves such objects out, streams' lock objects (`<object name>%lock`) among
+//! them.
 //!
 //! ## Promises
 //!
@@ -113,9 +140,9 @@ pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 #[doc(hidden)]
 pub use hooks::{set_append_pause, set_ring_read_pause};
-pub use info::{force_destroy, inspect, list, reclaim, StreamInfo, SHM_DIR};
+pub use info::{force_destroy, inspect, list, list_with_prefix, reclaim, StreamInfo, SHM_DIR};
 pub use inplace::InPlace;
 pub use liveness::OwnerState;
-pub use name::NAME_MAX;
+pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
 pub use stream::{Role, Stream, WaitStatus};

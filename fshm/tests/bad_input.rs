@@ -26,13 +26,14 @@ fn entries_with(token: &str) -> Vec<String> {
 fn bad_names_are_einval_everywhere_and_create_nothing() {
     let token = common::unique_name("badname");
     let token = token.trim_start_matches('/');
-    let long = format!("/{token}{}", "x".repeat(fshm::NAME_MAX));
+    let long = format!("/{token}{}", "x".repeat(fshm::OBJECT_NAME_MAX));
     let bad = [
         String::new(),
         "/".to_owned(),
         "//".to_owned(),
-        format!("/{token}/b"),
-        format!("{token}/b"),
+        format!("/{token}//b"),
+        format!("{token}/b/"),
+        format!("{token}/../b"),
         format!("/{token}\0b"),
         ".".to_owned(),
         "/..".to_owned(),
@@ -58,7 +59,7 @@ fn bad_names_are_einval_everywhere_and_create_nothing() {
     // The longest allowed name works.
     let longest = format!(
         "/{}",
-        &format!("{token}{}", "y".repeat(255))[..fshm::NAME_MAX]
+        &format!("{token}{}", "y".repeat(255))[..fshm::OBJECT_NAME_MAX]
     );
     let s = fshm::Stream::create(&longest).unwrap();
     assert!(shm_exists(&longest));
