@@ -325,11 +325,15 @@ impl OpenOptions {
             None,
         );
         if stream.is_ring() {
-            // A ring reader starts at the oldest byte held; a lossless one attaches.
+            // A ring reader starts at the oldest byte held; a lossless one attaches
+            // first, then starts at the oldest byte held once its slot counts (ring.rs,
+            // "Attaching").
             let mut c = stream.lock();
             c.pos = stream.oldest();
             if stream.is_lossless() && writable && !self.append {
                 stream.attach_locked(&mut c)?;
+                c.pos = c.trust_from;
+                stream.publish_slot(&c);
             }
         }
         Ok(stream)

@@ -31,17 +31,26 @@
 //! position is published in `slot[k].pos` after every read. Attaching needs a writable
 //! handle; read-only guests read a lossless ring as lossy readers.
 //!
-//! **Trusted reads.** An attached reader reading at its own published position `p` needs
-//! no overrun check — so it never loads `hwm`, the writer's line — once no write can
-//! overwrite `p` without having seen the attach. A write that loaded `slot_gen` before
-//! the attach bumped it started at a length committed before that bump, so at most at
-//! `L0`, the length the reader loads after attaching, and overwrites only positions
-//! below `L0`: positions from `L0` on are safe from it. Every later write reads the
-//! slot. So reads at positions `>= max(L0, p)` are trusted (`Cursor::trust_from`),
-//! with one exception: a seek back lets writers still overwrite up to where the
-//! reader had been (a writer remembers the lowest reader position it saw), so
-//! `trust_from` rises to that. (A handle's own writes, which its slot does not hold
-//! back, move its position to their end: they never overwrite what it still reads.)
+//! **Attaching** races with writes in flight: a write that checked the slots before a
+//! reader attached would overwrite what the reader chose to start at. So the two sides
+//! follow Dekker's pattern over sequentially consistent accesses. The reader stores its
+//! slot (position and token), bumps `slot_gen`, then loads `hwm` and starts no lower
+//! than `hwm - capacity`. A lossless writer raises `hwm` to the end of its write (a
+//! read-modify-write), then loads `slot_gen`; if it moved since the writer last looked
+//! at the slots, it looks again (and waits for the new reader) before copying. In the
+//! total order one of the two comes first: either the reader's load sees the write's
+//! `hwm` — and starts past what the write overwrites — or the writer's load sees the
+//! bump, and with it the slot. So a lossless reader is never overrun, also while it
+//! joins a ring that is full and written without pause.
+//!
+//! **Trusted reads.** An attached reader reading at or past its start, at its own
+//! published position `p`, needs no overrun check — so it never loads `hwm`, the
+//! writer's line: by the rule above no write overwrites it before it has read it. So
+//! reads at positions `>= max(start, p)` are trusted (`Cursor::trust_from`), with one
+//! exception: a seek back lets writers still overwrite up to where the reader had been
+//! (a writer remembers the lowest reader position it saw), so `trust_from` rises to
+//! that. (A handle's own writes, which its slot does not hold back, move its position
+//! to their end: they never overwrite what it still reads.)
 
 use crate::error::{invalid, os, overrun, Result};
 use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
@@ -183,7 +192,8 @@ impl Stream {
         let window = self.window()?;
         window.prefetch_write(pos % cap);
         window.prefetch_write((pos % cap + 512) % cap);
-        if sole {
+        let lossless = self.is_lossless() && end > cap;
+        if sole && !lossless {
             // The only writer since its last write: a store ordered before the copy's
             // stores is enough. (`hwm` may stand higher, left by an appender killed
             // mid-write: it never moves down.)
@@ -193,6 +203,11 @@ impl Stream {
             fence(Ordering::Release);
         } else {
             h.hwm.fetch_max(end, Ordering::SeqCst);
+        }
+        if lossless && h.slot_gen.load(Ordering::SeqCst) != c.slot_gen_seen {
+            // A reader attached since `make_room` looked ("Attaching" above): it chose
+            // its start after this write's `hwm`, or this write sees its slot now.
+            self.make_room(c, end - cap)?;
         }
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring; the handle is writable.
@@ -350,14 +365,18 @@ impl Stream {
             if got {
                 let slot = &h.slots[k as usize];
                 slot.pos.store(c.pos, Ordering::SeqCst);
-                // A fresh token (never 0) tells writers that cached positions are stale.
-                let mut token = h.slot_gen.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
-                if token == 0 {
-                    token = h.slot_gen.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
-                }
+                // A fresh token (never 0); with the bump below it tells writers that
+                // their cached view of the slots is stale.
+                let token = h.slot_gen.load(Ordering::SeqCst).wrapping_add(1).max(1);
                 slot.active.store(token, Ordering::SeqCst);
-                // Module: trusted reads.
-                c.trust_from = h.len.load(Ordering::SeqCst);
+                h.slot_gen.fetch_add(1, Ordering::SeqCst);
+                // Module docs, "Attaching": past what writes in flight may overwrite.
+                let held_from = h
+                    .hwm
+                    .load(Ordering::SeqCst)
+                    .max(h.len.load(Ordering::SeqCst))
+                    .saturating_sub(self.capacity());
+                c.trust_from = c.pos.max(held_from);
                 c.slot = Some(k);
                 return Ok(());
             }

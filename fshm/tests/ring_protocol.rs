@@ -178,3 +178,54 @@ fn a_sole_writer_keeps_the_mark_a_killed_appender_left() {
     assert_eq!(got.len(), 4116 - 2000);
     assert!(got.ends_with(b"01234567890123456789"));
 }
+
+/// The byte at absolute position `p` of a stream of 100-byte lines `{n:099}\n`.
+fn line_byte(p: u64) -> u8 {
+    let line = format!("{:099}\n", p / 100);
+    line.as_bytes()[(p % 100) as usize]
+}
+
+#[test]
+fn a_reader_joining_a_full_lossless_ring_under_a_busy_writer_is_never_overrun() {
+    let g = NameGuard::new("join-race");
+    let name = g.name();
+    let cap = 4 * 4096;
+    let owner = lossless(name, cap);
+    let started = Signal::new();
+    // A writer process writing 100-byte lines without pause, the ring always full.
+    let mut writer = fork_child(|| {
+        let mut w = fshm::OpenOptions::new().append(false).open(name).unwrap();
+        w.detach();
+        let mut n = 0u64;
+        loop {
+            w.write_all(format!("{n:099}\n").as_bytes()).unwrap();
+            n += 1;
+            if n == 2 * cap / 100 {
+                started.notify();
+            }
+        }
+    });
+    started.wait();
+    // Readers join, read the first 300 bytes from where they started, and leave.
+    let (mut joins, mut overruns) = (0, 0);
+    for _ in 0..3000 {
+        let mut r = fshm::Stream::open(name).unwrap();
+        assert!(r.is_attached());
+        let start = r.position();
+        let mut buf = [0u8; 300];
+        match r.read_exact(&mut buf) {
+            Ok(()) => {
+                for (i, &b) in buf.iter().enumerate() {
+                    assert_eq!(b, line_byte(start + i as u64), "byte {}", start + i as u64);
+                }
+            }
+            Err(e) if fshm::overrun_of(&e).is_some() => overruns += 1,
+            Err(e) => panic!("{e}"),
+        }
+        joins += 1;
+    }
+    writer.kill();
+    assert_eq!(overruns, 0, "{overruns} of {joins} joins were overrun");
+    drop(owner);
+    g.assert_gone();
+}
