@@ -136,15 +136,17 @@ pub unsafe extern "C" fn fshm_open_ex(
             if !owner && (opts.max_size != 0 || opts.ring_capacity != 0) {
                 return Err(libc::EINVAL);
             }
+            // A bad policy is refused on a linear stream too, where it is unused
+            // (shmfile.h: "a bad policy ... EINVAL").
+            let policy = match opts.ring_policy {
+                FSHM_RING_LOSSY => fshm::RingPolicy::Lossy,
+                FSHM_RING_LOSSLESS => fshm::RingPolicy::Lossless,
+                _ => return Err(libc::EINVAL),
+            };
             if opts.max_size != 0 {
                 o.max_size(opts.max_size);
             }
             if opts.ring_capacity != 0 {
-                let policy = match opts.ring_policy {
-                    FSHM_RING_LOSSY => fshm::RingPolicy::Lossy,
-                    FSHM_RING_LOSSLESS => fshm::RingPolicy::Lossless,
-                    _ => return Err(libc::EINVAL),
-                };
                 o.ring(opts.ring_capacity, policy);
             }
         }

@@ -230,6 +230,7 @@ c_tests! {
     open_ex_options_and_ring_overruns => "test_options.c",
     reads_in_place_agree_with_a_plain_file => "test_inplace.c",
     hierarchical_names => "test_names.c",
+    callback_errors_report_what_was_committed => "test_callback_errors.c",
 }
 
 /// A stream name unique to this test process and `tag`.
