@@ -50,6 +50,19 @@ static inline void t_child_exit(int code)
     _exit(code);
 }
 
+/* Whether FILE*s run in the portable mode (no in-place refills or direct writes),
+ * as the library decides it: off glibc on x86_64/aarch64 always, there when
+ * FSHM_PORTABLE_FILE=1. */
+static inline int t_portable_file(void)
+{
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+    const char *v = getenv("FSHM_PORTABLE_FILE");
+    return v != NULL && strcmp(v, "1") == 0;
+#else
+    return 1;
+#endif
+}
+
 /* Removes every name this program registered; errors (already gone) ignored. */
 static inline void t_cleanup(void)
 {

@@ -30,19 +30,6 @@
 
 static char name[300];
 
-/* Whether this FILE* runs in the portable mode (no glibc internals), as the
- * library decides it: compile-time by platform, or forced by FSHM_PORTABLE_FILE. */
-static int portable_mode(void)
-{
-    const char *v = getenv("FSHM_PORTABLE_FILE");
-#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
-    return v != NULL && strcmp(v, "1") == 0;
-#else
-    (void)v;
-    return 1;
-#endif
-}
-
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
     size_t i;
@@ -214,7 +201,7 @@ static void at_maximum(void)
     errno = 0;
     n = fwrite(src, 1, max + 100, f);
     if (n == max + 100) /* the portable mode buffers the last 100 bytes */
-        CHECKF(portable_mode() && fflush(f) == EOF, "fwrite past the maximum: %zu", n);
+        CHECKF(t_portable_file() && fflush(f) == EOF, "fwrite past the maximum: %zu", n);
     else
         CHECKF(n == max, "fwrite past the maximum reported %zu bytes", n);
     CHECKF(ferror(f) && errno == EFBIG, "after writing past the maximum");

@@ -103,15 +103,19 @@ struct Cookie {
     /// Reads wait for data like a pipe's (`FSHM_BLOCK`).
     block: bool,
     /// Refills point the `FILE`'s buffer into the mapping (see the module's rule).
+    #[cfg(fshm_file_internals)]
     in_place: bool,
     /// Large writes may switch to the direct-write mode (not for `FSHM_APPEND`,
     /// whose every write must stay whole).
+    #[cfg(fshm_file_internals)]
     direct: bool,
     /// The `FILE` this cookie belongs to (set once, before any I/O).
     file: AtomicPtr<fshm_sys::FILE>,
     /// The `FILE`'s private stdio buffer (glibc would give a cookie stream only 8 KiB,
-    /// and every refill or flush costs fd-coherence `lseek`s). glibc stops
-    /// using it before it calls `cookie_close`, which frees it.
+    /// and every refill or flush costs fd-coherence `lseek`s). stdio stops
+    /// using it before it calls `cookie_close`, which frees it. Only stdio reads it
+    /// in the portable mode: the cookie just keeps it alive.
+    #[cfg_attr(not(fshm_file_internals), allow(dead_code))]
     buffer: Box<[std::mem::MaybeUninit<u8>]>,
     /// Where a seek moves a get area too large for `buffer` (rule 3), allocated on
     /// first need and kept until `cookie_close`. Touched only inside the `FILE`'s
@@ -130,29 +134,26 @@ const KEEP_READ: usize = 64;
 #[cfg(fshm_file_internals)]
 const SPILL: usize = IN_PLACE_MAX + KEEP_READ;
 
-/// glibc's `FILE` flags (libio.h) that the in-place rule reads.
+/// glibc's `FILE` flag (libio.h) for a get area in the `ungetc` backup buffer, which
+/// the in-place rule reads.
 #[cfg(fshm_file_internals)]
-pub(crate) const IO_IN_BACKUP: c_int = 0x0100;
+pub const IO_IN_BACKUP: c_int = 0x0100;
+/// glibc's `FILE` flag (libio.h) for a `FILE` in put mode, which the in-place rule
+/// reads.
 #[cfg(fshm_file_internals)]
-pub(crate) const IO_CURRENTLY_PUTTING: c_int = 0x0800;
+pub const IO_CURRENTLY_PUTTING: c_int = 0x0800;
 /// glibc's flag for an unbuffered `FILE`, which the direct-write mode borrows.
 #[cfg(fshm_file_internals)]
-pub(crate) const IO_UNBUFFERED: c_int = 0x0002;
+pub const IO_UNBUFFERED: c_int = 0x0002;
 
-/// Whether new `FILE*`s may use the in-place and direct-write modes: built in for
-/// glibc on x86_64 and aarch64, and not forced off with `FSHM_PORTABLE_FILE=1` (a
-/// testing and diagnostic knob, read once per process).
+/// Whether new `FILE*`s may use the in-place and direct-write modes (built in on this
+/// target): not when forced off with `FSHM_PORTABLE_FILE=1`, a testing and diagnostic
+/// knob read once per process.
+#[cfg(fshm_file_internals)]
 fn internals_enabled() -> bool {
-    #[cfg(fshm_file_internals)]
-    {
-        static FORCED_PORTABLE: Lazy<bool> =
-            Lazy::new(|| std::env::var_os("FSHM_PORTABLE_FILE").is_some_and(|v| v == "1"));
-        !*FORCED_PORTABLE
-    }
-    #[cfg(not(fshm_file_internals))]
-    {
-        false
-    }
+    static FORCED_PORTABLE: Lazy<bool> =
+        Lazy::new(|| std::env::var_os("FSHM_PORTABLE_FILE").is_some_and(|v| v == "1"));
+    !*FORCED_PORTABLE
 }
 
 #[cfg(fshm_file_internals)]
@@ -322,16 +323,23 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
     };
     #[cfg(target_env = "gnu")]
     let fd = stream.as_raw_fd();
-    let internals = internals_enabled();
-    let in_place = internals && !stream.is_ring() && !stream.is_append();
-    let direct = internals && !stream.is_append();
+    #[cfg(fshm_file_internals)]
+    let (in_place, direct) = {
+        let internals = internals_enabled();
+        (
+            internals && !stream.is_ring() && !stream.is_append(),
+            internals && !stream.is_append(),
+        )
+    };
     // Uninitialised: stdio writes every byte of it before it reads that byte.
     let mut buffer = Box::new_uninit_slice(FILE_BUFFER);
     let buf_ptr = buffer.as_mut_ptr();
     let cookie = Box::into_raw(Box::new(Cookie {
         stream,
         block,
+        #[cfg(fshm_file_internals)]
         in_place,
+        #[cfg(fshm_file_internals)]
         direct,
         file: AtomicPtr::new(std::ptr::null_mut()),
         buffer,

@@ -11,6 +11,14 @@
 
 mod file;
 
+/// glibc's `FILE` flag bits that the in-place and direct-write modes read and set
+/// (`src/file.rs`), for `tests/file_layout.rs` to check against stdio. Not API.
+#[cfg(fshm_file_internals)]
+#[doc(hidden)]
+pub mod glibc_file {
+    pub use crate::file::{IO_CURRENTLY_PUTTING, IO_IN_BACKUP, IO_UNBUFFERED};
+}
+
 use fshm_sys::libc;
 use std::ffi::{c_char, c_int, c_long, c_uchar, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
