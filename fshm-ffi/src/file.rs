@@ -657,8 +657,9 @@ unsafe extern "C" fn cookie_seek(
 }
 
 /// Seeks to `to`, refusing (`EINVAL`, position unchanged) a position that `off64_t`
-/// cannot hold, as `lseek` does on a file: the fd's offset, `DATA_OFFSET` past the
-/// position, must hold it too.
+/// cannot hold, as `lseek` does on a file (the fd's offset, `DATA_OFFSET` past the
+/// position, must hold it too), and on a ring a position past the end, where no byte
+/// can be (a ring's length only grows, so one checked here stays valid).
 fn seek_within_off_t(s: &Stream, to: SeekFrom) -> Result<u64, c_int> {
     const OFF_MAX: u64 = i64::MAX as u64 - fshm::header::DATA_OFFSET;
     let base = match to {
@@ -670,7 +671,8 @@ fn seek_within_off_t(s: &Stream, to: SeekFrom) -> Result<u64, c_int> {
         SeekFrom::Start(p) => Some(p),
         SeekFrom::Current(d) | SeekFrom::End(d) => base.checked_add_signed(d),
     };
-    if target.is_some_and(|p| p > OFF_MAX) {
+    let limit = if s.is_ring() { s.len() } else { OFF_MAX };
+    if target.is_none_or(|p| p > limit) {
         return Err(libc::EINVAL);
     }
     let before = s.position();
