@@ -10,7 +10,8 @@
  *    forked child (a user namespace too when not root); where namespaces are not
  *    available, that part says so in one line and is skipped;
  *  - a write after an in-place refill that only partly fits (EFBIG) keeps the
- *    bytes that fit and reports the rest;
+ *    bytes that fit and reports the rest; an FSHM_APPEND write that does not fit
+ *    commits nothing;
  *  - a read whose refill fails (a scribbled header: EPROTO) is ferror, and reads
  *    work again once the header is right;
  *  - a seek that fails (EINVAL: negative, or past what off_t holds) leaves the
@@ -221,6 +222,18 @@ static void at_maximum(void)
     if (fputc('z', g) == 'z')
         CHECK(fflush(g) == EOF);
     CHECK(ferror(g) && errno == EFBIG);
+    CHECK(fclose(g) == 0);
+
+    /* An appender at the maximum: its writes stay whole, so none of them lands. */
+    g = fshm_open(name, 0, FSHM_GUEST | FSHM_APPEND);
+    CHECK(g != NULL);
+    errno = 0;
+    n = fwrite(src, 1, BIG, g);
+    CHECKF(n == 0 && ferror(g) && errno == EFBIG, "append at the maximum: %zu", n);
+    clearerr(g);
+    CHECK(fwrite("xy", 1, 2, g) == 2);
+    errno = 0;
+    CHECK(fflush(g) == EOF && ferror(g) && errno == EFBIG);
     CHECK(fclose(g) == 0);
 
     /* The owner's FILE* once more, with a large write: never the full count. */

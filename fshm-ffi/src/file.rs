@@ -551,8 +551,7 @@ unsafe extern "C" fn cookie_write(
     // commits nothing as far as stdio may know.
     guard(0, || {
         // SAFETY: stdio gives a readable buffer of `size` bytes.
-        #[allow(unused_mut)]
-        let mut buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
+        let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
         // glibc's `new_do_write` records the offset of a seek it makes before writing
         // in `_offset` and, for a cookie stream, never adds the bytes written; an
         // `fseek(SEEK_CUR)` that flushed such a write then lands that many bytes short
@@ -563,39 +562,49 @@ unsafe extern "C" fn cookie_write(
         unsafe {
             (*c.file())._offset = -1
         };
+        // SAFETY: a write runs inside the FILE's callback.
         #[cfg(fshm_file_internals)]
-        let copy;
+        let to_write = unsafe { before_write(c, buf) };
         #[cfg(fshm_file_internals)]
-        {
-            // Bytes glibc put in place in the mapping (module rule 2), or any that
-            // overlap it: copied out first, as a write copies into the mapping.
-            let in_window = c.stream.overlaps_window(buf.as_ptr(), size);
-            let from_buffer = in_window || c.in_buffers(buf.as_ptr().cast(), size);
-            if in_window {
-                copy = buf.to_vec();
-                buf = &copy;
-            }
-            // SAFETY: as above.
-            let base = unsafe { (*c.file())._IO_buf_base };
-            if c.in_place && c.ours(base) && base != c.private() {
-                // Rule 3: glibc resets its areas from the buffer after this call.
-                // SAFETY: a write runs inside the FILE's callback.
-                unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
-            }
-            // Writing large chunks: a write of whole buffers straight from the
-            // caller's memory turns the direct mode on, a write out of the buffer
-            // turns it off.
-            if from_buffer || size >= FILE_BUFFER {
-                // SAFETY: a write runs inside the FILE's callback.
-                unsafe { c.set_direct(!from_buffer) };
-            }
-        }
+        let buf: &[u8] = &to_write;
         let (n, err) = write_committed(&c.stream, buf);
         if let Some(e) = err {
             set_errno(e);
         }
         Ok(n as __ssize_t)
     })
+}
+
+/// The in-place and direct-write modes' part of a write of `buf`: returns the bytes
+/// to write (copied out if they lie in the mapping).
+///
+/// # Safety
+/// Called from the `FILE`'s write callback.
+#[cfg(fshm_file_internals)]
+unsafe fn before_write<'a>(c: &Cookie, buf: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    // Bytes glibc put in place in the mapping (module rule 2), or any that overlap
+    // it: copied out first, as a write copies into the mapping.
+    let in_window = c.stream.overlaps_window(buf.as_ptr(), buf.len());
+    let from_buffer = in_window || c.in_buffers(buf.as_ptr().cast(), buf.len());
+    // SAFETY: glibc holds the FILE's lock while it runs a callback; a plain field of
+    // its real layout (tests/file_layout.rs).
+    let base = unsafe { (*c.file())._IO_buf_base };
+    if c.in_place && c.ours(base) && base != c.private() {
+        // Rule 3: glibc resets its areas from the buffer after this call.
+        // SAFETY: called from the write callback (the caller's contract).
+        unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+    }
+    // Writing large chunks: a write of whole buffers straight from the caller's
+    // memory turns the direct mode on, a write out of the buffer turns it off.
+    if from_buffer || buf.len() >= FILE_BUFFER {
+        // SAFETY: as above.
+        unsafe { c.set_direct(!from_buffer) };
+    }
+    if in_window {
+        std::borrow::Cow::Owned(buf.to_vec())
+    } else {
+        std::borrow::Cow::Borrowed(buf)
+    }
 }
 
 /// Writes `buf` at the stream's position under the fd-coherence rule, writing on
