@@ -74,10 +74,12 @@
 //!   result from what it still has to write, so -1 would make it copy from past the
 //!   end of the caller's buffer. Fewer than asked (0 when nothing) sets the error
 //!   indicator; `errno` says why (`ENOSPC`, `EFBIG`, ...). The stream's core commits
-//!   each of its writes whole or not at all, so the count is exact.
+//!   all the bytes of one of its writes or none (a write cut short at the maximum
+//!   size commits what fits), so the count is exact.
 //! - `seek` returns 0 with the new position in `*offset`, or -1 with `errno` and the
 //!   position unchanged: glibc then keeps its buffered bytes, which must still match.
-//!   A position `off64_t` cannot hold is `EINVAL`, as for `lseek` on a file.
+//!   A position `off64_t` cannot hold is `EINVAL`, as for `lseek` on a file, and so
+//!   is a ring position past the end.
 //! - `close` returns 0, or -1 with `errno` (then `fclose` returns `EOF`); the cookie is
 //!   freed either way, as glibc frees the `FILE`.
 
