@@ -10,13 +10,25 @@
  * NAMES). One process, the owner, creates it; any number of guest processes open
  * it by name. Each gets a FILE* that reads and writes the same bytes, with its
  * own position, like separate fopen(3)s of one file; fileno(3) on it is the
- * stream's real shm file descriptor. A FILE*
+ * stream's real shm file descriptor (with glibc; other C libraries keep no
+ * descriptor in a fopencookie(3) FILE, and fileno fails there with EBADF). A FILE*
  * inherited across fork(2) shares that descriptor's offset with the parent's copy:
  * use it in one of the two processes only (or open a guest in the child).
  * Bytes written through a FILE* reach other handles when stdio passes them to the
  * library: at fflush(3), fclose(3), a seek or a full 64 KiB buffer; a FILE* handed
  * 64 KiB or more in one fwrite(3) writes such chunks straight to the stream (they
- * are visible when fwrite returns) until its next small write or read.
+ * are visible when fwrite returns) until its next small write or read (in the
+ * fast FILE mode, see FILE MODES below).
+ *
+ * FILE MODES. With glibc on x86_64 and aarch64 a linear stream's FILE* reads in
+ * place: a refill points stdio's buffer at the bytes in shared memory, so fread
+ * copies each byte once; and large fwrites skip the buffer as said above. Both
+ * rely on glibc's FILE internals, checked against its headers when the library
+ * is built and tested. Everywhere else (musl, other architectures) the FILE*
+ * uses only what fopencookie(3) documents: stdio copies each byte once more,
+ * through its buffer, with the same results. FSHM_PORTABLE_FILE=1 in the
+ * environment (read once, when the process opens its first stream) forces that
+ * portable mode on glibc too: a testing and diagnostic knob, not a tuning one.
  *
  * NAMES. A name is one or more '/'-separated components, like a path:
  * "/metrics", "/streams/my_stream"; the leading '/' is optional ("metrics" and
@@ -57,6 +69,18 @@
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.
  *   ENOBUFS a ring reader was overrun (see fshm_open_ex below).
  *   EBUSY   all 32 reader slots of a lossless ring are taken.
+ *
+ * Through the FILE*, stdio reports errors as usual: ferror(f) is set, errno
+ * tells why. fwrite(3) returns at most the bytes that reached the stream (a
+ * failed write commits none of the bytes it was handed; bytes that stdio
+ * buffered count as written until the fflush that fails); the stream never
+ * holds a byte the caller did not pass. fseek(3) fails with EINVAL for a
+ * negative position or one past LONG_MAX - 4096 (the fd's offset, 4096 bytes
+ * of header ahead, must hold it), and on a ring for a position that is no
+ * longer held or past the end; a relative seek that fails leaves the position
+ * as it was. fclose(3) returns EOF (the FILE* is closed all the same) when
+ * bytes written through fileno(f) cannot join the stream, e.g. EPROTO for a
+ * malformed header.
  * The library never prints to stderr and never aborts its caller.
  */
 #ifndef SHMFILE_H

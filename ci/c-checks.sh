@@ -7,7 +7,12 @@
 #   2. its soname is libshmfile.so.1;
 #   3. libshmfile.a was built;
 #   4. the C test programs (c/tests, driven by fshm-ffi/tests/c_api.rs) pass, the ones
-#      linked against the shared library under valgrind (memory errors and leaks fail).
+#      linked against the shared library under valgrind (memory errors and leaks fail),
+#      each in both FILE modes: the fast one (glibc internals: in-place refills, direct
+#      writes) and, in the `portable_file` tests, the portable one forced with
+#      FSHM_PORTABLE_FILE=1 (what musl and other architectures get);
+#   5. fshm-ffi/tests/file_layout.rs: every glibc FILE field and flag the fast mode
+#      uses matches the C headers and stdio.
 #
 # Installs valgrind with apt-get if it is missing (CI machines are fresh Debian, root).
 set -euo pipefail
@@ -53,4 +58,10 @@ if ! command -v valgrind >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y valgrind
 fi
 FSHM_VALGRIND=1 cargo test -p fshm-ffi --test c_api
+n_portable="$(cargo test -p fshm-ffi --test c_api -- --list 2>/dev/null | grep -c '::portable_file: test$' || true)"
+[[ "$n_portable" -gt 0 ]] || fail "no portable_file C tests found in fshm-ffi/tests/c_api.rs"
+echo "c-checks: the C tests ran in both FILE modes ($n_portable programs in the portable one)"
+
+# 5. The glibc FILE layout the fast mode relies on.
+cargo test -p fshm-ffi --test file_layout
 echo "c-checks: ok"

@@ -12,6 +12,11 @@
 //!   alone, so nothing else can be included by mistake) and `DEP_SHMFILE_ROOT` the
 //!   directory above it. A dependent compiles its C files with
 //!   `cc::Build::new().include(env::var("DEP_SHMFILE_INCLUDE")?)`.
+//! - It decides whether the `FILE*` may use glibc's `FILE` internals for its in-place
+//!   refills and direct writes (`src/file.rs`): `cfg(fshm_file_internals)` only on glibc
+//!   for the architectures where those modes are tested (x86_64, aarch64), and where
+//!   `tests/file_layout.rs` checks every field and flag used against the C headers.
+//!   Everywhere else the `FILE*` uses only what fopencookie(3) documents.
 use std::env;
 use std::fs;
 use std::path::PathBuf;
@@ -43,6 +48,13 @@ fn main() {
     println!("cargo:include={}", include.display());
     println!("cargo:root={}", out_dir.display());
     println!("cargo:version={version}");
+
+    println!("cargo::rustc-check-cfg=cfg(fshm_file_internals)");
+    let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if target_env == "gnu" && (arch == "x86_64" || arch == "aarch64") {
+        println!("cargo::rustc-cfg=fshm_file_internals");
+    }
 }
 
 /// The `c-api-version = "X.Y.Z"` line of `[package.metadata.shmfile]`, as three numbers

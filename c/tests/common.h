@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +48,19 @@ static inline void t_child_exit(int code)
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     }
     _exit(code);
+}
+
+/* Whether FILE*s run in the portable mode (no in-place refills or direct writes),
+ * as the library decides it: off glibc on x86_64/aarch64 always, there when
+ * FSHM_PORTABLE_FILE=1. */
+static inline int t_portable_file(void)
+{
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+    const char *v = getenv("FSHM_PORTABLE_FILE");
+    return v != NULL && strcmp(v, "1") == 0;
+#else
+    return 1;
+#endif
 }
 
 /* Removes every name this program registered; errors (already gone) ignored. */

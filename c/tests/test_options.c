@@ -1,8 +1,9 @@
 /*
  * test_options.c — fshm_open_ex and fshm_lost_bytes: NULL options act as fshm_open;
- * bad options are EINVAL and create nothing; a small max_size gives EFBIG; a lossy
- * ring reader that was overrun gets ENOBUFS, learns how much it lost, and goes on
- * after clearerr.
+ * bad options are EINVAL and create nothing (a bad ring policy too, on a linear
+ * stream as on a ring); a small max_size gives EFBIG; a lossy ring reader that was
+ * overrun gets ENOBUFS, learns how much it lost, and goes on after clearerr; a seek
+ * past a ring's end is EINVAL and leaves the position where it was.
  */
 #include "common.h"
 
@@ -38,6 +39,11 @@ int main(void)
     o = opts(0, (unsigned long long)page, 7);
     CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
     o = opts(0, (unsigned long long)page + 1, FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    /* A bad policy is EINVAL on a linear stream too (the policy is unused there). */
+    o = opts(0, 0, -1);
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    o = opts(1 << 20, 0, 2);
     CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
     o = opts(0, 0, FSHM_RING_LOSSY);
     CHECK_ERR(fshm_open_ex(NULL, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
@@ -91,6 +97,18 @@ int main(void)
     clearerr(g);
     n = fread(buf, 1, sizeof buf, g);
     CHECKF(n > 0 && n <= (size_t)page && buf[0] == 'r', "after clearerr read %zu", n);
+    /* Past the ring's end: EINVAL, and ftell still tells the same position. */
+    {
+        long at = ftell(g), end = ftell(f);
+        CHECK(at > 0 && end == (long)page * 3);
+        CHECK_ERR(fseek(g, LONG_MAX, SEEK_END) == -1, EINVAL);
+        CHECK(ftell(g) == at);
+        CHECK_ERR(fseek(f, LONG_MAX, SEEK_END) == -1, EINVAL);
+        CHECK(ftell(f) == end);
+        CHECK_ERR(fseek(g, 1, SEEK_END) == -1, EINVAL);
+        CHECK(ftell(g) == at);
+        CHECK(fseek(g, 0, SEEK_END) == 0 && ftell(g) == end);
+    }
     CHECK(fclose(g) == 0);
     CHECK(fclose(f) == 0);
     CHECK(!t_exists(name));

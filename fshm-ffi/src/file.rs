@@ -49,16 +49,51 @@
 //! Rings are read by copying (a ring reuses its pages; a copy is checked for an overrun
 //! after it is made), and so are `FSHM_APPEND` streams (glibc would put bytes written
 //! after a read at the read position, in the mapping).
+//!
+//! ## Where the two modes are used
+//!
+//! Reading in place and writing large chunks directly rewrite fields of glibc's
+//! `FILE` that no manual documents. They are built only for glibc on x86_64 and
+//! aarch64 (`cfg(fshm_file_internals)`, set by `build.rs`), where every field used is
+//! checked against the C headers (`tests/file_layout.rs`) and the C tests run. With
+//! `FSHM_PORTABLE_FILE=1` in the environment (read once, at the first `FILE*`) they are
+//! off there too, so that CI runs the C tests in both modes. Without them (the
+//! portable mode) stdio buffers as for any cookie stream: each byte is copied once
+//! more, through the `FILE`'s buffer. Two glibc facts are used on every glibc target,
+//! in both modes: `fileno()` is made the stream's fd (`_fileno`), and `_offset` is
+//! cleared before a write (see `cookie_write`); `fshm_wait` reads how much input
+//! stdio holds from the `FILE` (glibc) or with `__freadahead` (musl).
+//!
+//! ## The callbacks' contract
+//!
+//! As fopencookie(3) and glibc's libio use the return values:
+//!
+//! - `read` returns the bytes read, 0 at end of stream, -1 with `errno` on error
+//!   (stdio sets the error indicator and keeps no byte of that call).
+//! - `write` returns the bytes committed, never a negative value: glibc subtracts the
+//!   result from what it still has to write, so -1 would make it copy from past the
+//!   end of the caller's buffer. Fewer than asked (0 when nothing) sets the error
+//!   indicator; `errno` says why (`ENOSPC`, `EFBIG`, ...). The stream's core commits
+//!   all the bytes of one of its writes or none (a write cut short at the maximum
+//!   size commits what fits), so the count is exact.
+//! - `seek` returns 0 with the new position in `*offset`, or -1 with `errno` and the
+//!   position unchanged: glibc then keeps its buffered bytes, which must still match.
+//!   A position `off64_t` cannot hold is `EINVAL`, as for `lseek` on a file, and so
+//!   is a ring position past the end.
+//! - `close` returns 0, or -1 with `errno` (then `fclose` returns `EOF`); the cookie is
+//!   freed either way, as glibc frees the `FILE`.
 
-use crate::guard;
+use crate::{guard, set_errno};
 use fshm::{Stream, WaitStatus};
 use fshm_sys::libc;
 use fshm_sys::{__off64_t, __ssize_t, cookie_io_functions_t};
 use once_cell::sync::Lazy;
+#[cfg(fshm_file_internals)]
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io::{Read, Seek, SeekFrom, Write};
+#[cfg(target_env = "gnu")]
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
@@ -70,35 +105,60 @@ struct Cookie {
     /// Reads wait for data like a pipe's (`FSHM_BLOCK`).
     block: bool,
     /// Refills point the `FILE`'s buffer into the mapping (see the module's rule).
+    #[cfg(fshm_file_internals)]
     in_place: bool,
     /// Large writes may switch to the direct-write mode (not for `FSHM_APPEND`,
     /// whose every write must stay whole).
+    #[cfg(fshm_file_internals)]
     direct: bool,
     /// The `FILE` this cookie belongs to (set once, before any I/O).
     file: AtomicPtr<fshm_sys::FILE>,
     /// The `FILE`'s private stdio buffer (glibc would give a cookie stream only 8 KiB,
-    /// and every refill or flush costs fd-coherence `lseek`s). glibc stops
-    /// using it before it calls `cookie_close`, which frees it.
+    /// and every refill or flush costs fd-coherence `lseek`s). stdio stops
+    /// using it before it calls `cookie_close`, which frees it. Only stdio reads it
+    /// in the portable mode: the cookie just keeps it alive.
+    #[cfg_attr(not(fshm_file_internals), allow(dead_code))]
     buffer: Box<[std::mem::MaybeUninit<u8>]>,
     /// Where a seek moves a get area too large for `buffer` (rule 3), allocated on
     /// first need and kept until `cookie_close`. Touched only inside the `FILE`'s
     /// callbacks, which glibc serialises with the `FILE`'s lock.
+    #[cfg(fshm_file_internals)]
     spill: UnsafeCell<Option<Box<[std::mem::MaybeUninit<u8>]>>>,
 }
 
 /// Largest refill in place (module rule 2).
+#[cfg(fshm_file_internals)]
 const IN_PLACE_MAX: usize = 1 << 20;
 /// Bytes already read that a seek keeps in the get area (for `ungetc`).
+#[cfg(fshm_file_internals)]
 const KEEP_READ: usize = 64;
 /// Size of the spill buffer: the largest get area a seek moves.
+#[cfg(fshm_file_internals)]
 const SPILL: usize = IN_PLACE_MAX + KEEP_READ;
 
-/// glibc's `FILE` flags (libio.h) that the in-place rule reads.
-const IO_IN_BACKUP: c_int = 0x0100;
-const IO_CURRENTLY_PUTTING: c_int = 0x0800;
+/// glibc's `FILE` flag (libio.h) for a get area in the `ungetc` backup buffer, which
+/// the in-place rule reads.
+#[cfg(fshm_file_internals)]
+pub const IO_IN_BACKUP: c_int = 0x0100;
+/// glibc's `FILE` flag (libio.h) for a `FILE` in put mode, which the in-place rule
+/// reads.
+#[cfg(fshm_file_internals)]
+pub const IO_CURRENTLY_PUTTING: c_int = 0x0800;
 /// glibc's flag for an unbuffered `FILE`, which the direct-write mode borrows.
-const IO_UNBUFFERED: c_int = 0x0002;
+#[cfg(fshm_file_internals)]
+pub const IO_UNBUFFERED: c_int = 0x0002;
 
+/// Whether new `FILE*`s may use the in-place and direct-write modes (built in on this
+/// target): not when forced off with `FSHM_PORTABLE_FILE=1`, a testing and diagnostic
+/// knob read once per process.
+#[cfg(fshm_file_internals)]
+fn internals_enabled() -> bool {
+    static FORCED_PORTABLE: Lazy<bool> =
+        Lazy::new(|| std::env::var_os("FSHM_PORTABLE_FILE").is_some_and(|v| v == "1"));
+    !*FORCED_PORTABLE
+}
+
+#[cfg(fshm_file_internals)]
 impl Cookie {
     fn private(&self) -> *mut c_char {
         self.buffer.as_ptr() as *mut c_char
@@ -158,10 +218,6 @@ impl Cookie {
                 (*f)._flags &= !IO_UNBUFFERED;
             }
         }
-    }
-
-    fn file(&self) -> *mut fshm_sys::FILE {
-        self.file.load(Ordering::Relaxed)
     }
 
     /// Whether `p` points into the data part of the stream's mapping.
@@ -238,6 +294,13 @@ impl Cookie {
     }
 }
 
+impl Cookie {
+    /// The `FILE` this cookie belongs to.
+    fn file(&self) -> *mut fshm_sys::FILE {
+        self.file.load(Ordering::Relaxed)
+    }
+}
+
 /// Size of the stdio buffer of a `FILE*` made by fshm.
 const FILE_BUFFER: usize = 64 * 1024;
 
@@ -260,19 +323,29 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         (true, false) => c"r+",
         (true, true) => c"a+",
     };
+    #[cfg(target_env = "gnu")]
     let fd = stream.as_raw_fd();
-    let in_place = !stream.is_ring() && !stream.is_append();
-    let stream_append = stream.is_append();
-    // Uninitialised: glibc writes every byte of it before it reads that byte.
+    #[cfg(fshm_file_internals)]
+    let (in_place, direct) = {
+        let internals = internals_enabled();
+        (
+            internals && !stream.is_ring() && !stream.is_append(),
+            internals && !stream.is_append(),
+        )
+    };
+    // Uninitialised: stdio writes every byte of it before it reads that byte.
     let mut buffer = Box::new_uninit_slice(FILE_BUFFER);
     let buf_ptr = buffer.as_mut_ptr();
     let cookie = Box::into_raw(Box::new(Cookie {
         stream,
         block,
+        #[cfg(fshm_file_internals)]
         in_place,
-        direct: !stream_append,
+        #[cfg(fshm_file_internals)]
+        direct,
         file: AtomicPtr::new(std::ptr::null_mut()),
         buffer,
+        #[cfg(fshm_file_internals)]
         spill: UnsafeCell::new(None),
     }));
     let io = cookie_io_functions_t {
@@ -291,12 +364,23 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
     }
     // SAFETY: `cookie` is live; no callback has run yet.
     unsafe { (*cookie).file.store(f, Ordering::Relaxed) };
-    // SAFETY: `f` is a fresh cookie stream that no other thread knows yet; `fd >= 0`.
-    unsafe { fshm_sys::set_fileno(f, fd) };
+    // SAFETY: `f` is a fresh glibc cookie stream that no other thread knows yet;
+    // `fd >= 0`.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        fshm_sys::set_fileno(f, fd)
+    };
     // SAFETY: `f` is fresh (no I/O yet); the buffer lives in the cookie until
-    // `cookie_close`, after which glibc no longer touches it. On failure glibc keeps
+    // `cookie_close`, after which stdio no longer touches it. On failure stdio keeps
     // its own buffer, which is only slower.
-    unsafe { fshm_sys::setvbuf(f, buf_ptr.cast(), libc::_IOFBF, FILE_BUFFER) };
+    unsafe {
+        libc::setvbuf(
+            fshm_sys::as_libc_file(f),
+            buf_ptr.cast(),
+            libc::_IOFBF,
+            FILE_BUFFER,
+        )
+    };
     files().insert(f as usize, cookie as usize);
     Ok(fshm_sys::as_libc_file(f))
 }
@@ -319,6 +403,7 @@ pub(crate) fn with_stream<T>(
 }
 
 /// Bytes already read into `f`'s stdio buffer and not yet consumed.
+#[cfg(target_env = "gnu")]
 fn buffered_input(f: *mut libc::FILE) -> usize {
     let f = fshm_sys::from_libc_file(f);
     // SAFETY: `f` is an open glibc stream (checked in the table by the caller); the
@@ -329,6 +414,24 @@ fn buffered_input(f: *mut libc::FILE) -> usize {
     } else {
         end as usize - ptr as usize
     }
+}
+
+/// Bytes already read into `f`'s stdio buffer and not yet consumed.
+#[cfg(target_env = "musl")]
+fn buffered_input(f: *mut libc::FILE) -> usize {
+    extern "C" {
+        /// musl's `stdio_ext.h`: bytes buffered for reading.
+        fn __freadahead(f: *mut libc::FILE) -> usize;
+    }
+    // SAFETY: `f` is an open stream (checked in the table by the caller).
+    unsafe { __freadahead(f) }
+}
+
+/// Bytes already read into `f`'s stdio buffer and not yet consumed: unknown on this
+/// C library, taken as none.
+#[cfg(not(any(target_env = "gnu", target_env = "musl")))]
+fn buffered_input(_f: *mut libc::FILE) -> usize {
+    0
 }
 
 pub(crate) fn wait(f: *mut libc::FILE, timeout_ms: c_long) -> Result<c_int, c_int> {
@@ -373,15 +476,19 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
-        // Reading ends the direct-write mode (module documentation).
-        // SAFETY: a read runs inside the FILE's callback.
-        unsafe { c.set_direct(false) };
-        // glibc refills into its buffer: ours, or (after a refill in place) the mapping.
-        if c.in_place && c.ours(buf) {
-            // SAFETY: a refill runs inside the FILE's callback.
-            return unsafe { refill(c) };
+        #[cfg(fshm_file_internals)]
+        {
+            // Reading ends the direct-write mode (module documentation).
+            // SAFETY: a read runs inside the FILE's callback.
+            unsafe { c.set_direct(false) };
+            // glibc refills into its buffer: ours, or (after a refill in place) the
+            // mapping.
+            if c.in_place && c.ours(buf) {
+                // SAFETY: a refill runs inside the FILE's callback.
+                return unsafe { refill(c) };
+            }
         }
-        // SAFETY: glibc gives a writable buffer of `size` bytes (the caller's own, set
+        // SAFETY: stdio gives a writable buffer of `size` bytes (the caller's own, set
         // with setvbuf, or ours).
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
         read_into(c, buf)
@@ -404,9 +511,11 @@ fn read_into(c: &Cookie, buf: &mut [u8]) -> Result<__ssize_t, c_int> {
 
 /// Refills the `FILE`'s buffer: in place in the mapping when at least two committed
 /// bytes are there (rule 2 of the module), else by copying into the private buffer.
+/// A refill that fails leaves the (empty) buffer in private memory.
 ///
 /// # Safety
 /// Called from the `FILE`'s read callback.
+#[cfg(fshm_file_internals)]
 unsafe fn refill(c: &Cookie) -> Result<__ssize_t, c_int> {
     let got = coherent(&c.stream, |s| {
         let got = io(s.in_place(IN_PLACE_MAX, c.block))?;
@@ -414,18 +523,23 @@ unsafe fn refill(c: &Cookie) -> Result<__ssize_t, c_int> {
             io((&*s).seek(SeekFrom::Start(got.pos + got.len as u64 - 1)))?;
         }
         Ok(got)
-    })?;
-    if got.len >= 2 {
-        // SAFETY: `got.ptr .. + got.len` are committed bytes in the mapping, which lives
-        // as long as the stream (closed after glibc's last use of the buffer).
-        unsafe { c.set_buffer(got.ptr as *mut c_char, got.len) };
-        return Ok(got.len as __ssize_t - 1);
-    }
-    // SAFETY: the private buffer is ours and holds FILE_BUFFER bytes.
-    unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
-    // SAFETY: as above; glibc only reads bytes of it that a refill wrote.
-    let private = unsafe { std::slice::from_raw_parts_mut(c.private().cast::<u8>(), FILE_BUFFER) };
-    read_into(c, private)
+    });
+    let got = match got {
+        Ok(got) if got.len >= 2 => got,
+        other => {
+            // SAFETY: the private buffer is ours and holds FILE_BUFFER bytes.
+            unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+            other?;
+            // SAFETY: as above; stdio only reads bytes of it that a refill wrote.
+            let private =
+                unsafe { std::slice::from_raw_parts_mut(c.private().cast::<u8>(), FILE_BUFFER) };
+            return read_into(c, private);
+        }
+    };
+    // SAFETY: `got.ptr .. + got.len` are committed bytes in the mapping, which lives
+    // as long as the stream (closed after glibc's last use of the buffer).
+    unsafe { c.set_buffer(got.ptr as *mut c_char, got.len) };
+    Ok(got.len as __ssize_t - 1)
 }
 
 unsafe extern "C" fn cookie_write(
@@ -435,56 +549,94 @@ unsafe extern "C" fn cookie_write(
 ) -> __ssize_t {
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
-    guard(-1, || {
-        // SAFETY: glibc gives a readable buffer of `size` bytes.
-        let mut buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
-        // Bytes glibc put in place in the mapping (module rule 2), or any that overlap
-        // it: copied out first, as a write copies into the mapping.
-        let in_window = c.stream.overlaps_window(buf.as_ptr(), size);
-        let from_buffer = in_window || c.in_buffers(buf.as_ptr().cast(), size);
-        let copy;
-        if in_window {
-            copy = buf.to_vec();
-            buf = &copy;
-        }
+    // Never negative (module documentation, "The callbacks' contract"): a panic
+    // commits nothing as far as stdio may know.
+    guard(0, || {
+        // SAFETY: stdio gives a readable buffer of `size` bytes.
+        let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
         // glibc's `new_do_write` records the offset of a seek it makes before writing
         // in `_offset` and, for a cookie stream, never adds the bytes written; an
         // `fseek(SEEK_CUR)` that flushed such a write then lands that many bytes short
         // (found by c/tests/test_inplace.c). Unknown, it is asked of us instead.
-        // SAFETY: as in `Cookie::set_buffer`: glibc holds the FILE's lock.
-        unsafe { (*c.file())._offset = -1 };
-        // SAFETY: as in `Cookie::set_buffer`.
-        let base = unsafe { (*c.file())._IO_buf_base };
-        if c.in_place && c.ours(base) && base != c.private() {
-            // Rule 3: glibc resets its areas from the buffer after this call.
-            // SAFETY: a write runs inside the FILE's callback.
-            unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+        // SAFETY: glibc holds the FILE's lock while it runs a callback; `_offset` is a
+        // plain field of its real layout (tests/file_layout.rs).
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            (*c.file())._offset = -1
+        };
+        // SAFETY: a write runs inside the FILE's callback.
+        #[cfg(fshm_file_internals)]
+        let to_write = unsafe { before_write(c, buf) };
+        #[cfg(fshm_file_internals)]
+        let buf: &[u8] = &to_write;
+        let (n, err) = write_committed(&c.stream, buf);
+        if let Some(e) = err {
+            set_errno(e);
         }
-        // Writing large chunks: a write of whole buffers straight from the caller's
-        // memory turns the direct mode on, a write out of the buffer turns it off.
-        if from_buffer || size >= FILE_BUFFER {
-            // SAFETY: a write runs inside the FILE's callback.
-            unsafe { c.set_direct(!from_buffer) };
-        }
-        let n = coherent(&c.stream, |s| {
-            // Write on until done or an error: glibc takes a short count as an error
-            // but leaves errno alone, so the real error (EFBIG at the maximum size) must
-            // be left in errno with the short count (c/tests/test_options.c).
-            let mut n = io((&*s).write(buf))?;
-            while n > 0 && n < size {
-                match (&*s).write(&buf[n..]) {
-                    Ok(0) => break,
-                    Ok(more) => n += more,
-                    Err(e) => {
-                        crate::set_errno(errno(&e));
-                        break;
-                    }
-                }
-            }
-            Ok(n)
-        })?;
         Ok(n as __ssize_t)
     })
+}
+
+/// The in-place and direct-write modes' part of a write of `buf`: returns the bytes
+/// to write (copied out if they lie in the mapping).
+///
+/// # Safety
+/// Called from the `FILE`'s write callback.
+#[cfg(fshm_file_internals)]
+unsafe fn before_write<'a>(c: &Cookie, buf: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    // Bytes glibc put in place in the mapping (module rule 2), or any that overlap
+    // it: copied out first, as a write copies into the mapping.
+    let in_window = c.stream.overlaps_window(buf.as_ptr(), buf.len());
+    let from_buffer = in_window || c.in_buffers(buf.as_ptr().cast(), buf.len());
+    // SAFETY: glibc holds the FILE's lock while it runs a callback; a plain field of
+    // its real layout (tests/file_layout.rs).
+    let base = unsafe { (*c.file())._IO_buf_base };
+    if c.in_place && c.ours(base) && base != c.private() {
+        // Rule 3: glibc resets its areas from the buffer after this call.
+        // SAFETY: called from the write callback (the caller's contract).
+        unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
+    }
+    // Writing large chunks: a write of whole buffers straight from the caller's
+    // memory turns the direct mode on, a write out of the buffer turns it off.
+    if from_buffer || buf.len() >= FILE_BUFFER {
+        // SAFETY: as above.
+        unsafe { c.set_direct(!from_buffer) };
+    }
+    if in_window {
+        std::borrow::Cow::Owned(buf.to_vec())
+    } else {
+        std::borrow::Cow::Borrowed(buf)
+    }
+}
+
+/// Writes `buf` at the stream's position under the fd-coherence rule, writing on
+/// after a short write (the maximum size cuts a write short, and the next one fails
+/// with `EFBIG`). Returns the bytes committed and, when fewer than `buf.len()`, the
+/// error that stopped them.
+fn write_committed(s: &Stream, buf: &[u8]) -> (usize, Option<c_int>) {
+    if let Err(e) = s.absorb_fd_offset() {
+        return (0, Some(errno(&e)));
+    }
+    let mut n = 0;
+    let mut err = None;
+    while n < buf.len() {
+        match (&*s).write(&buf[n..]) {
+            Ok(0) => {
+                err = Some(libc::EIO);
+                break;
+            }
+            Ok(more) => n += more,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                err = Some(errno(&e));
+                break;
+            }
+        }
+    }
+    if let Err(e) = s.sync_fd_offset() {
+        err = err.or(Some(errno(&e)));
+    }
+    (n, err)
 }
 
 unsafe extern "C" fn cookie_seek(
@@ -503,15 +655,45 @@ unsafe extern "C" fn cookie_seek(
             libc::SEEK_END => SeekFrom::End(off),
             _ => return Err(libc::EINVAL),
         };
+        #[cfg(fshm_file_internals)]
         if c.in_place {
             // SAFETY: a seek runs inside the FILE's callback.
             unsafe { c.leave_window_for_seek() };
         }
-        let pos = coherent(&c.stream, |s| io((&*s).seek(to)))?;
-        // SAFETY: as above.
+        let pos = coherent(&c.stream, |s| seek_within_off_t(s, to))?;
+        // SAFETY: as above; `pos < i64::MAX`.
         unsafe { *offset = pos as __off64_t };
         Ok(0)
     })
+}
+
+/// Seeks to `to`, refusing (`EINVAL`, position unchanged) a position that `off64_t`
+/// cannot hold, as `lseek` does on a file (the fd's offset, `DATA_OFFSET` past the
+/// position, must hold it too), and on a ring a position past the end, where no byte
+/// can be (a ring's length only grows, so one checked here stays valid).
+fn seek_within_off_t(s: &Stream, to: SeekFrom) -> Result<u64, c_int> {
+    const OFF_MAX: u64 = i64::MAX as u64 - fshm::header::DATA_OFFSET;
+    let base = match to {
+        SeekFrom::Start(_) => 0,
+        SeekFrom::Current(_) => s.position(),
+        SeekFrom::End(_) => s.len(),
+    };
+    let target = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::Current(d) | SeekFrom::End(d) => base.checked_add_signed(d),
+    };
+    let limit = if s.is_ring() { s.len() } else { OFF_MAX };
+    if target.is_none_or(|p| p > limit) {
+        return Err(libc::EINVAL);
+    }
+    let before = s.position();
+    let pos = io((&*s).seek(to))?;
+    if pos > OFF_MAX {
+        // The length grew past the check meanwhile.
+        io((&*s).seek(SeekFrom::Start(before)))?;
+        return Err(libc::EINVAL);
+    }
+    Ok(pos)
 }
 
 unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
@@ -530,11 +712,13 @@ unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
         // table no longer refers to it.
         let c = unsafe { Box::from_raw(cookie.cast::<Cookie>()) };
         // Bytes written through the fd join the length no later than fclose (a
-        // read-only fd wrote nothing).
-        if c.stream.is_writable() {
-            let _ = c.stream.absorb_fd_offset();
-        }
+        // read-only fd wrote nothing); if they cannot, fclose says so.
+        let absorbed = if c.stream.is_writable() {
+            c.stream.absorb_fd_offset().map(drop).map_err(|e| errno(&e))
+        } else {
+            Ok(())
+        };
         drop(c);
-        Ok(0)
+        absorbed.map(|()| 0)
     })
 }

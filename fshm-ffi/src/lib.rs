@@ -11,6 +11,14 @@
 
 mod file;
 
+/// glibc's `FILE` flag bits that the in-place and direct-write modes read and set
+/// (`src/file.rs`), for `tests/file_layout.rs` to check against stdio. Not API.
+#[cfg(fshm_file_internals)]
+#[doc(hidden)]
+pub mod glibc_file {
+    pub use crate::file::{IO_CURRENTLY_PUTTING, IO_IN_BACKUP, IO_UNBUFFERED};
+}
+
 use fshm_sys::libc;
 use std::ffi::{c_char, c_int, c_long, c_uchar, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -136,15 +144,17 @@ pub unsafe extern "C" fn fshm_open_ex(
             if !owner && (opts.max_size != 0 || opts.ring_capacity != 0) {
                 return Err(libc::EINVAL);
             }
+            // A bad policy is refused on a linear stream too, where it is unused
+            // (shmfile.h: "a bad policy ... EINVAL").
+            let policy = match opts.ring_policy {
+                FSHM_RING_LOSSY => fshm::RingPolicy::Lossy,
+                FSHM_RING_LOSSLESS => fshm::RingPolicy::Lossless,
+                _ => return Err(libc::EINVAL),
+            };
             if opts.max_size != 0 {
                 o.max_size(opts.max_size);
             }
             if opts.ring_capacity != 0 {
-                let policy = match opts.ring_policy {
-                    FSHM_RING_LOSSY => fshm::RingPolicy::Lossy,
-                    FSHM_RING_LOSSLESS => fshm::RingPolicy::Lossless,
-                    _ => return Err(libc::EINVAL),
-                };
                 o.ring(opts.ring_capacity, policy);
             }
         }

@@ -2,8 +2,16 @@
 //! `libshmfile.so` and against `libshmfile.a` — runs it and asserts that it exits 0. The
 //! interop tests pair a Rust owner with a C guest and a C owner with a Rust guest.
 //!
+//! Each program runs a third time, linked against the shared library, with
+//! `FSHM_PORTABLE_FILE=1`: its `FILE*`s then use only what fopencookie(3) documents (no
+//! in-place refills, no direct writes), the mode every platform but glibc on
+//! x86_64/aarch64 gets. The other runs have the variable removed.
+//!
 //! With `FSHM_VALGRIND=1`, every program linked against the shared library runs under
 //! valgrind, which fails the test on any memory error or leak.
+//!
+//! A program that skips part of itself prints a line starting with `skipped:`; the test
+//! repeats it on stderr.
 //!
 //! Build outputs go to a fresh directory under `target/c-tests/`, removed when the test
 //! passes and kept (its path printed) when it fails.
@@ -80,6 +88,12 @@ impl Program {
     /// Compiles `c/tests/<source>` against the library (`.c` with gcc as C99, `.cpp` with
     /// g++), with every warning an error.
     fn build(source: &str, link: Link) -> Program {
+        Program::build_as(source, link, "")
+    }
+
+    /// As [`Program::build`], in a build directory told apart by `tag` (tests that
+    /// build the same program with the same linkage run at the same time).
+    fn build_as(source: &str, link: Link, tag: &str) -> Program {
         let target = target_dir();
         let lib = library(link);
         let stem = source.split('.').next().unwrap_or(source);
@@ -87,7 +101,7 @@ impl Program {
             .parent()
             .unwrap_or(&target)
             .join("c-tests")
-            .join(format!("{}-{stem}-{link:?}", std::process::id()));
+            .join(format!("{}-{stem}-{link:?}{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the build directory");
         let root = repo_root();
@@ -154,13 +168,21 @@ impl Program {
         c
     }
 
-    /// Runs the program and asserts that it exits 0.
-    fn run_ok(&self, args: &[&str]) {
-        let out = self
-            .command()
-            .args(args)
-            .output()
-            .expect("run the C program");
+    /// Runs the program (in the portable `FILE` mode if `portable`) and asserts that it
+    /// exits 0.
+    fn run_ok(&self, args: &[&str], portable: bool) {
+        let mut cmd = self.command();
+        if portable {
+            cmd.env("FSHM_PORTABLE_FILE", "1");
+        } else {
+            cmd.env_remove("FSHM_PORTABLE_FILE");
+        }
+        let out = cmd.args(args).output().expect("run the C program");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if line.starts_with("skipped:") {
+                eprintln!("{}: {line}", self.exe.display());
+            }
+        }
         self.check(&out);
     }
 
@@ -193,9 +215,10 @@ fn show(out: &Output) -> String {
     )
 }
 
-/// Builds `source` with `link` and runs it.
-fn run_c_test(source: &str, link: Link) {
-    Program::build(source, link).run_ok(&[]);
+/// Builds `source` with `link` and runs it (in the portable `FILE` mode if `portable`).
+fn run_c_test(source: &str, link: Link, portable: bool) {
+    let tag = if portable { "-portable" } else { "" };
+    Program::build_as(source, link, tag).run_ok(&[], portable);
 }
 
 /// One test per C program and linkage.
@@ -207,11 +230,15 @@ macro_rules! c_tests {
             mod $module {
                 #[test]
                 fn shared() {
-                    super::run_c_test($source, super::Link::Shared);
+                    super::run_c_test($source, super::Link::Shared, false);
                 }
                 #[test]
                 fn static_lib() {
-                    super::run_c_test($source, super::Link::Static);
+                    super::run_c_test($source, super::Link::Static, false);
+                }
+                #[test]
+                fn portable_file() {
+                    super::run_c_test($source, super::Link::Shared, true);
                 }
             }
         )*
@@ -230,6 +257,7 @@ c_tests! {
     open_ex_options_and_ring_overruns => "test_options.c",
     reads_in_place_agree_with_a_plain_file => "test_inplace.c",
     hierarchical_names => "test_names.c",
+    callback_errors_report_what_was_committed => "test_callback_errors.c",
 }
 
 /// A stream name unique to this test process and `tag`.
@@ -244,7 +272,7 @@ fn rust_owner_c_guest(link: Link) {
     let name = stream_name("rust-owner", link);
     let mut owner = fshm::Stream::create(&name).expect("create");
     owner.write_all(b"hello from rust\n").expect("write");
-    peer.run_ok(&[&name]);
+    peer.run_ok(&[&name], false);
     let mut reply = String::new();
     owner.read_to_string(&mut reply).expect("read the reply");
     assert_eq!(reply, "reply from c\n");
