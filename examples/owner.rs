@@ -1,5 +1,5 @@
-//! The classic owner (after shmfile's example pair): creates a stream, writes one record
-//! through the stream's fd, then waits until standard input ends, and prints the record
+//! The classic owner (after shmfile's example pair): creates a stream, writes one record,
+//! then waits until standard input ends, and prints the record
 //! as the guests left it. Guests (`guest.rs`, or `guest.c` in C) bump its access counter.
 //!
 //! ```text
@@ -7,20 +7,14 @@
 //! ```
 
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsFd;
 
 fn main() -> io::Result<()> {
     let name = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "/fshm-classic".to_owned());
     let stream = fshm::OpenOptions::new().mode(0o666).create(&name)?;
-    // Write the record through the fd, as shmfile's owner did, then let the stream take
-    // the fd's bytes into its length.
     let record = b"access-count=0000000000 hello from the owner\n";
-    let mut fd = std::fs::File::from(stream.as_fd().try_clone_to_owned()?);
-    stream.sync_fd_offset()?;
-    fd.write_all(record)?;
-    stream.absorb_fd_offset()?;
+    (&stream).write_all(record)?;
     println!(
         "owner: {name} holds {} bytes; run guests, then press Enter (or close stdin)",
         stream.len()

@@ -84,6 +84,7 @@
 //!   freed either way, as glibc frees the `FILE`.
 
 use crate::{guard, set_errno};
+use fshm::c_layer::CLayer;
 use fshm::{Stream, WaitStatus};
 use fshm_sys::libc;
 use fshm_sys::{__off64_t, __ssize_t, cookie_io_functions_t};

@@ -19,6 +19,7 @@ pub mod glibc_file {
     pub use crate::file::{IO_CURRENTLY_PUTTING, IO_IN_BACKUP, IO_UNBUFFERED};
 }
 
+use fshm::c_layer::CLayer;
 use fshm_sys::libc;
 use std::ffi::{c_char, c_int, c_long, c_uchar, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -82,14 +82,14 @@ impl Read for Follower<'_> {
         loop {
             // One lock per look: the position to wait from comes with the empty read.
             let pos = {
-                let mut c = self.stream.lock();
-                let n = self.stream.read_cursor(&mut c, buf)?;
+                let mut c = self.stream.cursor.lock();
+                let n = self.stream.core.read_cursor(&mut c, buf)?;
                 if n > 0 || buf.is_empty() {
                     return Ok(n);
                 }
                 c.pos
             };
-            match self.stream.wait_until(pos, deadline, self.spin) {
+            match self.stream.core.wait_until(pos, deadline, self.spin) {
                 WaitStatus::Data => continue,
                 WaitStatus::Ended => return Ok(0),
                 WaitStatus::TimedOut => {

@@ -62,7 +62,7 @@
 //!   use, so nobody remaps when another process grows the stream; opening and closing
 //!   without reading or writing maps nothing. Growth reserves pages before they are
 //!   touched (`fallocate`, or the kernel's write path for large writes), so a full
-//!   `/dev/shm` is `ENOSPC` from the write, not a `SIGBUS` ([`grow`] has the rule).
+//!   `/dev/shm` is `ENOSPC` from the write, not a `SIGBUS` (`fshm/src/grow.rs` has the rule).
 //!   Writing past the maximum: `EFBIG`; a write that fails commits nothing.
 //! - **Truncation** ([`Stream::set_len`]) is logical: it never shrinks the object under
 //!   other processes' mappings.
@@ -119,29 +119,27 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod c_layer;
 mod error;
-mod fdpos;
 mod follow;
-pub mod grow;
+mod grow;
 pub mod header;
-mod hooks;
 mod info;
-mod inplace;
 mod liveness;
 mod name;
 mod open;
 mod ring;
 mod stream;
 mod sys;
+#[doc(hidden)]
+pub mod test_hooks;
 mod wait;
 mod window;
 
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
-#[doc(hidden)]
-pub use hooks::{set_append_pause, set_ring_read_pause};
 pub use info::{force_destroy, inspect, list, list_with_prefix, reclaim, StreamInfo, SHM_DIR};
-pub use inplace::InPlace;
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};

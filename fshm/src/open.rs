@@ -270,7 +270,7 @@ impl OpenOptions {
             size,
             Some((st.dev, st.ino)),
         );
-        stream.set_lock_object(lock_fd);
+        stream.core.set_lock_object(lock_fd);
         Ok(stream)
     }
 
@@ -328,12 +328,13 @@ impl OpenOptions {
             // A ring reader starts at the oldest byte held; a lossless one attaches
             // first, then starts at the oldest byte held once its slot counts (ring.rs,
             // "Attaching").
-            let mut c = stream.lock();
-            c.pos = stream.oldest();
-            if stream.is_lossless() && writable && !self.append {
-                stream.attach_locked(&mut c)?;
+            let core = &stream.core;
+            let mut c = stream.cursor.lock();
+            c.pos = core.oldest();
+            if core.is_lossless() && writable && !self.append {
+                core.attach_locked(&mut c)?;
                 c.pos = c.trust_from;
-                stream.publish_slot(&c);
+                core.publish_slot(&c);
             }
         }
         Ok(stream)

@@ -54,7 +54,7 @@
 
 use crate::error::{invalid, os, overrun, Result};
 use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
-use crate::stream::{Cursor, Stream};
+use crate::stream::{Core, Cursor, Stream};
 use crate::sys;
 use crate::wait::{self, Waited};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
@@ -66,7 +66,7 @@ pub(crate) fn new_writer_token() -> u64 {
     (u64::from(std::process::id()) << 32) | u64::from(NEXT.fetch_add(1, Ordering::Relaxed).max(1))
 }
 
-impl Stream {
+impl Core {
     pub(crate) fn capacity(&self) -> u64 {
         self.layout.ring_capacity
     }
@@ -98,7 +98,7 @@ impl Stream {
         // SAFETY: `pos % cap + n <= 2 * cap`, the double-mapped window; the object holds
         // the whole ring (verified just above).
         unsafe { self.window()?.read(pos % cap, &mut buf[..n as usize]) };
-        if let Some(hook) = crate::hooks::ring_read_pause() {
+        if let Some(hook) = crate::test_hooks::ring_read_pause() {
             hook();
         }
         fence(Ordering::Acquire);
@@ -213,7 +213,7 @@ impl Stream {
         // object holds the whole ring; the handle is writable.
         unsafe { window.write(pos % cap, buf) };
         if self.append {
-            if let Some(hook) = crate::hooks::append_pause() {
+            if let Some(hook) = crate::test_hooks::append_pause() {
                 hook();
             }
         }
@@ -328,18 +328,6 @@ impl Stream {
         }
     }
 
-    /// Attaches this handle to a reader slot of a lossless ring: from now on the
-    /// writer waits for this reader before overwriting what it has not read. A no-op
-    /// if already attached.
-    ///
-    /// # Errors
-    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
-    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
-    pub fn attach(&self) -> Result<()> {
-        let mut c = self.lock();
-        self.attach_locked(&mut c)
-    }
-
     pub(crate) fn attach_locked(&self, c: &mut Cursor) -> Result<()> {
         if !self.is_lossless() {
             return Err(invalid(
@@ -388,12 +376,6 @@ impl Stream {
         ))
     }
 
-    /// Detaches this handle from its reader slot; the writer no longer waits for it.
-    pub fn detach(&self) {
-        let mut c = self.lock();
-        self.detach_locked(&mut c);
-    }
-
     pub(crate) fn detach_locked(&self, c: &mut Cursor) {
         c.trust_from = u64::MAX;
         if let Some(k) = c.slot.take() {
@@ -404,5 +386,23 @@ impl Stream {
             }
             wait::notify(&h.space_seq);
         }
+    }
+}
+
+impl Stream {
+    /// Attaches this handle to a reader slot of a lossless ring: from now on the
+    /// writer waits for this reader before overwriting what it has not read. A no-op
+    /// if already attached.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
+    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
+    pub fn attach(&self) -> Result<()> {
+        self.core.attach_locked(&mut self.cursor.lock())
+    }
+
+    /// Detaches this handle from its reader slot; the writer no longer waits for it.
+    pub fn detach(&self) {
+        self.core.detach_locked(&mut self.cursor.lock());
     }
 }

@@ -14,7 +14,7 @@ use crate::sys;
 use crate::wait::{self, Waited};
 use crate::window::Window;
 use once_cell::sync::OnceCell;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +108,15 @@ impl Cursor {
 /// # Ok(()) }
 /// ```
 pub struct Stream {
+    pub(crate) core: Core,
+    /// The handle's own state. An owned handle (`&mut Stream`) reaches it through
+    /// `Mutex::get_mut`, without locking; a shared one (`&Stream`) locks it per call.
+    pub(crate) cursor: Mutex<Cursor>,
+}
+
+/// Everything of a handle but its cursor: what every operation reads, shared by the
+/// owned and the locked paths.
+pub(crate) struct Core {
     name: Name,
     // Field order matters for drop: the mapping goes before the descriptor.
     /// The window, mapped on first use (a guest that opens and closes, or an owner that
@@ -126,18 +135,18 @@ pub struct Stream {
     identity: Option<(u64, u64)>,
     /// Whether this handle counts in the header's `followers` (see `grow`).
     counted_follower: AtomicBool,
-    cursor: Mutex<Cursor>,
 }
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.core;
         f.debug_struct("Stream")
-            .field("name", &self.name.as_str())
-            .field("role", &self.role)
-            .field("writable", &self.writable)
-            .field("append", &self.append)
-            .field("ring_capacity", &self.ring_capacity())
-            .field("max_size", &self.layout.max_size)
+            .field("name", &s.name.as_str())
+            .field("role", &s.role)
+            .field("writable", &s.writable)
+            .field("append", &s.append)
+            .field("ring_capacity", &s.ring_capacity())
+            .field("max_size", &s.layout.max_size)
             .finish()
     }
 }
@@ -156,16 +165,18 @@ impl Stream {
         identity: Option<(u64, u64)>,
     ) -> Stream {
         Stream {
-            name,
-            window: window.map_or_else(OnceCell::new, OnceCell::with_value),
-            fd,
-            lock_object: OnceCell::new(),
-            layout,
-            role,
-            writable,
-            append,
-            identity,
-            counted_follower: AtomicBool::new(false),
+            core: Core {
+                name,
+                window: window.map_or_else(OnceCell::new, OnceCell::with_value),
+                fd,
+                lock_object: OnceCell::new(),
+                layout,
+                role,
+                writable,
+                append,
+                identity,
+                counted_follower: AtomicBool::new(false),
+            },
             cursor: Mutex::new(Cursor {
                 pos: 0,
                 verified,
@@ -195,7 +206,9 @@ impl Stream {
     pub fn open(name: &str) -> Result<Stream> {
         OpenOptions::new().open(name)
     }
+}
 
+impl Core {
     /// Hands a new owner's lock object to its handle.
     pub(crate) fn set_lock_object(&self, fd: OwnedFd) {
         let _ = self.lock_object.set(fd);
@@ -229,39 +242,27 @@ impl Stream {
         self.window().map_or(&UNMAPPED, Window::header)
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Cursor> {
-        self.cursor.lock()
-    }
-
-    /// The stream's name, as `/name`.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.name.as_str()
     }
 
-    /// Owner or guest.
-    pub fn role(&self) -> Role {
+    pub(crate) fn role(&self) -> Role {
         self.role
     }
 
-    /// Whether this handle may write (a guest the mode bits admit only for reading, or
-    /// one opened with [`OpenOptions::read_only`], may not).
-    pub fn is_writable(&self) -> bool {
+    pub(crate) fn is_writable(&self) -> bool {
         self.writable
     }
 
-    /// Whether every write of this handle appends atomically.
-    pub fn is_append(&self) -> bool {
+    pub(crate) fn is_append(&self) -> bool {
         self.append
     }
 
-    /// Whether the owner leaves the name in place when it closes.
-    pub fn is_persistent(&self) -> bool {
+    pub(crate) fn is_persistent(&self) -> bool {
         self.layout.flags & FLAG_PERSISTENT != 0
     }
 
-    /// Committed length in bytes (bounded by [`max_size`](Self::max_size)). For a ring
-    /// stream, every byte ever committed.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         let len = self.header().len.load(Ordering::Acquire);
         if self.is_ring() {
             len
@@ -270,18 +271,15 @@ impl Stream {
         }
     }
 
-    /// Whether this is a ring stream (see [`OpenOptions::ring`]).
-    pub fn is_ring(&self) -> bool {
+    pub(crate) fn is_ring(&self) -> bool {
         self.layout.ring_capacity != 0
     }
 
-    /// A ring stream's capacity; `None` for a linear stream.
-    pub fn ring_capacity(&self) -> Option<u64> {
+    pub(crate) fn ring_capacity(&self) -> Option<u64> {
         self.is_ring().then_some(self.layout.ring_capacity)
     }
 
-    /// A ring stream's oldest position still held (0 for a linear stream).
-    pub fn oldest(&self) -> u64 {
+    pub(crate) fn oldest(&self) -> u64 {
         if self.is_ring() {
             self.ring_oldest(self.len())
         } else {
@@ -289,40 +287,15 @@ impl Stream {
         }
     }
 
-    /// Bytes this handle lost to ring overruns so far.
-    pub fn lost_bytes(&self) -> u64 {
-        self.lock().lost
-    }
-
-    /// Lossless ring: the longest a write waits for attached readers to make room;
-    /// past it the write fails with `TimedOut` (`ETIMEDOUT`). `None` (the default)
-    /// waits without limit, like a pipe.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.lock().write_timeout = timeout;
-    }
-
-    /// Whether this handle is attached to a lossless ring's reader slot.
-    pub fn is_attached(&self) -> bool {
-        self.lock().slot.is_some()
-    }
-
-    /// Whether no bytes are committed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Largest length the stream may reach; writes past it fail with `EFBIG`.
-    pub fn max_size(&self) -> u64 {
+    pub(crate) fn max_size(&self) -> u64 {
         self.layout.max_size
     }
 
-    /// This handle's position.
-    pub fn position(&self) -> u64 {
-        self.lock().pos
-    }
-
-    /// Whether the owner has the stream open, closed it, or died.
-    pub fn owner_state(&self) -> OwnerState {
+    pub(crate) fn owner_state(&self) -> OwnerState {
         if self.header().owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
             return OwnerState::Closed;
         }
@@ -521,7 +494,7 @@ impl Stream {
             unsafe { self.window()?.write(pos, &buf[..n as usize]) };
         }
         if appending {
-            if let Some(hook) = crate::hooks::append_pause() {
+            if let Some(hook) = crate::test_hooks::append_pause() {
                 hook();
             }
         }
@@ -577,53 +550,7 @@ impl Stream {
         r
     }
 
-    /// Reads at `pos` without moving the handle's position (like `pread`).
-    pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
-        let mut c = self.lock();
-        self.read_locked(&mut c, pos, buf)
-    }
-
-    /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
-    /// append mode.
-    pub fn write_at(&self, pos: u64, buf: &[u8]) -> Result<usize> {
-        if self.is_ring() {
-            return Err(self.append_only());
-        }
-        let mut c = self.lock();
-        self.write_locked(&mut c, pos, buf)
-    }
-
-    /// Sets the length (a logical truncate or extension; the gap reads as zeros). Never
-    /// shrinks the object under other processes' mappings.
-    ///
-    /// # Errors
-    /// `EBADF` on a read-only handle, `EFBIG` past the maximum size.
-    pub fn set_len(&self, new_len: u64) -> Result<()> {
-        if !self.writable {
-            return Err(self.ebadf());
-        }
-        if self.is_ring() {
-            return Err(self.append_only());
-        }
-        if new_len > self.layout.max_size {
-            return Err(self.efbig());
-        }
-        let mut c = self.lock();
-        let h = self.header();
-        let len = h.len.load(Ordering::Acquire).min(self.layout.max_size);
-        if new_len > len {
-            self.ensure_capacity(&mut c, new_len)?;
-            self.clear_gap(&mut c, len, new_len)?;
-            self.commit(new_len);
-        } else {
-            h.len.store(new_len, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-
-    /// Sets the stream's mode bits (`fchmod`); later opens see them.
-    #[doc(alias = "fshm_chmod")]
-    pub fn set_permissions(&self, mode: u32) -> Result<()> {
+    pub(crate) fn set_permissions(&self, mode: u32) -> Result<()> {
         if mode & !0o7777 != 0 {
             return Err(crate::error::invalid(
                 self.name(),
@@ -637,18 +564,13 @@ impl Stream {
             .map_err(|e| os(self.name(), e, "cannot chmod the lock object"))
     }
 
-    /// Sets the stream's group (`fchown` with the owner unchanged).
-    #[doc(alias = "fshm_chgrp")]
-    pub fn set_group(&self, gid: u32) -> Result<()> {
+    pub(crate) fn set_group(&self, gid: u32) -> Result<()> {
         sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))?;
         let lock = self.lock_object()?;
         sys::fchgrp(lock, gid).map_err(|e| os(self.name(), e, "cannot chgrp the lock object"))
     }
 
-    /// Waits until the stream holds data past `pos`, the owner has closed or died
-    /// ([`WaitStatus::Ended`]), or `timeout` passes (`None`: no timeout). Idle waiting
-    /// sleeps on a futex; a dead owner is noticed within 50 ms.
-    pub fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
+    pub(crate) fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wait_until(pos, deadline, Duration::ZERO)
     }
@@ -743,16 +665,163 @@ impl Stream {
     }
 }
 
-impl Read for &Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut c = self.lock();
-        self.read_cursor(&mut c, buf)
+impl Stream {
+    /// The stream's name, as `/name`.
+    pub fn name(&self) -> &str {
+        self.core.name()
+    }
+
+    /// Owner or guest.
+    pub fn role(&self) -> Role {
+        self.core.role()
+    }
+
+    /// Whether this handle may write (a guest the mode bits admit only for reading, or
+    /// one opened with [`OpenOptions::read_only`], may not).
+    pub fn is_writable(&self) -> bool {
+        self.core.is_writable()
+    }
+
+    /// Whether every write of this handle appends atomically.
+    pub fn is_append(&self) -> bool {
+        self.core.is_append()
+    }
+
+    /// Whether the owner leaves the name in place when it closes.
+    pub fn is_persistent(&self) -> bool {
+        self.core.is_persistent()
+    }
+
+    /// Committed length in bytes (bounded by [`max_size`](Self::max_size)). For a ring
+    /// stream, every byte ever committed.
+    pub fn len(&self) -> u64 {
+        self.core.len()
+    }
+
+    /// Whether this is a ring stream (see [`OpenOptions::ring`]).
+    pub fn is_ring(&self) -> bool {
+        self.core.is_ring()
+    }
+
+    /// A ring stream's capacity; `None` for a linear stream.
+    pub fn ring_capacity(&self) -> Option<u64> {
+        self.core.ring_capacity()
+    }
+
+    /// A ring stream's oldest position still held (0 for a linear stream).
+    pub fn oldest(&self) -> u64 {
+        self.core.oldest()
+    }
+
+    /// Whether no bytes are committed.
+    pub fn is_empty(&self) -> bool {
+        self.core.is_empty()
+    }
+
+    /// Largest length the stream may reach; writes past it fail with `EFBIG`.
+    pub fn max_size(&self) -> u64 {
+        self.core.max_size()
+    }
+
+    /// Whether the owner has the stream open, closed it, or died.
+    pub fn owner_state(&self) -> OwnerState {
+        self.core.owner_state()
+    }
+
+    /// Sets the stream's mode bits (`fchmod`); later opens see them.
+    #[doc(alias = "fshm_chmod")]
+    pub fn set_permissions(&self, mode: u32) -> Result<()> {
+        self.core.set_permissions(mode)
+    }
+
+    /// Sets the stream's group (`fchown` with the owner unchanged).
+    #[doc(alias = "fshm_chgrp")]
+    pub fn set_group(&self, gid: u32) -> Result<()> {
+        self.core.set_group(gid)
+    }
+
+    /// Waits until the stream holds data past `pos`, the owner has closed or died
+    /// ([`WaitStatus::Ended`]), or `timeout` passes (`None`: no timeout). Idle waiting
+    /// sleeps on a futex; a dead owner is noticed within 50 ms.
+    pub fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
+        self.core.wait_for(pos, timeout)
+    }
+
+    /// Bytes this handle lost to ring overruns so far.
+    pub fn lost_bytes(&self) -> u64 {
+        self.cursor.lock().lost
+    }
+
+    /// Lossless ring: the longest a write waits for attached readers to make room;
+    /// past it the write fails with `TimedOut` (`ETIMEDOUT`). `None` (the default)
+    /// waits without limit, like a pipe.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.cursor.lock().write_timeout = timeout;
+    }
+
+    /// Whether this handle is attached to a lossless ring's reader slot.
+    pub fn is_attached(&self) -> bool {
+        self.cursor.lock().slot.is_some()
+    }
+
+    /// This handle's position.
+    pub fn position(&self) -> u64 {
+        self.cursor.lock().pos
+    }
+
+    /// Reads at `pos` without moving the handle's position (like `pread`).
+    pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut c = self.cursor.lock();
+        self.core.read_locked(&mut c, pos, buf)
+    }
+
+    /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
+    /// append mode.
+    pub fn write_at(&self, pos: u64, buf: &[u8]) -> Result<usize> {
+        if self.core.is_ring() {
+            return Err(self.core.append_only());
+        }
+        let mut c = self.cursor.lock();
+        self.core.write_locked(&mut c, pos, buf)
+    }
+
+    /// Sets the length (a logical truncate or extension; the gap reads as zeros). Never
+    /// shrinks the object under other processes' mappings.
+    ///
+    /// # Errors
+    /// `EBADF` on a read-only handle, `EFBIG` past the maximum size.
+    pub fn set_len(&self, new_len: u64) -> Result<()> {
+        if !self.core.writable {
+            return Err(self.core.ebadf());
+        }
+        if self.core.is_ring() {
+            return Err(self.core.append_only());
+        }
+        if new_len > self.core.layout.max_size {
+            return Err(self.core.efbig());
+        }
+        let mut c = self.cursor.lock();
+        let h = self.core.header();
+        let len = h.len.load(Ordering::Acquire).min(self.core.layout.max_size);
+        if new_len > len {
+            self.core.ensure_capacity(&mut c, new_len)?;
+            self.core.clear_gap(&mut c, len, new_len)?;
+            self.core.commit(new_len);
+        } else {
+            h.len.store(new_len, Ordering::SeqCst);
+        }
+        Ok(())
     }
 }
 
-impl Stream {
-    /// `Read::read` with the cursor in hand. Never locks `self.cursor` (nor does
-    /// anything it calls): an owned handle calls it without the lock.
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.core.read_cursor(&mut self.cursor.lock(), buf)
+    }
+}
+
+impl Core {
+    /// `Read::read` with the cursor in hand (locked, or owned through `&mut Stream`).
     pub(crate) fn read_cursor(&self, c: &mut Cursor, buf: &mut [u8]) -> io::Result<usize> {
         let pos = c.pos;
         let n = self.read_locked(c, pos, buf)?;
@@ -763,8 +832,7 @@ impl Stream {
         Ok(n)
     }
 
-    /// `Write::write` with the cursor in hand. Never locks `self.cursor` (nor does
-    /// anything it calls): an owned handle calls it without the lock.
+    /// `Write::write` with the cursor in hand (locked, or owned through `&mut Stream`).
     fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
         if self.is_ring() {
             return self.ring_write(c, buf);
@@ -781,8 +849,7 @@ impl Stream {
 
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut c = self.lock();
-        self.write_cursor(&mut c, buf)
+        self.core.write_cursor(&mut self.cursor.lock(), buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -792,7 +859,13 @@ impl Write for &Stream {
 
 impl Seek for &Stream {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let mut c = self.lock();
+        self.core.seek_cursor(&mut self.cursor.lock(), to)
+    }
+}
+
+impl Core {
+    /// `Seek::seek` with the cursor in hand.
+    fn seek_cursor(&self, c: &mut Cursor, to: SeekFrom) -> io::Result<u64> {
         let (base, delta) = match to {
             SeekFrom::Start(p) => (p, 0),
             SeekFrom::Current(d) => (c.pos, d),
@@ -829,32 +902,25 @@ impl Seek for &Stream {
         }
         c.pos = p;
         if c.slot.is_some() {
-            self.publish_slot(&c);
+            self.publish_slot(c);
         }
         Ok(p)
     }
 }
 
-// An owned handle reads and writes without taking its lock: `&mut self` already
-// proves that nothing else can reach the cursor. The lock's two atomic
-// read-modify-writes per call are full barriers on x86; a ring writer of 64-byte
-// chunks ran 1.6× faster without them (BENCHMARKS.md).
+// An owned handle reads, writes and seeks without taking its lock: `&mut self` gives
+// the cursor through `Mutex::get_mut`, which the compiler checks. (The lock's atomic
+// read-modify-writes are full barriers on x86; BENCHMARKS.md has what they cost.)
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `&mut self` excludes every other reference to this handle, so no
-        // guard of `cursor` exists and none can be taken while `c` lives:
-        // `read_cursor` never locks (see there).
-        let c = unsafe { &mut *self.cursor.data_ptr() };
-        self.read_cursor(c, buf)
+        self.core.read_cursor(self.cursor.get_mut(), buf)
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: as in `read` above; `write_cursor` never locks.
-        let c = unsafe { &mut *self.cursor.data_ptr() };
-        self.write_cursor(c, buf)
+        self.core.write_cursor(self.cursor.get_mut(), buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -864,28 +930,34 @@ impl Write for Stream {
 
 impl Seek for Stream {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        (&*self).seek(to)
+        self.core.seek_cursor(self.cursor.get_mut(), to)
     }
 }
 
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.core.fd.as_fd()
     }
 }
 
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.core.fd.as_raw_fd()
     }
 }
 
 impl Drop for Stream {
-    /// Closes the handle. An owner marks the stream closed, wakes every waiter (they see
-    /// end-of-stream) and, unless the stream is persistent, removes the name — only if
-    /// the name still refers to its own object.
+    /// Closes the handle: detaches it from its reader slot; then the core closes.
     fn drop(&mut self) {
-        self.detach_locked(&mut self.cursor.lock());
+        self.core.detach_locked(self.cursor.get_mut());
+    }
+}
+
+impl Drop for Core {
+    /// An owner marks the stream closed, wakes every waiter (they see end-of-stream)
+    /// and, unless the stream is persistent, removes the name — only if the name still
+    /// refers to its own object.
+    fn drop(&mut self) {
         if *self.counted_follower.get_mut() {
             if let Some(w) = self.window.get() {
                 // Saturating: a hostile header may hold 0 here.

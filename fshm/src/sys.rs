@@ -382,6 +382,12 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     };
 }
 
+/// `lseek(fd, off, whence)`: the new offset.
+pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Errno> {
+    // SAFETY: plain system call on a descriptor the caller borrows.
+    retry(-1, || unsafe { libc::lseek(fd.as_raw_fd(), off, whence) }).map(|r| r as u64)
+}
+
 /// The system page size.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: `sysconf` has no preconditions.

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fork_child, NameGuard, Signal};
+use fshm::c_layer::CLayer;
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 
 /// Copies `n` bytes from a raw in-place address.

@@ -108,7 +108,7 @@ fn read_while_writing(
     write: impl FnMut() + 'static,
 ) -> std::io::Result<usize> {
     DURING_COPY.with(|h| *h.borrow_mut() = Some(Box::new(write)));
-    fshm::set_ring_read_pause(Some(run_during_copy));
+    fshm::test_hooks::set_ring_read_pause(Some(run_during_copy));
     let r = (&*reader).read(buf);
     DURING_COPY.with(|h| *h.borrow_mut() = None);
     r
@@ -140,7 +140,7 @@ fn trusted_reader_still_sees_an_overrun_after_seeking_back() {
     let got = read_all(&reader);
     assert_eq!(got.len() as u64, cap);
     assert!(got.ends_with(&[b'b'; 2000]));
-    fshm::set_ring_read_pause(None);
+    fshm::test_hooks::set_ring_read_pause(None);
 }
 
 #[test]

@@ -526,5 +526,5 @@ fn pause_forever() {
 /// are committed, notifies `report` and then blocks until the process is killed.
 pub fn pause_appends_forever(report: &Signal) {
     PAUSE_FD.store(report.raw_write_fd(), Ordering::SeqCst);
-    fshm::set_append_pause(Some(pause_forever));
+    fshm::test_hooks::set_append_pause(Some(pause_forever));
 }

@@ -1,0 +1,157 @@
+//! What the C API's buffered `FILE*` needs beyond `std::io`, for `fshm-ffi` only: hidden
+//! from the docs and outside the stable API.
+//!
+//! **Fd coherence.** The layer hands the stream's fd to its users beside the buffered
+//! stream, and keeps the fd's offset at `DATA_OFFSET + position`. Before each operation
+//! it calls [`CLayer::absorb_fd_offset`]: if the fd's offset moved (the user called
+//! `read`, `write` or `lseek` on the fd), the position follows it, and if it moved past
+//! the committed length over bytes that exist in the object, those bytes were written
+//! through the fd and join the length. After each operation it calls
+//! [`CLayer::sync_fd_offset`].
+//!
+//! **In place.** The layer reads committed bytes of a linear stream straight out of the
+//! handle's mapping ([`CLayer::in_place`]) instead of copying them into a buffer of its
+//! own first. Everything a read checks is checked there too (the committed length, the
+//! object's size behind it).
+
+use crate::error::{invalid, os, Result};
+use crate::header::DATA_OFFSET;
+use crate::stream::{Stream, WaitStatus};
+use crate::sys;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+
+/// Committed bytes of a linear stream, in place in a handle's mapping
+/// ([`Stream::in_place`]).
+#[derive(Debug, Clone, Copy)]
+pub struct InPlace {
+    /// Address of the byte at [`pos`](InPlace::pos) in the handle's mapping.
+    pub ptr: *const u8,
+    /// Committed bytes from `ptr` on (0: nothing to read at `pos`).
+    pub len: usize,
+    /// The handle's position, whose byte `ptr` addresses.
+    pub pos: u64,
+}
+
+/// The C layer's operations on a handle.
+pub trait CLayer {
+    /// Takes in what was done through the fd since the last
+    /// [`sync_fd_offset`](CLayer::sync_fd_offset): the position follows the fd's
+    /// offset, and bytes written through the fd past the committed length join it.
+    /// Returns the position.
+    fn absorb_fd_offset(&self) -> Result<u64>;
+
+    /// Moves the fd's offset to `DATA_OFFSET + position` (no system call when the last
+    /// operation left it there: a large write at the fd's offset moves it along).
+    fn sync_fd_offset(&self) -> Result<()>;
+
+    /// The committed bytes at the handle's position, in place: the address of the byte
+    /// at the position in this handle's mapping and how many committed bytes follow it
+    /// (at most `max`). The position does not move. With `wait`, waits first until there
+    /// is data there or the owner has closed or died (then `len` is 0), like a
+    /// [`Follower`](crate::Follower).
+    ///
+    /// The bytes stay mapped while the handle lives, and committed bytes are never
+    /// taken away (the object never shrinks); other processes may still overwrite them,
+    /// as they may any committed bytes, so read them with raw copies, never through a
+    /// Rust reference. For linear streams only: a ring reuses its pages, and its reads
+    /// must check for overruns after copying.
+    ///
+    /// # Errors
+    /// `InvalidInput` on a ring stream; otherwise as a read.
+    fn in_place(&self, max: usize, wait: bool) -> Result<InPlace>;
+
+    /// The stream position whose byte this handle's mapping holds at `ptr`, if `ptr`
+    /// points into the data part of the mapping (or one past its end).
+    fn position_in_window(&self, ptr: *const u8) -> Option<u64>;
+
+    /// Whether `ptr .. ptr + len` overlaps the data part of this handle's mapping.
+    fn overlaps_window(&self, ptr: *const u8, len: usize) -> bool;
+}
+
+impl CLayer for Stream {
+    fn absorb_fd_offset(&self) -> Result<u64> {
+        let s = &self.core;
+        let mut c = self.cursor.lock();
+        let off =
+            sys::lseek(self.as_fd(), 0, libc::SEEK_CUR).map_err(|e| os(s.name(), e, "lseek"))?;
+        c.fd_at = off.checked_sub(DATA_OFFSET);
+        if off == DATA_OFFSET + c.pos || off < DATA_OFFSET {
+            return Ok(c.pos);
+        }
+        let pos = off - DATA_OFFSET;
+        c.pos = pos;
+        if s.writable {
+            let len = s.checked_len()?;
+            let end = pos.min(s.layout.max_size);
+            // Commit only bytes that exist in the object: an lseek past the end wrote
+            // nothing.
+            if end > len && s.ensure_readable(&mut c, end).is_ok() {
+                let h = s.header();
+                c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
+                s.commit(end);
+            }
+        }
+        Ok(pos)
+    }
+
+    fn sync_fd_offset(&self) -> Result<()> {
+        let mut c = self.cursor.lock();
+        if c.fd_at == Some(c.pos) {
+            return Ok(());
+        }
+        let off = (DATA_OFFSET + c.pos).min(i64::MAX as u64) as i64;
+        c.fd_at = None;
+        sys::lseek(self.as_fd(), off, libc::SEEK_SET)
+            .map_err(|e| os(self.core.name(), e, "lseek"))?;
+        c.fd_at = Some(c.pos);
+        Ok(())
+    }
+
+    fn in_place(&self, max: usize, wait: bool) -> Result<InPlace> {
+        let s = &self.core;
+        if s.is_ring() {
+            return Err(invalid(s.name(), "a ring's bytes cannot be read in place"));
+        }
+        if wait {
+            let pos = self.position();
+            // Without a deadline a wait does not time out; Ended finds no data below.
+            while s.wait_until(pos, None, crate::DEFAULT_SPIN) == WaitStatus::TimedOut {}
+        }
+        let mut c = self.cursor.lock();
+        let pos = c.pos;
+        let window = s.window()?;
+        let len = s.checked_len()?;
+        let n = if pos >= len {
+            0
+        } else {
+            (len - pos).min(max as u64)
+        };
+        if n > 0 {
+            s.ensure_readable(&mut c, pos + n)?;
+        }
+        Ok(InPlace {
+            ptr: window.data_ptr_wrapping(pos),
+            len: n as usize,
+            pos,
+        })
+    }
+
+    fn position_in_window(&self, ptr: *const u8) -> Option<u64> {
+        let w = self.core.mapped_window()?;
+        let base = w.data_ptr_wrapping(0) as usize;
+        let p = ptr as usize;
+        let off = p.checked_sub(base)? as u64;
+        (off <= w.data_len()).then_some(off)
+    }
+
+    fn overlaps_window(&self, ptr: *const u8, len: usize) -> bool {
+        let Some(w) = self.core.mapped_window() else {
+            return false;
+        };
+        let base = w.data_ptr_wrapping(0) as usize;
+        let end = base.saturating_add(w.data_len() as usize);
+        let p = ptr as usize;
+        p < end && p.saturating_add(len) > base
+    }
+}
