@@ -37,6 +37,9 @@
 //! byte 0 by a process reclaiming the name, byte 1 by an appender while it appends, and
 //! byte `2 + k` by the reader attached to slot `k`. The rules are in `liveness.rs`.
 
+use crate::error::not_fshm;
+use crate::sys;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Object offset where the stream's data begins.
@@ -285,5 +288,34 @@ impl Header {
         self.lock_ino.store(layout.lock_ino, Ordering::Relaxed);
         self.owner_state.store(OWNER_OPEN, Ordering::Relaxed);
         self.magic.store(MAGIC, Ordering::Release);
+    }
+}
+
+/// Bytes of the header holding its fixed fields (its first cache line).
+pub(crate) const FIXED_FIELDS: usize = 64;
+
+/// Reads the header of an open object into a private copy (one `pread`). Only the
+/// first `upto` bytes are read (the rest stay zero): opening needs just the fixed
+/// fields ([`FIXED_FIELDS`]); an object shorter than that reads as zeros past its end.
+pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys::Errno> {
+    let mut h = Box::new(Header::zero());
+    let size = std::mem::size_of::<Header>().min(upto);
+    let mut bytes = vec![0u8; size];
+    sys::pread_upto(fd.as_fd(), &mut bytes, 0)?;
+    // SAFETY: `Header` is `repr(C)` and made of atomics and byte arrays, for which every
+    // bit pattern is valid; the box is ours alone, and `size` is within it.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut *h as *mut Header).cast::<u8>(), size)
+    };
+    Ok(h)
+}
+
+/// The error for a refused header, naming stream `n`.
+pub(crate) fn refusal_error(n: &str, r: Refusal) -> std::io::Error {
+    match r {
+        Refusal::NotReady => not_fshm(n, "not an fshm stream (no header)"),
+        Refusal::NotFshm => not_fshm(n, "not an fshm stream (wrong magic)"),
+        Refusal::Version(v) => not_fshm(n, format!("unsupported fshm layout version {v}")),
+        Refusal::Corrupt(what) => not_fshm(n, format!("malformed header ({what})")),
     }
 }

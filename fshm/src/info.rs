@@ -2,18 +2,17 @@
 
 use crate::error::{os, Result};
 use crate::header::{
-    DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS, FLAG_PERSISTENT,
+    LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
-use crate::open::{read_header, refusal_error};
+
 use crate::sys;
-use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
-/// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
-pub const SHM_DIR: &str = "/dev/shm";
+pub use crate::sys::SHM_DIR;
 
 /// What [`inspect`] and [`list`] report about a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,18 +171,54 @@ pub fn force_destroy(name: &str) -> Result<()> {
 /// read-write.
 pub fn reclaim(name: &str) -> Result<bool> {
     let name = Name::new(name)?;
-    if identity_of(&name).is_none() {
+    if sys::shm_identity(name.as_c()).is_none() {
         return Ok(false);
     }
-    crate::open::reclaim_dead(&name)
+    reclaim_dead(&name)
 }
 
-/// `(st_dev, st_ino)` of the object the name refers to now, if any.
-pub(crate) fn identity_of(name: &Name) -> Option<(u64, u64)> {
-    let path = CString::new(format!("{SHM_DIR}{}", name.object_str())).ok()?;
-    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
-    let r = unsafe { libc::stat(path.as_ptr(), &mut st) };
-    (r == 0).then_some((st.st_dev, st.st_ino))
+/// Reclaim: removes `name` if it is a non-persistent fshm stream whose owner is dead.
+/// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
+/// must first take the reclaim token on the stream's lock object (which only writers
+/// can open, so no reader can hold it off), and the name is removed only if it still
+/// refers to the object whose owner was found dead.
+pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
+    let n = name.as_str();
+    let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
+        Ok(fd) => fd,
+        Err(libc::ENOENT) => return Ok(true),
+        Err(e) => return Err(os(n, e, "cannot open to reclaim")),
+    };
+    let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
+    let layout = match h.layout() {
+        Ok(l) => l,
+        Err(_) => return Ok(false),
+    };
+    if layout.flags & FLAG_PERSISTENT != 0 {
+        return Ok(false);
+    }
+    if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
+        return Ok(false);
+    }
+    let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
+        Ok(lock_fd) => lock_fd,
+        // Without its lock object (removed by hand), the stream cannot be reclaimed
+        // safely against a racing reclaimer; `force_destroy` removes it.
+        Err(_) => return Ok(false),
+    };
+    if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
+        .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
+    {
+        return Ok(false);
+    }
+    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    match sys::shm_identity(name.as_c()) {
+        Some(id) if id == (ours.dev, ours.ino) => {}
+        _ => return Ok(false),
+    }
+    liveness::remove_lock_object(name);
+    match sys::shm_unlink(name.as_c()) {
+        Ok(()) | Err(libc::ENOENT) => Ok(true),
+        Err(e) => Err(os(n, e, "cannot remove the dead stream")),
+    }
 }

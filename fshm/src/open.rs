@@ -4,15 +4,14 @@
 
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
-    Header, Layout, Refusal, DATA_OFFSET, FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_RECLAIM,
-    MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS,
+    FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys;
-use crate::window::Window;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Default maximum size of a stream: 1 GiB.
@@ -162,7 +161,7 @@ impl OpenOptions {
             ) {
                 Ok(fd) => break fd,
                 Err(libc::EEXIST) if self.reclaim && !reclaimed => {
-                    if !reclaim_dead(&name)? {
+                    if !crate::info::reclaim_dead(&name)? {
                         return Err(os(
                             name.as_str(),
                             libc::EEXIST,
@@ -241,8 +240,8 @@ impl OpenOptions {
         let size = DATA_OFFSET + layout.ring_capacity;
         let window = if layout.ring_capacity != 0 {
             sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
-            let window =
-                map_window(&fd, layout, true).map_err(|e| os(n, e, "cannot map the stream"))?;
+            let window = crate::window::map_window(&fd, layout, true)
+                .map_err(|e| os(n, e, "cannot map the stream"))?;
             window.header().init(layout);
             // Both views of the ring's data, so the writer never takes a page fault.
             window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
@@ -341,19 +340,6 @@ impl OpenOptions {
     }
 }
 
-/// Maps a stream's window: linear, or a ring mapped twice.
-pub(crate) fn map_window(
-    fd: &OwnedFd,
-    layout: Layout,
-    writable: bool,
-) -> std::result::Result<Window, sys::Errno> {
-    if layout.ring_capacity != 0 {
-        Window::map_ring(fd.as_fd(), layout.ring_capacity, writable)
-    } else {
-        Window::map(fd.as_fd(), layout.max_size, writable)
-    }
-}
-
 /// Opens an existing name read-write, falling back to read-only on `EACCES`.
 pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bool)> {
     let n = name.as_str();
@@ -366,47 +352,6 @@ pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bo
     }
     let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
     Ok((fd, false))
-}
-
-/// Bytes of the header holding its fixed fields (its first cache line).
-pub(crate) const FIXED_FIELDS: usize = 64;
-
-/// Reads the header of an open object into a private copy (one `pread`).
-/// Only the first `upto` bytes are read (the rest stay zero): opening needs just the
-/// fixed fields ([`FIXED_FIELDS`]).
-pub(crate) fn read_header(
-    fd: &OwnedFd,
-    upto: usize,
-) -> std::result::Result<Box<Header>, sys::Errno> {
-    // SAFETY: `Header` is all atomics and byte arrays, for which all-zero is valid.
-    let mut h: Box<Header> = Box::new(unsafe { std::mem::zeroed() });
-    let size = std::mem::size_of::<Header>().min(upto);
-    let p = (&mut *h as *mut Header).cast::<u8>();
-    let mut got = 0;
-    while got < size {
-        // SAFETY: `p + got .. p + size` is inside the boxed header we own exclusively.
-        let r = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                p.add(got).cast(),
-                size - got,
-                got as libc::off_t,
-            )
-        };
-        match r {
-            0 => break,
-            r if r > 0 => got += r as usize,
-            _ => {
-                let e = std::io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EIO);
-                if e != libc::EINTR {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    Ok(h)
 }
 
 /// The creation handshake, guest side: waits (bounded) for an owner that is still
@@ -456,57 +401,17 @@ fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
     }
 }
 
-pub(crate) fn refusal_error(n: &str, r: Refusal) -> std::io::Error {
-    match r {
-        Refusal::NotReady => not_fshm(n, "not an fshm stream (no header)"),
-        Refusal::NotFshm => not_fshm(n, "not an fshm stream (wrong magic)"),
-        Refusal::Version(v) => not_fshm(n, format!("unsupported fshm layout version {v}")),
-        Refusal::Corrupt(what) => not_fshm(n, format!("malformed header ({what})")),
+impl Stream {
+    /// Creates `name` as its owner with default options (mode `0o600`, 1 GiB maximum).
+    /// See [`OpenOptions::create`].
+    #[doc(alias = "fshm_create")]
+    pub fn create(name: &str) -> Result<Stream> {
+        OpenOptions::new().create(name)
     }
-}
 
-/// Reclaim: removes `name` if it is a non-persistent fshm stream whose owner is dead.
-/// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
-/// must first take the reclaim token on the stream's lock object (which only writers
-/// can open, so no reader can hold it off), and the name is removed only if it still
-/// refers to the object whose owner was found dead.
-pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
-    let n = name.as_str();
-    let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
-        Ok(fd) => fd,
-        Err(libc::ENOENT) => return Ok(true),
-        Err(e) => return Err(os(n, e, "cannot open to reclaim")),
-    };
-    let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-    let layout = match h.layout() {
-        Ok(l) => l,
-        Err(_) => return Ok(false),
-    };
-    if layout.flags & FLAG_PERSISTENT != 0 {
-        return Ok(false);
-    }
-    if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
-        return Ok(false);
-    }
-    let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
-        Ok(lock_fd) => lock_fd,
-        // Without its lock object (removed by hand), the stream cannot be reclaimed
-        // safely against a racing reclaimer; `force_destroy` removes it.
-        Err(_) => return Ok(false),
-    };
-    if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
-        .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
-    {
-        return Ok(false);
-    }
-    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-    match crate::info::identity_of(name) {
-        Some(id) if id == (ours.dev, ours.ino) => {}
-        _ => return Ok(false),
-    }
-    liveness::remove_lock_object(name);
-    match sys::shm_unlink(name.as_c()) {
-        Ok(()) | Err(libc::ENOENT) => Ok(true),
-        Err(e) => Err(os(n, e, "cannot remove the dead stream")),
+    /// Opens the existing stream `name` as a guest. See [`OpenOptions::open`].
+    #[doc(alias = "fshm_guest_open")]
+    pub fn open(name: &str) -> Result<Stream> {
+        OpenOptions::new().open(name)
     }
 }

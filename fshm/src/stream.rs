@@ -6,10 +6,8 @@ use crate::header::{
     Header, Layout, DATA_OFFSET, FLAG_PERSISTENT, LOCK_APPEND, OWNER_CLOSED, OWNER_STATE_AT,
     SEQ_AT, SPACE_SEQ_AT,
 };
-use crate::info::identity_of;
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
-use crate::open::OpenOptions;
 use crate::sys;
 use crate::wait::{self, Waited};
 use crate::window::Window;
@@ -193,19 +191,6 @@ impl Stream {
             }),
         }
     }
-
-    /// Creates `name` as its owner with default options (mode `0o600`, 1 GiB maximum).
-    /// See [`OpenOptions::create`].
-    #[doc(alias = "fshm_create")]
-    pub fn create(name: &str) -> Result<Stream> {
-        OpenOptions::new().create(name)
-    }
-
-    /// Opens the existing stream `name` as a guest. See [`OpenOptions::open`].
-    #[doc(alias = "fshm_guest_open")]
-    pub fn open(name: &str) -> Result<Stream> {
-        OpenOptions::new().open(name)
-    }
 }
 
 impl Core {
@@ -224,7 +209,7 @@ impl Core {
     /// The mapped window, mapping it now if this is the first use.
     pub(crate) fn window(&self) -> Result<&Window> {
         self.window.get_or_try_init(|| {
-            crate::open::map_window(&self.fd, self.layout, self.writable)
+            crate::window::map_window(&self.fd, self.layout, self.writable)
                 .map_err(|e| os(self.name(), e, "cannot map the stream"))
         })
     }
@@ -661,7 +646,7 @@ impl Core {
 
     /// Whether the name still refers to this handle's object.
     fn name_is_ours(&self) -> bool {
-        self.identity.is_some() && identity_of(&self.name) == self.identity
+        self.identity.is_some() && sys::shm_identity(self.name.as_c()) == self.identity
     }
 }
 

@@ -188,6 +188,32 @@ pub(crate) fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Re
     Ok(())
 }
 
+/// Reads into `buf` at `offset` until it is full or the object ends; returns the bytes
+/// read.
+pub(crate) fn pread_upto(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    match pread_exact(fd, buf, offset) {
+        Ok(()) => Ok(buf.len()),
+        Err(libc::EIO) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// `(st_dev, st_ino)` of the object that the shm name `object` (with its leading `/`)
+/// refers to now, if any.
+pub(crate) fn shm_identity(object: &CStr) -> Option<(u64, u64)> {
+    let mut path = SHM_DIR.as_bytes().to_vec();
+    path.extend_from_slice(object.to_bytes());
+    let path = std::ffi::CString::new(path).ok()?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+    let r = unsafe { libc::stat(path.as_ptr(), &mut st) };
+    (r == 0).then_some((st.st_dev, st.st_ino))
+}
+
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
 pub(crate) fn mmap_shared(
     fd: BorrowedFd<'_>,

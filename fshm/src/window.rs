@@ -2,7 +2,7 @@
 //! maximum data size, made once per handle (on its first use), so no process remaps
 //! when another grows the stream. This file holds every raw access to the mapping.
 
-use crate::header::{Header, DATA_OFFSET};
+use crate::header::{Header, Layout, DATA_OFFSET};
 use crate::sys;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
@@ -152,5 +152,18 @@ impl Drop for Window {
         // SAFETY: the mapping was made by `map` and nothing borrows from it any more
         // (borrows of the header are tied to `&self`).
         unsafe { sys::munmap(self.base.as_ptr(), self.len) }
+    }
+}
+
+/// Maps a stream's window: linear, or a ring mapped twice.
+pub(crate) fn map_window(
+    fd: &std::os::fd::OwnedFd,
+    layout: Layout,
+    writable: bool,
+) -> std::result::Result<Window, sys::Errno> {
+    if layout.ring_capacity != 0 {
+        Window::map_ring(std::os::fd::AsFd::as_fd(fd), layout.ring_capacity, writable)
+    } else {
+        Window::map(std::os::fd::AsFd::as_fd(fd), layout.max_size, writable)
     }
 }
