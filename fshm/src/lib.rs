@@ -126,6 +126,7 @@ mod follow;
 mod grow;
 pub mod header;
 mod info;
+mod linear;
 mod liveness;
 mod name;
 mod open;
