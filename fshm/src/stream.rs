@@ -561,7 +561,7 @@ impl Stream {
     }
 
     /// Whether this handle may write (a guest the mode bits admit only for reading, or
-    /// one opened with [`OpenOptions::read_only`], may not).
+    /// one opened with [`OpenOptions::read_only`](crate::OpenOptions::read_only), may not).
     pub fn is_writable(&self) -> bool {
         self.core.is_writable()
     }
@@ -582,7 +582,7 @@ impl Stream {
         self.core.len()
     }
 
-    /// Whether this is a ring stream (see [`OpenOptions::ring`]).
+    /// Whether this is a ring stream (see [`OpenOptions::ring`](crate::OpenOptions::ring)).
     pub fn is_ring(&self) -> bool {
         self.core.is_ring()
     }
