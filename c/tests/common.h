@@ -116,8 +116,18 @@ static void t_on_alarm(int sig)
         /* nothing more to do */
     }
     if (getpid() == t_main_pid)
-        for (i = 0; i < t_nnames; i++)
+        for (i = 0; i < t_nnames; i++) {
+            /* The stream's object and its lock object "<object>%lock" (built with
+             * async-signal-safe calls only; names here are short). */
+            char lock[sizeof t_names[0] + 8];
+            size_t n = strlen(t_names[i]);
             shm_unlink(t_names[i]);
+            if (n + 6 <= sizeof lock) {
+                memcpy(lock, t_names[i], n);
+                memcpy(lock + n, "%lock", 6);
+                shm_unlink(lock);
+            }
+        }
     _exit(2);
 }
 

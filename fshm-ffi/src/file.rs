@@ -93,7 +93,7 @@ use once_cell::sync::Lazy;
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 #[cfg(target_env = "gnu")]
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -490,22 +490,20 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
             }
         }
         // SAFETY: stdio gives a writable buffer of `size` bytes (the caller's own, set
-        // with setvbuf, or ours).
-        let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
+        // with setvbuf, or ours), which may be uninitialised: viewed as `MaybeUninit`.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(buf.cast::<std::mem::MaybeUninit<u8>>(), size)
+        };
         read_into(c, buf)
     })
 }
 
 /// Reads into `buf` by copying (waiting for data first with `FSHM_BLOCK`).
-fn read_into(c: &Cookie, buf: &mut [u8]) -> Result<__ssize_t, c_int> {
+fn read_into(c: &Cookie, buf: &mut [std::mem::MaybeUninit<u8>]) -> Result<__ssize_t, c_int> {
     let n = coherent(&c.stream, |s| {
         // FSHM_BLOCK: read like a pipe — wait (spinning briefly, then on the futex)
         // until data arrives or the owner closes or dies.
-        io(if c.block {
-            s.follow().read(buf)
-        } else {
-            (&*s).read(buf)
-        })
+        io(s.read_uninit(buf, c.block))
     })?;
     Ok(n as __ssize_t)
 }
@@ -531,9 +529,15 @@ unsafe fn refill(c: &Cookie) -> Result<__ssize_t, c_int> {
             // SAFETY: the private buffer is ours and holds FILE_BUFFER bytes.
             unsafe { c.set_buffer(c.private(), FILE_BUFFER) };
             other?;
-            // SAFETY: as above; stdio only reads bytes of it that a refill wrote.
-            let private =
-                unsafe { std::slice::from_raw_parts_mut(c.private().cast::<u8>(), FILE_BUFFER) };
+            // SAFETY: the private buffer is ours, FILE_BUFFER bytes that may be
+            // uninitialised (viewed as `MaybeUninit`); stdio only reads bytes of it that
+            // a refill wrote.
+            let private = unsafe {
+                std::slice::from_raw_parts_mut(
+                    c.private().cast::<std::mem::MaybeUninit<u8>>(),
+                    FILE_BUFFER,
+                )
+            };
             return read_into(c, private);
         }
     };

@@ -18,6 +18,7 @@ use crate::error::{invalid, os, Result};
 use crate::header::DATA_OFFSET;
 use crate::stream::{Stream, WaitStatus};
 use crate::sys;
+use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
@@ -67,9 +68,22 @@ pub trait CLayer {
 
     /// Whether `ptr .. ptr + len` overlaps the data part of this handle's mapping.
     fn overlaps_window(&self, ptr: *const u8, len: usize) -> bool;
+
+    /// `Read::read` into memory that may be uninitialised (stdio's buffers); with
+    /// `follow`, as a [`Follower`](crate::Follower) with its defaults. On `Ok(n)`,
+    /// `buf[..n]` is initialised.
+    fn read_uninit(&self, buf: &mut [MaybeUninit<u8>], follow: bool) -> Result<usize>;
 }
 
 impl CLayer for Stream {
+    fn read_uninit(&self, buf: &mut [MaybeUninit<u8>], follow: bool) -> Result<usize> {
+        if follow {
+            self.follow().read_uninit(buf)
+        } else {
+            self.core.read_cursor(&mut self.cursor.lock(), buf)
+        }
+    }
+
     fn absorb_fd_offset(&self) -> Result<u64> {
         let s = &self.core;
         let mut c = self.cursor.lock();

@@ -4,6 +4,7 @@
 use crate::error::os;
 use crate::stream::{Stream, WaitStatus};
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 /// How long a follower polls the length before it sleeps, by default: 20 µs, about what
@@ -78,6 +79,14 @@ impl Follower<'_> {
 
 impl Read for Follower<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_uninit(crate::sys::uninit(buf))
+    }
+}
+
+impl Follower<'_> {
+    /// `Read::read` into a buffer that may be uninitialised: on `Ok(n)`, `buf[..n]` is
+    /// initialised.
+    pub(crate) fn read_uninit(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         loop {
             // One lock per look: the position to wait from comes with the empty read.

@@ -12,12 +12,18 @@ use crate::grow;
 use crate::header::{DATA_OFFSET, LOCK_APPEND};
 use crate::stream::{Core, Cursor};
 use crate::sys;
+use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 impl Core {
     /// Reads committed bytes of a linear stream at `pos`.
-    pub(crate) fn linear_read(&self, c: &mut Cursor, pos: u64, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) fn linear_read(
+        &self,
+        c: &mut Cursor,
+        pos: u64,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<usize> {
         let len = self.checked_len()?;
         if pos >= len || buf.is_empty() {
             return Ok(0);
@@ -29,7 +35,7 @@ impl Core {
         // past the object size this handle verified — `pread` cannot fault, so a
         // follower right behind the writer need not ask the kernel for the size first.
         if buf.len() >= grow::KERNEL_READ_MIN || end > c.verified {
-            return match sys::pread_exact(self.fd.as_fd(), buf, DATA_OFFSET + pos) {
+            return match sys::pread_exact_uninit(self.fd.as_fd(), buf, DATA_OFFSET + pos) {
                 Ok(()) => {
                     c.verified = c.verified.max(end);
                     Ok(n as usize)
@@ -43,8 +49,9 @@ impl Core {
             };
         }
         // SAFETY: `pos + n <= len <= max_size` (inside the window) and the object holds
-        // `DATA_OFFSET + pos + n` bytes (verified).
-        unsafe { self.window()?.read(pos, buf) };
+        // `DATA_OFFSET + pos + n` bytes (verified). Committed bytes may be overwritten by
+        // another handle meanwhile (as a file's may), so the copy is the shared one.
+        unsafe { self.window()?.read_shared(pos, buf) };
         Ok(n as usize)
     }
 
@@ -79,7 +86,9 @@ impl Core {
         }
         c.verified = to;
         h.alloc.fetch_max(to - DATA_OFFSET, Ordering::AcqRel);
-        self.window()?.populate(from, to);
+        // SAFETY: this handle reserved object bytes up to `to` just above, and only
+        // writable handles grow (their mappings are writable).
+        unsafe { self.window()?.populate(from, to) };
         Ok(())
     }
 

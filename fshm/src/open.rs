@@ -244,7 +244,9 @@ impl OpenOptions {
                 .map_err(|e| os(n, e, "cannot map the stream"))?;
             window.header().init(layout);
             // Both views of the ring's data, so the writer never takes a page fault.
-            window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len());
+            // SAFETY: both views of the data map the ring's `capacity` bytes, reserved
+            // just above; the owner's mapping is writable.
+            unsafe { window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len()) };
             Some(window)
         } else {
             // A linear stream's header is written through the fd, so creating and

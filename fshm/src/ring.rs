@@ -57,6 +57,7 @@ use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS
 use crate::stream::{Core, Cursor, Stream};
 use crate::sys;
 use crate::wait::{self, Waited};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 /// A ring-writer token unique among live handles: the process id and a per-process
@@ -82,7 +83,12 @@ impl Core {
         reserved.saturating_sub(self.capacity())
     }
 
-    pub(crate) fn ring_read(&self, c: &mut Cursor, pos: u64, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) fn ring_read(
+        &self,
+        c: &mut Cursor,
+        pos: u64,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<usize> {
         let cap = self.capacity();
         let h = self.header();
         let len = h.len.load(Ordering::Acquire);
@@ -95,14 +101,23 @@ impl Core {
         }
         let n = (len - pos).min(buf.len() as u64).min(cap);
         self.ensure_readable(c, cap)?;
-        // SAFETY: `pos % cap + n <= 2 * cap`, the double-mapped window; the object holds
-        // the whole ring (verified just above).
-        unsafe { self.window()?.read(pos % cap, &mut buf[..n as usize]) };
+        let trusted = c.slot.is_some() && pos >= c.trust_from && pos >= c.pos;
+        let window = self.window()?;
+        let dst = &mut buf[..n as usize];
+        if trusted {
+            // SAFETY: `pos % cap + n <= 2 * cap`, the double-mapped window; the object
+            // holds the whole ring (verified just above); no write overwrites these bytes
+            // before this reader consumed them ("Trusted reads").
+            unsafe { window.read_stable(pos % cap, dst) };
+        } else {
+            // SAFETY: as above for the range; writers may overwrite the bytes during the
+            // copy, which the check below detects.
+            unsafe { window.read_shared(pos % cap, dst) };
+        }
         if let Some(hook) = crate::test_hooks::ring_read_pause() {
             hook();
         }
         fence(Ordering::Acquire);
-        let trusted = c.slot.is_some() && pos >= c.trust_from && pos >= c.pos;
         if !trusted && pos < h.hwm.load(Ordering::Acquire).saturating_sub(cap) {
             // A writer overwrote some of these bytes while we copied them.
             return Err(self.overrun(c, pos));

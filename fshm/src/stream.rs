@@ -14,6 +14,7 @@ use crate::window::Window;
 use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -339,7 +340,12 @@ impl Core {
         Ok(len)
     }
 
-    pub(crate) fn read_locked(&self, c: &mut Cursor, pos: u64, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) fn read_locked(
+        &self,
+        c: &mut Cursor,
+        pos: u64,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<usize> {
         if self.is_ring() {
             return self.ring_read(c, pos, buf);
         }
@@ -517,7 +523,7 @@ impl Stream {
     /// Reads at `pos` without moving the handle's position (like `pread`).
     pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
         let mut c = self.cursor.lock();
-        self.core.read_locked(&mut c, pos, buf)
+        self.core.read_locked(&mut c, pos, sys::uninit(buf))
     }
 
     /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
@@ -615,13 +621,19 @@ impl Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.core.read_cursor(&mut self.cursor.lock(), buf)
+        self.core
+            .read_cursor(&mut self.cursor.lock(), sys::uninit(buf))
     }
 }
 
 impl Core {
-    /// `Read::read` with the cursor in hand (locked, or owned through `&mut Stream`).
-    pub(crate) fn read_cursor(&self, c: &mut Cursor, buf: &mut [u8]) -> io::Result<usize> {
+    /// `Read::read` with the cursor in hand (locked, or owned through `&mut Stream`),
+    /// into a buffer that may be uninitialised: on `Ok(n)`, `buf[..n]` is initialised.
+    pub(crate) fn read_cursor(
+        &self,
+        c: &mut Cursor,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> io::Result<usize> {
         let pos = c.pos;
         let n = self.read_locked(c, pos, buf)?;
         c.pos += n as u64;
@@ -713,7 +725,8 @@ impl Core {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.core.read_cursor(self.cursor.get_mut(), buf)
+        self.core
+            .read_cursor(self.cursor.get_mut(), sys::uninit(buf))
     }
 }
 

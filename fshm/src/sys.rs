@@ -2,6 +2,7 @@
 //! locks, futexes). Each returns the raw `errno` on failure; callers add the stream name.
 
 use std::ffi::CStr;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -163,6 +164,16 @@ fn prot(writable: bool) -> i32 {
 
 /// `pread`s exactly `buf.len()` bytes at `offset` (`EIO` if the object is shorter).
 pub(crate) fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<(), Errno> {
+    pread_exact_uninit(fd, uninit(buf), offset)
+}
+
+/// `pread_exact` into memory that may be uninitialised; on `Ok` every byte of `buf` is
+/// initialised.
+pub(crate) fn pread_exact_uninit(
+    fd: BorrowedFd<'_>,
+    buf: &mut [MaybeUninit<u8>],
+    offset: u64,
+) -> Result<(), Errno> {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: the destination is the unfilled tail of a valid slice.
@@ -196,6 +207,14 @@ pub(crate) fn pread_upto(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Res
         Err(libc::EIO) => Ok(0),
         Err(e) => Err(e),
     }
+}
+
+/// Views an initialised buffer as one that a read may fill.
+pub(crate) fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`. The view must never be used to
+    // write uninitialised bytes into `buf`: fshm's read paths only copy initialised
+    // bytes (from the kernel or the mapping) into the buffers they are given.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
 /// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
@@ -260,9 +279,12 @@ pub(crate) fn mmap_reserve(len: usize) -> Result<*mut u8, Errno> {
 }
 
 /// Maps `len` bytes of `fd` from `offset` over `addr` (`MAP_SHARED | MAP_FIXED`).
+///
+/// # Safety
 /// `addr..addr + len` must lie inside a reservation made by [`mmap_reserve`] that the
-/// caller owns; replacing part of it is the point.
-pub(crate) fn mmap_fixed(
+/// caller owns and that no reference points into: `MAP_FIXED` replaces whatever was
+/// mapped there, so any other range would pull memory out from under its owner.
+pub(crate) unsafe fn mmap_fixed(
     addr: *mut u8,
     len: usize,
     fd: BorrowedFd<'_>,
@@ -270,8 +292,7 @@ pub(crate) fn mmap_fixed(
     writable: bool,
 ) -> Result<(), Errno> {
     let prot = prot(writable);
-    // SAFETY: the range lies inside the caller's own reservation, which no Rust
-    // reference points into, so replacing its pages is sound.
+    // SAFETY: the caller guarantees the range is its own unreferenced reservation.
     let p = unsafe {
         libc::mmap(
             addr.cast(),
@@ -300,9 +321,14 @@ pub(crate) unsafe fn munmap(base: *mut u8, len: usize) {
 
 /// `madvise(addr, len, MADV_POPULATE_WRITE)`: faults pages in ahead of use. Errors are
 /// ignored: it is only a speed hint (older kernels lack it).
-pub(crate) fn populate_write(addr: *mut u8, len: usize) {
-    // SAFETY: the caller passes a range inside its own live shared mapping, backed by
-    // allocated pages; populating changes no contents.
+///
+/// # Safety
+/// `addr..addr + len` must lie inside a live shared mapping of the caller's whose
+/// pages the object backs (reserved with `fallocate`): populating a range past the
+/// object's end would raise `SIGBUS`, and populating for writing a private mapping or
+/// one another owner relies on being unpopulated would change its memory.
+pub(crate) unsafe fn populate_write(addr: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller; populating changes no contents.
     unsafe { libc::madvise(addr.cast(), len, libc::MADV_POPULATE_WRITE) };
 }
 

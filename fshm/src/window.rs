@@ -4,8 +4,10 @@
 
 use crate::header::{Header, Layout, DATA_OFFSET};
 use crate::sys;
+use std::mem::MaybeUninit;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// A mapping of `DATA_OFFSET + max_size` bytes of a stream object.
 pub(crate) struct Window {
@@ -52,10 +54,14 @@ impl Window {
             len,
             data_len: 2 * capacity,
         };
-        sys::mmap_fixed(base, DATA_OFFSET as usize + cap, fd, 0, writable)?;
+        // SAFETY: `DATA_OFFSET + cap <= len`: the first part of the reservation `w` owns,
+        // which nothing references yet.
+        unsafe { sys::mmap_fixed(base, DATA_OFFSET as usize + cap, fd, 0, writable)? };
         // SAFETY: `DATA_OFFSET + cap < len`, inside the reservation.
         let second = unsafe { base.add(DATA_OFFSET as usize + cap) };
-        sys::mmap_fixed(second, cap, fd, DATA_OFFSET, writable)?;
+        // SAFETY: `second..second + cap` ends at `len`: the rest of the reservation,
+        // unreferenced too.
+        unsafe { sys::mmap_fixed(second, cap, fd, DATA_OFFSET, writable)? };
         Ok(w)
     }
 
@@ -72,11 +78,12 @@ impl Window {
         unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
-    /// Address of data byte `off`.
+    /// Address of data byte `off` (inside the window, or one past its end, when the
+    /// caller's `off <= data_len`; computed without `add`'s in-bounds requirement so that
+    /// a wrong offset gives a wrong address for the caller's checked access, never
+    /// undefined pointer arithmetic here).
     fn data_ptr(&self, off: u64) -> *mut u8 {
-        debug_assert!(off <= self.data_len);
-        // SAFETY: `off <= data_len`, so the result stays inside (or one past) the mapping.
-        unsafe { self.base.as_ptr().add((DATA_OFFSET + off) as usize) }
+        self.data_ptr_wrapping(off)
     }
 
     /// Address of data byte `off`, computed without bounds (for comparisons, and for
@@ -110,20 +117,40 @@ impl Window {
     /// The range must lie inside the window, inside the object's verified size, and the
     /// mapping must be writable.
     pub unsafe fn write(&self, off: u64, buf: &[u8]) {
-        debug_assert!(off + buf.len() as u64 <= self.data_len);
         // SAFETY: guaranteed by the caller; the source is a Rust slice that cannot overlap
         // a mapping Rust does not own.
         unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.data_ptr(off), buf.len()) }
     }
 
-    /// Copies data bytes `off..off + buf.len()` into `buf`.
+    /// Copies data bytes `off..off + buf.len()` into `buf` with a plain `memcpy`, for
+    /// bytes the protocol guarantees no one writes during the copy (an attached
+    /// lossless reader's unconsumed bytes: `ring.rs`, "Trusted reads").
+    ///
+    /// # Safety
+    /// The range must lie inside the window and inside the object's verified size, and
+    /// no process may write it during the copy.
+    pub unsafe fn read_stable(&self, off: u64, buf: &mut [MaybeUninit<u8>]) {
+        // SAFETY: guaranteed by the caller; `buf` is ours and cannot overlap a mapping
+        // Rust does not own.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data_ptr(off), buf.as_mut_ptr().cast(), buf.len())
+        }
+    }
+
+    /// Copies data bytes `off..off + buf.len()` into `buf` while other processes (or
+    /// other mappings of this process) may write them: the copy has the semantics of a
+    /// per-byte atomic memcpy (Rust RFC 3301) — relaxed atomic loads, a word at a time
+    /// where aligned — so a concurrent write is no data race; the bytes copied may mix
+    /// old and new values, and the caller decides afterwards whether they are whole
+    /// (a lossy ring reader checks for an overrun; a linear stream's committed bytes
+    /// change only by explicit overwrites, which race as they would on a file).
+    /// `BENCHMARKS.md` has what it costs against `memcpy`.
     ///
     /// # Safety
     /// The range must lie inside the window and inside the object's verified size.
-    pub unsafe fn read(&self, off: u64, buf: &mut [u8]) {
-        debug_assert!(off + buf.len() as u64 <= self.data_len);
+    pub unsafe fn read_shared(&self, off: u64, buf: &mut [MaybeUninit<u8>]) {
         // SAFETY: guaranteed by the caller.
-        unsafe { std::ptr::copy_nonoverlapping(self.data_ptr(off), buf.as_mut_ptr(), buf.len()) }
+        unsafe { copy_shared(self.data_ptr(off), buf) }
     }
 
     /// Zeroes data bytes `off..off + n`.
@@ -131,18 +158,24 @@ impl Window {
     /// # Safety
     /// As for [`Window::write`].
     pub unsafe fn zero(&self, off: u64, n: u64) {
-        debug_assert!(off + n <= self.data_len);
         // SAFETY: guaranteed by the caller.
         unsafe { std::ptr::write_bytes(self.data_ptr(off), 0, n as usize) }
     }
 
-    /// Pre-faults object bytes `from..to` (object offsets) for writing.
-    pub fn populate(&self, from: u64, to: u64) {
+    /// Pre-faults window bytes `from..to` (offsets from the window's start, header
+    /// included) for writing.
+    ///
+    /// # Safety
+    /// Every page of the window in `from..to` must be backed by the object (reserved
+    /// with `fallocate`), and the mapping must be writable.
+    pub unsafe fn populate(&self, from: u64, to: u64) {
         let to = to.min(self.len as u64);
         if from < to {
             // SAFETY: `from < to <= len`, so the pointer stays inside the mapping.
             let p = unsafe { self.base.as_ptr().add(from as usize) };
-            sys::populate_write(p, (to - from) as usize);
+            // SAFETY: inside this handle's own shared mapping, backed up to `to` (the
+            // caller's guarantee).
+            unsafe { sys::populate_write(p, (to - from) as usize) };
         }
     }
 }
@@ -165,5 +198,57 @@ pub(crate) fn map_window(
         Window::map_ring(std::os::fd::AsFd::as_fd(fd), layout.ring_capacity, writable)
     } else {
         Window::map(std::os::fd::AsFd::as_fd(fd), layout.max_size, writable)
+    }
+}
+
+/// Copies `dst.len()` bytes from `src` with relaxed atomic loads: single bytes up to
+/// the first 8-byte boundary of `src`, then aligned 8-byte words, then single bytes.
+/// Atomic loads are allowed on read-only mappings (`std::sync::atomic`, "Atomic
+/// accesses to read-only memory": plain loads of lock-free sizes).
+///
+/// # Safety
+/// `src .. src + dst.len()` must be readable memory for the whole copy.
+unsafe fn copy_shared(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
+    let n = dst.len();
+    let head = src.align_offset(8).min(n);
+    let load8 = |i: usize| {
+        // SAFETY: `i < n`, inside the readable range; `AtomicU8` has no alignment needs.
+        unsafe { (*src.add(i).cast::<AtomicU8>()).load(Ordering::Relaxed) }
+    };
+    for (i, d) in dst[..head].iter_mut().enumerate() {
+        d.write(load8(i));
+    }
+    let words = (n - head) / 8;
+    for w in 0..words {
+        let i = head + 8 * w;
+        // SAFETY: `src + i` is 8-aligned (past the head) and `i + 8 <= n`.
+        let v = unsafe { (*src.add(i).cast::<AtomicU64>()).load(Ordering::Relaxed) };
+        for (k, b) in v.to_ne_bytes().into_iter().enumerate() {
+            dst[i + k].write(b);
+        }
+    }
+    let tail = head + 8 * words;
+    for (i, d) in dst.iter_mut().enumerate().skip(tail) {
+        d.write(load8(i));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_shared_copies_every_length_and_alignment() {
+        let src: Vec<u8> = (0..200u8).collect();
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100] {
+                let mut dst = vec![MaybeUninit::new(0xAAu8); len];
+                // SAFETY: `start + len <= 200`, inside `src`.
+                unsafe { copy_shared(src.as_ptr().add(start), &mut dst) };
+                // SAFETY: every byte was written by the copy.
+                let got: Vec<u8> = dst.iter().map(|b| unsafe { b.assume_init() }).collect();
+                assert_eq!(got, src[start..start + len], "start {start} len {len}");
+            }
+        }
     }
 }
