@@ -219,12 +219,15 @@ unsafe fn copy_shared(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
         d.write(load8(i));
     }
     let words = (n - head) / 8;
+    let out = dst.as_mut_ptr();
     for w in 0..words {
         let i = head + 8 * w;
-        // SAFETY: `src + i` is 8-aligned (past the head) and `i + 8 <= n`.
-        let v = unsafe { (*src.add(i).cast::<AtomicU64>()).load(Ordering::Relaxed) };
-        for (k, b) in v.to_ne_bytes().into_iter().enumerate() {
-            dst[i + k].write(b);
+        // SAFETY: `src + i` is 8-aligned (past the head) and `i + 8 <= n`; `out + i ..
+        // + 8` lies inside `dst`, which is ours (an unaligned store of initialised bytes
+        // into `MaybeUninit` memory).
+        unsafe {
+            let v = (*src.add(i).cast::<AtomicU64>()).load(Ordering::Relaxed);
+            out.add(i).cast::<u64>().write_unaligned(v);
         }
     }
     let tail = head + 8 * words;
