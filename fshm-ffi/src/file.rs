@@ -446,6 +446,8 @@ pub(crate) fn wait(f: *mut libc::FILE, timeout_ms: c_long) -> Result<c_int, c_in
             WaitStatus::Data => Ok(1),
             WaitStatus::Ended => Ok(0),
             WaitStatus::TimedOut => Err(libc::ETIMEDOUT),
+            // No other outcome exists today; a new one would be reported as an error.
+            _ => Err(libc::EIO),
         }
     })
 }

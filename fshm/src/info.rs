@@ -9,13 +9,14 @@ use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 
 use crate::sys;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 pub use crate::sys::SHM_DIR;
 
 /// What [`inspect`] and [`list`] report about a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StreamInfo {
     /// The stream name in canonical form (`/name`, `/streams/my_stream`).
     pub name: String,
@@ -52,6 +53,13 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
     let name = Name::new(name)?;
     let n = name.as_str();
     let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
+    info_of(&name, &fd)
+}
+
+/// What [`inspect`] reports, for the object open on `fd` (a handle's own, for
+/// [`Stream::info`](crate::Stream::info)).
+pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
+    let n = name.as_str();
     let h = read_header(&fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = h.layout().map_err(|r| refusal_error(n, r))?;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
@@ -65,7 +73,7 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
         // Readers' tokens are on the lock object, which only writers may open; others
         // count the slots the header marks taken (a dead reader's slot stays marked
         // until a writer finds it dead).
-        match liveness::open_lock_object(&name, layout.lock_ino) {
+        match liveness::open_lock_object(name, layout.lock_ino) {
             Ok(lock) => {
                 for k in 0..u64::from(READER_SLOTS) {
                     let held = sys::ofd_write_locked(lock.as_fd(), LOCK_SLOT0 + k)

@@ -25,6 +25,7 @@ const UNCLAIMED_GRACE: Duration = Duration::from_millis(50);
 
 /// Ring policy: what the writer does when a reader falls a whole capacity behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RingPolicy {
     /// The writer never waits; a reader that falls behind gets an overrun error.
     Lossy,

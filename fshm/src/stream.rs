@@ -30,6 +30,7 @@ pub enum Role {
 
 /// What a wait for data ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WaitStatus {
     /// The stream holds data past the position waited for.
     Data,
@@ -518,6 +519,79 @@ impl Stream {
     /// This handle's position.
     pub fn position(&self) -> u64 {
         self.cursor.lock().pos
+    }
+
+    /// Opens another handle on the same stream, as a guest (it never removes the name),
+    /// with this handle's access, append mode and position. From then on the two
+    /// positions are independent, as for two `open()`s of one file (unlike
+    /// [`std::fs::File::try_clone`], whose clones share one offset). A writable clone of a
+    /// lossless ring attaches, as a new guest does.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    /// let name = format!("/doc-clone-{}", std::process::id());
+    /// let mut owner = fshm::Stream::create(&name)?;
+    /// owner.write_all(b"abc")?;
+    /// let mut clone = owner.try_clone()?;
+    /// assert_eq!(clone.role(), fshm::Role::Guest);
+    /// assert_eq!(clone.position(), 3);
+    /// clone.write_all(b"def")?;
+    /// assert_eq!((owner.len(), owner.position()), (6, 3));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The errors of `open(2)` on `/proc/self/fd` (this process's view of the object),
+    /// and of attaching for a lossless ring (`EBUSY` when every slot is taken).
+    pub fn try_clone(&self) -> Result<Stream> {
+        let core = &self.core;
+        let fd = sys::reopen(core.fd.as_fd(), core.writable)
+            .map_err(|e| os(core.name(), e, "cannot open the stream again"))?;
+        let clone = Stream::new(
+            core.name.clone(),
+            fd,
+            None,
+            core.layout,
+            Role::Guest,
+            core.writable,
+            core.append,
+            0,
+            None,
+        );
+        let pos = self.position();
+        let mut c = clone.cursor.lock();
+        c.pos = pos;
+        if core.is_lossless() && core.writable && !core.append {
+            clone.core.attach_locked(&mut c)?;
+            c.pos = c.trust_from;
+            clone.core.publish_slot(&c);
+        }
+        drop(c);
+        Ok(clone)
+    }
+
+    /// The stream's state as [`inspect`](crate::inspect) reports it, read through this
+    /// handle (no new open; the name may since have been removed or reused).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// let name = format!("/doc-info-{}", std::process::id());
+    /// let mut owner = fshm::OpenOptions::new().mode(0o640).create(&name)?;
+    /// owner.write_all(b"hello")?;
+    /// let info = owner.info()?;
+    /// assert_eq!((info.len, info.mode, info.owner), (5, 0o640, fshm::OwnerState::Alive));
+    /// # Ok(()) }
+    /// ```
+    pub fn info(&self) -> Result<crate::StreamInfo> {
+        let mut info = crate::info::info_of(&self.core.name, &self.core.fd)?;
+        // The owner's own probe cannot see its own token (locks of one open file
+        // description never conflict with each other).
+        if self.core.role() == Role::Owner && info.owner != OwnerState::Closed {
+            info.owner = OwnerState::Alive;
+        }
+        Ok(info)
     }
 
     /// Reads at `pos` without moving the handle's position (like `pread`).

@@ -440,6 +440,22 @@ pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Er
     retry(-1, || unsafe { libc::lseek(fd.as_raw_fd(), off, whence) }).map(|r| r as u64)
 }
 
+/// Opens the object open on `fd` again, as a new open file description (its own
+/// offset and OFD locks), through `/proc/self/fd`.
+pub(crate) fn reopen(fd: BorrowedFd<'_>, writable: bool) -> Result<OwnedFd, Errno> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| libc::EINVAL)?;
+    let flags = if writable {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    } | libc::O_CLOEXEC;
+    // SAFETY: `path` is NUL-terminated.
+    let new = retry(-1, || unsafe { libc::open(path.as_ptr(), flags) })?;
+    // SAFETY: `open` returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 /// The system page size.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: `sysconf` has no preconditions.
