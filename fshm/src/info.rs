@@ -60,7 +60,7 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
 /// [`Stream::info`](crate::Stream::info)).
 pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
     let n = name.as_str();
-    let h = read_header(&fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
+    let h = read_header(fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = h.layout().map_err(|r| refusal_error(n, r))?;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     let owner = if h.owner_state.load(Ordering::Relaxed) == OWNER_CLOSED {
