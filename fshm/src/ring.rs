@@ -41,7 +41,14 @@
 //! total order one of the two comes first: either the reader's load sees the write's
 //! `hwm` — and starts past what the write overwrites — or the writer's load sees the
 //! bump, and with it the slot. So a lossless reader is never overrun, also while it
-//! joins a ring that is full and written without pause.
+//! joins a ring that is full and written without pause. To keep the writer's side free
+//! of a full fence on every write, the fence is asymmetric where the kernel allows: a
+//! writer's process registers for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` and then
+//! orders its `hwm` store and `slot_gen` load with a compiler fence only, while the
+//! attaching reader, between its bump and its load, calls `membarrier`, which makes every
+//! running thread of every registered process execute a full barrier (membarrier(2):
+//! compiler barriers on the fast side become memory barriers). A writer whose process
+//! could not register uses the read-modify-write.
 //!
 //! **Trusted reads.** An attached reader reading at or past its start, at its own
 //! published position `p`, needs no overrun check — so it never loads `hwm`, the
@@ -58,7 +65,7 @@ use crate::stream::{Core, Cursor, Stream};
 use crate::sys;
 use crate::wait::{self, Waited};
 use std::mem::MaybeUninit;
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
 
 /// A ring-writer token unique among live handles: the process id and a per-process
 /// counter (never 0).
@@ -208,7 +215,12 @@ impl Core {
         window.prefetch_write(pos % cap);
         window.prefetch_write((pos % cap + 512) % cap);
         let lossless = self.is_lossless() && end > cap;
-        if sole && !lossless {
+        // A lossless writer's `hwm` and its look at `slot_gen` are the fast side of the
+        // "Attaching" fence: with this process registered for the attacher's
+        // `membarrier`, a compiler fence orders them; else a sequentially consistent
+        // read-modify-write does.
+        let fast_fence = sole && (!lossless || sys::membarrier_registered());
+        if fast_fence {
             // The only writer since its last write: a store ordered before the copy's
             // stores is enough. (`hwm` may stand higher, left by an appender killed
             // mid-write: it never moves down.)
@@ -216,6 +228,7 @@ impl Core {
                 h.hwm.store(end, Ordering::Relaxed);
             }
             fence(Ordering::Release);
+            compiler_fence(Ordering::SeqCst);
         } else {
             h.hwm.fetch_max(end, Ordering::SeqCst);
         }
@@ -373,6 +386,10 @@ impl Core {
                 let token = h.slot_gen.load(Ordering::SeqCst).wrapping_add(1).max(1);
                 slot.active.store(token, Ordering::SeqCst);
                 h.slot_gen.fetch_add(1, Ordering::SeqCst);
+                // The slow side of the fence with writers whose fast side is a compiler
+                // fence ("Attaching"). It fails only where the kernel lacks it, and then
+                // no writer is registered and all of them take the full fence.
+                let _ = sys::membarrier_global();
                 // Module docs, "Attaching": past what writes in flight may overwrite.
                 let held_from = h
                     .hwm

@@ -456,6 +456,39 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>, writable: bool) -> Result<OwnedFd, Errn
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// `membarrier(2)` commands (linux/membarrier.h).
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
+
+/// Registers this process for expedited global memory barriers, once; whether it is
+/// registered (kernels since 4.16).
+pub(crate) fn membarrier_registered() -> bool {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        // SAFETY: plain system call without pointers.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                0,
+                0,
+            ) == 0
+        }
+    })
+}
+
+/// Makes every thread of every registered process that is running now execute a full
+/// memory barrier before this returns (`MEMBARRIER_CMD_GLOBAL_EXPEDITED`): the slow side
+/// of an asymmetric fence whose fast side is a compiler fence. `Err` where the kernel
+/// lacks it, in which case no process can have registered either.
+pub(crate) fn membarrier_global() -> Result<(), Errno> {
+    // SAFETY: plain system call without pointers.
+    retry(-1, || unsafe {
+        libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
+    })
+    .map(drop)
+}
+
 /// The system page size.
 pub(crate) fn page_size() -> u64 {
     // SAFETY: `sysconf` has no preconditions.
