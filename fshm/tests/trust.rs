@@ -202,6 +202,9 @@ fn a_writer_can_hold_the_append_token_and_fake_a_dead_owners_liveness() {
         become_user(MEMBER);
         // Write locks on the owner's byte of the stream object and the append byte of
         // the lock object, through descriptors open for writing, as any writer may.
+        // Removing it is the owning user's alone (sticky /dev/shm), write access or not.
+        assert_eq!(common::errno(fshm::force_destroy(name)), libc::EACCES);
+        assert!(common::shm_exists(name) && common::shm_exists(&lock_name(name)));
         let stream = raw_shm_open(name, libc::O_RDWR, 0).unwrap();
         let lock = raw_shm_open(&lock_name(name), libc::O_RDWR, 0).unwrap();
         assert_eq!(
@@ -270,6 +273,26 @@ fn the_lock_object_follows_set_permissions_but_not_a_chmod_of_the_stream_alone()
         assert_eq!(s.len(), 10);
         0
     });
+    // On a lossless ring a writable guest attaches as it opens, so its open fails.
+    let ring_guard = NameGuard::new("trust-chmod-ring");
+    let ring_name = ring_guard.name();
+    let ring = fshm::OpenOptions::new()
+        .mode(0o644)
+        .ring(4096, fshm::RingPolicy::Lossless)
+        .create(ring_name)
+        .unwrap();
+    chmod(&common::shm_path(ring_name), 0o666);
+    as_user(OTHER, || {
+        assert_eq!(common::errno(fshm::Stream::open(ring_name)), libc::EACCES);
+        0
+    });
+    ring.set_permissions(0o666).unwrap();
+    as_user(OTHER, || {
+        assert!(fshm::Stream::open(ring_name).unwrap().is_attached());
+        0
+    });
+    drop(ring);
+    ring_guard.assert_gone();
     // set_permissions brings the lock object along.
     owner.set_permissions(0o666).unwrap();
     assert_eq!(identity(&lock_name(name)).unwrap().2, 0o666);
@@ -395,6 +418,25 @@ fn a_squatted_lock_object_name_fails_the_creation_and_is_never_used() {
         0
     });
     let squatted = identity(&lock).unwrap();
+    // (Squatting the stream's own name: EEXIST, and reclaim never removes an object
+    // that is not an fshm stream.)
+    let other_name = NameGuard::new("trust-squat-name");
+    as_user(OTHER, || {
+        let o = common::plain_object(other_name.name(), b"not a stream, open to all");
+        // SAFETY: plain system call on our descriptor.
+        assert_eq!(unsafe { libc::fchmod(o.fd, 0o666) }, 0);
+        0
+    });
+    as_user(OWNER, || {
+        let e = fshm::OpenOptions::new()
+            .reclaim(true)
+            .create(other_name.name())
+            .unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::EEXIST, "{e}");
+        0
+    });
+    assert!(common::shm_exists(other_name.name()));
+    fshm::force_destroy(other_name.name()).unwrap();
     as_user(OWNER, || {
         // It cannot remove the squatter's object (sticky /dev/shm; glibc's shm_unlink
         // reports the kernel's EPERM as EACCES).
