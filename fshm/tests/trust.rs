@@ -222,12 +222,17 @@ fn a_writer_can_hold_the_append_token_and_fake_a_dead_owners_liveness() {
         }
     });
     held.wait();
-    // The dead owner looks alive, so reclaim leaves the name alone...
+    // The dead owner looks alive, so reclaim leaves the name alone and followers wait
+    // on (a follower of a dead owner's stream would get Ended at once)...
     assert_eq!(fshm::inspect(name).unwrap().owner, fshm::OwnerState::Alive);
     assert!(!fshm::reclaim(name).unwrap());
+    let appender = fshm::OpenOptions::new().append(true).open(name).unwrap();
+    assert_eq!(
+        appender.wait_for(6, Some(Duration::from_millis(100))),
+        fshm::WaitStatus::TimedOut
+    );
     // ... and an appender waits for the writer's token (it gives up only because this
     // test stops waiting; an append has no timeout).
-    let appender = fshm::OpenOptions::new().append(true).open(name).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|t| {
         let appender = &appender;
@@ -241,6 +246,7 @@ fn a_writer_can_hold_the_append_token_and_fake_a_dead_owners_liveness() {
         assert_eq!(rx.recv_timeout(common::PATIENCE).unwrap(), Ok(4));
     });
     assert_eq!(fshm::inspect(name).unwrap().owner, fshm::OwnerState::Dead);
+    assert_eq!(appender.wait_for(10, None), fshm::WaitStatus::Ended);
     assert!(fshm::reclaim(name).unwrap());
     drop(appender);
     g.assert_gone();
