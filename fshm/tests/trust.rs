@@ -54,6 +54,14 @@ fn as_user(user: User, f: impl FnOnce() -> i32) {
     assert_eq!(c.wait(), Status::Exited(0), "as uid {}", user.0);
 }
 
+/// Writes one line to stderr from a forked child (the harness's capture would keep it
+/// in the child's memory).
+fn say(line: &str) {
+    let line = format!("{line}\n");
+    // SAFETY: writes a valid buffer to fd 2.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
 /// The errno of the last failed system call.
 fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap()
@@ -478,7 +486,8 @@ fn a_squatted_lock_object_name_fails_the_creation_and_is_never_used() {
 
 /// A seccomp filter for the calling thread only that hands every
 /// `fcntl(_, F_OFD_SETLK, _)` to a supervisor: returns the listener descriptor, or why
-/// the kernel refused.
+/// the kernel refused. (No architecture check: the filtered thread makes native system
+/// calls only; the argument is read as the low half of a little-endian word.)
 fn notify_on_ofd_setlk() -> Result<libc::c_int, String> {
     const NR: u32 = 0; // offsetof(struct seccomp_data, nr)
     const ARG1: u32 = 24; // offsetof(struct seccomp_data, args[1]), low half (little endian)
@@ -556,7 +565,9 @@ fn a_new_stream_admits_nobody_else_until_its_owner_holds_its_token() {
             let listener = match rx.recv().unwrap() {
                 Ok(fd) => fd,
                 Err(why) => {
-                    println!("skipped: the creation window test needs a seccomp listener: {why}");
+                    say(&format!(
+                        "skipped: the creation window test needs a seccomp listener: {why}"
+                    ));
                     return NO_SECCOMP;
                 }
             };
@@ -731,7 +742,9 @@ fn a_writer_that_punches_a_hole_and_fills_dev_shm_makes_readers_fault() {
     let name = name.as_str();
     let mut child = fork_child(|| {
         if let Err(why) = private_small_dev_shm() {
-            println!("skipped: the hole-punching test needs a private tmpfs: {why}");
+            say(&format!(
+                "skipped: the hole-punching test needs a private tmpfs: {why}"
+            ));
             return NO_NAMESPACE;
         }
         const PAGE: u64 = 4096;
