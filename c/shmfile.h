@@ -46,6 +46,25 @@
  * which only users who may write the stream can open; fshm_force_destroy
  * removes both.
  *
+ * TRUST. The mode bits, owning user and group decide, as for a file, who may
+ * open a stream and how; a later fshm_chmod revokes no FILE* already open. A
+ * process the mode admits only for reading cannot write by any path (FILE* or
+ * fd), cannot attach to a lossless ring, and cannot delay writers, appenders or
+ * opens, make a dead owner or reader look alive, or hide a death by waking the
+ * header's futex words. The tokens appends, reader slots and reclaim take are
+ * locks on the stream's lock object (see NAMES), which only users who may write
+ * the stream can open: change a stream's mode with fshm_chmod/fshm_chgrp, which
+ * change both objects (a chmod(1) of the stream's file alone leaves the two
+ * disagreeing). A process with write access is trusted further: every header
+ * value is checked before use, so a scribbled header gives errors (EPROTO) or
+ * end-of-file, never an access out of bounds; but it can make other processes
+ * fault with SIGBUS where they read through their mapping (the FILE*'s in-place
+ * reads do): by ftruncate(2)-ing the object shorter, or by punching holes in
+ * committed data (fallocate(2) FALLOC_FL_PUNCH_HOLE) and then filling /dev/shm.
+ * It can also hold the append token or reader slots while it lives. Give
+ * untrusted readers read-only mode bits. Whatever happens, a FILE* never puts
+ * into the stream a byte that the caller did not pass to it.
+ *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
  * ERRORS. Functions returning FILE* return NULL, and functions returning int

@@ -108,12 +108,37 @@
 //!
 //! ## Trust
 //!
-//! Every header value written by another process is checked against this process's own
-//! window and, where it points past what was verified, against the object's real size
-//! (`fstat`) before use: a hostile header gives an error or end-of-stream, never an
-//! out-of-bounds access. One boundary remains: a process with write permission can
-//! `ftruncate` the object and make the mappings of others fault (`SIGBUS`). Give
-//! untrusted readers read-only mode bits.
+//! Access to a stream is decided by its mode bits, owning user and group, as for a file,
+//! when a process opens it; a mode change never revokes a handle already open.
+//!
+//! - **No access**: cannot open, [`inspect`] or remove the stream; [`list`] leaves it
+//!   out. Anyone can see its name, owner and mode in `/dev/shm`.
+//! - **Read-only** (the mode grants `r` only, or [`OpenOptions::read_only`]): reads,
+//!   follows, waits; cannot write by any path (the raw fd included), cannot attach to a
+//!   lossless ring, and cannot delay appenders, writers or opens, nor make a dead owner or
+//!   reader look alive, nor hide a death by waking futex words (waits re-check liveness
+//!   at least every 50 ms whatever wake-ups arrive). The tokens that must be taken while
+//!   readers have the stream open (appends, reader slots, reclaim) live on the stream's
+//!   lock object, `<object name>%lock`, which only the classes that may write the stream
+//!   can open; liveness probes see write locks only, which a read-only descriptor cannot
+//!   take. The owner creates the object with its own bits only and applies the mode after
+//!   it holds its token, so nobody else can get in first.
+//! - **Writer**: every header value a writer may scribble is checked against this
+//!   process's own window and, where it points past what was verified, against the
+//!   object's real size (`fstat`) before use: a hostile header gives an error or
+//!   end-of-stream, never an out-of-bounds access. Two boundaries remain, both making
+//!   other processes' mappings fault (`SIGBUS`) where they copy through them:
+//!   `ftruncate` of the object, and holes punched in committed data
+//!   (`fallocate(FALLOC_FL_PUNCH_HOLE)`) once `/dev/shm` is full (while memory is left, a
+//!   hole reads as zeros). A writer can also hold the append token or reader slots for as
+//!   long as it lives, and make a dead owner look alive.
+//! - **Owner**: a writer that also changes the mode and group ([`Stream::set_permissions`]
+//!   and [`Stream::set_group`] change the lock object too: a `chmod`/`chown` of the
+//!   stream's object alone leaves the two disagreeing) and removes the name on close.
+//!
+//! Give untrusted readers read-only mode bits, and write access only to processes you
+//! trust not to truncate the object, punch holes in it, or hold its tokens.
+//! `RELIABILITY.md` has each line with the test that checks it.
 //!
 //! The header layout is documented in [`header`].
 #![deny(unsafe_op_in_unsafe_fn)]
