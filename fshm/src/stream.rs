@@ -371,16 +371,17 @@ impl Core {
                 "mode has bits outside 0o7777",
             ));
         }
-        sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))?;
-        // The lock object follows: writers only (see `liveness`).
+        // The lock object follows (writers only, see `liveness`); opened first, so that
+        // a caller who cannot reach it changes nothing.
         let lock = self.lock_object()?;
+        sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))?;
         sys::fchmod(lock, liveness::lock_object_mode(mode))
             .map_err(|e| os(self.name(), e, "cannot chmod the lock object"))
     }
 
     pub(crate) fn set_group(&self, gid: u32) -> Result<()> {
-        sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))?;
         let lock = self.lock_object()?;
+        sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))?;
         sys::fchgrp(lock, gid).map_err(|e| os(self.name(), e, "cannot chgrp the lock object"))
     }
 

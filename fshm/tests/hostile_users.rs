@@ -244,7 +244,7 @@ fn a_read_only_user_cannot_keep_a_dead_owner_alive_or_hide_its_death() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|t| {
             t.spawn(move || tx.send(s.wait_for(11, None)));
-            let got = rx.recv_timeout(40 * DEATH_NOTICE);
+            let got = rx.recv_timeout(4 * DEATH_NOTICE);
             assert_eq!(got, Ok(fshm::WaitStatus::Ended), "the death was hidden");
         });
         eprintln!("death noticed after {:?}", from.elapsed());
