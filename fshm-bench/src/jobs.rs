@@ -51,6 +51,7 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "wtr-fshm" | "wtr-stdio" => wtr_job(kind == "wtr-fshm", num(1)? as usize, num(2)?),
         "pp-spin" | "pp-nospin" | "pp-pipe" | "pp-socket" => pingpong_job(kind, num(1)?),
         k if k.starts_with("open-") => open_job(k, num(1)?),
+        "copy-shared" | "copy-stable" => crate::copy_cost::run(kind, num(1)? as usize),
         _ => Err(other(format!("unknown job {kind:?}"))),
     }
 }

@@ -13,6 +13,7 @@
 //! left in /dev/shm (every name is `fshm-bench-<job pid>-...`), so nothing survives a
 //! crash or a timeout. See BENCHMARKS.md.
 
+mod copy_cost;
 mod jobs;
 mod util;
 
