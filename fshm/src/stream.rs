@@ -208,6 +208,22 @@ impl Core {
             .map(AsFd::as_fd)
     }
 
+    /// The lock object, for a change of the stream's mode or group. A caller who cannot
+    /// open it gets the error the change itself would give where that comes first: a
+    /// user who does not own the stream gets `EPERM` (as from `fchmod`), found by
+    /// setting the stream's mode to what it is, which changes nothing.
+    fn lock_object_for_change(&self) -> Result<BorrowedFd<'_>> {
+        match self.lock_object() {
+            Ok(lock) => Ok(lock),
+            Err(e) => {
+                let st = sys::fstat(self.fd.as_fd()).map_err(|e| os(self.name(), e, "fstat"))?;
+                sys::fchmod(self.fd.as_fd(), st.mode & 0o7777)
+                    .map_err(|e| os(self.name(), e, "cannot change the stream's permissions"))?;
+                Err(e)
+            }
+        }
+    }
+
     /// The mapped window, mapping it now if this is the first use.
     pub(crate) fn window(&self) -> Result<&Window> {
         self.window.get_or_try_init(|| {
@@ -373,14 +389,14 @@ impl Core {
         }
         // The lock object follows (writers only, see `liveness`); opened first, so that
         // a caller who cannot reach it changes nothing.
-        let lock = self.lock_object()?;
+        let lock = self.lock_object_for_change()?;
         sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))?;
         sys::fchmod(lock, liveness::lock_object_mode(mode))
             .map_err(|e| os(self.name(), e, "cannot chmod the lock object"))
     }
 
     pub(crate) fn set_group(&self, gid: u32) -> Result<()> {
-        let lock = self.lock_object()?;
+        let lock = self.lock_object_for_change()?;
         sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))?;
         sys::fchgrp(lock, gid).map_err(|e| os(self.name(), e, "cannot chgrp the lock object"))
     }
