@@ -502,6 +502,7 @@ impl Read for FollowerMut<'_> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let Stream { core, cursor } = &mut *self.stream;
         let c = cursor.get_mut();
+        let buf = crate::sys::uninit(buf);
         loop {
             let n = core.read_cursor(c, buf)?;
             if n > 0 || buf.is_empty() {
