@@ -487,3 +487,28 @@ fn a_reader_killed_holding_lent_bytes_does_not_wedge_the_writer() {
     drop(owner);
     g.assert_gone();
 }
+
+#[test]
+fn a_header_claiming_an_immutable_ring_is_refused() {
+    use std::os::unix::fs::FileExt;
+    let g = NameGuard::new("zc-hostile-flags");
+    let owner = OpenOptions::new()
+        .ring(4096, RingPolicy::Lossless)
+        .create(g.name())
+        .unwrap();
+    let object = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(common::shm_path(g.name()))
+        .unwrap();
+    let mut flags = [0u8; 4];
+    object.read_exact_at(&mut flags, 32).unwrap();
+    let flags = u32::from_ne_bytes(flags) | fshm::header::FLAG_IMMUTABLE;
+    object.write_all_at(&flags.to_ne_bytes(), 32).unwrap();
+    let e = Stream::open(g.name()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData);
+    assert_eq!(fshm::errno_of(&e), libc::EPROTO);
+    assert!(e.to_string().contains("flags"), "{e}");
+    drop(owner);
+    g.assert_gone();
+}
