@@ -129,7 +129,8 @@ extern "C" {
  *   fshm_chmod, fshm_chgrp, fshm_owner_state, fshm_lost_bytes: safe at any time,
  *   also while other threads use the same FILE*: they work on the stream's handle,
  *   which has its own lock, not on the FILE's buffer.
- *   fshm_wait, fshm_sync: they read the FILE's buffer or move its fd's offset, which
+ *   fshm_wait, fshm_sync, fshm_read_in_place, fshm_consume, fshm_reserve,
+ *   fshm_commit: they read or flush the FILE's buffer or move its fd's offset, which
  *   the FILE's lock does not cover: while other threads use the same FILE* (or its
  *   fd), call them under flockfile(f) (neither takes that lock itself, so this
  *   cannot deadlock; a waiting fshm_wait then holds the other threads back).
@@ -168,6 +169,15 @@ extern "C" {
 #define FSHM_BLOCK 32
 /* Addition, guest only: open read-only even where the mode would allow writing. */
 #define FSHM_RDONLY 64
+/* Addition, owner only: create an immutable stream (linear streams only; EINVAL
+ * with a ring): its committed bytes are never rewritten, so every FILE* may read
+ * them in place (fshm_read_in_place) and write in place at the end
+ * (fshm_reserve). Every write appends, serialised across processes as with
+ * FSHM_APPEND; a write through a FILE* without FSHM_APPEND must start at the end,
+ * or it fails with EINVAL (after an fseek back, or after another handle
+ * appended), committing nothing. Bytes written with write(2) on fileno(f) never
+ * join an immutable stream. Recorded in the stream: guests follow it too. */
+#define FSHM_IMMUTABLE 128
 
 /* Opens or creates the stream `name`; `mode` (owner only) is applied exactly,
  * whatever the umask. Returns a FILE* to be closed with fclose(3), which also
@@ -254,6 +264,55 @@ FILE *fshm_open_ex(const char *name, mode_t mode, int fshm_flags,
 
 /* Addition: stores in *lost the bytes `f` lost to ring overruns so far. */
 int fshm_lost_bytes(FILE *f, unsigned long long *lost);
+
+/* ZERO-COPY (additions). Where no honest writer rewrites committed bytes, a reader
+ * may read them where they lie in shared memory, and a writer may fill the space at
+ * the end where it lies and commit it in one step:
+ *   - an immutable stream (FSHM_IMMUTABLE): every FILE* on it;
+ *   - a lossless ring: a guest attached to a reader slot (opened read-write, not
+ *     FSHM_APPEND); the writer waits for it until it consumes the bytes.
+ * Each function first flushes the FILE's stdio buffer (fflush(3)): buffered output
+ * reaches the stream, unread buffered input is given back. On a lossless ring do
+ * not mix fread(3) and in-place reads: what stdio read ahead is released to the
+ * writer, and an in-place read there fails with EINVAL.
+ * Trust: the guarantee is the protocol's. A process with write permission can still
+ * write the object directly (its own mapping, write(2) on the fd) and change bytes
+ * while you read them; give processes you do not trust read-only mode bits.
+ * Thread safety: as fshm_wait (under flockfile(f) while other threads use f). */
+
+/* Returns the address of the committed bytes at f's position, where they lie in
+ * shared memory, and stores their number in *len (0 at the end of what is
+ * committed; with FSHM_BLOCK it waits for data first and returns 0 bytes only at
+ * end-of-stream). The position does not move. The bytes stay valid and unchanged
+ * until fshm_consume passes them, another call on f moves the position (fread,
+ * fseek, ...), or fclose(f); read them only. NULL with errno: EINVAL when the
+ * stream's bytes may change (not immutable, not an attached lossless reader), or
+ * len is NULL; EBADF, EPROTO as for reads. */
+const void *fshm_read_in_place(FILE *f, size_t *len);
+
+/* Moves f's position past n of the bytes the last fshm_read_in_place returned
+ * (on a lossless ring the writer may then overwrite them). 0, or -1 with errno:
+ * EINVAL when n is more than those bytes (nothing moves). */
+int fshm_consume(FILE *f, size_t n);
+
+/* Reserves n bytes at the end of f's stream to fill in place, and returns their
+ * address (the bytes hold whatever was there: zeros or older data). Nothing is
+ * visible to readers until fshm_commit. Works on immutable streams and rings (n at
+ * most the ring capacity); on a lossless ring it first waits for room as a write
+ * does. On an immutable stream, and on a ring through an FSHM_APPEND FILE*, the
+ * reservation holds the append lock until fshm_commit, as an append holds it for
+ * its copy: fill it promptly. A process that dies holding a reservation commits
+ * nothing and blocks nobody. While it is open, writes through f fail with EBUSY.
+ * NULL with errno: EINVAL for n == 0, on a linear stream that is not immutable,
+ * and (without FSHM_APPEND) when f is not at the end of an immutable stream;
+ * EFBIG past the maximum size or the ring capacity; EBUSY when a reservation is
+ * open on f; EBADF on a read-only FILE*; ENOSPC; ETIMEDOUT. */
+void *fshm_reserve(FILE *f, size_t n);
+
+/* Commits the first n bytes of f's reservation (0: none) in one step, as one
+ * write, and closes the reservation; f's position moves past them. 0, or -1 with
+ * errno: EINVAL when no reservation is open or n exceeds it (it stays open). */
+int fshm_commit(FILE *f, size_t n);
 
 #ifdef __cplusplus
 }

@@ -65,7 +65,7 @@ static void bad_flags_and_modes(void)
     CHECK_ERR(fshm_open(name, 0600, FSHM_PERSIST) == NULL, EINVAL);
     CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | FSHM_GUEST) == NULL, EINVAL);
     CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | (1 << 20)) == NULL, EINVAL);
-    CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | 128) == NULL, EINVAL);
+    CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | 256) == NULL, EINVAL);
     CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | (int)0x80000000u) == NULL, EINVAL);
     CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | FSHM_RDONLY) == NULL, EINVAL);
     CHECK_ERR(fshm_open(name, 010000, FSHM_OWNER) == NULL, EINVAL);

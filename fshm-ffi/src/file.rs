@@ -330,7 +330,9 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
     let (in_place, direct) = {
         let internals = internals_enabled();
         (
-            internals && !stream.is_ring() && !stream.is_append(),
+            // Not on an immutable stream: glibc would put bytes written after a read
+            // in place, at the read position, over committed bytes.
+            internals && !stream.is_ring() && !stream.is_append() && !stream.is_immutable(),
             internals && !stream.is_append(),
         )
     };
@@ -728,4 +730,59 @@ unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
         drop(c);
         absorbed.map(|()| 0)
     })
+}
+
+/// Empties `f`'s stdio buffers before an in-place operation: buffered output reaches
+/// the stream, and unread buffered input is given back (glibc seeks the stream back
+/// over it), so that the stream's position is the `FILE`'s.
+fn drain_stdio(f: *mut libc::FILE) -> Result<(), c_int> {
+    // SAFETY: `f` is an open `FILE*` made by this library (checked in the table by the
+    // caller, before and after).
+    if unsafe { libc::fflush(f) } != 0 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
+    }
+    Ok(())
+}
+
+/// `fshm_read_in_place`: the committed bytes at `f`'s position, in place.
+pub(crate) fn read_in_place(f: *mut libc::FILE) -> Result<(*const u8, usize), c_int> {
+    with_cookie(f, |_| Ok(()))?;
+    drain_stdio(f)?;
+    with_cookie(f, |c| {
+        let got = coherent(&c.stream, |s| io(s.lend_in_place(c.block)))?;
+        Ok((got.ptr, got.len))
+    })
+}
+
+/// `fshm_consume`.
+pub(crate) fn consume(f: *mut libc::FILE, n: usize) -> Result<(), c_int> {
+    with_stream(f, |s| coherent(s, |s| io(s.consume_in_place(n))))
+}
+
+/// `fshm_reserve`.
+pub(crate) fn reserve(f: *mut libc::FILE, n: usize) -> Result<*mut u8, c_int> {
+    with_cookie(f, |_| Ok(()))?;
+    drain_stdio(f)?;
+    with_stream(f, |s| coherent(s, |s| io(s.reserve_in_place(n))))
+}
+
+/// `fshm_commit`.
+pub(crate) fn commit(f: *mut libc::FILE, n: usize) -> Result<(), c_int> {
+    with_stream(f, |s| coherent(s, |s| io(s.commit_in_place(n))))
+}
+
+/// Runs `op` on the cookie behind `f`, or fails as [`with_stream`] does.
+fn with_cookie<T>(
+    f: *mut libc::FILE,
+    op: impl FnOnce(&Cookie) -> Result<T, c_int>,
+) -> Result<T, c_int> {
+    if f.is_null() {
+        return Err(libc::EINVAL);
+    }
+    let cookie = *files().get(&(f as usize)).ok_or(libc::EBADF)?;
+    // SAFETY: as in `with_stream`.
+    let cookie = unsafe { &*(cookie as *const Cookie) };
+    op(cookie)
 }

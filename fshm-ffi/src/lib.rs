@@ -42,8 +42,16 @@ pub const FSHM_RECLAIM: c_int = 16;
 pub const FSHM_BLOCK: c_int = 32;
 /// `fshm_open` flag (addition): guest only; open read-only.
 pub const FSHM_RDONLY: c_int = 64;
-const KNOWN_FLAGS: c_int =
-    FSHM_OWNER | FSHM_GUEST | FSHM_PERSIST | FSHM_APPEND | FSHM_RECLAIM | FSHM_BLOCK | FSHM_RDONLY;
+/// `fshm_open` flag (addition): owner only; create an immutable stream.
+pub const FSHM_IMMUTABLE: c_int = 128;
+const KNOWN_FLAGS: c_int = FSHM_OWNER
+    | FSHM_GUEST
+    | FSHM_PERSIST
+    | FSHM_APPEND
+    | FSHM_RECLAIM
+    | FSHM_BLOCK
+    | FSHM_RDONLY
+    | FSHM_IMMUTABLE;
 
 pub(crate) fn set_errno(e: c_int) {
     // SAFETY: `__errno_location` returns this thread's errno slot, always valid.
@@ -164,12 +172,13 @@ pub unsafe extern "C" fn fshm_open_ex(
                 return Err(libc::EINVAL);
             }
             o.mode(mode)
+                .immutable(fshm_flags & FSHM_IMMUTABLE != 0)
                 .persist(fshm_flags & FSHM_PERSIST != 0)
                 .reclaim(fshm_flags & FSHM_RECLAIM != 0)
                 .create(name)
         } else {
             // shmfile ignored FSHM_PERSIST for guests; so do we.
-            if fshm_flags & FSHM_RECLAIM != 0 {
+            if fshm_flags & (FSHM_RECLAIM | FSHM_IMMUTABLE) != 0 {
                 return Err(libc::EINVAL);
             }
             o.read_only(fshm_flags & FSHM_RDONLY != 0).open(name)
@@ -301,6 +310,58 @@ pub unsafe extern "C" fn fshm_lost_bytes(f: *mut libc::FILE, lost: *mut u64) -> 
         unsafe { *lost = n };
         Ok(0)
     })
+}
+
+/// Returns the address of the committed bytes at `f`'s position, in place in the
+/// mapping, and stores their number in `*len` (0 at the end); waits for data first
+/// with `FSHM_BLOCK`. NULL with `errno` on error. See `shmfile.h`.
+///
+/// # Safety
+/// As [`fshm_chmod`]; `len` is null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn fshm_read_in_place(
+    f: *mut libc::FILE,
+    len: *mut usize,
+) -> *const std::ffi::c_void {
+    guard(std::ptr::null(), || {
+        if len.is_null() {
+            return Err(libc::EINVAL);
+        }
+        let (ptr, n) = file::read_in_place(f)?;
+        // SAFETY: non-null and writable (caller's contract).
+        unsafe { *len = n };
+        Ok(ptr.cast())
+    })
+}
+
+/// Moves `f`'s position past `n` of the bytes the last [`fshm_read_in_place`] returned.
+/// 0, or -1 with `errno`.
+///
+/// # Safety
+/// As [`fshm_chmod`].
+#[no_mangle]
+pub unsafe extern "C" fn fshm_consume(f: *mut libc::FILE, n: usize) -> c_int {
+    guard(-1, || file::consume(f, n).map(|()| 0))
+}
+
+/// Reserves `n` bytes at the end of `f`'s stream to fill in place; returns their
+/// address, or NULL with `errno`. See `shmfile.h`.
+///
+/// # Safety
+/// As [`fshm_chmod`].
+#[no_mangle]
+pub unsafe extern "C" fn fshm_reserve(f: *mut libc::FILE, n: usize) -> *mut std::ffi::c_void {
+    guard(std::ptr::null_mut(), || Ok(file::reserve(f, n)?.cast()))
+}
+
+/// Commits the first `n` bytes of `f`'s open reservation (0: none) and closes it.
+/// 0, or -1 with `errno`.
+///
+/// # Safety
+/// As [`fshm_chmod`].
+#[no_mangle]
+pub unsafe extern "C" fn fshm_commit(f: *mut libc::FILE, n: usize) -> c_int {
+    guard(-1, || file::commit(f, n).map(|()| 0))
 }
 
 /// Stores the library version; any pointer may be null.

@@ -258,6 +258,7 @@ c_tests! {
     reads_in_place_agree_with_a_plain_file => "test_inplace.c",
     hierarchical_names => "test_names.c",
     callback_errors_report_what_was_committed => "test_callback_errors.c",
+    zero_copy_reads_and_writes => "test_zerocopy.c",
 }
 
 /// A stream name unique to this test process and `tag`.

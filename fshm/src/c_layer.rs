@@ -73,6 +73,22 @@ pub trait CLayer {
     /// `follow`, as a [`Follower`](crate::Follower) with its defaults. On `Ok(n)`,
     /// `buf[..n]` is initialised.
     fn read_uninit(&self, buf: &mut [MaybeUninit<u8>], follow: bool) -> Result<usize>;
+
+    /// `fshm_read_in_place`: the committed bytes at the position that the handle may
+    /// lend (`BufRead::fill_buf`'s rule, `zerocopy.rs`); with `wait`, waits first for
+    /// data or end-of-stream like a [`Follower`](crate::Follower). The bytes stay as
+    /// they are until the handle consumes them, moves its position otherwise, or closes.
+    fn lend_in_place(&self, wait: bool) -> Result<InPlace>;
+
+    /// `fshm_consume`: moves the position past `n` of the bytes last lent.
+    fn consume_in_place(&self, n: usize) -> Result<()>;
+
+    /// `fshm_reserve`: reserves `n` bytes at the end ([`Stream::reserve`]'s rule);
+    /// returns their address in the mapping.
+    fn reserve_in_place(&self, n: usize) -> Result<*mut u8>;
+
+    /// `fshm_commit`: commits the first `n` bytes of the open reservation and closes it.
+    fn commit_in_place(&self, n: usize) -> Result<()>;
 }
 
 impl CLayer for Stream {
@@ -95,7 +111,9 @@ impl CLayer for Stream {
         }
         let pos = off - DATA_OFFSET;
         c.pos = pos;
-        if s.writable {
+        // An immutable stream takes bytes in only through appends under the append
+        // token: bytes written through the fd never join it.
+        if s.writable && !s.is_immutable() {
             let len = s.checked_len()?;
             let end = pos.min(s.layout.max_size);
             // Commit only bytes that exist in the object: an lseek past the end wrote
@@ -149,6 +167,45 @@ impl CLayer for Stream {
             len: n as usize,
             pos,
         })
+    }
+
+    fn lend_in_place(&self, wait: bool) -> Result<InPlace> {
+        let s = &self.core;
+        loop {
+            let pos = {
+                let mut c = self.cursor.lock();
+                let (ptr, len) = s.lend(&mut c)?;
+                if len > 0 || !wait {
+                    return Ok(InPlace {
+                        ptr: ptr.as_ptr(),
+                        len,
+                        pos: c.pos,
+                    });
+                }
+                c.pos
+            };
+            if s.wait_until(pos, None, crate::DEFAULT_SPIN) == WaitStatus::Ended {
+                let mut c = self.cursor.lock();
+                let (ptr, len) = s.lend(&mut c)?;
+                return Ok(InPlace {
+                    ptr: ptr.as_ptr(),
+                    len,
+                    pos: c.pos,
+                });
+            }
+        }
+    }
+
+    fn consume_in_place(&self, n: usize) -> Result<()> {
+        self.core.consume_lent(&mut self.cursor.lock(), n as u64)
+    }
+
+    fn reserve_in_place(&self, n: usize) -> Result<*mut u8> {
+        Ok(self.core.reserve(&mut self.cursor.lock(), n)?.as_ptr())
+    }
+
+    fn commit_in_place(&self, n: usize) -> Result<()> {
+        self.core.commit_reserved(&mut self.cursor.lock(), n as u64)
     }
 
     fn position_in_window(&self, ptr: *const u8) -> Option<u64> {

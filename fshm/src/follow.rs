@@ -40,9 +40,9 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 /// ```
 #[derive(Debug)]
 pub struct Follower<'a> {
-    stream: &'a Stream,
-    spin: Duration,
-    timeout: Option<Duration>,
+    pub(crate) stream: &'a Stream,
+    pub(crate) spin: Duration,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Stream {

@@ -15,7 +15,7 @@
 //! | 12 | 4 | `data_offset` | owner, once | `4096` |
 //! | 16 | 8 | `max_size` | owner, once | maximum length in bytes (linear) or ring capacity's window |
 //! | 24 | 8 | `ring_capacity` | owner, once | `0` for a linear stream, else the ring capacity in bytes |
-//! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring |
+//! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring, bit 3 immutable (linear streams only: committed bytes are never rewritten, every write appends under the append token); a reader that meets a bit it does not know refuses the stream |
 //! | 36 | 4 | `reader_slots` | owner, once | number of reader slots (`32`) |
 //! | 40 | 8 | `lock_ino` | owner, once | inode number of the stream's lock object (`liveness.rs`), never 0 |
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
@@ -59,7 +59,10 @@ pub const FLAG_PERSISTENT: u32 = 1;
 pub const FLAG_RING: u32 = 2;
 /// Flag: lossless ring (writer waits for attached readers).
 pub const FLAG_LOSSLESS: u32 = 4;
-const KNOWN_FLAGS: u32 = FLAG_PERSISTENT | FLAG_RING | FLAG_LOSSLESS;
+/// Flag: immutable linear stream (committed bytes are never rewritten; see the crate
+/// docs, "Zero-copy").
+pub const FLAG_IMMUTABLE: u32 = 8;
+const KNOWN_FLAGS: u32 = FLAG_PERSISTENT | FLAG_RING | FLAG_LOSSLESS | FLAG_IMMUTABLE;
 
 /// `owner_state`: the owner is still setting the header up.
 pub const OWNER_CREATING: u32 = 0;
@@ -203,6 +206,9 @@ impl Header {
             return Err(Refusal::Corrupt("ring capacity"));
         }
         if flags & FLAG_LOSSLESS != 0 && !is_ring {
+            return Err(Refusal::Corrupt("flags"));
+        }
+        if flags & FLAG_IMMUTABLE != 0 && is_ring {
             return Err(Refusal::Corrupt("flags"));
         }
         if self.reader_slots.load(Ordering::Relaxed) != READER_SLOTS {

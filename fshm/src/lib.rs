@@ -98,6 +98,56 @@
 //! [`OpenOptions::append`] serialise with each other across processes; a handle without
 //! it writes lock-free and must then be the only writer.
 //!
+//! ## Zero-copy
+//!
+//! Where the protocol guarantees that committed bytes stay as they are, a reader may see
+//! them in place, as `&[u8]` in the shared mapping, and a writer may fill the space at
+//! the end in place and commit it in one step:
+//!
+//! - An **immutable** stream ([`OpenOptions::immutable`], recorded in the header)
+//!   never rewrites committed bytes: every write appends under the append token, a
+//!   write that does not start at the end (a seek back, a positioned write) and
+//!   truncation fail with `InvalidInput` (`EINVAL`). Every handle reads it in place.
+//! - A **lossless ring** gives the same guarantee to an attached reader for the bytes
+//!   it has not consumed: the writer waits for its slot, which moves on `consume`.
+//!
+//! In-place reads are [`std::io::BufRead`] on [`Stream`] and on a [`FollowerMut`]
+//! ([`Stream::follow_mut`], which waits for data): `fill_buf` returns the committed
+//! bytes at the position in the mapping, `consume` moves past them, so `lines()`,
+//! `read_until()` and parsers copy nothing. The borrow of the handle holds the bytes.
+//! (A shared [`Follower`] reads immutable streams in place too, but not rings: others
+//! could move its handle's position, and with it the slot that holds the writer back.) On any other stream `fill_buf`
+//! fails with `InvalidInput`: there another handle may rewrite the bytes while they
+//! are lent (wrap the handle in a [`std::io::BufReader`] there, which copies).
+//!
+//! In-place writes are [`Stream::reserve`]: a [`Reservation`] of `n` bytes at the end,
+//! a `&mut [u8]` into the mapping, then [`Reservation::commit`] of all or a prefix of
+//! it; dropping it commits nothing.
+//!
+//! ```
+//! # fn main() -> std::io::Result<()> {
+//! use std::io::BufRead;
+//! let name = format!("/doc-zerocopy-{}", std::process::id());
+//! let mut owner = fshm::OpenOptions::new().immutable(true).create(&name)?;
+//! let mut r = owner.reserve(6)?;
+//! r.copy_from_slice(b"a\nbc\nd");
+//! r.commit_all()?;
+//! let mut guest = fshm::Stream::open(&name)?;
+//! let mut line = Vec::new();
+//! guest.read_until(b'\n', &mut line)?;      // fill_buf and consume, in place
+//! assert_eq!(line, b"a\n");
+//! assert_eq!(guest.fill_buf()?, b"bc\nd");
+//! # Ok(()) }
+//! ```
+//!
+//! The guarantee is the protocol's, kept by every honest process, and the trust
+//! boundary of shared memory remains, as memmap2 documents for its shared maps: a
+//! process with write permission can still write the object directly (through its own
+//! mapping, or `write(2)` on the stream's descriptor, which the C API hands out) and
+//! change bytes while a `&[u8]` lends them; so can a second non-append writer of a ring
+//! that breaks the one-writer rule. Give processes you do not trust read-only mode bits:
+//! a read-only process can neither write the bytes nor take a reader slot.
+//!
 //! ## Errors
 //!
 //! Every error is a [`std::io::Error`] with a fitting [`std::io::ErrorKind`] and a message
@@ -162,6 +212,7 @@ mod sys;
 pub mod test_hooks;
 mod wait;
 mod window;
+mod zerocopy;
 
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
@@ -170,3 +221,4 @@ pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
 pub use stream::{Role, Stream, WaitStatus};
+pub use zerocopy::{FollowerMut, Reservation};

@@ -57,7 +57,7 @@ impl Core {
 
     /// Makes sure object bytes up to `DATA_OFFSET + end` exist, growing the object if
     /// needed (see [`crate::grow`]).
-    fn ensure_capacity(&self, c: &mut Cursor, end: u64) -> Result<()> {
+    pub(crate) fn ensure_capacity(&self, c: &mut Cursor, end: u64) -> Result<()> {
         let need = DATA_OFFSET + end;
         if need <= c.verified {
             return Ok(());
@@ -197,6 +197,7 @@ impl Core {
             .map_err(|e| os(n, e, "cannot take the append lock"))?;
         let r = (|| {
             let pos = self.checked_len()?;
+            self.check_immutable_end(c, pos)?;
             if pos + buf.len() as u64 > self.layout.max_size {
                 return Err(self.efbig());
             }

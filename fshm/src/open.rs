@@ -4,8 +4,8 @@
 
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
-    read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS,
-    FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -57,6 +57,7 @@ pub struct OpenOptions {
     pub(crate) append: bool,
     pub(crate) read_only: bool,
     pub(crate) ring: Option<(u64, RingPolicy)>,
+    pub(crate) immutable: bool,
 }
 
 impl Default for OpenOptions {
@@ -77,6 +78,7 @@ impl OpenOptions {
             append: false,
             read_only: false,
             ring: None,
+            immutable: false,
         }
     }
 
@@ -141,6 +143,45 @@ impl OpenOptions {
         self
     }
 
+    /// Create an **immutable** linear stream: its committed bytes are never rewritten,
+    /// so every handle may read them in place ([`BufRead`](std::io::BufRead) on
+    /// [`Stream`] and on its followers) and write in place at the end
+    /// ([`Stream::reserve`]). Recorded in the header; every handle of every process
+    /// keeps the rule:
+    ///
+    /// - every write appends, serialised with the other writers of every process (the
+    ///   append token, as for [`append`](Self::append)); a handle opened without
+    ///   `append` must stand at the end to write, so a write after a seek back, or after
+    ///   another process appended, fails with `InvalidInput` (`EINVAL`) and commits
+    ///   nothing; with `append` it lands at the end, wherever the position stands;
+    /// - positioned writes ([`Stream::write_at`]) and truncation ([`Stream::set_len`])
+    ///   fail with `InvalidInput` (`EINVAL`): they would rewrite or take back committed
+    ///   bytes.
+    ///
+    /// Rings cannot be immutable (`InvalidInput` on create): a ring reuses its pages;
+    /// an attached reader of a lossless ring reads in place instead.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{BufRead, Seek, SeekFrom, Write};
+    /// let name = format!("/doc-immutable-{}", std::process::id());
+    /// let mut owner = fshm::OpenOptions::new().immutable(true).create(&name)?;
+    /// owner.write_all(b"one\ntwo\n")?;
+    /// owner.seek(SeekFrom::Start(0))?;
+    /// assert!(owner.write_all(b"ONE").is_err()); // would rewrite committed bytes
+    ///
+    /// let mut guest = fshm::Stream::open(&name)?;
+    /// assert_eq!(guest.fill_buf()?, b"one\ntwo\n"); // in place, no copy
+    /// guest.consume(4);
+    /// let lines: Vec<String> = guest.lines().collect::<Result<_, _>>()?;
+    /// assert_eq!(lines, ["two"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn immutable(&mut self, immutable: bool) -> &mut Self {
+        self.immutable = immutable;
+        self
+    }
+
     /// Creates the stream `name` as its owner (`O_CREAT|O_EXCL`).
     ///
     /// # Errors
@@ -193,6 +234,15 @@ impl OpenOptions {
             return Err(bad("an owner cannot be read-only"));
         }
         let mut flags = if self.persist { FLAG_PERSISTENT } else { 0 };
+        if self.immutable {
+            if self.ring.is_some() {
+                return Err(bad(
+                    "a ring cannot be immutable (it reuses its pages); attached readers of a \
+                     lossless ring read in place",
+                ));
+            }
+            flags |= FLAG_IMMUTABLE;
+        }
         let (max_size, ring_capacity) = match self.ring {
             None => (self.max_size, 0),
             Some((cap, policy)) => {
@@ -288,10 +338,10 @@ impl OpenOptions {
     pub fn open(&self, name: &str) -> Result<Stream> {
         let name = Name::new(name)?;
         let n = name.as_str();
-        if self.ring.is_some() {
+        if self.ring.is_some() || self.immutable {
             return Err(crate::error::invalid(
                 n,
-                "ring options apply to create only",
+                "ring and immutable options apply to create only",
             ));
         }
         let (fd, writable) = open_existing(&name, self.read_only)?;

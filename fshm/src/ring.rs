@@ -7,7 +7,11 @@
 //! **Writing** a chunk `[len, end)`: (lossless only) wait until every attached live
 //! reader's slot position is at least `end - capacity`; raise `hwm` (the end of the
 //! write in progress) to `end`; copy; publish `len = end` and wake readers. A writer
-//! killed mid-write leaves `len` at the last whole write.
+//! killed mid-write leaves `len` at the last whole write. The steps before the copy are
+//! `Core::ring_claim`, the publication `Core::ring_publish`; an in-place write
+//! (`zerocopy.rs`) runs the same two with the caller's fill in place of the copy, and
+//! may publish less than it claimed (then `hwm` stands past `len`, as after a writer
+//! killed mid-write).
 //!
 //! A writer learns `len` without touching its cache line (which every follower polls)
 //! while the header's `ring_writer` holds its handle's token: the token says no other
@@ -180,6 +184,26 @@ impl Core {
 
     fn ring_write_chunk(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
         let cap = self.capacity();
+        let pos = self.ring_claim(c, buf.len() as u64)?;
+        // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
+        // object holds the whole ring (`ring_claim` verified it); the handle is writable.
+        unsafe { self.window()?.write(pos % cap, buf) };
+        if self.append {
+            if let Some(hook) = crate::test_hooks::append_pause() {
+                hook();
+            }
+        }
+        self.ring_publish(c, pos, pos + buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    /// The first half of a ring write of `n` bytes (at most the capacity): learns the
+    /// length, waits for room (lossless), raises `hwm` to the write's end and returns
+    /// the position the write lands at. From then on the bytes `[pos, pos + n)` are the
+    /// caller's to fill, until [`ring_publish`](Self::ring_publish) (or nothing, which
+    /// commits nothing).
+    pub(crate) fn ring_claim(&self, c: &mut Cursor, n: u64) -> Result<u64> {
+        let cap = self.capacity();
         let h = self.header();
         if c.token == 0 {
             c.token = new_writer_token();
@@ -195,7 +219,7 @@ impl Core {
         };
         // Checked: a hostile header's length can be near 2^64 (found by
         // fshm/tests/fuzz_header.rs: `pos + len` overflowed, a panic in debug builds).
-        let Some(end) = pos.checked_add(buf.len() as u64) else {
+        let Some(end) = pos.checked_add(n) else {
             return Err(crate::error::not_fshm(
                 self.name(),
                 "malformed header (length near 2^64)",
@@ -237,14 +261,14 @@ impl Core {
             // its start after this write's `hwm`, or this write sees its slot now.
             self.make_room(c, end - cap)?;
         }
-        // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
-        // object holds the whole ring; the handle is writable.
-        unsafe { window.write(pos % cap, buf) };
-        if self.append {
-            if let Some(hook) = crate::test_hooks::append_pause() {
-                hook();
-            }
-        }
+        Ok(pos)
+    }
+
+    /// The second half of a ring write: publishes `[pos, end)` (claimed by
+    /// [`ring_claim`](Self::ring_claim), `end` no further than it claimed) as committed
+    /// and wakes readers.
+    pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
+        let h = self.header();
         if h.len
             .compare_exchange(pos, end, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
@@ -257,7 +281,6 @@ impl Core {
             c.ring_len = None;
         }
         c.pos = end;
-        Ok(buf.len())
     }
 
     /// Lossless: waits until no attached live reader still needs a position below

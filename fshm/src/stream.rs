@@ -3,8 +3,8 @@
 use crate::error::{not_fshm, os, Result};
 
 use crate::header::{
-    Header, Layout, DATA_OFFSET, FLAG_PERSISTENT, OWNER_CLOSED, OWNER_STATE_AT, SEQ_AT,
-    SPACE_SEQ_AT,
+    Header, Layout, DATA_OFFSET, FLAG_IMMUTABLE, FLAG_PERSISTENT, OWNER_CLOSED, OWNER_STATE_AT,
+    SEQ_AT, SPACE_SEQ_AT,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -71,6 +71,13 @@ pub(crate) struct Cursor {
     /// Ring writer: this handle's token (unique among live handles), made on its first
     /// ring write; `0` before.
     pub(crate) token: u64,
+    /// In-place reads: the end of the bytes the last `fill_buf` lent (`zerocopy.rs`).
+    pub(crate) lent_end: Option<u64>,
+    /// In-place reads: a `consume` asked for more than was lent: (asked, lent), reported
+    /// by the next `fill_buf`.
+    pub(crate) overconsumed: Option<(u64, u64)>,
+    /// In-place writes: the reservation open on this handle (`zerocopy.rs`).
+    pub(crate) reserved: Option<crate::zerocopy::Reserved>,
 }
 
 impl Cursor {
@@ -190,6 +197,9 @@ impl Stream {
                 trust_from: u64::MAX,
                 ring_len: None,
                 token: 0,
+                lent_end: None,
+                overconsumed: None,
+                reserved: None,
             }),
         }
     }
@@ -263,6 +273,10 @@ impl Core {
 
     pub(crate) fn is_persistent(&self) -> bool {
         self.layout.flags & FLAG_PERSISTENT != 0
+    }
+
+    pub(crate) fn is_immutable(&self) -> bool {
+        self.layout.flags & FLAG_IMMUTABLE != 0
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -619,9 +633,18 @@ impl Stream {
 
     /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
     /// append mode.
+    ///
+    /// # Errors
+    /// `InvalidInput` (`EINVAL`) on a ring or an immutable stream (see
+    /// [`OpenOptions::immutable`](crate::OpenOptions::immutable)); as a write otherwise.
     pub fn write_at(&self, pos: u64, buf: &[u8]) -> Result<usize> {
         if self.core.is_ring() {
             return Err(self.core.append_only());
+        }
+        if self.core.is_immutable() {
+            return Err(self.core.immutable_error(format!(
+                "a positioned write (at {pos}) could rewrite committed bytes"
+            )));
         }
         let mut c = self.cursor.lock();
         self.core.write_locked(&mut c, pos, buf)
@@ -631,13 +654,20 @@ impl Stream {
     /// shrinks the object under other processes' mappings.
     ///
     /// # Errors
-    /// `EBADF` on a read-only handle, `EFBIG` past the maximum size.
+    /// `EBADF` on a read-only handle, `EFBIG` past the maximum size, `InvalidInput`
+    /// (`EINVAL`) on a ring or an immutable stream (which never takes back committed
+    /// bytes, and never grows but by appends).
     pub fn set_len(&self, new_len: u64) -> Result<()> {
         if !self.core.writable {
             return Err(self.core.ebadf());
         }
         if self.core.is_ring() {
             return Err(self.core.append_only());
+        }
+        if self.core.is_immutable() {
+            return Err(self.core.immutable_error(format!(
+                "set_len({new_len}) would truncate or extend it other than by an append"
+            )));
         }
         if new_len > self.core.layout.max_size {
             return Err(self.core.efbig());
@@ -671,6 +701,12 @@ impl Stream {
     /// Whether the owner leaves the name in place when it closes.
     pub fn is_persistent(&self) -> bool {
         self.core.is_persistent()
+    }
+
+    /// Whether the stream is immutable: its committed bytes are never rewritten (see
+    /// [`OpenOptions::immutable`](crate::OpenOptions::immutable)).
+    pub fn is_immutable(&self) -> bool {
+        self.core.is_immutable()
     }
 
     /// Committed length in bytes (bounded by [`max_size`](Self::max_size)). For a ring
@@ -736,10 +772,14 @@ impl Core {
 
     /// `Write::write` with the cursor in hand (locked, or owned through `&mut Stream`).
     fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
+        if c.reserved.is_some() {
+            return Err(self.reservation_open());
+        }
         if self.is_ring() {
             return self.ring_write(c, buf);
         }
-        if self.append {
+        // An immutable stream's writes are appends (`OpenOptions::immutable`).
+        if self.append || self.is_immutable() {
             return self.append_locked(c, buf);
         }
         let pos = c.pos;
@@ -852,6 +892,7 @@ impl AsRawFd for Stream {
 impl Drop for Stream {
     /// Closes the handle: detaches it from its reader slot; then the core closes.
     fn drop(&mut self) {
+        self.core.cancel_reserved(self.cursor.get_mut());
         self.core.detach_locked(self.cursor.get_mut());
     }
 }
