@@ -205,6 +205,7 @@ mod linear;
 mod liveness;
 mod name;
 mod open;
+mod reactor;
 mod ring;
 mod stream;
 mod sys;
@@ -220,5 +221,29 @@ pub use info::{force_destroy, inspect, list, list_with_prefix, reclaim, StreamIn
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
+pub use reactor::future::{AsyncWaiter, WaitFuture};
+#[cfg(feature = "tokio")]
+pub use reactor::tokio::AsyncStream;
 pub use stream::{Role, Stream, WaitStatus};
 pub use zerocopy::{FollowerMut, Reservation};
+
+/// Async-wait internals for tests and benchmarks (hidden): registrations pending in
+/// this process's reactor, its threads (alive now, most at once, started), and whether
+/// it sleeps in `futex_waitv`.
+#[doc(hidden)]
+pub mod reactor_stats {
+    /// Registrations pending in this process.
+    pub fn registrations() -> usize {
+        crate::reactor::registrations()
+    }
+
+    /// Reactor threads: (alive now, most alive at once, started in all).
+    pub fn threads() -> (usize, usize, usize) {
+        crate::reactor::thread_counts()
+    }
+
+    /// Whether the reactor sleeps in `futex_waitv` (`false`: it polls its words).
+    pub fn uses_futex_waitv() -> bool {
+        crate::reactor::uses_futex_waitv()
+    }
+}

@@ -325,6 +325,18 @@ impl Core {
         Ok(())
     }
 
+    /// Lossless ring writer (async): whether no attached live reader still needs a
+    /// position below `need` (the condition `make_room` waits for). With `slow_ok`, a
+    /// lagging reader's liveness is probed (dead readers' slots are released).
+    pub(crate) fn has_room(&self, own: Option<u32>, need: u64, slow_ok: bool) -> Result<bool> {
+        let lock = if slow_ok {
+            Some(self.lock_object()?)
+        } else {
+            None
+        };
+        Ok(self.scan_slots(self.header(), need, lock, own).is_ok())
+    }
+
     /// Scans the reader slots: `Ok(room)`, the lowest position an attached reader still
     /// needs (at least `need`), or `Err(k)`, a reader that still needs a position below
     /// `need`. Given the lock object to probe (a system call per lagging slot), a

@@ -423,7 +423,7 @@ impl Core {
     /// A writable handle waiting for data on a linear stream counts in the header's
     /// `followers` until it closes (the writer's path choice, see `grow`). A read-only
     /// handle cannot write the header and stays uncounted.
-    fn count_as_follower(&self, h: &Header) {
+    pub(crate) fn count_as_follower(&self, h: &Header) {
         if self.writable
             && !self.is_ring()
             && self.mapped_window().is_some()
@@ -442,43 +442,56 @@ impl Core {
     ) -> WaitStatus {
         let h = self.header();
         self.count_as_follower(h);
-        // Liveness is tested only after a sleep that nobody cut short (`slow_ok`): a
-        // live owner's commits wake its followers, a dead one wakes nobody. At most
-        // once per tick: a read-only handle's naps are shorter.
         let mut last_liveness: Option<Instant> = None;
         // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
         let r = wait::wait_on(&h.seq, self.writable, deadline, spin, |slow_ok| {
-            if h.len.load(Ordering::SeqCst) > pos {
-                return Some(WaitStatus::Data);
-            }
-            // Re-check the length after learning the owner is gone: its last commit
-            // happened before it closed or died.
-            let ended = || {
-                if h.len.load(Ordering::SeqCst) > pos {
-                    WaitStatus::Data
-                } else {
-                    WaitStatus::Ended
-                }
-            };
-            if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
-                return Some(ended());
-            }
-            if !slow_ok {
-                return None;
-            }
-            if last_liveness.is_none_or(|t| t.elapsed() >= wait::LIVENESS_TICK) {
-                last_liveness = Some(Instant::now());
-                if self.owner_state() == OwnerState::Dead {
-                    return Some(ended());
-                }
-            }
-            None
+            self.data_check(pos, slow_ok, &mut last_liveness)
         });
         match r {
             Waited::Ready(s) => s,
             Waited::TimedOut => WaitStatus::TimedOut,
         }
+    }
+
+    /// The condition of a wait for data past `pos` (blocking or async): `Data`, `Ended`
+    /// once the owner closed or died, or `None` to wait on.
+    ///
+    /// Liveness is tested only when `slow_ok` (after a sleep that nobody cut short): a
+    /// live owner's commits wake its followers, a dead one wakes nobody. At most once
+    /// per tick (`last_liveness`): a read-only handle's naps are shorter.
+    pub(crate) fn data_check(
+        &self,
+        pos: u64,
+        slow_ok: bool,
+        last_liveness: &mut Option<Instant>,
+    ) -> Option<WaitStatus> {
+        let h = self.header();
+        if h.len.load(Ordering::SeqCst) > pos {
+            return Some(WaitStatus::Data);
+        }
+        // Re-check the length after learning the owner is gone: its last commit
+        // happened before it closed or died.
+        let ended = || {
+            if h.len.load(Ordering::SeqCst) > pos {
+                WaitStatus::Data
+            } else {
+                WaitStatus::Ended
+            }
+        };
+        if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
+            return Some(ended());
+        }
+        if !slow_ok {
+            return None;
+        }
+        if last_liveness.is_none_or(|t| t.elapsed() >= wait::LIVENESS_TICK) {
+            *last_liveness = Some(Instant::now());
+            if self.owner_state() == OwnerState::Dead {
+                return Some(ended());
+            }
+        }
+        None
     }
 
     /// An owner that never mapped its window marks the stream closed through the fd,
@@ -771,7 +784,7 @@ impl Core {
     }
 
     /// `Write::write` with the cursor in hand (locked, or owned through `&mut Stream`).
-    fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
         if c.reserved.is_some() {
             return Err(self.reservation_open());
         }
@@ -902,6 +915,13 @@ impl Drop for Core {
     /// and, unless the stream is persistent, removes the name — only if the name still
     /// refers to its own object.
     fn drop(&mut self) {
+        if let Some(w) = self.window.get() {
+            // Registrations of leaked async waits on this header's words go first.
+            crate::reactor::forget_words(
+                w.header() as *const Header as usize,
+                std::mem::size_of::<Header>(),
+            );
+        }
         if *self.counted_follower.get_mut() {
             if let Some(w) = self.window.get() {
                 // Saturating: a hostile header may hold 0 here.

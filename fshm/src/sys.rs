@@ -434,6 +434,125 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     };
 }
 
+/// One entry of a `futex_waitv(2)` call (the kernel's `struct futex_waitv`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `futex_waitv(2)`'s number on every Linux architecture fshm supports (the generic
+/// table and x86_64's agree).
+const SYS_FUTEX_WAITV: libc::c_long = 449;
+/// A 32-bit futex word (`FUTEX2_SIZE_U32`).
+const FUTEX2_SIZE_U32: u32 = 0x02;
+/// A futex private to this process (`FUTEX2_PRIVATE`, the value of `FUTEX_PRIVATE_FLAG`).
+const FUTEX2_PRIVATE: u32 = 128;
+
+impl FutexWaitv {
+    /// An entry for `word` holding `expected`; shared across processes unless `private`.
+    ///
+    /// The entry keeps the word's address only as a number: the kernel reads it during
+    /// the call and reports `EFAULT` if it is no longer mapped.
+    pub(crate) fn new(word: &AtomicU32, expected: u32, private: bool) -> FutexWaitv {
+        FutexWaitv {
+            val: u64::from(expected),
+            uaddr: word.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32 | if private { FUTEX2_PRIVATE } else { 0 },
+            reserved: 0,
+        }
+    }
+}
+
+/// `futex_waitv(2)` (Linux 5.16+): sleeps until one of `entries` is woken, one of them
+/// no longer holds its expected value (`EAGAIN` at once), `timeout` passes
+/// (`ETIMEDOUT`), or a signal arrives (`EINTR`). `Ok(index)` of a woken entry.
+pub(crate) fn futex_waitv(
+    entries: &[FutexWaitv],
+    timeout: Option<Duration>,
+) -> Result<usize, Errno> {
+    // The timeout is absolute on CLOCK_MONOTONIC.
+    let ts = timeout.map(|d| {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        let nanos = now.tv_nsec as u64 + u64::from(d.subsec_nanos());
+        libc::timespec {
+            tv_sec: now
+                .tv_sec
+                .saturating_add(d.as_secs().min(i32::MAX as u64) as libc::time_t)
+                .saturating_add((nanos / 1_000_000_000) as libc::time_t),
+            tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+        }
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `entries` is a valid array of `entries.len()` kernel `futex_waitv`
+    // structs for the duration of the call; the kernel only reads it, and reads the
+    // words it names as user memory (a word no longer mapped is `EFAULT`, not a
+    // fault in this process). `tsp` is null or points to a valid timespec.
+    let r = unsafe {
+        libc::syscall(
+            SYS_FUTEX_WAITV,
+            entries.as_ptr(),
+            entries.len() as libc::c_uint,
+            0 as libc::c_uint,
+            tsp,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `FUTEX_WAIT_PRIVATE` on a word of this process while it holds `expected`, for at
+/// most `timeout`.
+pub(crate) fn futex_wait_private(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a live, aligned 32-bit atomic of this process; the kernel only
+    // reads it. `ts` is a valid timespec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+}
+
+/// `FUTEX_WAKE_PRIVATE` of every waiter on a word of this process.
+pub(crate) fn futex_wake_private(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic; waking has no memory effects.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+}
+
 /// `lseek(fd, off, whence)`: the new offset.
 pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Errno> {
     // SAFETY: plain system call on a descriptor the caller borrows.

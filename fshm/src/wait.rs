@@ -23,6 +23,7 @@
 
 use crate::sys;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Longest single sleep: how soon a waiter notices an owner that died.
@@ -72,6 +73,91 @@ pub(crate) enum Waited<T> {
 /// Shortest and longest sleep of a waiter that cannot announce itself ([`wait_on`]).
 const UNFLAGGED_NAP: (Duration, Duration) = (Duration::from_micros(100), Duration::from_millis(10));
 
+/// One waiter's progress through the announce/re-check rule (module docs), shared by
+/// the blocking waiter ([`wait_on`]) and the async one ([`AsyncWait`]): they differ only
+/// in how they sleep between two [`Announce::step`]s.
+pub(crate) struct Announce {
+    can_flag: bool,
+    unflagged_nap: Duration,
+    woken: bool,
+    timed_out: bool,
+    last_slow: Instant,
+}
+
+/// What one [`Announce::step`] decided.
+pub(crate) enum Step<T> {
+    /// The condition gave a value.
+    Ready(T),
+    /// Sleep while `word` holds `seen`, for at most `nap` (then call
+    /// [`Announce::slept`]).
+    Sleep { seen: u32, nap: Duration },
+}
+
+impl Announce {
+    /// A waiter about to sleep for the first time; `can_flag` as in [`wait_on`].
+    pub(crate) fn new(can_flag: bool) -> Announce {
+        Announce {
+            can_flag,
+            unflagged_nap: UNFLAGGED_NAP.0,
+            woken: false,
+            timed_out: false,
+            last_slow: Instant::now(),
+        }
+    }
+
+    /// Announces the sleep (sets bit 0 when allowed), re-checks the condition, and
+    /// either answers or says what to sleep on and for how long.
+    pub(crate) fn step<T>(
+        &mut self,
+        word: &AtomicU32,
+        check: &mut impl FnMut(bool) -> Option<T>,
+    ) -> Step<T> {
+        loop {
+            // Back from a sleep: look before announcing the next one. (The waker cleared
+            // the flag; setting it again when the data is already there would cost the
+            // next writer a needless wake-up.)
+            if self.woken && !self.timed_out {
+                if let Some(v) = check(false) {
+                    return Step::Ready(v);
+                }
+            }
+            let mut seen = word.load(Ordering::SeqCst);
+            if self.can_flag && seen & SLEEPERS == 0 {
+                match word.compare_exchange(
+                    seen,
+                    seen | SLEEPERS,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => seen |= SLEEPERS,
+                    Err(_) => continue, // the word moved: look again
+                }
+            }
+            let slow = self.timed_out || self.last_slow.elapsed() >= LIVENESS_TICK;
+            if slow {
+                self.last_slow = Instant::now();
+            }
+            if let Some(v) = check(slow) {
+                return Step::Ready(v);
+            }
+            let nap = if self.can_flag {
+                LIVENESS_TICK
+            } else {
+                let nap = self.unflagged_nap;
+                self.unflagged_nap = (nap * 2).min(UNFLAGGED_NAP.1);
+                nap
+            };
+            return Step::Sleep { seen, nap };
+        }
+    }
+
+    /// Back from a sleep; `timed_out` if it ran its full nap without a wake-up.
+    pub(crate) fn slept(&mut self, timed_out: bool) {
+        self.woken = true;
+        self.timed_out = timed_out;
+    }
+}
+
 /// Waits on `word` until `check` returns `Some`, or `deadline` passes.
 ///
 /// `check(slow_ok)` runs while spinning, after announcing a sleep and after every
@@ -107,38 +193,11 @@ pub(crate) fn wait_on<T>(
             }
         }
     }
-    let mut unflagged_nap = UNFLAGGED_NAP.0;
-    let (mut woken, mut timed_out) = (false, false);
-    let mut last_slow = Instant::now();
+    let mut announce = Announce::new(can_flag);
     loop {
-        // Back from a sleep: look before announcing the next one. (The waker cleared
-        // the flag; setting it again when the data is already there would cost the
-        // next writer a needless wake-up.)
-        if woken && !timed_out {
-            if let Some(v) = check(false) {
-                return Waited::Ready(v);
-            }
-        }
-        let mut seen = word.load(Ordering::SeqCst);
-        if can_flag && seen & SLEEPERS == 0 {
-            match word.compare_exchange(seen, seen | SLEEPERS, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => seen |= SLEEPERS,
-                Err(_) => continue, // the word moved: look again
-            }
-        }
-        let slow = timed_out || last_slow.elapsed() >= LIVENESS_TICK;
-        if slow {
-            last_slow = Instant::now();
-        }
-        if let Some(v) = check(slow) {
-            return Waited::Ready(v);
-        }
-        let longest = if can_flag {
-            LIVENESS_TICK
-        } else {
-            let nap = unflagged_nap;
-            unflagged_nap = (nap * 2).min(UNFLAGGED_NAP.1);
-            nap
+        let (seen, longest) = match announce.step(word, &mut check) {
+            Step::Ready(v) => return Waited::Ready(v),
+            Step::Sleep { seen, nap } => (seen, nap),
         };
         let nap = match deadline {
             None => longest,
@@ -150,7 +209,67 @@ pub(crate) fn wait_on<T>(
                 left.min(longest)
             }
         };
-        timed_out = sys::futex_wait(word, seen, Some(nap));
-        woken = true;
+        announce.slept(sys::futex_wait(word, seen, Some(nap)));
+    }
+}
+
+/// The async form of [`wait_on`]: the same announce/re-check rule, but instead of
+/// sleeping in `FUTEX_WAIT` the waiter registers `(word, seen, nap)` with the process's
+/// reactor (`reactor.rs`), whose threads sleep on many words at once and wake the
+/// task's `Waker` when the word moves or the nap ends. No deadline: a caller that wants
+/// one races the future against its runtime's timer.
+///
+/// Dropping it (or [`AsyncWait::reset`]) removes its registration.
+#[derive(Default)]
+pub(crate) struct AsyncWait {
+    announce: Option<Announce>,
+    reg: Option<crate::reactor::Registration>,
+    word: usize,
+}
+
+impl AsyncWait {
+    /// Polls the wait on `word` for `check` (as in [`wait_on`]). `Pending` leaves a
+    /// registration that wakes `cx`'s waker.
+    pub(crate) fn poll<T>(
+        &mut self,
+        word: &AtomicU32,
+        can_flag: bool,
+        cx: &mut Context<'_>,
+        mut check: impl FnMut(bool) -> Option<T>,
+    ) -> Poll<T> {
+        let addr = word as *const AtomicU32 as usize;
+        if self.word != addr {
+            // Another word than last time (the waiter moved to another stream).
+            self.reset();
+            self.word = addr;
+        }
+        if let Some(reg) = &self.reg {
+            match reg.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(timed_out) => {
+                    self.reg = None;
+                    if let Some(a) = &mut self.announce {
+                        a.slept(timed_out);
+                    }
+                }
+            }
+        }
+        let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag));
+        match announce.step(word, &mut check) {
+            Step::Ready(v) => {
+                self.announce = None;
+                Poll::Ready(v)
+            }
+            Step::Sleep { seen, nap } => {
+                self.reg = Some(crate::reactor::register(word, seen, nap, cx.waker()));
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Forgets the wait in progress, removing its registration.
+    pub(crate) fn reset(&mut self) {
+        self.reg = None;
+        self.announce = None;
     }
 }

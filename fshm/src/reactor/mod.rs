@@ -1,0 +1,429 @@
+//! The reactor: one process-wide mechanism that sleeps for every async waiter.
+//!
+//! A waiter that would block (`wait.rs`, [`AsyncWait`](crate::wait::AsyncWait)) has
+//! already announced its sleep on the futex word and re-checked its condition, exactly
+//! like a blocking waiter; instead of `FUTEX_WAIT` it registers `(word, value seen,
+//! longest nap, waker)` here and returns `Pending`. So writers still make no system call
+//! while nobody waits, and wake an async waiter exactly as they wake a blocking one.
+//!
+//! **Threads.** Registrations live in shards of at most [`PER_THREAD`] (127); each shard
+//! has one thread that sleeps in one `futex_waitv(2)` call on all its words (shared
+//! futexes) plus a private control word of its own, which a new registration moves to
+//! make the thread take it into its next call. A thread is started when every shard is
+//! full, so 1,000 waiters use 8 threads, one waiter one thread. A thread whose shard has
+//! been empty for [`LINGER`] ends (a wait that follows soon after another reuses it).
+//!
+//! **Firing.** After every return from `futex_waitv` — a wake-up, a word that had
+//! already moved (`EAGAIN`), the timeout, a signal — the thread loads every word of its
+//! shard: each registration whose word no longer holds the value seen, or whose nap has
+//! run out, is removed and its waker woken (after the shard's lock is released). Loads
+//! are what count: anyone who maps a word can wake its sleepers without changing it,
+//! which here only costs a rescan.
+//!
+//! **Naps and liveness.** The thread sleeps until the earliest registration's nap ends,
+//! plus a slack of a quarter of that nap, so that naps ending close together end in one
+//! wake-up (1,000 followers of quiet streams fall into step and cost one wake-up per
+//! thread per tick). A flagged waiter's nap is the liveness tick: its future is woken
+//! at least that often, re-checks liveness (a dead owner wakes nobody), and registers
+//! again. A read-only handle, which cannot set the flag, naps 100 µs growing to 10 ms,
+//! exactly as a blocking one.
+//!
+//! **Memory.** A registration holds its word's address. The thread loads a word only
+//! under its shard's lock, and a registration leaves the shard before its word's mapping
+//! can go: the future's drop removes it, and a handle's close ([`forget_words`]) removes
+//! whatever a leaked future left. Between building its list and entering the kernel the
+//! thread holds no lock; a word unmapped in that gap is read by the kernel alone, which
+//! reports `EFAULT` (the thread then rebuilds its list).
+//!
+//! **Without `futex_waitv`** (kernels before 5.16, or a seccomp filter that refuses it:
+//! `ENOSYS`), the threads poll their words instead: each sleeps on its control word for
+//! naps growing from 100 µs to 10 ms, reset whenever something fired. Correct, but a
+//! wake-up may then take up to 10 ms and an idle thread wakes 100 times a second.
+//!
+//! **Fork.** The reactor belongs to the process that started it; a forked child that
+//! waits asynchronously starts its own (the parent's threads do not exist there).
+
+use crate::sys::{self, FutexWaitv};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+pub(crate) mod future;
+#[cfg(feature = "tokio")]
+pub(crate) mod tokio;
+
+/// Registrations per thread: a `futex_waitv` call takes 128 words, one is the thread's
+/// control word.
+pub(crate) const PER_THREAD: usize = 127;
+
+/// How long a thread with nothing to wait for stays before it ends.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// A thread's shortest and longest poll without `futex_waitv`.
+const POLL_NAP: (Duration, Duration) = (Duration::from_micros(100), Duration::from_millis(10));
+
+/// Bit 0 of a control word: the thread is about to sleep, or sleeps.
+const SLEEPING: u32 = 1;
+
+/// How a registration ended.
+const PENDING: u8 = 0;
+const WOKEN: u8 = 1;
+const TIMED_OUT: u8 = 2;
+
+/// What a registration and its future share: how it ended, and whom to wake.
+struct Slot {
+    state: AtomicU8,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Slot {
+    fn fire(&self, how: u8) {
+        self.state.store(how, Ordering::SeqCst);
+        let waker = self.waker.lock().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// One registered sleep.
+struct Reg {
+    id: u64,
+    /// The word's address (see "Memory" in the module docs).
+    word: usize,
+    expected: u32,
+    /// When the nap ends, and the latest the thread may notice it.
+    deadline: Instant,
+    latest: Instant,
+    slot: Arc<Slot>,
+}
+
+impl Reg {
+    /// The word's value now.
+    fn load(&self) -> u32 {
+        // SAFETY: the word is a live, aligned `AtomicU32`: a registration leaves its
+        // shard (under the shard's lock, which the caller holds) before the mapping that
+        // holds its word can be unmapped — the future's drop removes it, and the
+        // handle's close removes what a leaked future left (`forget_words`).
+        unsafe { &*(self.word as *const AtomicU32) }.load(Ordering::SeqCst)
+    }
+}
+
+/// The registrations one thread sleeps on.
+struct Shard {
+    /// Moved on (by 2) by every new registration; bit 0: the thread sleeps.
+    ctl: AtomicU32,
+    regs: Mutex<Vec<Reg>>,
+}
+
+impl Shard {
+    /// Makes the thread look at its registrations again, waking it if it sleeps.
+    fn poke(&self) {
+        if self.ctl.fetch_add(2, Ordering::SeqCst) & SLEEPING != 0 {
+            sys::futex_wake_private(&self.ctl);
+        }
+    }
+}
+
+/// The process's reactor.
+struct Reactor {
+    /// The process it belongs to.
+    pid: u32,
+    /// Whether the kernel has `futex_waitv`.
+    waitv: bool,
+    shards: Mutex<Vec<Arc<Shard>>>,
+    next_id: AtomicU64,
+    /// Most threads alive at once, and threads started, since the process began.
+    peak_threads: AtomicUsize,
+    started_threads: AtomicUsize,
+}
+
+static REACTOR: AtomicPtr<Reactor> = AtomicPtr::new(std::ptr::null_mut());
+
+/// This process's reactor, if it has started one.
+fn current() -> Option<&'static Reactor> {
+    let p = REACTOR.load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null pointer was published by `reactor()` from a leaked box and is
+    // never freed.
+    let r = unsafe { &*p };
+    (r.pid == std::process::id()).then_some(r)
+}
+
+/// This process's reactor, started now if needed.
+fn reactor() -> &'static Reactor {
+    loop {
+        let p = REACTOR.load(Ordering::Acquire);
+        if let Some(r) = current() {
+            return r;
+        }
+        // None yet, or the parent's in a forked child: leave that one as it is (its
+        // locks may have been held by threads that do not exist here).
+        let fresh = Box::into_raw(Box::new(Reactor {
+            pid: std::process::id(),
+            waitv: has_futex_waitv(),
+            shards: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            peak_threads: AtomicUsize::new(0),
+            started_threads: AtomicUsize::new(0),
+        }));
+        if REACTOR
+            .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: `fresh` came from `Box::into_raw` above and was never published.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
+    }
+}
+
+/// Whether `futex_waitv` works here: a call on a word that does not hold the value
+/// given returns `EAGAIN` at once; a kernel without it says `ENOSYS`.
+fn has_futex_waitv() -> bool {
+    let word = AtomicU32::new(1);
+    let entry = [FutexWaitv::new(&word, 0, true)];
+    !matches!(
+        sys::futex_waitv(&entry, Some(Duration::ZERO)),
+        Err(libc::ENOSYS | libc::EINVAL | libc::EPERM)
+    )
+}
+
+/// A registered sleep, as its future holds it. Dropping it removes the registration.
+pub(crate) struct Registration {
+    shard: Arc<Shard>,
+    id: u64,
+    slot: Arc<Slot>,
+}
+
+/// Registers a sleep on `word` while it holds `expected`, for at most `nap`: `waker` is
+/// woken when the word moves or the nap ends.
+pub(crate) fn register(
+    word: &AtomicU32,
+    expected: u32,
+    nap: Duration,
+    waker: &Waker,
+) -> Registration {
+    let r = reactor();
+    let slot = Arc::new(Slot {
+        state: AtomicU8::new(PENDING),
+        waker: Mutex::new(Some(waker.clone())),
+    });
+    let now = Instant::now();
+    let id = r.next_id.fetch_add(1, Ordering::Relaxed);
+    let mut reg = Some(Reg {
+        id,
+        word: word as *const AtomicU32 as usize,
+        expected,
+        deadline: now + nap,
+        latest: now + nap + nap / 4,
+        slot: slot.clone(),
+    });
+    let shard = {
+        let mut shards = r.shards.lock();
+        let mut chosen = None;
+        for s in shards.iter() {
+            let mut regs = s.regs.lock();
+            if regs.len() < PER_THREAD {
+                regs.extend(reg.take());
+                chosen = Some(s.clone());
+                break;
+            }
+        }
+        match chosen {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(Shard {
+                    ctl: AtomicU32::new(0),
+                    regs: Mutex::new(reg.take().into_iter().collect()),
+                });
+                let for_thread = s.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("fshm-reactor".into())
+                    .spawn(move || run(r, for_thread));
+                if spawned.is_ok() {
+                    shards.push(s.clone());
+                    r.started_threads.fetch_add(1, Ordering::Relaxed);
+                    r.peak_threads.fetch_max(shards.len(), Ordering::Relaxed);
+                } else {
+                    // No thread to sleep for it: end the nap at once, so the waiter looks
+                    // again (and registers again) rather than hang.
+                    s.regs.lock().clear();
+                    slot.fire(TIMED_OUT);
+                }
+                s
+            }
+        }
+    };
+    shard.poke();
+    Registration { shard, id, slot }
+}
+
+impl Registration {
+    /// `Ready(timed_out)` once the registration fired (the word moved, or the nap
+    /// ended: `timed_out`); otherwise remembers `cx`'s waker.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let fired = |s: u8| (s != PENDING).then_some(s == TIMED_OUT);
+        if let Some(t) = fired(self.slot.state.load(Ordering::SeqCst)) {
+            return Poll::Ready(t);
+        }
+        {
+            let mut w = self.slot.waker.lock();
+            match &*w {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
+            }
+        }
+        // Fired while the waker was replaced: the thread may have taken the old one.
+        match fired(self.slot.state.load(Ordering::SeqCst)) {
+            Some(t) => Poll::Ready(t),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if self.slot.state.load(Ordering::SeqCst) == PENDING {
+            self.shard.regs.lock().retain(|r| r.id != self.id);
+        }
+    }
+}
+
+/// A handle closes: removes every registration on a word in `[start, start + len)` (its
+/// header), which only a leaked future can have left, before the mapping goes.
+pub(crate) fn forget_words(start: usize, len: usize) {
+    let Some(r) = current() else { return };
+    let mut gone = Vec::new();
+    for s in r.shards.lock().iter() {
+        s.regs.lock().retain(|reg| {
+            let inside = reg.word >= start && reg.word < start + len;
+            if inside {
+                gone.push(reg.slot.clone());
+            }
+            !inside
+        });
+    }
+    for slot in gone {
+        slot.fire(TIMED_OUT);
+    }
+}
+
+/// The thread of one shard.
+fn run(r: &'static Reactor, shard: Arc<Shard>) {
+    let mut fired: Vec<(Arc<Slot>, u8)> = Vec::new();
+    let mut entries: Vec<FutexWaitv> = Vec::with_capacity(PER_THREAD + 1);
+    let mut empty_since: Option<Instant> = None;
+    let mut poll_nap = POLL_NAP.0;
+    let mut waitv = r.waitv;
+    loop {
+        let (expected_ctl, until) = {
+            let mut regs = shard.regs.lock();
+            let now = Instant::now();
+            regs.retain(|reg| {
+                let how = if reg.load() != reg.expected {
+                    WOKEN
+                } else if reg.deadline <= now {
+                    TIMED_OUT
+                } else {
+                    return true;
+                };
+                fired.push((reg.slot.clone(), how));
+                false
+            });
+            if !fired.is_empty() {
+                (0, None)
+            } else {
+                let until = if regs.is_empty() {
+                    let since = *empty_since.get_or_insert(now);
+                    if now >= since + LINGER {
+                        drop(regs);
+                        if retire(r, &shard) {
+                            return;
+                        }
+                        empty_since = None;
+                        continue;
+                    }
+                    since + LINGER
+                } else {
+                    empty_since = None;
+                    regs.iter().map(|reg| reg.latest).min().unwrap_or(now)
+                };
+                // Announce the sleep under the lock: a registration added after this
+                // moves the control word, so the sleep below returns at once.
+                let ctl = shard.ctl.fetch_or(SLEEPING, Ordering::SeqCst) | SLEEPING;
+                entries.clear();
+                entries.push(FutexWaitv::new(&shard.ctl, ctl, true));
+                entries.extend(regs.iter().map(reg_entry));
+                (ctl, Some(until))
+            }
+        };
+        if !fired.is_empty() {
+            for (slot, how) in fired.drain(..) {
+                slot.fire(how);
+            }
+            poll_nap = POLL_NAP.0;
+            continue;
+        }
+        let timeout = until.map_or(Duration::ZERO, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        if waitv {
+            if let Err(libc::ENOSYS | libc::EINVAL | libc::EPERM) =
+                sys::futex_waitv(&entries, Some(timeout))
+            {
+                waitv = false;
+            }
+        } else {
+            sys::futex_wait_private(&shard.ctl, expected_ctl, timeout.min(poll_nap));
+            poll_nap = (poll_nap * 2).min(POLL_NAP.1);
+        }
+        shard.ctl.fetch_and(!SLEEPING, Ordering::SeqCst);
+    }
+}
+
+/// The `futex_waitv` entry of a registration: a shared futex.
+fn reg_entry(reg: &Reg) -> FutexWaitv {
+    // SAFETY: as in `Reg::load`: the caller holds the shard's lock.
+    let word = unsafe { &*(reg.word as *const AtomicU32) };
+    FutexWaitv::new(word, reg.expected, false)
+}
+
+/// Ends a shard whose thread found it empty for [`LINGER`]: removes it from the
+/// reactor, unless a registration arrived meanwhile (then `false`).
+fn retire(r: &Reactor, shard: &Arc<Shard>) -> bool {
+    let mut shards = r.shards.lock();
+    let regs = shard.regs.lock();
+    if !regs.is_empty() {
+        return false;
+    }
+    shards.retain(|s| !Arc::ptr_eq(s, shard));
+    true
+}
+
+/// Registrations pending in this process (a test hook).
+pub(crate) fn registrations() -> usize {
+    current().map_or(0, |r| {
+        r.shards.lock().iter().map(|s| s.regs.lock().len()).sum()
+    })
+}
+
+/// Reactor threads alive now, the most alive at once, and how many were started, in
+/// this process.
+pub(crate) fn thread_counts() -> (usize, usize, usize) {
+    current().map_or((0, 0, 0), |r| {
+        (
+            r.shards.lock().len(),
+            r.peak_threads.load(Ordering::Relaxed),
+            r.started_threads.load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// Whether this process's reactor sleeps in `futex_waitv` (`false`: it polls).
+pub(crate) fn uses_futex_waitv() -> bool {
+    reactor().waitv
+}
