@@ -1,0 +1,447 @@
+//! Async waits across processes: the reactor (`futex_waitv` threads), `Stream::wait_async`,
+//! `AsyncWaiter`, and — with the `tokio` feature — `AsyncStream`.
+//!
+//! Tests that count the reactor's registrations or threads run their async part in a
+//! forked child of their own: the counts are per process, and the harness runs other
+//! tests of this file in parallel threads.
+
+mod common;
+
+use common::{fork_child, Child, NameGuard, Signal, PATIENCE};
+use fshm::{reactor_stats, OpenOptions, RingPolicy, Stream, WaitStatus};
+use std::future::Future;
+use std::io::{Read, Write};
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `cond` every millisecond on the runtime's timer until it holds (a condition,
+/// not a delay: it fails the test after [`PATIENCE`]).
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Blocking form of [`until`], outside any runtime.
+fn until_blocking(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    std::pin::Pin::new(f).poll(&mut cx)
+}
+
+fn sigkill(child: &Child) {
+    // SAFETY: plain system call on our own, not yet reaped, child.
+    unsafe { libc::kill(child.pid(), libc::SIGKILL) };
+}
+
+/// An owner process of every name in `names` (1 MiB streams): creates them, signals,
+/// on `go` writes one byte to each, signals again, then blocks until killed.
+fn owner_of_many(names: &[String], go: &Signal) -> Child {
+    let ready = Signal::new();
+    let child = fork_child(|| {
+        let mut owned: Vec<Stream> = names
+            .iter()
+            .map(|n| OpenOptions::new().max_size(1 << 20).create(n).unwrap())
+            .collect();
+        ready.notify();
+        go.wait();
+        for s in &mut owned {
+            s.write_all(b"x").unwrap();
+        }
+        ready.notify();
+        // Block until killed (nobody ever signals this pipe again).
+        go.recv_timeout(1, Duration::from_secs(3600));
+        1
+    });
+    ready.wait();
+    child
+}
+
+/// More streams than one `futex_waitv` call takes: every commit of another process
+/// reaches its async waiter, the reactor uses one thread per 127 waiters, the owner's
+/// death ends every waiter within the promised 250 ms (asserted generously: the machine
+/// is shared), and nothing stays registered; the threads end once idle.
+#[test]
+fn many_async_waiters_see_every_commit_and_the_owner_death() {
+    const STREAMS: usize = 300;
+    let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("many")).collect();
+    let names: Vec<String> = guards.iter().map(|g| g.name().to_owned()).collect();
+    let mut tester = fork_child(|| {
+        let go = Signal::new();
+        let owner = owner_of_many(&names, &go);
+        let guests: Vec<Arc<Stream>> = names
+            .iter()
+            .map(|n| Arc::new(Stream::open(n).unwrap()))
+            .collect();
+        let rt = runtime();
+        let got_data = Arc::new(AtomicUsize::new(0));
+        let ends = rt.block_on(async {
+            let tasks: Vec<_> = guests
+                .iter()
+                .map(|g| {
+                    let (g, got_data) = (g.clone(), got_data.clone());
+                    tokio::spawn(async move {
+                        assert_eq!(g.wait_async(0).await, WaitStatus::Data);
+                        got_data.fetch_add(1, Ordering::SeqCst);
+                        let st = g.wait_async(1).await;
+                        (st, Instant::now())
+                    })
+                })
+                .collect();
+            until("every waiter registered", || {
+                reactor_stats::registrations() == STREAMS
+            })
+            .await;
+            let threads = reactor_stats::threads().0;
+            assert_eq!(
+                threads,
+                STREAMS.div_ceil(127),
+                "threads for {STREAMS} waiters"
+            );
+            go.notify();
+            until(
+                "every commit seen and every waiter registered again",
+                || {
+                    got_data.load(Ordering::SeqCst) == STREAMS
+                        && reactor_stats::registrations() == STREAMS
+                },
+            )
+            .await;
+            let killed_at = Instant::now();
+            sigkill(&owner);
+            let mut worst = Duration::ZERO;
+            for t in tasks {
+                let (st, at) = t.await.unwrap();
+                assert_eq!(st, WaitStatus::Ended, "a dead owner must end the wait");
+                worst = worst.max(at.saturating_duration_since(killed_at));
+            }
+            worst
+        });
+        // Promised: within 250 ms; asserted generously.
+        assert!(
+            ends <= Duration::from_secs(1),
+            "last waiter ended {ends:?} after the kill"
+        );
+        assert_eq!(reactor_stats::registrations(), 0, "registrations left");
+        drop(rt);
+        until_blocking("reactor threads ended", || reactor_stats::threads().0 == 0);
+        drop(owner);
+        0
+    });
+    tester.assert_success();
+    for g in &guards {
+        let _ = fshm::force_destroy(g.name());
+        g.assert_gone();
+    }
+}
+
+/// A future dropped mid-wait, a leaked one whose stream closes, and a runtime shut
+/// down with waiters pending leave nothing registered, and the threads end.
+#[test]
+fn cancelled_and_abandoned_waits_leave_nothing_registered() {
+    let g = NameGuard::new("cancel");
+    let name = g.name();
+    let mut tester = fork_child(|| {
+        let owner = Arc::new(Stream::create(name).unwrap());
+        // Dropped mid-wait.
+        {
+            let mut f = pin!(owner.wait_async(0));
+            assert!(poll_once(&mut f).is_pending());
+            assert_eq!(reactor_stats::registrations(), 1);
+        }
+        assert_eq!(
+            reactor_stats::registrations(),
+            0,
+            "a dropped future stayed registered"
+        );
+        // Leaked: the handle's close removes its registration before unmapping.
+        {
+            let guest = Stream::open(name).unwrap();
+            let mut f = Box::pin(guest.wait_async(0));
+            assert!(poll_once(&mut f).is_pending());
+            assert_eq!(reactor_stats::registrations(), 1);
+            std::mem::forget(f);
+            drop(guest);
+        }
+        assert_eq!(
+            reactor_stats::registrations(),
+            0,
+            "a leaked future's registration outlived its stream"
+        );
+        // Runtime shut down with 200 waiters pending.
+        let rt = runtime();
+        rt.block_on(async {
+            for _ in 0..200 {
+                let s = owner.clone();
+                tokio::spawn(async move { s.wait_async(0).await });
+            }
+            until("200 waiters registered", || {
+                reactor_stats::registrations() == 200
+            })
+            .await;
+        });
+        drop(rt);
+        assert_eq!(
+            reactor_stats::registrations(),
+            0,
+            "runtime shutdown left registrations"
+        );
+        until_blocking("reactor threads ended", || reactor_stats::threads().0 == 0);
+        0
+    });
+    tester.assert_success();
+    g.assert_gone();
+}
+
+/// A read-only handle cannot announce its sleep; its async wait polls (naps growing to
+/// 10 ms) and still sees a commit of another process.
+#[test]
+fn a_read_only_async_waiter_sees_commits() {
+    let g = NameGuard::new("ro");
+    let name = g.name();
+    let go = Signal::new();
+    let ready = Signal::new();
+    let mut owner = fork_child(|| {
+        let mut s = Stream::create(name).unwrap();
+        ready.notify();
+        go.wait();
+        s.write_all(b"hello").unwrap();
+        go.wait(); // close after the reader is done
+        0
+    });
+    ready.wait();
+    let guest = OpenOptions::new().read_only(true).open(name).unwrap();
+    assert!(!guest.is_writable());
+    runtime().block_on(async {
+        let mut f = pin!(guest.wait_async(0));
+        assert!(poll_once(&mut f).is_pending());
+        go.notify();
+        assert_eq!(f.await, WaitStatus::Data);
+    });
+    go.notify();
+    owner.assert_success();
+    assert_eq!(guest.wait_for(5, Some(PATIENCE)), WaitStatus::Ended);
+    drop(guest);
+    g.assert_gone();
+}
+
+/// A waiter polled for one stream, then another, waits on the second only.
+#[test]
+fn an_async_waiter_moves_between_streams() {
+    let (g1, g2) = (NameGuard::new("move1"), NameGuard::new("move2"));
+    let a = Stream::create(g1.name()).unwrap();
+    let mut b = Stream::create(g2.name()).unwrap();
+    let mut w = fshm::AsyncWaiter::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(w.poll_wait_for(&a, 0, &mut cx).is_pending());
+    assert!(w.poll_wait_for(&b, 0, &mut cx).is_pending());
+    b.write_all(b"!").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match w.poll_wait_for(&b, 0, &mut cx) {
+            Poll::Ready(st) => break assert_eq!(st, WaitStatus::Data),
+            Poll::Pending => assert!(Instant::now() < deadline, "commit not seen"),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    w.cancel();
+    drop((a, b));
+    g1.assert_gone();
+    g2.assert_gone();
+}
+
+#[cfg(feature = "tokio")]
+mod with_tokio {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    /// An owner process that writes `lines` lines (waiting for `go` first) and closes.
+    fn line_writer(name: &str, opts: &OpenOptions, lines: usize, go: &Signal) -> Child {
+        let ready = Signal::new();
+        let child = fork_child(|| {
+            let mut s = opts.create(name).unwrap();
+            ready.notify();
+            go.wait();
+            for i in 0..lines {
+                writeln!(s, "line {i}").unwrap();
+            }
+            0
+        });
+        ready.wait();
+        child
+    }
+
+    fn follow_lines(opts: &OpenOptions, tag: &str) {
+        const LINES: usize = 2000;
+        let g = NameGuard::new(tag);
+        let go = Signal::new();
+        let mut writer = line_writer(g.name(), opts, LINES, &go);
+        let guest = Stream::open(g.name()).unwrap();
+        let got = runtime().block_on(async {
+            let mut lines = guest.into_async().lines();
+            go.notify();
+            let mut got = Vec::new();
+            while let Some(l) = lines.next_line().await.unwrap() {
+                got.push(l);
+            }
+            got
+        });
+        writer.assert_success();
+        let want: Vec<String> = (0..LINES).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want);
+        g.assert_gone();
+    }
+
+    #[test]
+    fn async_follower_reads_a_linear_stream_to_the_owners_close() {
+        follow_lines(&OpenOptions::new(), "lines-linear");
+    }
+
+    /// The follower attaches (a read-write guest of a lossless ring), so the writer
+    /// process waits for it: every line arrives although the ring holds 4 KiB.
+    #[test]
+    fn async_follower_reads_a_lossless_ring_to_the_owners_close() {
+        follow_lines(
+            OpenOptions::new().ring(4096, RingPolicy::Lossless),
+            "lines-lossless",
+        );
+    }
+
+    /// The owner dying (not closing) ends the async follower after the data it wrote.
+    #[test]
+    fn async_follower_ends_when_the_writer_process_is_killed() {
+        let g = NameGuard::new("killed-writer");
+        let name = g.name();
+        let (ready, never) = (Signal::new(), Signal::new());
+        let mut writer = fork_child(|| {
+            let mut s = Stream::create(name).unwrap();
+            s.write_all(b"last words\n").unwrap();
+            ready.notify();
+            never.recv_timeout(1, Duration::from_secs(3600));
+            1
+        });
+        ready.wait();
+        let guest = Stream::open(name).unwrap();
+        let got = runtime().block_on(async {
+            let mut r = guest.into_async();
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            assert_eq!(line, "last words\n");
+            let mut pending = pin!(r.read_to_end_vec());
+            assert!(poll_once(&mut pending).is_pending(), "no more data yet");
+            sigkill(&writer);
+            pending.await
+        });
+        assert!(got.is_empty(), "no data after the last words: {got:?}");
+        writer.kill();
+        fshm::force_destroy(name).unwrap();
+        g.assert_gone();
+    }
+
+    trait ReadToEndVec {
+        fn read_to_end_vec(&mut self) -> impl Future<Output = Vec<u8>> + '_;
+    }
+    impl ReadToEndVec for fshm::AsyncStream {
+        fn read_to_end_vec(&mut self) -> impl Future<Output = Vec<u8>> + '_ {
+            async move {
+                let mut v = Vec::new();
+                self.read_to_end(&mut v).await.unwrap();
+                v
+            }
+        }
+    }
+
+    /// An async lossless writer waits (without blocking its runtime) for a reader
+    /// process that reads slowly, and every byte arrives in order.
+    #[test]
+    fn async_lossless_writer_waits_for_a_reading_process() {
+        const BYTES: usize = 256 * 1024;
+        let g = NameGuard::new("async-writer");
+        let name = g.name();
+        let owner = OpenOptions::new()
+            .ring(4096, RingPolicy::Lossless)
+            .create(name)
+            .unwrap();
+        let attached = Signal::new();
+        let mut reader = fork_child(|| {
+            let s = Stream::open(name).unwrap();
+            assert!(s.is_attached());
+            attached.notify();
+            let mut got = Vec::new();
+            s.follow().read_to_end(&mut got).unwrap();
+            let ok =
+                got.len() == BYTES && got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8);
+            if ok {
+                0
+            } else {
+                1
+            }
+        });
+        attached.wait();
+        let data: Vec<u8> = (0..BYTES).map(|i| (i % 251) as u8).collect();
+        let mut w = owner.into_async();
+        runtime().block_on(async {
+            for chunk in data.chunks(1000) {
+                w.write_all(chunk).await.unwrap();
+            }
+        });
+        drop(w); // the owner closes: the reader's follow ends
+        reader.assert_success();
+        g.assert_gone();
+    }
+
+    /// A lossless writer waiting for room is released when the reader process that
+    /// holds it back dies, and leaves nothing registered.
+    #[test]
+    fn a_killed_reader_releases_an_async_writer() {
+        let g = NameGuard::new("killed-reader");
+        let name = g.name();
+        let mut tester = fork_child(|| {
+            let owner = OpenOptions::new()
+                .ring(4096, RingPolicy::Lossless)
+                .create(name)
+                .unwrap();
+            let (attached, never) = (Signal::new(), Signal::new());
+            let reader = fork_child(|| {
+                let _s = Stream::open(name).unwrap();
+                attached.notify();
+                never.recv_timeout(1, Duration::from_secs(3600));
+                1
+            });
+            attached.wait();
+            let mut w = owner.into_async();
+            runtime().block_on(async {
+                w.write_all(&[7; 4096]).await.unwrap();
+                let mut more = pin!(w.write_all(b"one more"));
+                assert!(poll_once(&mut more).is_pending(), "the ring is full");
+                assert_eq!(reactor_stats::registrations(), 1);
+                sigkill(&reader);
+                tokio::time::timeout(PATIENCE, more).await.unwrap().unwrap();
+            });
+            assert_eq!(reactor_stats::registrations(), 0);
+            drop(reader);
+            0
+        });
+        tester.assert_success();
+        g.assert_gone();
+    }
+}
