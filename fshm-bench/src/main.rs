@@ -13,6 +13,8 @@
 //! left in /dev/shm (every name is `fshm-bench-<job pid>-...`), so nothing survives a
 //! crash or a timeout. See BENCHMARKS.md.
 
+#[cfg(feature = "async")]
+mod async_jobs;
 mod copy_cost;
 mod jobs;
 mod util;
@@ -112,7 +114,23 @@ impl Plan {
                 v.push(args(&[kind.0, &self.open_iters.to_string()]));
             }
         }
+        // Only when asked for by name (`--only async`), and built with `--features async`.
+        #[cfg(feature = "async")]
+        if groups.iter().any(|g| g == "async") {
+            let (commits, idle) = self.async_sizes();
+            v.extend(async_jobs::jobs(commits, self.trips / 10, idle));
+        }
         v
+    }
+
+    /// Async group: commits per stream, idle seconds.
+    #[cfg(feature = "async")]
+    fn async_sizes(&self) -> (u64, u64) {
+        if self.mode == "--full" {
+            (100, 10)
+        } else {
+            (20, 2)
+        }
     }
 
     /// A shorter pass of the same kinds, untimed, so first-touch effects settle.
@@ -214,14 +232,18 @@ fn main() -> ExitCode {
             ),
             _ => {
                 eprintln!(
-                    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open]"
+                    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async]"
                 );
                 return ExitCode::from(2);
             }
         }
     }
+    if groups.iter().any(|g| g == "async") && !cfg!(feature = "async") {
+        eprintln!("fshm-bench: the async group needs `--features async`");
+        return ExitCode::from(2);
+    }
     let Some(mut plan) = plan else {
-        eprintln!("usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open]");
+        eprintln!("usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async]");
         return ExitCode::from(2);
     };
     if let Some(r) = reps {
@@ -581,6 +603,12 @@ fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
             );
         }
         println!();
+    }
+
+    #[cfg(feature = "async")]
+    if groups.iter().any(|g| g == "async") {
+        let (commits, idle) = plan.async_sizes();
+        async_jobs::report(r, (1000, commits), idle);
     }
 
     if groups.is_empty() {
