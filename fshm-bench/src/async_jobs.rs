@@ -197,7 +197,7 @@ fn latency_job(async_follower: bool, trips: u64) -> io::Result<Vec<f64>> {
 
 /// CPU time of this process's user and system time, in ms (every thread: the
 /// runtime's and the reactor's).
-fn cpu_ms() -> f64 {
+fn cpu_ms() -> (f64, f64) {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct; `ru` is a
     // valid out-pointer.
     let ru = unsafe {
@@ -206,13 +206,14 @@ fn cpu_ms() -> f64 {
         ru
     };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
-    ms(ru.ru_utime) + ms(ru.ru_stime)
+    (ms(ru.ru_utime) + ms(ru.ru_stime), ru.ru_nvcsw as f64)
 }
 
 /// `streams` async followers of idle streams (their owner process alive, writing
 /// nothing) for `secs` seconds. Figures: CPU ms of this process over that time, the
-/// same as % of one core, reactor threads at most, and whether they sleep in
-/// `futex_waitv` (1) or poll (0).
+/// same as % of one core, reactor threads at most, voluntary context switches per
+/// second (every thread's sleeps), and whether the reactor sleeps in `futex_waitv` (1)
+/// or polls (0).
 fn idle_job(streams: u64, secs: u64) -> io::Result<Vec<f64>> {
     let (names, mut ctls, children) = writers(streams, 0)?;
     let rt = runtime()?;
@@ -228,7 +229,8 @@ fn idle_job(streams: u64, secs: u64) -> io::Result<Vec<f64>> {
         all_registered(streams).await?;
         let (c0, t0) = (cpu_ms(), Instant::now());
         tokio::time::sleep(Duration::from_secs(secs)).await;
-        let cpu = cpu_ms() - c0;
+        let c1 = cpu_ms();
+        let (cpu, sleeps) = (c1.0 - c0.0, c1.1 - c0.1);
         let wall = t0.elapsed().as_secs_f64() * 1e3;
         for c in &mut ctls {
             c.send(&[1])?; // the owners close: every follower ends
@@ -236,7 +238,7 @@ fn idle_job(streams: u64, secs: u64) -> io::Result<Vec<f64>> {
         for t in tasks {
             t.await.map_err(other_join)??;
         }
-        io::Result::Ok((cpu, cpu / wall * 100.0))
+        io::Result::Ok((cpu, cpu / wall * 100.0, sleeps / wall * 1e3))
     })?;
     for c in children {
         c.wait()?;
@@ -246,6 +248,7 @@ fn idle_job(streams: u64, secs: u64) -> io::Result<Vec<f64>> {
         cpu.0,
         cpu.1,
         peak as f64,
+        cpu.2,
         f64::from(u8::from(fshm::reactor_stats::uses_futex_waitv())),
     ])
 }
@@ -303,6 +306,7 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
     println!(
         "| … reactor threads; sleeping in `futex_waitv` (1) or polling (0) | {:.0}; {:.0} |",
         med(&idle, 2),
-        med(&idle, 3)
+        med(&idle, 4)
     );
+    println!("| … sleeps (voluntary context switches) per second, all threads | {} |", span(&idle, 3));
 }
