@@ -17,10 +17,18 @@ const WRITERS: u64 = 4;
 pub fn jobs(commits: u64, trips: u64, idle_secs: u64) -> Vec<Vec<String>> {
     let s = |v: &[String]| v.to_vec();
     vec![
-        s(&["async-many".into(), STREAMS.to_string(), commits.to_string()]),
+        s(&[
+            "async-many".into(),
+            STREAMS.to_string(),
+            commits.to_string(),
+        ]),
         s(&["async-lat-async".into(), trips.to_string()]),
         s(&["async-lat-blocking".into(), trips.to_string()]),
-        s(&["async-idle".into(), STREAMS.to_string(), idle_secs.to_string()]),
+        s(&[
+            "async-idle".into(),
+            STREAMS.to_string(),
+            idle_secs.to_string(),
+        ]),
     ]
 }
 
@@ -54,7 +62,10 @@ async fn all_registered(n: u64) -> io::Result<()> {
 /// `WRITERS` owner processes of `streams` linear streams: each creates its share,
 /// says so, waits for `go`, then writes `commits` 8-byte records (0, 1, …) to each of
 /// its streams, one round over them every millisecond, and closes them (the end).
-fn writers(streams: u64, commits: u64) -> io::Result<(Vec<String>, Vec<Ctl>, Vec<crate::util::Child>)> {
+fn writers(
+    streams: u64,
+    commits: u64,
+) -> io::Result<(Vec<String>, Vec<Ctl>, Vec<crate::util::Child>)> {
     let names: Vec<String> = (0..streams).map(|i| shm_name(&format!("a{i}"))).collect();
     let (mut ctls, mut children) = (Vec::new(), Vec::new());
     for w in 0..WRITERS {
@@ -261,11 +272,13 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
             .map_or(f64::NAN, |v| median(v))
     };
     let span = |key: &str, m: usize| {
-        r.get(key).and_then(|v| v.get(m)).map_or("–".to_string(), |v| {
-            let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            format!("{:.3} [{lo:.3}–{hi:.3}]", median(v))
-        })
+        r.get(key)
+            .and_then(|v| v.get(m))
+            .map_or("–".to_string(), |v| {
+                let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                format!("{:.3} [{lo:.3}–{hi:.3}]", median(v))
+            })
     };
     let (streams, commits) = streams_commits;
     let many = format!("async-many {streams} {commits}");
@@ -276,7 +289,10 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
         med(&many, 0),
         med(&many, 1)
     );
-    println!("| … seconds from go to the last end-of-stream | {} |", span(&many, 2));
+    println!(
+        "| … seconds from go to the last end-of-stream | {} |",
+        span(&many, 2)
+    );
     println!(
         "| … reactor threads at most / started | {:.0} / {:.0} |",
         med(&many, 3),
@@ -289,9 +305,15 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
             .unwrap_or_default()
     };
     let (a, b) = (keys("async-lat-async"), keys("async-lat-blocking"));
-    println!("| wake-up latency, async follower: median µs | {} |", span(&a, 0));
+    println!(
+        "| wake-up latency, async follower: median µs | {} |",
+        span(&a, 0)
+    );
     println!("| … p99 µs | {} |", span(&a, 1));
-    println!("| wake-up latency, blocking follower (`spin(0)`): median µs | {} |", span(&b, 0));
+    println!(
+        "| wake-up latency, blocking follower (`spin(0)`): median µs | {} |",
+        span(&b, 0)
+    );
     println!("| … p99 µs | {} |", span(&b, 1));
     println!(
         "| async / blocking, medians (goal ≤ 2) | {:.2} |",
@@ -308,5 +330,8 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
         med(&idle, 2),
         med(&idle, 4)
     );
-    println!("| … sleeps (voluntary context switches) per second, all threads | {} |", span(&idle, 3));
+    println!(
+        "| … sleeps (voluntary context switches) per second, all threads | {} |",
+        span(&idle, 3)
+    );
 }

@@ -148,6 +148,24 @@
 //! that breaks the one-writer rule. Give processes you do not trust read-only mode bits:
 //! a read-only process can neither write the bytes nor take a reader slot.
 //!
+//! ## Async
+//!
+//! Waiting for data needs no thread per stream. [`Stream::wait_async`] is a future for
+//! "data past a position, or the end", and [`AsyncWaiter`] the same wait as a `poll`
+//! function, for any runtime. With the `tokio` feature, `AsyncStream`
+//! (`stream.into_async()`) is an async follower (`AsyncRead`, `AsyncBufRead`: data as it
+//! is committed, end-of-stream once the owner closes or dies) and an async writer
+//! (`AsyncWrite`: a lossless ring writer waits for room without blocking the runtime).
+//!
+//! An async waiter announces its sleep on the stream's futex word exactly as a blocking
+//! one does, so writers still make no system call while nobody waits; then it registers
+//! the word with the process's reactor: threads that each sleep in one `futex_waitv(2)`
+//! on up to 127 words (1,000 waiting tasks, 8 threads). Waiters re-check liveness every
+//! tick (50 ms, coalesced up to a quarter more), so a dead owner ends them. Dropping a
+//! future removes its registration. Without `futex_waitv` (Linux before 5.16, `ENOSYS`)
+//! the reactor polls its words with naps growing to 10 ms. The costs measured are in
+//! the README ("Async") and `BENCHMARKS.md`.
+//!
 //! ## Errors
 //!
 //! Every error is a [`std::io::Error`] with a fitting [`std::io::ErrorKind`] and a message
@@ -245,5 +263,11 @@ pub mod reactor_stats {
     /// Whether the reactor sleeps in `futex_waitv` (`false`: it polls its words).
     pub fn uses_futex_waitv() -> bool {
         crate::reactor::uses_futex_waitv()
+    }
+
+    /// Makes a reactor started after this call poll its words, as it does where the
+    /// kernel lacks `futex_waitv` (for tests of that fallback).
+    pub fn force_polling() {
+        crate::reactor::FORCE_POLLING.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

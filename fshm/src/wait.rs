@@ -20,6 +20,12 @@
 //! read-only access included, can wake its sleepers as often as it likes, and must not
 //! thereby hide a death. A read-only handle, which cannot write the
 //! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
+//!
+//! The rule lives here once, as [`Announce`]: one step announces, re-checks and says
+//! what to sleep on and for how long. The blocking waiter ([`wait_on`]) sleeps in
+//! `FUTEX_WAIT`; the async one ([`AsyncWait`]) registers the same word, value and nap
+//! with the reactor (`reactor/mod.rs`), whose threads sleep for many waiters in one
+//! `futex_waitv`, and returns `Pending`.
 
 use crate::sys;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -245,7 +251,15 @@ impl AsyncWait {
         }
         if let Some(reg) = &self.reg {
             match reg.poll(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Polled before the reactor fired (by the runtime for another reason,
+                    // or by a caller that polls on its own): answer if the answer is there.
+                    if let Some(v) = check(false) {
+                        self.reset();
+                        return Poll::Ready(v);
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(timed_out) => {
                     self.reg = None;
                     if let Some(a) = &mut self.announce {

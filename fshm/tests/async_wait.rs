@@ -8,9 +8,9 @@
 mod common;
 
 use common::{fork_child, Child, NameGuard, Signal, PATIENCE};
-use fshm::{reactor_stats, OpenOptions, RingPolicy, Stream, WaitStatus};
+use fshm::{reactor_stats, OpenOptions, Stream, WaitStatus};
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -212,6 +212,62 @@ fn cancelled_and_abandoned_waits_leave_nothing_registered() {
     g.assert_gone();
 }
 
+/// Without `futex_waitv` (forced here) the reactor polls its words: every commit of
+/// another process and the owner's close still reach every waiter.
+#[test]
+fn the_polling_fallback_delivers_commits_and_ends() {
+    const STREAMS: usize = 150;
+    let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("poll")).collect();
+    let mut owners: Vec<Stream> = guards
+        .iter()
+        .map(|g| {
+            OpenOptions::new()
+                .max_size(1 << 20)
+                .create(g.name())
+                .unwrap()
+        })
+        .collect();
+    let (registered, written) = (Signal::new(), Signal::new());
+    let mut tester = fork_child(|| {
+        reactor_stats::force_polling();
+        let rt = runtime();
+        rt.block_on(async {
+            let tasks: Vec<_> = guards
+                .iter()
+                .map(|g| {
+                    let s = Stream::open(g.name()).unwrap();
+                    tokio::spawn(async move {
+                        assert_eq!(s.wait_async(0).await, WaitStatus::Data);
+                        s.wait_async(1).await
+                    })
+                })
+                .collect();
+            until("every waiter registered", || {
+                reactor_stats::registrations() == STREAMS
+            })
+            .await;
+            assert!(!reactor_stats::uses_futex_waitv());
+            registered.notify();
+            written.wait();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), WaitStatus::Ended);
+            }
+        });
+        assert_eq!(reactor_stats::registrations(), 0);
+        0
+    });
+    registered.wait();
+    for o in &mut owners {
+        o.write_all(b"x").unwrap();
+    }
+    written.notify();
+    drop(owners);
+    tester.assert_success();
+    for g in &guards {
+        g.assert_gone();
+    }
+}
+
 /// A read-only handle cannot announce its sleep; its async wait polls (naps growing to
 /// 10 ms) and still sees a commit of another process.
 #[test]
@@ -272,6 +328,8 @@ fn an_async_waiter_moves_between_streams() {
 #[cfg(feature = "tokio")]
 mod with_tokio {
     use super::*;
+    use fshm::RingPolicy;
+    use std::io::Read;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
     /// An owner process that writes `lines` lines (waiting for `go` first) and closes.
@@ -346,7 +404,7 @@ mod with_tokio {
             let mut line = String::new();
             r.read_line(&mut line).await.unwrap();
             assert_eq!(line, "last words\n");
-            let mut pending = pin!(r.read_to_end_vec());
+            let mut pending = pin!(read_to_end_vec(&mut r));
             assert!(poll_once(&mut pending).is_pending(), "no more data yet");
             sigkill(&writer);
             pending.await
@@ -357,17 +415,10 @@ mod with_tokio {
         g.assert_gone();
     }
 
-    trait ReadToEndVec {
-        fn read_to_end_vec(&mut self) -> impl Future<Output = Vec<u8>> + '_;
-    }
-    impl ReadToEndVec for fshm::AsyncStream {
-        fn read_to_end_vec(&mut self) -> impl Future<Output = Vec<u8>> + '_ {
-            async move {
-                let mut v = Vec::new();
-                self.read_to_end(&mut v).await.unwrap();
-                v
-            }
-        }
+    async fn read_to_end_vec(r: &mut fshm::AsyncStream) -> Vec<u8> {
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).await.unwrap();
+        v
     }
 
     /// An async lossless writer waits (without blocking its runtime) for a reader

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// The state of an async wait, for any runtime: what [`Stream::wait_async`]'s future
-/// and the `tokio` feature's [`AsyncStream`](crate::AsyncStream) are built on, for
+/// and the `tokio` feature's `AsyncStream` are built on, for
 /// writing your own `poll_*` functions (an `AsyncRead` for another runtime, say).
 ///
 /// [`poll_wait_for`](Self::poll_wait_for) answers at once when it can; otherwise it

@@ -45,7 +45,9 @@
 
 use crate::sys::{self, FutexWaitv};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -142,6 +144,9 @@ struct Reactor {
 
 static REACTOR: AtomicPtr<Reactor> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Test hook: a reactor started after this is set polls as without `futex_waitv`.
+pub(crate) static FORCE_POLLING: AtomicBool = AtomicBool::new(false);
+
 /// This process's reactor, if it has started one.
 fn current() -> Option<&'static Reactor> {
     let p = REACTOR.load(Ordering::Acquire);
@@ -184,6 +189,9 @@ fn reactor() -> &'static Reactor {
 /// Whether `futex_waitv` works here: a call on a word that does not hold the value
 /// given returns `EAGAIN` at once; a kernel without it says `ENOSYS`.
 fn has_futex_waitv() -> bool {
+    if FORCE_POLLING.load(Ordering::Relaxed) {
+        return false;
+    }
     let word = AtomicU32::new(1);
     let entry = [FutexWaitv::new(&word, 0, true)];
     !matches!(
