@@ -29,6 +29,11 @@ pub fn jobs(commits: u64, trips: u64, idle_secs: u64) -> Vec<Vec<String>> {
             STREAMS.to_string(),
             idle_secs.to_string(),
         ]),
+        s(&[
+            "async-idle-threads".into(),
+            STREAMS.to_string(),
+            idle_secs.to_string(),
+        ]),
     ]
 }
 
@@ -37,6 +42,7 @@ pub fn run(kind: &str, num: impl Fn(usize) -> io::Result<u64>) -> io::Result<Vec
         "async-many" => many_job(num(1)?, num(2)?),
         "async-lat-async" | "async-lat-blocking" => latency_job(kind == "async-lat-async", num(1)?),
         "async-idle" => idle_job(num(1)?, num(2)?),
+        "async-idle-threads" => idle_threads_job(num(1)?, num(2)?),
         _ => Err(other(format!("unknown job {kind:?}"))),
     }
 }
@@ -264,6 +270,50 @@ fn idle_job(streams: u64, secs: u64) -> io::Result<Vec<f64>> {
     ])
 }
 
+/// For comparison: `streams` blocking followers (`follow()`, one thread each) of idle
+/// streams for `secs` seconds. Figures: CPU ms, % of one core, sleeps per second.
+fn idle_threads_job(streams: u64, secs: u64) -> io::Result<Vec<f64>> {
+    let (names, mut ctls, children) = writers(streams, 0)?;
+    let guests = names
+        .iter()
+        .map(|n| Stream::open(n))
+        .collect::<io::Result<Vec<_>>>()?;
+    let (cpu, pct, sleeps) = std::thread::scope(|s| {
+        let threads: Vec<_> = guests
+            .iter()
+            .map(|g| {
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn_scoped(s, move || {
+                        let mut v = Vec::new();
+                        g.follow().read_to_end(&mut v)
+                    })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        // Let every thread reach its first sleep before measuring.
+        std::thread::sleep(Duration::from_millis(200));
+        let (c0, t0) = (cpu_ms(), Instant::now());
+        std::thread::sleep(Duration::from_secs(secs));
+        let c1 = cpu_ms();
+        let wall = t0.elapsed().as_secs_f64() * 1e3;
+        for c in &mut ctls {
+            c.send(&[1])?;
+        }
+        for t in threads {
+            t.join().map_err(|_| other("follower thread panicked"))??;
+        }
+        io::Result::Ok((
+            c1.0 - c0.0,
+            (c1.0 - c0.0) / wall * 100.0,
+            (c1.1 - c0.1) / wall * 1e3,
+        ))
+    })?;
+    for c in children {
+        c.wait()?;
+    }
+    Ok(vec![cpu, pct, sleeps])
+}
+
 /// The "Async" section of the report.
 pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
     let med = |key: &str, m: usize| {
@@ -300,7 +350,7 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
     );
     let keys = |k: &str| {
         r.keys()
-            .find(|x| x.starts_with(k))
+            .find(|x| x.split(' ').next() == Some(k))
             .cloned()
             .unwrap_or_default()
     };
@@ -333,5 +383,15 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
     println!(
         "| … sleeps (voluntary context switches) per second, all threads | {} |",
         span(&idle, 3)
+    );
+    let threads = keys("async-idle-threads");
+    println!(
+        "| for comparison, {streams} idle blocking followers (a thread each), {idle_secs} s: CPU ms | {} |",
+        span(&threads, 0)
+    );
+    println!("| … % of one core | {} |", span(&threads, 1));
+    println!(
+        "| … sleeps per second, all threads | {} |",
+        span(&threads, 2)
     );
 }
