@@ -230,6 +230,7 @@ pub(crate) fn register(
         latest: now + nap + nap / 4,
         slot: slot.clone(),
     });
+    let mut no_thread = false;
     let shard = {
         let mut shards = r.shards.lock();
         let mut chosen = None;
@@ -257,16 +258,20 @@ pub(crate) fn register(
                     r.started_threads.fetch_add(1, Ordering::Relaxed);
                     r.peak_threads.fetch_max(shards.len(), Ordering::Relaxed);
                 } else {
-                    // No thread to sleep for it: end the nap at once, so the waiter looks
-                    // again (and registers again) rather than hang.
                     s.regs.lock().clear();
-                    slot.fire(TIMED_OUT);
+                    no_thread = true;
                 }
                 s
             }
         }
     };
-    shard.poke();
+    if no_thread {
+        // No thread could be started to sleep for it: end the nap at once, so the
+        // waiter looks again (and registers again) rather than hang.
+        slot.fire(TIMED_OUT);
+    } else {
+        shard.poke();
+    }
     Registration { shard, id, slot }
 }
 
