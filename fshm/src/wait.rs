@@ -236,10 +236,15 @@ pub(crate) struct AsyncWait {
 impl AsyncWait {
     /// Polls the wait on `word` for `check` (as in [`wait_on`]). `Pending` leaves a
     /// registration that wakes `cx`'s waker.
+    ///
+    /// `probe` is what the reactor may check itself when a nap ends without a change,
+    /// instead of waking the task: the liveness part of `check(true)`. The task is woken
+    /// only if the probe fails; its own `check(true)` then decides.
     pub(crate) fn poll<T>(
         &mut self,
         word: &AtomicU32,
         can_flag: bool,
+        probe: crate::reactor::Probe,
         cx: &mut Context<'_>,
         mut check: impl FnMut(bool) -> Option<T>,
     ) -> Poll<T> {
@@ -275,7 +280,7 @@ impl AsyncWait {
                 Poll::Ready(v)
             }
             Step::Sleep { seen, nap } => {
-                self.reg = Some(crate::reactor::register(word, seen, nap, cx.waker()));
+                self.reg = Some(crate::reactor::register(word, seen, nap, probe, cx.waker()));
                 Poll::Pending
             }
         }

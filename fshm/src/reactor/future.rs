@@ -1,8 +1,10 @@
 //! The runtime-agnostic async wait: [`AsyncWaiter`] and [`WaitFuture`].
 
-use crate::stream::{Core, Stream, WaitStatus};
+use crate::reactor::Probe;
+use crate::stream::{Core, Role, Stream, WaitStatus};
 use crate::wait::AsyncWait;
 use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -74,9 +76,21 @@ impl AsyncWaiter {
         let h = core.header();
         core.count_as_follower(h);
         let last_liveness = &mut self.last_liveness;
-        let r = self.wait.poll(&h.seq, core.is_writable(), cx, |slow_ok| {
-            core.data_check(pos, slow_ok, last_liveness)
-        });
+        // The liveness half of the slow check, which the reactor may run itself while
+        // the waiter sleeps (a read-only waiter must look at the length after every
+        // nap anyway).
+        let probe = if !core.is_writable() {
+            Probe::None
+        } else if core.role() == Role::Owner {
+            Probe::Renew
+        } else {
+            Probe::Owner(core.fd.as_raw_fd())
+        };
+        let r = self
+            .wait
+            .poll(&h.seq, core.is_writable(), probe, cx, |slow_ok| {
+                core.data_check(pos, slow_ok, last_liveness)
+            });
         if r.is_ready() {
             self.last_liveness = None;
         }
@@ -95,16 +109,18 @@ impl AsyncWaiter {
     ) -> Poll<std::io::Result<()>> {
         let h = core.header();
         let mut failed = None;
-        let r = self.wait.poll(&h.space_seq, true, cx, |slow_ok| {
-            match core.has_room(own, need, slow_ok) {
-                Ok(true) => Some(()),
-                Ok(false) => None,
-                Err(e) => {
-                    failed = Some(e);
-                    Some(())
+        let r = self
+            .wait
+            .poll(&h.space_seq, true, Probe::None, cx, |slow_ok| {
+                match core.has_room(own, need, slow_ok) {
+                    Ok(true) => Some(()),
+                    Ok(false) => None,
+                    Err(e) => {
+                        failed = Some(e);
+                        Some(())
+                    }
                 }
-            }
-        });
+            });
         match (r, failed) {
             (_, Some(e)) => Poll::Ready(Err(e)),
             (Poll::Ready(()), None) => Poll::Ready(Ok(())),

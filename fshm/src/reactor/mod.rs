@@ -23,10 +23,14 @@
 //! **Naps and liveness.** The thread sleeps until the earliest registration's nap ends,
 //! plus a slack of a quarter of that nap, so that naps ending close together end in one
 //! wake-up (1,000 followers of quiet streams fall into step and cost one wake-up per
-//! thread per tick). A flagged waiter's nap is the liveness tick: its future is woken
-//! at least that often, re-checks liveness (a dead owner wakes nobody), and registers
-//! again. A read-only handle, which cannot set the flag, naps 100 µs growing to 10 ms,
-//! exactly as a blocking one.
+//! thread per tick). A flagged waiter's nap is the liveness tick. When it ends without a
+//! change, the waiter's slow check is due: a wait for data asks whether the owner still
+//! lives (a dead owner wakes nobody), and the thread runs that probe itself
+//! ([`Probe`]: one `fcntl` on the stream's fd) — while the owner lives it renews the
+//! nap without waking the task; otherwise the task is woken, re-checks (`wait.rs`) and
+//! ends. Other waits (a lossless writer's, which probes its readers) are woken at the
+//! nap's end. A read-only handle, which cannot set the flag, naps 100 µs growing to
+//! 10 ms, exactly as a blocking one, and is woken at each nap's end to look.
 //!
 //! **Memory.** A registration holds its word's address. The thread loads a word only
 //! under its shard's lock, and a registration leaves the shard before its word's mapping
@@ -45,6 +49,7 @@
 
 use crate::sys::{self, FutexWaitv};
 use parking_lot::Mutex;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
@@ -90,15 +95,30 @@ impl Slot {
     }
 }
 
+/// What the thread may check by itself when a registration's nap ends, instead of
+/// waking its task: the slow check of a wait for data, the owner's liveness.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Probe {
+    /// Nothing: the task is woken and checks for itself.
+    None,
+    /// The owner's liveness token on the stream's fd: while the owner lives, the nap is
+    /// renewed; once it is dead (or the kernel does not answer) the task is woken.
+    Owner(RawFd),
+    /// The waiter is the owner itself, alive by definition: the nap is renewed.
+    Renew,
+}
+
 /// One registered sleep.
 struct Reg {
     id: u64,
     /// The word's address (see "Memory" in the module docs).
     word: usize,
     expected: u32,
+    nap: Duration,
     /// When the nap ends, and the latest the thread may notice it.
     deadline: Instant,
     latest: Instant,
+    probe: Probe,
     slot: Arc<Slot>,
 }
 
@@ -110,6 +130,28 @@ impl Reg {
         // holds its word can be unmapped — the future's drop removes it, and the
         // handle's close removes what a leaked future left (`forget_words`).
         unsafe { &*(self.word as *const AtomicU32) }.load(Ordering::SeqCst)
+    }
+
+    /// The nap ended without a change: whether the probe says to sleep on. The caller
+    /// holds the shard's lock.
+    fn renew(&mut self, now: Instant) -> bool {
+        let again = match self.probe {
+            Probe::None => false,
+            Probe::Renew => true,
+            Probe::Owner(fd) => {
+                // SAFETY: the descriptor belongs to the handle whose header holds the
+                // word, and stays open while the registration exists: the handle's
+                // close removes its registrations (`forget_words`, under the shard
+                // locks, one of which the caller holds) before the descriptor closes.
+                let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                crate::liveness::probe_owner(fd) == crate::OwnerState::Alive
+            }
+        };
+        if again {
+            self.deadline = now + self.nap;
+            self.latest = self.deadline + self.nap / 4;
+        }
+        again
     }
 }
 
@@ -213,6 +255,7 @@ pub(crate) fn register(
     word: &AtomicU32,
     expected: u32,
     nap: Duration,
+    probe: Probe,
     waker: &Waker,
 ) -> Registration {
     let r = reactor();
@@ -226,8 +269,10 @@ pub(crate) fn register(
         id,
         word: word as *const AtomicU32 as usize,
         expected,
+        nap,
         deadline: now + nap,
         latest: now + nap + nap / 4,
+        probe,
         slot: slot.clone(),
     });
     let mut no_thread = false;
@@ -336,10 +381,10 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
         let (expected_ctl, until) = {
             let mut regs = shard.regs.lock();
             let now = Instant::now();
-            regs.retain(|reg| {
+            regs.retain_mut(|reg| {
                 let how = if reg.load() != reg.expected {
                     WOKEN
-                } else if reg.deadline <= now {
+                } else if reg.deadline <= now && !reg.renew(now) {
                     TIMED_OUT
                 } else {
                     return true;
