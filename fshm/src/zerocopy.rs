@@ -171,7 +171,7 @@ impl Core {
 
     /// `BufRead::consume`: as [`consume_lent`](Self::consume_lent), but a request past
     /// what was lent consumes what was lent and leaves the error for the next `fill_buf`.
-    fn consume_clamped(&self, c: &mut Cursor, n: usize) {
+    pub(crate) fn consume_clamped(&self, c: &mut Cursor, n: usize) {
         let n = n as u64;
         if self.consume_lent(c, n).is_err() {
             let lent = c.lent_end.map_or(0, |end| end.saturating_sub(c.pos));

@@ -384,6 +384,12 @@ mod with_tokio {
         );
     }
 
+    /// An immutable stream is read in place (`AsyncBufRead` lends the mapping).
+    #[test]
+    fn async_follower_reads_an_immutable_stream_in_place() {
+        follow_lines(OpenOptions::new().immutable(true), "lines-immutable");
+    }
+
     /// The owner dying (not closing) ends the async follower after the data it wrote.
     #[test]
     fn async_follower_ends_when_the_writer_process_is_killed() {

@@ -4,6 +4,7 @@ use super::future::AsyncWaiter;
 use crate::error::errno_of;
 use crate::stream::{Stream, WaitStatus};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -21,7 +22,10 @@ const BUF_SIZE: usize = 64 * 1024;
 ///   the owner has closed the stream or died and every committed byte has been read.
 ///   `tokio::io::AsyncBufReadExt::lines` reads a live stream line by line. A lossy
 ///   ring reader that fell behind gets the [`Overrun`](crate::Overrun) error, as a
-///   blocking reader does, and reads on from the oldest byte held.
+///   blocking reader does, and reads on from the oldest byte held. Where the stream's
+///   committed bytes cannot change under a reader — an immutable stream, an attached
+///   reader of a lossless ring — `poll_fill_buf` lends them in place (crate docs,
+///   "Zero-copy"); elsewhere it copies them into a 64 KiB buffer.
 /// - [`AsyncWrite`] writes, appends, and on a lossless ring waits asynchronously for
 ///   attached readers to make room. Writes that never wait (linear streams, lossy
 ///   rings) complete at once. An appender takes the stream's append lock for each
@@ -90,8 +94,13 @@ impl AsyncStream {
         self.stream
     }
 
-    /// Reads what is there now into `buf`, or waits for more: the follower's step.
-    fn poll_follow(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    /// Reads what is there now into `buf`, or waits for more: the follower's step. On
+    /// `Ready(Ok(n))`, `buf[..n]` is initialised.
+    fn poll_follow(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
         loop {
             let core = &self.stream.core;
             let c = self.stream.cursor.get_mut();
@@ -122,21 +131,71 @@ impl AsyncRead for AsyncStream {
             this.start += n;
             return Poll::Ready(Ok(()));
         }
-        let n = ready!(this.poll_follow(cx, out.initialize_unfilled()))?;
+        // SAFETY: `poll_follow` only copies initialised bytes (from the mapping or the
+        // kernel) into the buffer, never uninitialised ones.
+        let unfilled = unsafe { out.unfilled_mut() };
+        let n = ready!(this.poll_follow(cx, unfilled))?;
+        // SAFETY: on `Ok(n)` the read initialised the first `n` bytes of the unfilled
+        // part (`read_cursor`'s contract).
+        unsafe { out.assume_init(n) };
         out.advance(n);
         Poll::Ready(Ok(()))
     }
 }
 
+impl AsyncStream {
+    /// Whether `fill_buf` lends the committed bytes in place (see the crate docs,
+    /// "Zero-copy"): an immutable stream, or an attached reader of a lossless ring; and
+    /// no copied bytes are left to consume.
+    fn in_place(&mut self) -> bool {
+        let core = &self.stream.core;
+        let c = self.stream.cursor.get_mut();
+        self.start == self.end
+            && (core.is_immutable() || (core.is_ring() && core.is_lossless() && c.slot.is_some()))
+    }
+
+    /// `poll_fill_buf` in place: the committed bytes at the position, in the mapping.
+    fn poll_lend(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let mut ended = false;
+        loop {
+            let core = &self.stream.core;
+            let c = self.stream.cursor.get_mut();
+            let (ptr, n) = core.lend(c)?;
+            if n > 0 || ended {
+                self.waiter.cancel();
+                // SAFETY: as for `Stream`'s `BufRead::fill_buf`: `lend` checked that the
+                // `n` bytes at `ptr` lie in this handle's window, in the object's
+                // verified size, below the committed length, and that no honest writer
+                // rewrites them until this handle consumes them; the `AsyncStream` owns
+                // its handle, and stays borrowed as long as the slice, so neither
+                // happens meanwhile, and the window lives as long as the handle.
+                return Poll::Ready(Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), n) }));
+            }
+            let pos = c.pos;
+            match ready!(self.waiter.poll_data(core, pos, cx)) {
+                // Bytes committed before the end were seen by the wait: look once more.
+                WaitStatus::Ended => ended = true,
+                WaitStatus::Data | WaitStatus::TimedOut => {}
+            }
+        }
+    }
+}
+
+/// On an immutable stream, and for an attached reader of a lossless ring, `fill_buf`
+/// lends the committed bytes in place, in the shared mapping (crate docs,
+/// "Zero-copy"); on other streams it copies them into a 64 KiB buffer first.
 impl AsyncBufRead for AsyncStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
+        if this.in_place() {
+            return this.poll_lend(cx);
+        }
         if this.start == this.end {
             if this.buf.is_empty() {
                 this.buf = vec![0; BUF_SIZE].into_boxed_slice();
             }
             let mut buf = std::mem::take(&mut this.buf);
-            let r = this.poll_follow(cx, &mut buf);
+            let r = this.poll_follow(cx, crate::sys::uninit(&mut buf));
             this.buf = buf;
             let n = ready!(r)?;
             this.start = 0;
@@ -147,7 +206,12 @@ impl AsyncBufRead for AsyncStream {
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
         let this = self.get_mut();
-        this.start = (this.start + amt).min(this.end);
+        if this.in_place() {
+            let c = this.stream.cursor.get_mut();
+            this.stream.core.consume_clamped(c, amt);
+        } else {
+            this.start = (this.start + amt).min(this.end);
+        }
     }
 }
 
