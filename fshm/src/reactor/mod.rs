@@ -45,7 +45,10 @@
 //! wake-up may then take up to 10 ms and an idle thread wakes 100 times a second.
 //!
 //! **Fork.** The reactor belongs to the process that started it; a forked child that
-//! waits asynchronously starts its own (the parent's threads do not exist there).
+//! waits asynchronously starts its own (the parent's threads do not exist there). Waits
+//! pending at the fork belong to the parent's reactor, whose locks another thread may
+//! have held at the fork: as with an async runtime's own state, the child must not poll
+//! or drop them (exit with `_exit`, or exec).
 
 use crate::sys::{self, FutexWaitv};
 use parking_lot::Mutex;
