@@ -30,7 +30,9 @@ const BUF_SIZE: usize = 64 * 1024;
 ///   attached readers to make room. Writes that never wait (linear streams, lossy
 ///   rings) complete at once. An appender takes the stream's append lock for each
 ///   append, as a blocking one does: it may wait for another process's append in
-///   progress (microseconds; the kernel releases a dead appender's lock).
+///   progress (microseconds; the kernel releases a dead appender's lock). The handle's
+///   write timeout ([`Stream::set_write_timeout`]) does not apply: race the write
+///   against your runtime's timer instead.
 ///
 /// The waits are those of [`AsyncWaiter`]: one process-wide reactor serves every
 /// waiter of every runtime. Dropping a pending read or write leaves nothing registered.
