@@ -268,6 +268,77 @@ fn the_polling_fallback_delivers_commits_and_ends() {
     }
 }
 
+/// Waits registered, fired and dropped at once from four threads (each with its own
+/// runtime) while another process commits: every wait that ends sees data or its
+/// timeout, and nothing stays registered.
+#[test]
+fn concurrent_waits_and_cancellations_leave_nothing_registered() {
+    const STREAMS: usize = 8;
+    let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("churn")).collect();
+    let owners: Vec<Stream> = guards
+        .iter()
+        .map(|g| {
+            OpenOptions::new()
+                .max_size(1 << 20)
+                .create(g.name())
+                .unwrap()
+        })
+        .collect();
+    let done = Signal::new();
+    let mut writer = fork_child(|| {
+        let mut streams: Vec<Stream> = guards
+            .iter()
+            .map(|g| Stream::open(g.name()).unwrap())
+            .collect();
+        let mut i = 0;
+        // Commit until the tester is done (pacing only: the test waits for `done`).
+        while done.recv_timeout(1, Duration::from_micros(200)).is_none() {
+            streams[i % STREAMS].write_all(b".").unwrap();
+            i += 1;
+        }
+        0
+    });
+    let mut tester = fork_child(|| {
+        let names: Vec<String> = guards.iter().map(|g| g.name().to_owned()).collect();
+        let (data, timeouts) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (names, data, timeouts) = (&names, &data, &timeouts);
+                s.spawn(move || {
+                    let streams: Vec<Stream> =
+                        names.iter().map(|n| Stream::open(n).unwrap()).collect();
+                    runtime().block_on(async {
+                        for k in 0..400 {
+                            let st = &streams[(k * 3 + t) % STREAMS];
+                            let wait = st.wait_async(st.len());
+                            let limit = Duration::from_micros(((k * 37 + t * 11) % 500) as u64);
+                            match tokio::time::timeout(limit, wait).await {
+                                Ok(WaitStatus::Data) => data.fetch_add(1, Ordering::Relaxed),
+                                Ok(other) => panic!("unexpected {other:?}"),
+                                Err(_) => timeouts.fetch_add(1, Ordering::Relaxed),
+                            };
+                        }
+                    });
+                });
+            }
+        });
+        assert_eq!(
+            data.load(Ordering::Relaxed) + timeouts.load(Ordering::Relaxed),
+            1600
+        );
+        assert_eq!(reactor_stats::registrations(), 0, "registrations left");
+        until_blocking("reactor threads ended", || reactor_stats::threads().0 == 0);
+        0
+    });
+    tester.assert_success();
+    done.notify();
+    writer.assert_success();
+    drop(owners);
+    for g in &guards {
+        g.assert_gone();
+    }
+}
+
 /// A read-only handle cannot announce its sleep; its async wait polls (naps growing to
 /// 10 ms) and still sees a commit of another process.
 #[test]
