@@ -6,7 +6,7 @@
 //!
 //! Only with `--features bindgen`: runs bindgen (needs libclang) on `wrapper.h` and
 //! writes `$OUT_DIR/bindings.rs`, which `src/lib.rs` then includes instead of the
-//! committed `src/bindings/x86_64_linux_gnu.rs`. Without the feature this script
+//! committed `src/bindings/<target>.rs`. Without the feature this script
 //! never touches bindgen or libclang: the `bindgen` build-dependency is optional
 //! and the code below that uses it is compiled out.
 
@@ -17,11 +17,12 @@ fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=probe/layout.c");
 
-    // The probe reads glibc's `struct _IO_FILE`, which only glibc targets have. On
-    // other targets skip it so that the crate's own `compile_error!` (src/lib.rs) is
-    // the message the user sees, not a C compiler error.
-    if env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
-        && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+    // The probe's `FILE` part reads glibc's `struct _IO_FILE` and is compiled only for
+    // glibc; the cookie part is for every Linux libc with `fopencookie` (glibc, musl).
+    // On other targets skip it so that the crate's own `compile_error!` (src/lib.rs)
+    // is the message the user sees, not a C compiler error.
+    let env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") && (env == "gnu" || env == "musl")
     {
         cc::Build::new()
             .file("probe/layout.c")
@@ -56,6 +57,8 @@ mod generate {
 
     /// Types taken from `<stdio.h>`; their dependencies (`__off64_t`, `__ssize_t`,
     /// the opaque `_IO_marker`, ...) come along automatically.
+    /// On musl `FILE` is opaque and `off64_t` is a macro for `off_t`, so `_IO_FILE` and
+    /// `off64_t` bring nothing there; the callback types bring `off_t` along.
     const TYPES: &[&str] = &[
         "FILE",
         "_IO_FILE",
@@ -69,6 +72,9 @@ mod generate {
 
     /// Set when `ci/regen-bindings.sh` runs the build: a path to copy the output to.
     const COPY_ENV: &str = "FSHM_SYS_BINDINGS_COPY_TO";
+
+    /// Where musl's headers are, if not where Debian's musl-dev puts them.
+    const MUSL_INCLUDE_ENV: &str = "FSHM_SYS_MUSL_INCLUDE";
 
     pub(super) fn run() {
         println!("cargo:rerun-if-env-changed={COPY_ENV}");
@@ -84,10 +90,27 @@ mod generate {
             .parse()
             .unwrap_or_else(|e| panic!("rust-version {rust_version:?} is no bindgen target: {e}"));
 
+        // The target's own headers: clang is told the target explicitly (so the
+        // output's header records it), finds a Debian cross sysroot
+        // (/usr/aarch64-linux-gnu from libc6-dev-arm64-cross) by itself, and for musl
+        // gets only musl's headers (Debian's musl-dev puts them in
+        // /usr/include/<arch>-linux-musl; FSHM_SYS_MUSL_INCLUDE overrides that).
+        println!("cargo:rerun-if-env-changed={MUSL_INCLUDE_ENV}");
+        let target = env::var("TARGET").expect("TARGET");
+        let mut clang_args = vec![format!("--target={target}")];
+        if env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
+            let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("CARGO_CFG_TARGET_ARCH");
+            let include = env::var(MUSL_INCLUDE_ENV)
+                .unwrap_or_else(|_| format!("/usr/include/{arch}-linux-musl"));
+            clang_args.push("-nostdinc".into());
+            clang_args.push(format!("-isystem{include}"));
+        }
+
         let mut builder = bindgen::Builder::default()
             // Relative to the package directory (the build script's working
             // directory), so no absolute path ends up in the output.
             .header("wrapper.h")
+            .clang_args(&clang_args)
             .rust_target(rust_target)
             .rust_edition(bindgen::RustEdition::Edition2021)
             .use_core()

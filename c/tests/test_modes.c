@@ -71,6 +71,13 @@ static void exact_modes(void)
     mode_t old = umask(077);
     for (i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         FILE *f;
+        /* Without CAP_FSETID the kernel clears S_ISUID, and S_ISGID with group
+         * execute, on the header's write, so those modes are exact only for root. */
+        if (geteuid() != 0 && (modes[i] & (S_ISUID | S_ISGID)) != 0) {
+            printf("test_modes: not root, mode %o skipped (the kernel clears set-id bits on write)\n",
+                   (unsigned)modes[i]);
+            continue;
+        }
         t_name(name, sizeof name, "exact");
         f = fshm_create(name, modes[i]);
         CHECKF(f != NULL, "create with mode %o", (unsigned)modes[i]);

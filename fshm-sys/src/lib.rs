@@ -1,91 +1,145 @@
-//! Raw bindings used by fshm: the glibc stdio items that `libc` lacks, and one import
-//! path (`fshm_sys::libc`) for the POSIX shm / mman / fcntl calls.
+//! Raw bindings used by fshm-ffi: the stdio cookie-stream items that `libc` lacks,
+//! glibc's `FILE` layout, and one import path (`fshm_sys::libc`) for the POSIX shm /
+//! mman / fcntl calls.
 //!
-//! fshm hands C callers a `FILE *` made by glibc's [`fopencookie`], whose
-//! `fileno()` must be the shared-memory fd. The `libc` crate has neither
-//! `fopencookie` nor `cookie_io_functions_t`, and its `FILE` is opaque, so this
-//! crate provides:
+//! fshm hands C callers a `FILE *` made by [`fopencookie`], whose `fileno()` must be
+//! the shared-memory fd. The `libc` crate has neither `fopencookie` nor
+//! `cookie_io_functions_t`, and its `FILE` is opaque, so this crate provides:
 //!
 //! * bindgen output for `fopencookie`, [`cookie_io_functions_t`] and its four
-//!   callback types, the real `struct _IO_FILE` ([`FILE`]), and `fileno`,
-//!   `fflush`, `setvbuf`, `fclose`, `flockfile`, `funlockfile` taking that `FILE`;
-//! * [`set_fileno`] / [`raw_fileno`], which access `_fileno` through the bindgen
+//!   callback types, and `fileno`, `fflush`, `setvbuf`, `fclose`, `flockfile`,
+//!   `funlockfile` taking this crate's [`FILE`];
+//! * on glibc only: the real `struct _IO_FILE` ([`FILE`] has its fields), and
+//!   [`set_fileno`] / [`raw_fileno`], which access `_fileno` through the bindgen
 //!   struct field, so its offset comes from the C headers, not a hard-coded number;
 //! * [`as_libc_file`] / [`from_libc_file`] to move between this crate's [`FILE`]
 //!   and [`libc::FILE`] (both name the same C object);
 //! * `pub use libc`, so dependants import the POSIX calls from one place.
 //!
-//! # Where the bindings come from
+//! # Targets and where the bindings come from
 //!
-//! On `x86_64-unknown-linux-gnu` the bindings committed at
-//! `src/bindings/x86_64_linux_gnu.rs` are used and no libclang is needed. With the
-//! `bindgen` cargo feature, `build.rs` regenerates them from `wrapper.h` into
-//! `OUT_DIR` instead (needs libclang). Any other target without that feature fails
-//! with a `compile_error!`. `ci/regen-bindings.sh` rewrites the committed file; see
-//! the crate's README.md. `tests/layout.rs` checks every layout this crate relies on
-//! against a C probe compiled with the system compiler.
+//! | target | committed bindings | `FILE` |
+//! | --- | --- | --- |
+//! | `x86_64-unknown-linux-gnu` | `src/bindings/x86_64_linux_gnu.rs` | glibc's `struct _IO_FILE`, with fields |
+//! | `aarch64-unknown-linux-gnu` | `src/bindings/aarch64_linux_gnu.rs` | glibc's `struct _IO_FILE`, with fields |
+//! | `x86_64-unknown-linux-musl` | `src/bindings/x86_64_linux_musl.rs` | opaque (musl has no public `FILE` layout) |
 //!
-//! This is glibc-only: the `_IO_FILE` layout and the behaviour of cookie streams
-//! described here are glibc's.
+//! Each file is bindgen's output for that target's own C headers (see
+//! `ci/regen-bindings.sh`); no libclang is needed to build. With the `bindgen` cargo
+//! feature, `build.rs` regenerates them from `wrapper.h` into `OUT_DIR` instead (needs
+//! libclang). Any other target without that feature fails with a `compile_error!`.
+//! `tests/layout.rs` checks every layout this crate relies on against a C probe
+//! compiled with the target's C compiler.
+//!
+//! musl spells the cookie callbacks' types with `off_t` and `ssize_t` (and `off64_t`
+//! only as a macro); so that dependants compile unchanged on every target, this crate
+//! also names them [`off64_t`], [`__off64_t`] and [`__ssize_t`] there, as glibc does.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub use libc;
 
+#[cfg(target_env = "gnu")]
 use core::ffi::c_int;
 
-#[cfg(feature = "bindgen")]
-#[allow(
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    dead_code,
-    missing_docs,
-    clippy::undocumented_unsafe_blocks
-)]
-mod bindings {
-    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+/// The attributes every bindings module gets: the names are C's.
+macro_rules! bindings_module {
+    ($($path:tt)+) => {
+        #[allow(
+            non_camel_case_types,
+            non_upper_case_globals,
+            non_snake_case,
+            dead_code,
+            missing_docs,
+            clippy::undocumented_unsafe_blocks
+        )]
+        mod bindings {
+            include!($($path)+);
+        }
+    };
 }
+
+#[cfg(feature = "bindgen")]
+bindings_module!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
 #[cfg(all(
     not(feature = "bindgen"),
-    target_arch = "x86_64",
-    target_pointer_width = "64",
     target_os = "linux",
-    target_env = "gnu"
+    target_env = "gnu",
+    target_arch = "x86_64",
+    target_pointer_width = "64"
 ))]
-#[allow(
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    dead_code,
-    missing_docs,
-    clippy::undocumented_unsafe_blocks
-)]
-mod bindings {
-    include!("bindings/x86_64_linux_gnu.rs");
-}
+bindings_module!("bindings/x86_64_linux_gnu.rs");
+
+#[cfg(all(
+    not(feature = "bindgen"),
+    target_os = "linux",
+    target_env = "gnu",
+    target_arch = "aarch64",
+    target_pointer_width = "64"
+))]
+bindings_module!("bindings/aarch64_linux_gnu.rs");
+
+#[cfg(all(
+    not(feature = "bindgen"),
+    target_os = "linux",
+    target_env = "musl",
+    target_arch = "x86_64",
+    target_pointer_width = "64"
+))]
+bindings_module!("bindings/x86_64_linux_musl.rs");
 
 #[cfg(not(any(
     feature = "bindgen",
     all(
-        target_arch = "x86_64",
-        target_pointer_width = "64",
         target_os = "linux",
-        target_env = "gnu"
+        target_pointer_width = "64",
+        any(
+            all(
+                target_env = "gnu",
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ),
+            all(target_env = "musl", target_arch = "x86_64")
+        )
     )
 )))]
 compile_error!(
-    "fshm-sys ships pre-generated bindings only for x86_64-unknown-linux-gnu; for this \
-     target regenerate with --features bindgen (needs libclang) or ci/regen-bindings.sh \
-     (and commit a bindings file for it)"
+    "fshm-sys ships pre-generated bindings for x86_64-unknown-linux-gnu, \
+     aarch64-unknown-linux-gnu and x86_64-unknown-linux-musl only; for this target \
+     regenerate with --features bindgen (needs libclang) or ci/regen-bindings.sh (and \
+     commit a bindings file for it)"
 );
 
 pub use bindings::{
-    _IO_codecvt, _IO_cookie_io_functions_t, _IO_lock_t, _IO_marker, _IO_wide_data, __off64_t,
-    __off_t, __ssize_t, cookie_close_function_t, cookie_io_functions_t, cookie_read_function_t,
-    cookie_seek_function_t, cookie_write_function_t, fclose, fflush, fileno, flockfile,
-    fopencookie, funlockfile, off64_t, setvbuf, _IO_FILE, FILE,
+    _IO_cookie_io_functions_t, cookie_close_function_t, cookie_io_functions_t,
+    cookie_read_function_t, cookie_seek_function_t, cookie_write_function_t, fclose, fflush,
+    fileno, flockfile, fopencookie, funlockfile, setvbuf, FILE,
 };
+
+#[cfg(target_env = "gnu")]
+pub use bindings::{
+    _IO_codecvt, _IO_lock_t, _IO_marker, _IO_wide_data, __off64_t, __off_t, __ssize_t, off64_t,
+    _IO_FILE,
+};
+
+#[cfg(target_env = "musl")]
+pub use bindings::off_t;
+
+/// musl's `off_t`, which is 64 bits wide and which musl's `off64_t` macro names: the
+/// type the cookie seek callback's position has.
+#[cfg(target_env = "musl")]
+#[allow(non_camel_case_types)]
+pub type off64_t = off_t;
+
+/// The glibc name of [`off64_t`], which glibc's callback types use; the same type.
+#[cfg(target_env = "musl")]
+#[allow(non_camel_case_types)]
+pub type __off64_t = off_t;
+
+/// The signed size the cookie read and write callbacks return (`ssize_t`), under the
+/// name glibc's callback types use.
+#[cfg(target_env = "musl")]
+#[allow(non_camel_case_types)]
+pub type __ssize_t = isize;
 
 /// Views a stream from these bindings as a [`libc::FILE`] pointer.
 ///
@@ -107,7 +161,7 @@ pub const fn from_libc_file(f: *mut libc::FILE) -> *mut FILE {
 }
 
 /// Sets the file descriptor that glibc stores in the stream (`_fileno`), so that
-/// `fileno(f)` returns `fd` afterwards.
+/// `fileno(f)` returns `fd` afterwards. glibc only.
 ///
 /// Intended for streams made by [`fopencookie`]: glibc does all their I/O through
 /// the cookie callbacks (`read`, `write`, `seek`, `close`) and never reads, writes or
@@ -159,6 +213,7 @@ pub const fn from_libc_file(f: *mut libc::FILE) -> *mut FILE {
 /// * Another thread reading `_fileno` without the stream lock (plain `fileno()` does
 ///   not lock) at the same time is a data race; set the fd before the stream is
 ///   shared.
+#[cfg(target_env = "gnu")]
 pub unsafe fn set_fileno(f: *mut FILE, fd: c_int) {
     debug_assert!(!f.is_null(), "set_fileno: null FILE");
     debug_assert!(fd != -1, "set_fileno: -1 would mark the stream closed");
@@ -186,6 +241,7 @@ pub unsafe fn set_fileno(f: *mut FILE, fd: c_int) {
 ///
 /// `f` must be non-null and point to an open glibc stream, and no other thread may
 /// be changing `_fileno` (see [`set_fileno`]) at the same time.
+#[cfg(target_env = "gnu")]
 pub unsafe fn raw_fileno(f: *const FILE) -> c_int {
     debug_assert!(!f.is_null(), "raw_fileno: null FILE");
     // SAFETY: `f` points to a live `struct _IO_FILE` (caller's contract) whose layout

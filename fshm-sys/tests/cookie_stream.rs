@@ -1,15 +1,14 @@
-//! Drives real glibc cookie streams through the bindings: `fopencookie` with Rust
-//! callbacks, stdio calls through `libc` on the same stream, and `set_fileno`.
+//! Drives real cookie streams through the bindings: `fopencookie` with Rust callbacks,
+//! stdio calls through `libc` on the same stream, and (glibc only) `set_fileno`.
 
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 use std::ffi::CString;
 
 use fshm_sys::libc;
-use fshm_sys::{
-    __off64_t, __ssize_t, as_libc_file, cookie_io_functions_t, fopencookie, raw_fileno, set_fileno,
-    FILE,
-};
+use fshm_sys::{__off64_t, __ssize_t, as_libc_file, cookie_io_functions_t, fopencookie, FILE};
+#[cfg(target_env = "gnu")]
+use fshm_sys::{raw_fileno, set_fileno};
 
 /// Write-side cookie: collects what glibc flushes, counts close calls.
 #[derive(Default)]
@@ -108,6 +107,7 @@ fn fopencookie_write_flush_close_reach_the_vec() {
     drop(unsafe { Box::from_raw(sink) });
 }
 
+#[cfg(target_env = "gnu")]
 /// A file descriptor for a fresh, already unlinked POSIX shared-memory object.
 fn shm_fd() -> c_int {
     let name = CString::new(format!("/fshm-sys-test-{}", std::process::id())).unwrap();
@@ -125,6 +125,7 @@ fn shm_fd() -> c_int {
     fd
 }
 
+#[cfg(target_env = "gnu")]
 #[test]
 fn set_fileno_makes_fileno_report_the_fd() {
     let (f, sink) = open_sink();

@@ -1,4 +1,4 @@
-//! Checks every C layout fshm-sys relies on against the real glibc headers.
+//! Checks every C layout fshm-sys relies on against the target's real libc headers.
 //!
 //! `probe/layout.c` is compiled by build.rs with the system C compiler (including the
 //! same `wrapper.h` as bindgen) and linked into fshm-sys; its functions report
@@ -9,9 +9,11 @@
 use core::ffi::c_int;
 use core::mem::{align_of, offset_of, size_of, MaybeUninit};
 
+#[cfg(target_env = "gnu")]
+use fshm_sys::_IO_FILE;
 use fshm_sys::{
     __off64_t, __ssize_t, cookie_close_function_t, cookie_io_functions_t, cookie_read_function_t,
-    cookie_seek_function_t, cookie_write_function_t, off64_t, _IO_FILE, FILE,
+    cookie_seek_function_t, cookie_write_function_t, off64_t, FILE,
 };
 
 extern "C" {
@@ -22,12 +24,6 @@ extern "C" {
     fn fshm_probe_offsetof_cookie_seek() -> usize;
     fn fshm_probe_offsetof_cookie_close() -> usize;
     fn fshm_probe_sizeof_cookie_read_ptr() -> usize;
-
-    fn fshm_probe_sizeof_FILE() -> usize;
-    fn fshm_probe_alignof_FILE() -> usize;
-    fn fshm_probe_offsetof_flags() -> usize;
-    fn fshm_probe_offsetof_fileno() -> usize;
-    fn fshm_probe_sizeof_fileno() -> usize;
 
     fn fshm_probe_sizeof_off64_t() -> usize;
     fn fshm_probe_alignof_off64_t() -> usize;
@@ -42,6 +38,15 @@ extern "C" {
     fn fshm_probe_seek_end() -> c_int;
 }
 
+#[cfg(target_env = "gnu")]
+extern "C" {
+    fn fshm_probe_sizeof_FILE() -> usize;
+    fn fshm_probe_alignof_FILE() -> usize;
+    fn fshm_probe_offsetof_flags() -> usize;
+    fn fshm_probe_offsetof_fileno() -> usize;
+    fn fshm_probe_sizeof_fileno() -> usize;
+}
+
 /// Calls a probe function. They take no arguments, read no memory and only return a
 /// constant, so calling them is always sound.
 macro_rules! probe {
@@ -53,6 +58,7 @@ macro_rules! probe {
 }
 
 /// Size of the field a raw pointer points to, without reading it.
+#[cfg(target_env = "gnu")]
 fn size_of_pointee<T>(_: *const T) -> usize {
     size_of::<T>()
 }
@@ -107,6 +113,7 @@ fn callback_pointers_are_nullable_c_function_pointers() {
     assert_eq!(bits, 0);
 }
 
+#[cfg(target_env = "gnu")]
 #[test]
 fn io_file_matches_c() {
     assert_eq!(
@@ -192,7 +199,10 @@ fn scalar_types_in_callback_signatures_match_c() {
     // crates without casts (this line only compiles if the types are equal).
     // `__ssize_t` is `c_long` while `libc::ssize_t` is `isize`: same size, different
     // Rust types, so only the size is checked.
+    #[cfg(target_env = "gnu")]
     let same_off64: fn(*mut off64_t) -> *mut fshm_sys::libc::off64_t = |p| p;
+    #[cfg(not(target_env = "gnu"))]
+    let same_off64: fn(*mut off64_t) -> *mut fshm_sys::libc::off_t = |p| p;
     let _ = same_off64;
     assert_eq!(size_of::<__ssize_t>(), size_of::<fshm_sys::libc::ssize_t>());
 }

@@ -6,8 +6,8 @@
 //! `set_permissions`/`set_group` govern later opens; and an unprivileged `reclaim`
 //! never removes a stream it may not remove.
 //!
-//! The tests run as root (which bypasses mode bits), so every access check happens in a
-//! forked child after `setgroups`/`setgid`/`setuid`.
+//! Root bypasses mode bits, so every access check happens in a forked child after
+//! `setgroups`/`setgid`/`setuid`; without root to do that, the tests skip, saying so.
 
 mod common;
 
@@ -117,6 +117,9 @@ fn assert_cannot_write(s: &fshm::Stream, name: &str, file_owner: bool) {
 
 #[test]
 fn across_modes_and_users_exactly_the_opens_posix_permits_succeed() {
+    if common::skip_unless_users_can_switch() {
+        return;
+    }
     let mut checked = 0;
     for mode in MODES {
         let g = NameGuard::new("perm-matrix");
@@ -189,6 +192,9 @@ fn across_modes_and_users_exactly_the_opens_posix_permits_succeed() {
 
 #[test]
 fn set_permissions_and_set_group_by_the_owning_user_govern_later_opens() {
+    if common::skip_unless_users_can_switch() {
+        return;
+    }
     const OWNER3: User = (1000, 1000, &[1003]);
     const MEMBER3: User = (1001, 1001, &[1003]);
     let g = NameGuard::new("perm-chmod");
@@ -289,6 +295,9 @@ fn dead_stream_of_uid_1000(name: &str, mode: u32) -> (u64, u64) {
 
 #[test]
 fn an_unprivileged_reclaim_never_removes_a_stream_it_may_not_remove() {
+    if common::skip_unless_users_can_switch() {
+        return;
+    }
     let g = NameGuard::new("perm-reclaim");
     let name = g.name();
     let mut attempts = 0;

@@ -373,6 +373,145 @@ impl Rng {
     }
 }
 
+/// Set (to anything non-empty) to make a test that would skip for want of privileges
+/// fail instead: CI's run as root sets it, so there every test really runs.
+pub const REQUIRE_PRIVILEGES_ENV: &str = "FSHM_TEST_REQUIRE_PRIVILEGES";
+
+/// Skips the calling test for `reason`: prints one line naming the test, straight to
+/// stderr (the harness captures `eprintln!`, which would hide it), or panics with the
+/// reason when [`REQUIRE_PRIVILEGES_ENV`] is set.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    if std::env::var_os(REQUIRE_PRIVILEGES_ENV).is_some_and(|v| !v.is_empty()) {
+        panic!("{test} cannot run ({REQUIRE_PRIVILEGES_ENV} is set): {reason}");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(io::stderr(), "skipped {test}: {reason}");
+}
+
+/// Why this process cannot make a child that switches to other users with
+/// `setgroups`/`setgid`/`setuid` (that takes root, or CAP_SETUID and CAP_SETGID), or
+/// `None` if it can. Tried once per test process, in a forked child that becomes
+/// uid/gid 65534.
+pub fn cannot_switch_users() -> Option<&'static str> {
+    static ANSWER: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let mut child = fork_child(|| {
+            // SAFETY: plain system calls with valid arguments (a null list of length 0).
+            let ok = unsafe {
+                libc::setgroups(0, std::ptr::null()) == 0
+                    && libc::setgid(65534) == 0
+                    && libc::setuid(65534) == 0
+            };
+            i32::from(!ok)
+        });
+        match child.wait() {
+            Status::Exited(0) => None,
+            _ => Some("needs root to switch users (setgroups/setgid/setuid failed)"),
+        }
+    })
+}
+
+/// For a test that forks children which become other users: `true` (after printing
+/// the skip line) when this process cannot do that, so the test should return.
+pub fn skip_unless_users_can_switch() -> bool {
+    match cannot_switch_users() {
+        None => false,
+        Some(reason) => {
+            skip(reason);
+            true
+        }
+    }
+}
+
+/// Puts the calling process (a forked child: `CLONE_NEWUSER` needs a single-threaded
+/// caller) in a private mount namespace with a fresh tmpfs of `options` (e.g.
+/// `"size=1m,mode=1777"`) on `/dev/shm`, which nothing outside sees. Uses a plain mount
+/// namespace when it may (root), otherwise a user namespace that maps only this
+/// process's own uid and gid to themselves, so that files it creates keep their owner.
+/// On failure returns what failed, for a skip message.
+pub fn private_dev_shm(options: &std::ffi::CStr) -> Result<(), String> {
+    fn fail(what: &str) -> String {
+        format!("{what}: {}", io::Error::last_os_error())
+    }
+    fn write_proc(path: &str, text: &str) -> Result<(), String> {
+        std::fs::write(path, text).map_err(|e| format!("writing {path}: {e}"))
+    }
+    // SAFETY: unshare takes flags only.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        // SAFETY: unshare takes flags only; the caller is single-threaded.
+        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+            return Err(fail(
+                "unshare(CLONE_NEWNS) and unshare(CLONE_NEWUSER | CLONE_NEWNS) failed",
+            ));
+        }
+        write_proc("/proc/self/setgroups", "deny")?;
+        write_proc("/proc/self/uid_map", &format!("{uid} {uid} 1"))?;
+        write_proc("/proc/self/gid_map", &format!("{gid} {gid} 1"))?;
+    }
+    // SAFETY: plain system calls with valid, NUL-terminated arguments.
+    unsafe {
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(fail("making the mounts private"));
+        }
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/dev/shm".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            options.as_ptr().cast(),
+        ) != 0
+        {
+            return Err(fail("mounting a tmpfs on /dev/shm"));
+        }
+    }
+    Ok(())
+}
+
+/// Why [`private_dev_shm`] fails in this process's children, or `None` if it works.
+/// Tried in a forked child that mounts a 64 KiB tmpfs and exits.
+pub fn cannot_make_private_dev_shm() -> Option<String> {
+    use std::io::Read as _;
+    use std::os::fd::FromRawFd as _;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", io::Error::last_os_error());
+    // SAFETY: both descriptors were just made by pipe2 and are owned by nothing else.
+    let (mut read, write) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    let mut child = fork_child(|| match private_dev_shm(c"size=64k") {
+        Ok(()) => 0,
+        Err(why) => {
+            use std::io::Write as _;
+            let _ = (&write).write_all(why.as_bytes());
+            1
+        }
+    });
+    drop(write);
+    let mut why = String::new();
+    let _ = read.read_to_string(&mut why);
+    match child.wait() {
+        Status::Exited(0) => None,
+        Status::Exited(1) => Some(format!("cannot mount a private /dev/shm ({why})")),
+        other => panic!("the private /dev/shm probe ended with {other:?}"),
+    }
+}
+
 /// Drops every privilege: supplementary groups, then gid and uid (to `id`).
 /// For use in a forked child only. Panics on failure.
 pub fn drop_privileges(id: u32) {
