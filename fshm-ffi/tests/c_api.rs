@@ -32,6 +32,14 @@ const STATIC_LIBS: &[&str] = &[
     "-lc",
 ];
 
+/// The C (or C++) compiler: `$var` if set, else `default`. Cross runs (ci/cross.sh)
+/// set `FSHM_TEST_CC` / `FSHM_TEST_CXX` to the target's compilers and
+/// `FSHM_TEST_RUNNER` to the emulator that runs the programs (e.g. `qemu-aarch64 -L
+/// /usr/aarch64-linux-gnu`).
+fn tool(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
 /// Longest run of one program, valgrind included.
 const TIMEOUT_SECS: &str = "600";
 
@@ -108,11 +116,11 @@ impl Program {
         let src = root.join("c/tests").join(source);
         let exe = dir.join(stem);
         let mut cc = if source.ends_with(".cpp") {
-            let mut c = Command::new("g++");
+            let mut c = Command::new(tool("FSHM_TEST_CXX", "g++"));
             c.args(["-Wall", "-Wextra", "-Werror"]);
             c
         } else {
-            let mut c = Command::new("gcc");
+            let mut c = Command::new(tool("FSHM_TEST_CC", "gcc"));
             c.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"]);
             c
         };
@@ -163,6 +171,9 @@ impl Program {
                 "--trace-children=no",
                 "--child-silent-after-fork=yes",
             ]);
+        }
+        if let Ok(runner) = std::env::var("FSHM_TEST_RUNNER") {
+            c.args(runner.split_whitespace());
         }
         c.arg(&self.exe);
         c
