@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the checks need on a fresh machine that has only the Rust toolchain:
-# rustfmt and clippy, and the Debian packages for the C checks and the build-system
-# checks, each only when it is missing.
+# rustfmt and clippy, the aarch64 and musl Rust targets, and the Debian packages for the
+# C checks, the build-system checks, the cross (aarch64 under qemu-user) and musl runs
+# and the bindings check, each only when it is missing.
 set -euo pipefail
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 need=()
@@ -14,8 +15,23 @@ command -v make >/dev/null || need+=(make)
 command -v cmake >/dev/null || need+=(cmake)
 command -v meson >/dev/null || need+=(meson)
 command -v ninja >/dev/null || need+=(ninja-build)
+# For ci/cross.sh: aarch64 cross compilers and headers, qemu-user to run the tests.
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+[ -f /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+# For ci/musl.sh: musl's headers, libraries and musl-gcc.
+command -v musl-gcc >/dev/null || need+=(musl-tools)
+# For ci/regen-bindings.sh --check: libclang, which bindgen loads.
+compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || need+=(libclang-dev)
+command -v clang >/dev/null || need+=(clang)
+# For ci/unprivileged.sh: useradd, setpriv and unshare (usually there already).
+command -v useradd >/dev/null || need+=(passwd)
+command -v setpriv >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The cross and musl targets' standard libraries.
+rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-musl >/dev/null

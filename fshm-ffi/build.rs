@@ -25,7 +25,9 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let manifest = manifest_dir.join("Cargo.toml");
-    let header = manifest_dir.join("../c/shmfile.h");
+    // A symlink to c/shmfile.h inside the package, so that `cargo package` carries the
+    // header (it copies a symlink's target) and a build from the .crate finds it.
+    let header = manifest_dir.join("shmfile.h");
     println!("cargo:rerun-if-changed={}", manifest.display());
     println!("cargo:rerun-if-changed={}", header.display());
 

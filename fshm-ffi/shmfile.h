@@ -1,0 +1,1 @@
+../c/shmfile.h
