@@ -13,12 +13,13 @@
 # target: musl's libc and the LLVM libunwind that Rust ships for it. A dynamically
 # linked musl build is no way out on Debian: it would need a libgcc_s built for musl.
 #
-# The C programs (fshm-ffi/tests/c_api.rs) run only with FSHM_CI_MUSL_C_TESTS=1: on
-# musl the FILE* does not keep its promises yet. musl's fflush calls the cookie write
-# callback with (NULL, 0), which the callback turns into a slice (undefined behaviour;
-# a debug build aborts); fileno() of a musl cookie stream is -1, not the shm fd; a
-# short write from the callback sets no error flag (ferror, EFBIG/ENOSPC at fflush);
-# and test_inplace.c finds positions that differ from a plain file's.
+# The C programs (fshm-ffi/tests/c_api.rs) run only with FSHM_CI_MUSL_C_TESTS=1, as
+# on musl they do not pass yet: musl's fflush calls the cookie write callback with
+# (NULL, 0), which the callback turns into a slice (undefined behaviour; a debug build
+# aborts); several programs use fileno(), which on musl fails with EBADF (documented in
+# the README); a short write from the callback sets no error flag there (ferror, and
+# EFBIG/ENOSPC at fflush); and test_inplace.c finds positions that differ from a plain
+# file's.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
