@@ -30,6 +30,9 @@ export FSHM_TEST_RUNNER="${qemu[*]}"
 echo "== aarch64: build fshm, fshm-ffi, fshm-cli"
 cargo build --target "$target" -p fshm -p fshm-ffi -p fshm-cli
 
+echo "== aarch64: clippy"
+cargo clippy --target "$target" -p fshm-sys -p fshm -p fshm-ffi -p fshm-cli --all-targets -- -D warnings
+
 echo "== aarch64: the built CLI runs"
 "${qemu[@]}" "target/$target/debug/fshm" --help >/dev/null
 

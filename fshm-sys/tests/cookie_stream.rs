@@ -3,7 +3,6 @@
 
 use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
-use std::ffi::CString;
 
 use fshm_sys::libc;
 use fshm_sys::{__off64_t, __ssize_t, as_libc_file, cookie_io_functions_t, fopencookie, FILE};
@@ -110,7 +109,7 @@ fn fopencookie_write_flush_close_reach_the_vec() {
 #[cfg(target_env = "gnu")]
 /// A file descriptor for a fresh, already unlinked POSIX shared-memory object.
 fn shm_fd() -> c_int {
-    let name = CString::new(format!("/fshm-sys-test-{}", std::process::id())).unwrap();
+    let name = std::ffi::CString::new(format!("/fshm-sys-test-{}", std::process::id())).unwrap();
     // SAFETY: `name` is NUL-terminated and outlives both calls.
     let fd = unsafe {
         libc::shm_open(

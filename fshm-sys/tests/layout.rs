@@ -7,7 +7,7 @@
 //! bindings file fails here rather than corrupting memory at run time.
 
 use core::ffi::c_int;
-use core::mem::{align_of, offset_of, size_of, MaybeUninit};
+use core::mem::{align_of, offset_of, size_of};
 
 #[cfg(target_env = "gnu")]
 use fshm_sys::_IO_FILE;
@@ -138,7 +138,7 @@ fn io_file_matches_c() {
         probe!(fshm_probe_offsetof_fileno),
         "offsetof(struct _IO_FILE, _fileno)"
     );
-    let slot = MaybeUninit::<_IO_FILE>::uninit();
+    let slot = core::mem::MaybeUninit::<_IO_FILE>::uninit();
     let base = slot.as_ptr();
     // SAFETY: only the field's address is computed; nothing is read.
     let fileno_field = unsafe { core::ptr::addr_of!((*base)._fileno) };
@@ -146,11 +146,6 @@ fn io_file_matches_c() {
         size_of_pointee(fileno_field),
         probe!(fshm_probe_sizeof_fileno),
         "sizeof(_fileno)"
-    );
-    assert_eq!(
-        size_of::<c_int>(),
-        probe!(fshm_probe_sizeof_int),
-        "sizeof(int)"
     );
 }
 
@@ -193,6 +188,12 @@ fn scalar_types_in_callback_signatures_match_c() {
         size_of::<usize>(),
         probe!(fshm_probe_sizeof_size_t),
         "sizeof(size_t)"
+    );
+    // The seek callback's `whence` and its result.
+    assert_eq!(
+        size_of::<c_int>(),
+        probe!(fshm_probe_sizeof_int),
+        "sizeof(int)"
     );
 
     // `off64_t` is the very type `libc` uses, so seek positions move between the two
