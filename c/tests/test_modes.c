@@ -74,8 +74,8 @@ static void exact_modes(void)
         /* Without CAP_FSETID the kernel clears S_ISUID, and S_ISGID with group
          * execute, on the header's write, so those modes are exact only for root. */
         if (geteuid() != 0 && (modes[i] & (S_ISUID | S_ISGID)) != 0) {
-            printf("test_modes: not root, mode %o skipped (the kernel clears set-id bits on write)\n",
-                   (unsigned)modes[i]);
+            printf("skipped: mode %o needs root (without it the kernel clears set-id bits on "
+                   "write)\n", (unsigned)modes[i]);
             continue;
         }
         t_name(name, sizeof name, "exact");
@@ -98,7 +98,7 @@ int main(void)
     t_init();
     exact_modes();
     if (geteuid() != 0) {
-        printf("test_modes: not root, unprivileged-guest part skipped\n");
+        printf("skipped: the unprivileged-guest part needs root to switch users\n");
         t_cleanup();
         return 0;
     }

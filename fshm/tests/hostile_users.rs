@@ -27,13 +27,9 @@ const SPACE_SEQ_AT: usize = 256;
 /// tests allow four times this on a loaded machine.
 const DEATH_NOTICE: Duration = Duration::from_millis(250);
 
+/// Whether this process can switch users; if not, the test prints its skip line.
 fn root() -> bool {
-    // SAFETY: plain system call.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: switching to an unprivileged uid needs root");
-    }
-    root
+    !common::skip_unless_users_can_switch()
 }
 
 /// What the attacker could do, as it reports it.

@@ -25,13 +25,9 @@ const MEMBER: User = (1001, 1001, &[1000]);
 /// Anyone else.
 const OTHER: User = (1002, 1002, &[]);
 
+/// Whether this process can switch users; if not, the test prints its skip line.
 fn root() -> bool {
-    // SAFETY: plain system call.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: switching to an unprivileged uid needs root");
-    }
-    root
+    !common::skip_unless_users_can_switch()
 }
 
 /// Becomes `user` for good (in a forked child only).
