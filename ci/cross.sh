@@ -37,8 +37,14 @@ echo "== aarch64: the built CLI runs"
 "${qemu[@]}" "target/$target/debug/fshm" --help >/dev/null
 
 echo "== aarch64: tests of fshm-sys, fshm, fshm-ffi under qemu-user"
-# qemu-user 7.2 cannot map a 1 TiB window (the guest mmap fails with ENOMEM; a native
-# aarch64 kernel maps it), which one hostile-header case needs: it is skipped here
-# and runs natively on x86_64.
-cargo test --target "$target" -p fshm-sys -p fshm -p fshm-ffi -- \
-    --skip a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes
+# Two tests hit limits of qemu-user 7.2 itself, not of aarch64; they are skipped here
+# and run natively on x86_64:
+# - a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes maps a 1 TiB
+#   window, which qemu-user refuses (the guest mmap fails with ENOMEM; a native aarch64
+#   kernel maps it);
+# - a_read_only_user_cannot_delay_appenders_or_opens starts a thread in a child forked
+#   from the multi-threaded test harness, and qemu-user aborts there every time
+#   ("cpu_exec: assertion failed: (cpu == current_cpu)").
+cargo test --no-fail-fast --target "$target" -p fshm-sys -p fshm -p fshm-ffi -- \
+    --skip a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes \
+    --skip a_read_only_user_cannot_delay_appenders_or_opens

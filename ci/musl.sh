@@ -42,7 +42,7 @@ echo "== musl: clippy (fshm-sys)"
 cargo clippy --target "$target" -p fshm-sys --all-targets -- -D warnings
 
 echo "== musl: tests of fshm-sys, fshm, fshm-ffi"
-cargo test --target "$target" -p fshm-sys -p fshm
+cargo test --no-fail-fast --target "$target" -p fshm-sys -p fshm
 if [ "${FSHM_CI_MUSL_C_TESTS:-0}" = 1 ]; then
     self_contained="$(rustc --print sysroot)/lib/rustlib/$target/lib/self-contained"
     # No C++ compiler for musl ships with Debian (musl-tools has musl-gcc only), so the
