@@ -561,6 +561,11 @@ unsafe extern "C" fn cookie_write(
     // Never negative (module documentation, "The callbacks' contract"): a panic
     // commits nothing as far as stdio may know.
     guard(0, || {
+        // musl's fflush calls with (NULL, 0): nothing to write, and no slice to make
+        // from a null pointer.
+        if size == 0 || buf.is_null() {
+            return Ok(0);
+        }
         // SAFETY: stdio gives a readable buffer of `size` bytes.
         let buf = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) };
         // glibc's `new_do_write` records the offset of a seek it makes before writing

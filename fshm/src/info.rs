@@ -179,10 +179,18 @@ pub fn force_destroy(name: &str) -> Result<()> {
 /// read-write.
 pub fn reclaim(name: &str) -> Result<bool> {
     let name = Name::new(name)?;
-    if sys::shm_identity(name.as_c()).is_none() {
-        return Ok(false);
+    // A reclaim in progress elsewhere is waited for, then the name looked at again.
+    for _ in 0..4 {
+        if sys::shm_identity(name.as_c()).is_none() {
+            return Ok(false);
+        }
+        match reclaim_dead(&name)? {
+            Reclaim::Removed => return Ok(true),
+            Reclaim::Refused => return Ok(false),
+            Reclaim::Busy(lock) => await_reclaim(&lock),
+        }
     }
-    reclaim_dead(&name)
+    Ok(false)
 }
 
 /// Reclaim: removes `name` if it is a non-persistent fshm stream whose owner is dead.
@@ -190,43 +198,62 @@ pub fn reclaim(name: &str) -> Result<bool> {
 /// must first take the reclaim token on the stream's lock object (which only writers
 /// can open, so no reader can hold it off), and the name is removed only if it still
 /// refers to the object whose owner was found dead.
-pub(crate) fn reclaim_dead(name: &Name) -> Result<bool> {
+pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     let n = name.as_str();
     let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
         Ok(fd) => fd,
-        Err(libc::ENOENT) => return Ok(true),
+        Err(libc::ENOENT) => return Ok(Reclaim::Removed),
         Err(e) => return Err(os(n, e, "cannot open to reclaim")),
     };
     let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = match h.layout() {
         Ok(l) => l,
-        Err(_) => return Ok(false),
+        Err(_) => return Ok(Reclaim::Refused),
     };
     if layout.flags & FLAG_PERSISTENT != 0 {
-        return Ok(false);
+        return Ok(Reclaim::Refused);
     }
     if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
-        return Ok(false);
+        return Ok(Reclaim::Refused);
     }
     let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
         Ok(lock_fd) => lock_fd,
-        // Without its lock object (removed by hand), the stream cannot be reclaimed
-        // safely against a racing reclaimer; `force_destroy` removes it.
-        Err(_) => return Ok(false),
+        // Without its lock object (removed by hand, or by a reclaimer that has just
+        // removed the stream too), the stream cannot be reclaimed safely against a
+        // racing reclaimer; look again (`create`) or `force_destroy` it.
+        Err(_) => return Ok(Reclaim::Refused),
     };
     if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
         .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
     {
-        return Ok(false);
+        return Ok(Reclaim::Busy(lock_fd));
     }
     let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     match sys::shm_identity(name.as_c()) {
         Some(id) if id == (ours.dev, ours.ino) => {}
-        _ => return Ok(false),
+        _ => return Ok(Reclaim::Refused),
     }
     liveness::remove_lock_object(name);
     match sys::shm_unlink(name.as_c()) {
-        Ok(()) | Err(libc::ENOENT) => Ok(true),
+        Ok(()) | Err(libc::ENOENT) => Ok(Reclaim::Removed),
         Err(e) => Err(os(n, e, "cannot remove the dead stream")),
+    }
+}
+
+/// What a reclaim did.
+pub(crate) enum Reclaim {
+    /// The dead owner's stream is gone (or the name was free).
+    Removed,
+    /// Not removed: the owner lives, the stream is persistent, or it is no fshm stream.
+    Refused,
+    /// Another process is reclaiming the name: its lock object, whose reclaim token it
+    /// holds.
+    Busy(OwnedFd),
+}
+
+/// Waits until the reclaim in progress on `lock` (a lock object) has ended.
+pub(crate) fn await_reclaim(lock: &OwnedFd) {
+    if sys::ofd_lock_wait(lock.as_fd(), LOCK_RECLAIM).is_ok() {
+        let _ = sys::ofd_unlock(lock.as_fd(), LOCK_RECLAIM);
     }
 }

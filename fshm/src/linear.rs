@@ -93,6 +93,7 @@ impl Core {
     }
 
     pub(crate) fn write_locked(&self, c: &mut Cursor, pos: u64, buf: &[u8]) -> Result<usize> {
+        self.window()?;
         self.write_with(c, pos, buf, false)
     }
 
@@ -211,6 +212,7 @@ impl Core {
 
     /// Sets the length (checked by the caller: writable, linear, within the maximum).
     pub(crate) fn set_len_linear(&self, c: &mut Cursor, new_len: u64) -> Result<()> {
+        self.window()?;
         let h = self.header();
         let len = h.len.load(Ordering::Acquire).min(self.layout.max_size);
         if new_len > len {

@@ -7,6 +7,7 @@ use crate::header::{
     read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
     FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
+use crate::info::Reclaim;
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::stream::{Role, Stream};
@@ -83,6 +84,9 @@ impl OpenOptions {
     }
 
     /// Mode bits of a new stream, applied exactly (the umask does not narrow them).
+    /// The set-user-ID and set-group-ID bits (`0o6000`) stay only for an owner with
+    /// `CAP_FSETID`: the kernel clears them when an unprivileged process writes the
+    /// object, as the owner does when it writes the header.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = mode;
         self
@@ -192,7 +196,9 @@ impl OpenOptions {
     pub fn create(&self, name: &str) -> Result<Stream> {
         let name = Name::new(name)?;
         let layout = self.check_create(name.as_str())?;
-        let mut reclaimed = false;
+        // Reclaims: each removal is followed by a fresh O_EXCL attempt, which another
+        // creator may win; a reclaim found in progress is waited for, then looked at again.
+        let mut reclaims_left = 4;
         let fd = loop {
             // Created with the owner's bits only: nobody else can open the object
             // before the owner holds its token (`set_up_owner` then applies the mode).
@@ -202,15 +208,19 @@ impl OpenOptions {
                 self.mode & 0o700,
             ) {
                 Ok(fd) => break fd,
-                Err(libc::EEXIST) if self.reclaim && !reclaimed => {
-                    if !crate::info::reclaim_dead(&name)? {
-                        return Err(os(
-                            name.as_str(),
-                            libc::EEXIST,
-                            "exists and its owner is alive, or it is persistent",
-                        ));
+                Err(libc::EEXIST) if self.reclaim && reclaims_left > 0 => {
+                    reclaims_left -= 1;
+                    match crate::info::reclaim_dead(&name)? {
+                        Reclaim::Removed => {}
+                        Reclaim::Busy(lock) => crate::info::await_reclaim(&lock),
+                        Reclaim::Refused => {
+                            return Err(os(
+                                name.as_str(),
+                                libc::EEXIST,
+                                "exists and its owner is alive, or it is persistent",
+                            ))
+                        }
                     }
-                    reclaimed = true;
                 }
                 Err(e) => return Err(os(name.as_str(), e, "cannot create")),
             }

@@ -377,6 +377,9 @@ impl Core {
         pos: u64,
         buf: &mut [MaybeUninit<u8>],
     ) -> Result<usize> {
+        // A handle whose window cannot be mapped reports the mapping's error, not the
+        // empty stream its stand-in header would show.
+        self.window()?;
         if self.is_ring() {
             return self.ring_read(c, pos, buf);
         }
@@ -785,6 +788,8 @@ impl Core {
 
     /// `Write::write` with the cursor in hand (locked, or owned through `&mut Stream`).
     pub(crate) fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
+        // As for reads; and no write may touch the stand-in header.
+        self.window()?;
         if c.reserved.is_some() {
             return Err(self.reservation_open());
         }

@@ -43,7 +43,13 @@ pub(crate) fn shm_open(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Er
 /// `shm_unlink(name)`.
 pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
     // SAFETY: `name` is a valid NUL-terminated string.
-    retry(-1, || unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+    match retry(-1, || unsafe { libc::shm_unlink(name.as_ptr()) }) {
+        Ok(_) => Ok(()),
+        // Another user's object in the sticky /dev/shm: glibc reports the kernel's
+        // EPERM as EACCES, musl passes it on; fshm reports EACCES on both.
+        Err(libc::EPERM) => Err(libc::EACCES),
+        Err(e) => Err(e),
+    }
 }
 
 /// The fields of `fstat` that fshm uses.
@@ -396,7 +402,7 @@ pub(crate) fn ofd_write_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Er
 /// `true` if the timeout passed.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
     let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_sec: d.as_secs().min(i64::MAX as u64) as _,
         tv_nsec: d.subsec_nanos() as libc::c_long,
     });
     let tsp = ts
@@ -486,8 +492,8 @@ pub(crate) fn futex_waitv(
         libc::timespec {
             tv_sec: now
                 .tv_sec
-                .saturating_add(d.as_secs().min(i32::MAX as u64) as libc::time_t)
-                .saturating_add((nanos / 1_000_000_000) as libc::time_t),
+                .saturating_add(d.as_secs().min(i32::MAX as u64) as _)
+                .saturating_add((nanos / 1_000_000_000) as _),
             tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
         }
     });
@@ -519,7 +525,7 @@ pub(crate) fn futex_waitv(
 /// most `timeout`.
 pub(crate) fn futex_wait_private(word: &AtomicU32, expected: u32, timeout: Duration) {
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `word` is a live, aligned 32-bit atomic of this process; the kernel only

@@ -104,3 +104,33 @@ fn debug_maps_nothing() {
     drop(owner);
     g.assert_gone();
 }
+
+#[test]
+fn a_handle_whose_window_cannot_be_mapped_reports_it_on_reads_and_writes() {
+    let g = NameGuard::new("nomap");
+    let name = g.name();
+    let mut owner = fshm::Stream::create(name).unwrap();
+    owner.write_all(b"data").unwrap();
+    let mut c = fork_child(|| {
+        let guest = fshm::Stream::open(name).unwrap();
+        // Too little address space for the 1 GiB window.
+        let lim = libc::rlimit {
+            rlim_cur: 256 << 20,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: plain system call with a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        let mut buf = [0u8; 4];
+        let e = (&guest).read(&mut buf).unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::ENOMEM, "{e}");
+        let e = (&guest).write(b"x").unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::ENOMEM, "{e}");
+        let e = guest.read_at(0, &mut buf).unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::ENOMEM, "{e}");
+        0
+    });
+    c.assert_success();
+    assert_eq!(owner.len(), 4, "the failed write changed nothing");
+    drop(owner);
+    g.assert_gone();
+}
