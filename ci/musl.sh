@@ -36,10 +36,8 @@ if readelf -l "target/$target/debug/fshm" | grep -q "program interpreter"; then
 fi
 "target/$target/debug/fshm" --help >/dev/null
 
-echo "== musl: clippy (fshm-sys)"
-# Only fshm-sys for now: on musl the libc crate deprecates `time_t` (it will become 64
-# bits there), which fshm's sys.rs names.
-cargo clippy --target "$target" -p fshm-sys --all-targets -- -D warnings
+echo "== musl: clippy (the published crates)"
+cargo clippy --target "$target" -p fshm-sys -p fshm -p fshm-ffi -p fshm-cli --all-targets -- -D warnings
 
 echo "== musl: tests of fshm-sys, fshm, fshm-ffi"
 cargo test --no-fail-fast --target "$target" -p fshm-sys -p fshm
