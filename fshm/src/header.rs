@@ -38,9 +38,10 @@
 //! byte `2 + k` by the reader attached to slot `k`. The rules are in `liveness.rs`.
 
 use crate::error::not_fshm;
+use crate::sync::{AtomicU32, AtomicU64};
 use crate::sys;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
 
 /// Object offset where the stream's data begins.
 pub const DATA_OFFSET: u64 = 4096;
@@ -49,7 +50,12 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHMSTRM");
 /// The layout version this library reads and writes.
 pub const VERSION: u32 = 2;
 /// Number of reader slots in the header.
+#[cfg(not(loom))]
 pub const READER_SLOTS: u32 = 32;
+/// Under `loom` (`sync.rs`) a header built in process memory has two reader slots,
+/// which is enough for every interleaving the models explore and keeps scans short.
+#[cfg(loom)]
+pub const READER_SLOTS: u32 = 2;
 /// Largest maximum size a stream may have (16 TiB): bounds the virtual window.
 pub const MAX_SIZE_LIMIT: u64 = 1 << 44;
 
@@ -97,7 +103,8 @@ pub(crate) struct Slot {
 }
 
 /// The header as it lies in shared memory. Every field is atomic: other processes
-/// change it while we read it.
+/// change it while we read it. (Under `loom` its atomics are the model checker's, which
+/// do not have this layout: such a header lives in process memory only.)
 #[repr(C)]
 pub(crate) struct Header {
     pub magic: AtomicU64,
@@ -135,6 +142,7 @@ pub(crate) struct Header {
     pub slots: [Slot; READER_SLOTS as usize],
 }
 
+#[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::offset_of!(Header, lock_ino) == 40);
     assert!(std::mem::offset_of!(Header, len) == 64);
@@ -153,6 +161,40 @@ const _: () = {
     assert!(std::mem::size_of::<Header>() == 1024 + 64 * READER_SLOTS as usize);
     assert!(std::mem::size_of::<Header>() as u64 <= DATA_OFFSET);
 };
+
+/// The header of zeros, given how to make its slots (`Header::zero`).
+macro_rules! zero_header {
+    (|| $slots:expr) => {
+        Header {
+            magic: AtomicU64::new(0),
+            version: AtomicU32::new(0),
+            data_offset: AtomicU32::new(0),
+            max_size: AtomicU64::new(0),
+            ring_capacity: AtomicU64::new(0),
+            flags: AtomicU32::new(0),
+            reader_slots: AtomicU32::new(0),
+            lock_ino: AtomicU64::new(0),
+            _pad0: [0; 16],
+            len: AtomicU64::new(0),
+            _reserved72: [0; 8],
+            alloc: AtomicU64::new(0),
+            _pad1: [0; 40],
+            seq: AtomicU32::new(0),
+            _pad2: [0; 60],
+            owner_state: AtomicU32::new(0),
+            _pad3: [0; 60],
+            space_seq: AtomicU32::new(0),
+            _pad4: [0; 60],
+            slot_gen: AtomicU32::new(0),
+            followers: AtomicU32::new(0),
+            _pad5: [0; 56],
+            hwm: AtomicU64::new(0),
+            ring_writer: AtomicU64::new(0),
+            _pad6: [0; 624],
+            slots: $slots,
+        }
+    };
+}
 
 /// The fixed part of a header, read once and checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,46 +270,33 @@ impl Header {
 
     /// A header of zeros, for a handle whose mapping could not be made (its reads then
     /// see an empty stream; its data accesses fail with the mapping's error).
+    #[cfg(not(loom))]
     pub(crate) const fn zero() -> Header {
-        Header {
-            magic: AtomicU64::new(0),
-            version: AtomicU32::new(0),
-            data_offset: AtomicU32::new(0),
-            max_size: AtomicU64::new(0),
-            ring_capacity: AtomicU64::new(0),
-            flags: AtomicU32::new(0),
-            reader_slots: AtomicU32::new(0),
-            lock_ino: AtomicU64::new(0),
-            _pad0: [0; 16],
-            len: AtomicU64::new(0),
-            _reserved72: [0; 8],
-            alloc: AtomicU64::new(0),
-            _pad1: [0; 40],
-            seq: AtomicU32::new(0),
-            _pad2: [0; 60],
-            owner_state: AtomicU32::new(0),
-            _pad3: [0; 60],
-            space_seq: AtomicU32::new(0),
-            _pad4: [0; 60],
-            slot_gen: AtomicU32::new(0),
-            followers: AtomicU32::new(0),
-            _pad5: [0; 56],
-            hwm: AtomicU64::new(0),
-            ring_writer: AtomicU64::new(0),
-            _pad6: [0; 624],
-            slots: [const {
-                Slot {
-                    pos: AtomicU64::new(0),
-                    active: AtomicU32::new(0),
-                    _pad: [0; 52],
-                }
-            }; READER_SLOTS as usize],
-        }
+        zero_header!(|| [const {
+            Slot {
+                pos: AtomicU64::new(0),
+                active: AtomicU32::new(0),
+                _pad: [0; 52],
+            }
+        }; READER_SLOTS as usize])
+    }
+
+    /// A header of zeros in process memory, for a `loom` model (whose atomics cannot be
+    /// made in a constant, nor outside a model).
+    #[cfg(loom)]
+    #[cfg_attr(not(test), allow(dead_code))] // the models are tests
+    pub(crate) fn zero() -> Header {
+        zero_header!(|| std::array::from_fn(|_| Slot {
+            pos: AtomicU64::new(0),
+            active: AtomicU32::new(0),
+            _pad: [0; 52],
+        }))
     }
 
     /// The bytes a new owner writes at offset 0 of a zeroed object, in two parts: first
     /// `image[8..]` (every field but the magic), then `image[..8]` (the magic, which
     /// makes the header valid). Only the first `OWNER_FIELDS_END` bytes can be non-zero.
+    #[cfg(not(loom))]
     pub(crate) fn image(layout: Layout) -> [u8; OWNER_FIELDS_END] {
         let h = Header::zero();
         h.init(layout);
@@ -279,6 +308,12 @@ impl Header {
         };
         out.copy_from_slice(bytes);
         out
+    }
+
+    /// Under `loom` the header's atomics do not have the layout: a model has no image.
+    #[cfg(loom)]
+    pub(crate) fn image(_layout: Layout) -> [u8; OWNER_FIELDS_END] {
+        unreachable!("a loom model builds its header in process memory")
     }
 
     /// Fills a zeroed header and publishes it (magic last, with release).
@@ -303,7 +338,9 @@ pub(crate) const FIXED_FIELDS: usize = 64;
 /// Reads the header of an open object into a private copy (one `pread`). Only the
 /// first `upto` bytes are read (the rest stay zero): opening needs just the fixed
 /// fields ([`FIXED_FIELDS`]); an object shorter than that reads as zeros past its end.
+#[cfg(not(loom))]
 pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys::Errno> {
+    use std::os::fd::AsFd;
     let mut h = Box::new(Header::zero());
     let size = std::mem::size_of::<Header>().min(upto);
     let mut bytes = vec![0u8; size];
@@ -314,6 +351,12 @@ pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys:
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut *h as *mut Header).cast::<u8>(), size)
     };
     Ok(h)
+}
+
+/// Under `loom` the header's atomics do not have the layout: a model reads no header.
+#[cfg(loom)]
+pub(crate) fn read_header(_fd: &OwnedFd, _upto: usize) -> Result<Box<Header>, sys::Errno> {
+    unreachable!("a loom model builds its header in process memory")
 }
 
 /// The error for a refused header, naming stream `n`.

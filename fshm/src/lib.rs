@@ -227,6 +227,7 @@ mod open;
 mod reactor;
 mod ring;
 mod stream;
+mod sync;
 mod sys;
 #[doc(hidden)]
 pub mod test_hooks;

@@ -9,7 +9,7 @@
 
 use crate::error::{not_fshm, os, Result};
 use crate::grow;
-use crate::header::{DATA_OFFSET, LOCK_APPEND};
+use crate::header::{Header, DATA_OFFSET, LOCK_APPEND};
 use crate::stream::{Core, Cursor};
 use crate::sys;
 use std::mem::MaybeUninit;
@@ -128,9 +128,7 @@ impl Core {
         let h = self.header();
         let len = h.len.load(Ordering::Acquire).min(max);
         self.clear_gap(c, len, pos)?;
-        if end > c.hwm_seen {
-            c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
-        }
+        c.hwm_seen = raise_hwm(h, end, c.hwm_seen);
         if through_kernel {
             // At the fd's own offset (a layer keeping the fd coherent), `write(2)` moves
             // the offset with the position: one system call fewer than `pwrite` and
@@ -178,7 +176,7 @@ impl Core {
     /// earlier writes (before a truncate, or an appender that died) left in between.
     /// Nothing at or past the high-water mark was ever written, so only up to it.
     fn clear_gap(&self, c: &mut Cursor, len: u64, to: u64) -> Result<()> {
-        let zero_end = to.min(self.header().hwm.load(Ordering::Acquire));
+        let zero_end = gap_end(self.header(), to);
         if len < zero_end {
             self.ensure_readable(c, zero_end)?;
             // SAFETY: `len < zero_end <= max_size` (callers bound `to` by it), and the
@@ -224,4 +222,23 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Before bytes up to `end` are written: raises the high-water mark to `end` (no byte at
+/// or past `hwm` was ever written) unless this handle knows it stands there already
+/// (`hwm_seen`); returns what the handle knows now.
+#[inline]
+pub(crate) fn raise_hwm(h: &Header, end: u64, hwm_seen: u64) -> u64 {
+    if end > hwm_seen {
+        h.hwm.fetch_max(end, Ordering::AcqRel).max(end)
+    } else {
+        hwm_seen
+    }
+}
+
+/// Where the bytes to clear before the length moves up to `to` end: nothing at or past
+/// the high-water mark was ever written, so no further than it.
+#[inline]
+pub(crate) fn gap_end(h: &Header, to: u64) -> u64 {
+    to.min(h.hwm.load(Ordering::Acquire))
 }

@@ -66,10 +66,11 @@
 use crate::error::{invalid, os, overrun, Result};
 use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
 use crate::stream::{Core, Cursor, Stream};
+use crate::sync::fence;
 use crate::sys;
 use crate::wait::{self, Waited};
 use std::mem::MaybeUninit;
-use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A ring-writer token unique among live handles: the process id and a per-process
 /// counter (never 0).
@@ -244,19 +245,7 @@ impl Core {
         // `membarrier`, a compiler fence orders them; else a sequentially consistent
         // read-modify-write does.
         let fast_fence = sole && (!lossless || sys::membarrier_registered());
-        if fast_fence {
-            // The only writer since its last write: a store ordered before the copy's
-            // stores is enough. (`hwm` may stand higher, left by an appender killed
-            // mid-write: it never moves down.)
-            if h.hwm.load(Ordering::Relaxed) < end {
-                h.hwm.store(end, Ordering::Relaxed);
-            }
-            fence(Ordering::Release);
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            h.hwm.fetch_max(end, Ordering::SeqCst);
-        }
-        if lossless && h.slot_gen.load(Ordering::SeqCst) != c.slot_gen_seen {
+        if announce_write(h, end, fast_fence, lossless, c.slot_gen_seen) {
             // A reader attached since `make_room` looked ("Attaching" above): it chose
             // its start after this write's `hwm`, or this write sees its slot now.
             self.make_room(c, end - cap)?;
@@ -288,37 +277,19 @@ impl Core {
     /// and the attach generation, and scans the slots again only when it must.
     fn make_room(&self, c: &mut Cursor, need: u64) -> Result<()> {
         let h = self.header();
-        let gen = h.slot_gen.load(Ordering::SeqCst);
-        if need <= c.room && gen == c.slot_gen_seen {
+        let Err(gen) = room_known(h, need, c.room, c.slot_gen_seen) else {
             return Ok(());
-        }
+        };
         // Probing readers' liveness needs the lock object; a writer that cannot open it
         // cannot tell a dead reader from a slow one, and says so.
         let lock = self.lock_object()?;
-        let room = match self.scan_slots(h, need, None, c.slot) {
-            Ok(room) => room,
-            Err(_) => {
-                let r = wait::wait_on(
-                    &h.space_seq,
-                    true,
-                    c.write_deadline(),
-                    std::time::Duration::ZERO,
-                    |slow_ok| {
-                        self.scan_slots(h, need, slow_ok.then_some(lock), c.slot)
-                            .ok()
-                    },
-                );
-                match r {
-                    Waited::Ready(room) => room,
-                    Waited::TimedOut => {
-                        return Err(os(
-                            self.name(),
-                            libc::ETIMEDOUT,
-                            "attached readers did not make room within the write timeout",
-                        ))
-                    }
-                }
-            }
+        let alive = |k: u32| sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true);
+        let Some(room) = wait_for_room(h, need, c.slot, &alive, c.write_deadline()) else {
+            return Err(os(
+                self.name(),
+                libc::ETIMEDOUT,
+                "attached readers did not make room within the write timeout",
+            ));
         };
         c.room = room;
         c.slot_gen_seen = gen;
@@ -334,60 +305,18 @@ impl Core {
         } else {
             None
         };
-        Ok(self.scan_slots(self.header(), need, lock, own).is_ok())
-    }
-
-    /// Scans the reader slots: `Ok(room)`, the lowest position an attached reader still
-    /// needs (at least `need`), or `Err(k)`, a reader that still needs a position below
-    /// `need`. Given the lock object to probe (a system call per lagging slot), a
-    /// lagging slot whose token no one holds belonged to a dead reader: it is released
-    /// and skipped.
-    fn scan_slots(
-        &self,
-        h: &Header,
-        need: u64,
-        check_liveness: Option<std::os::fd::BorrowedFd<'_>>,
-        own: Option<u32>,
-    ) -> std::result::Result<u64, u32> {
-        let mut room = u64::MAX;
-        for k in 0..READER_SLOTS {
-            if own == Some(k) {
-                continue; // this handle's own slot: never wait for oneself
-            }
-            let slot = &h.slots[k as usize];
-            let token = slot.active.load(Ordering::SeqCst);
-            if token == 0 {
-                continue;
-            }
-            let pos = slot.pos.load(Ordering::SeqCst);
-            if pos < need {
-                let alive = match check_liveness {
-                    None => true,
-                    Some(lock) => {
-                        sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true)
-                    }
-                };
-                if alive {
-                    return Err(k);
-                }
-                // Dead reader: free its slot, unless a new reader claimed it meanwhile
-                // (then the token differs and the exchange fails).
-                let _ = slot
-                    .active
-                    .compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst);
-                continue;
-            }
-            room = room.min(pos);
-        }
-        Ok(room)
+        let alive = |k: u32| match lock {
+            Some(lock) => sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true),
+            None => true,
+        };
+        let probe: Option<&dyn Fn(u32) -> bool> = if slow_ok { Some(&alive) } else { None };
+        Ok(scan_slots(self.header(), need, probe, own).is_ok())
     }
 
     /// Publishes this reader's position in its slot and wakes a waiting writer.
     pub(crate) fn publish_slot(&self, c: &Cursor) {
         if let Some(k) = c.slot {
-            let h = self.header();
-            h.slots[k as usize].pos.store(c.pos, Ordering::SeqCst);
-            wait::notify(&h.space_seq);
+            publish_slot_pos(self.header(), k, c.pos);
         }
     }
 
@@ -414,23 +343,7 @@ impl Core {
             let got = sys::ofd_try_lock(lock, LOCK_SLOT0 + u64::from(k))
                 .map_err(|e| os(self.name(), e, "cannot take a reader slot"))?;
             if got {
-                let slot = &h.slots[k as usize];
-                slot.pos.store(c.pos, Ordering::SeqCst);
-                // A fresh token (never 0); with the bump below it tells writers that
-                // their cached view of the slots is stale.
-                let token = h.slot_gen.load(Ordering::SeqCst).wrapping_add(1).max(1);
-                slot.active.store(token, Ordering::SeqCst);
-                h.slot_gen.fetch_add(1, Ordering::SeqCst);
-                // The slow side of the fence with writers whose fast side is a compiler
-                // fence ("Attaching"). It fails only where the kernel lacks it, and then
-                // no writer is registered and all of them take the full fence.
-                let _ = sys::membarrier_global();
-                // Module docs, "Attaching": past what writes in flight may overwrite.
-                let held_from = h
-                    .hwm
-                    .load(Ordering::SeqCst)
-                    .max(h.len.load(Ordering::SeqCst))
-                    .saturating_sub(self.capacity());
+                let held_from = attach_slot(h, k, c.pos, self.capacity());
                 c.trust_from = c.pos.max(held_from);
                 c.slot = Some(k);
                 return Ok(());
@@ -472,4 +385,147 @@ impl Stream {
     pub fn detach(&self) {
         self.core.detach_locked(&mut self.cursor.lock());
     }
+}
+
+// The protocol steps over the header alone, which `Core` runs on a mapped header and the
+// `loom` models (`loom_tests.rs`) on one in process memory.
+
+/// A ring writer's announce of a write ending at `end` ("Attaching"): raises `hwm` to
+/// `end`, then (`lossless`) looks whether `slot_gen` moved from `slot_gen_seen`; `true`
+/// when it did, and the writer must look at the slots again before copying.
+/// `fast_fence`: the writer is the only one since its last write and, if `lossless`,
+/// its process is registered for the attacher's `membarrier` — a plain store and a
+/// compiler fence then do; otherwise a sequentially consistent read-modify-write does.
+#[inline]
+pub(crate) fn announce_write(
+    h: &Header,
+    end: u64,
+    fast_fence: bool,
+    lossless: bool,
+    slot_gen_seen: u32,
+) -> bool {
+    if fast_fence {
+        // The only writer since its last write: a store ordered before the copy's
+        // stores is enough. (`hwm` may stand higher, left by an appender killed
+        // mid-write: it never moves down.)
+        if h.hwm.load(Ordering::Relaxed) < end {
+            h.hwm.store(end, Ordering::Relaxed);
+        }
+        fence(Ordering::Release);
+        crate::sync::light_fence();
+    } else {
+        h.hwm.fetch_max(end, Ordering::SeqCst);
+    }
+    lossless && h.slot_gen.load(Ordering::SeqCst) != slot_gen_seen
+}
+
+/// A lossless writer's remembered view of the slots (the lowest reader position it saw,
+/// `room`, at attach generation `slot_gen_seen`): `Ok` if it still shows room up to
+/// `need`, else `Err` with the generation to remember after looking again.
+#[inline]
+pub(crate) fn room_known(
+    h: &Header,
+    need: u64,
+    room: u64,
+    slot_gen_seen: u32,
+) -> std::result::Result<(), u32> {
+    let gen = h.slot_gen.load(Ordering::SeqCst);
+    if need <= room && gen == slot_gen_seen {
+        Ok(())
+    } else {
+        Err(gen)
+    }
+}
+
+/// Waits until no attached live reader (other than slot `own`) still needs a position
+/// below `need`, or `deadline` passes (`None`); returns the lowest position an attached
+/// reader still needs. `alive(k)` probes the liveness of slot `k`'s reader (a system
+/// call), at most once per liveness tick (`wait.rs`).
+pub(crate) fn wait_for_room(
+    h: &Header,
+    need: u64,
+    own: Option<u32>,
+    alive: &dyn Fn(u32) -> bool,
+    deadline: Option<std::time::Instant>,
+) -> Option<u64> {
+    if let Ok(room) = scan_slots(h, need, None, own) {
+        return Some(room);
+    }
+    let r = wait::wait_on(
+        &h.space_seq,
+        true,
+        deadline,
+        std::time::Duration::ZERO,
+        |slow_ok| scan_slots(h, need, slow_ok.then_some(alive), own).ok(),
+    );
+    match r {
+        Waited::Ready(room) => Some(room),
+        Waited::TimedOut => None,
+    }
+}
+
+/// Scans the reader slots: `Ok(room)`, the lowest position an attached reader still
+/// needs (at least `need`), or `Err(k)`, a reader that still needs a position below
+/// `need`. Given a liveness probe (a system call per lagging slot), a lagging slot whose
+/// reader is dead is released and skipped.
+pub(crate) fn scan_slots(
+    h: &Header,
+    need: u64,
+    alive: Option<&dyn Fn(u32) -> bool>,
+    own: Option<u32>,
+) -> std::result::Result<u64, u32> {
+    let mut room = u64::MAX;
+    for k in 0..READER_SLOTS {
+        if own == Some(k) {
+            continue; // this handle's own slot: never wait for oneself
+        }
+        let slot = &h.slots[k as usize];
+        let token = slot.active.load(Ordering::SeqCst);
+        if token == 0 {
+            continue;
+        }
+        let pos = slot.pos.load(Ordering::SeqCst);
+        if pos < need {
+            if alive.is_none_or(|alive| alive(k)) {
+                return Err(k);
+            }
+            // Dead reader: free its slot, unless a new reader claimed it meanwhile
+            // (then the token differs and the exchange fails).
+            let _ = slot
+                .active
+                .compare_exchange(token, 0, Ordering::SeqCst, Ordering::SeqCst);
+            continue;
+        }
+        room = room.min(pos);
+    }
+    Ok(room)
+}
+
+/// A reader's attach to slot `k` (whose token it holds) at position `pos`, on a ring of
+/// `capacity` bytes ("Attaching"): stores the slot, bumps `slot_gen`, then returns the
+/// lowest position no write in flight may overwrite — the reader starts no lower.
+pub(crate) fn attach_slot(h: &Header, k: u32, pos: u64, capacity: u64) -> u64 {
+    let slot = &h.slots[k as usize];
+    slot.pos.store(pos, Ordering::SeqCst);
+    // A fresh token (never 0); with the bump below it tells writers that their cached
+    // view of the slots is stale.
+    let token = h.slot_gen.load(Ordering::SeqCst).wrapping_add(1).max(1);
+    slot.active.store(token, Ordering::SeqCst);
+    h.slot_gen.fetch_add(1, Ordering::SeqCst);
+    // The slow side of the fence with writers whose fast side is a compiler fence
+    // ("Attaching"). It fails only where the kernel lacks it, and then no writer is
+    // registered and all of them take the full fence.
+    let _ = sys::membarrier_global();
+    // Past what writes in flight may overwrite.
+    h.hwm
+        .load(Ordering::SeqCst)
+        .max(h.len.load(Ordering::SeqCst))
+        .saturating_sub(capacity)
+}
+
+/// A reader's publication of its position `pos` in slot `k`; wakes a waiting writer.
+#[inline]
+pub(crate) fn publish_slot_pos(h: &Header, k: u32, pos: u64) {
+    h.slots[k as usize].pos.store(pos, Ordering::SeqCst);
+    wait::notify(&h.space_seq);
 }

@@ -250,9 +250,17 @@ impl Core {
     /// The shared header (mapping the window if needed). Should the mapping fail, a
     /// header of zeros stands in — an empty stream — while every data access reports
     /// the mapping's error.
+    #[cfg(not(loom))]
     pub(crate) fn header(&self) -> &Header {
         static UNMAPPED: Header = Header::zero();
         self.window().map_or(&UNMAPPED, Window::header)
+    }
+
+    /// A `loom` model (`sync.rs`) drives the protocol steps over a header in process
+    /// memory, never through a mapped handle.
+    #[cfg(loom)]
+    pub(crate) fn header(&self) -> &Header {
+        unreachable!("a loom model maps no stream")
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -388,13 +396,7 @@ impl Core {
 
     /// Publishes `end` as the length if it extends it, and wakes waiting readers.
     pub(crate) fn commit(&self, end: u64) {
-        let h = self.header();
-        if self.is_ring() {
-            // No ring writer may trust its remembered length any more (ring.rs).
-            h.ring_writer.store(0, Ordering::SeqCst);
-        }
-        h.len.fetch_max(end, Ordering::SeqCst);
-        wait::notify(&h.seq);
+        publish_len(self.header(), end, self.is_ring());
     }
 
     pub(crate) fn set_permissions(&self, mode: u32) -> Result<()> {
@@ -953,4 +955,17 @@ impl Drop for Core {
             let _ = sys::shm_unlink(self.name.as_c());
         }
     }
+}
+
+/// The length publication: the bytes below `end` are written, so the length rises to
+/// `end` (a sequentially consistent read-modify-write, which readers' acquire loads of
+/// the length synchronise with) and readers sleeping on `seq` are woken. On a ring
+/// (`ring`), no ring writer may trust its remembered length any more (`ring.rs`).
+#[inline]
+pub(crate) fn publish_len(h: &Header, end: u64, ring: bool) {
+    if ring {
+        h.ring_writer.store(0, Ordering::SeqCst);
+    }
+    h.len.fetch_max(end, Ordering::SeqCst);
+    wait::notify(&h.seq);
 }

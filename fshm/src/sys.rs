@@ -207,6 +207,7 @@ pub(crate) fn pread_exact_uninit(
 
 /// Reads into `buf` at `offset` until it is full or the object ends; returns the bytes
 /// read.
+#[cfg_attr(loom, allow(dead_code))] // its one caller reads a real header
 pub(crate) fn pread_upto(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     match pread_exact(fd, buf, offset) {
         Ok(()) => Ok(buf.len()),
@@ -400,7 +401,12 @@ pub(crate) fn ofd_write_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Er
 /// `FUTEX_WAIT` (shared, not private) on `word` while it holds `expected`, for at most
 /// `timeout`. Returns when woken, on timeout, on a signal, or at once if the value differs;
 /// `true` if the timeout passed.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+#[cfg(not(loom))]
+pub(crate) fn futex_wait(
+    word: &crate::sync::AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> bool {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as _,
         tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -425,7 +431,8 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 }
 
 /// `FUTEX_WAKE` (shared) of every waiter on `word`.
-pub(crate) fn futex_wake_all(word: &AtomicU32) {
+#[cfg(not(loom))]
+pub(crate) fn futex_wake_all(word: &crate::sync::AtomicU32) {
     // SAFETY: `word` is a live, aligned 32-bit atomic; waking has no memory effects.
     unsafe {
         libc::syscall(
@@ -559,6 +566,70 @@ pub(crate) fn futex_wake_private(word: &AtomicU32) {
     };
 }
 
+/// The futex under `loom` (`sync.rs`): a sleep on a word happens only while the word
+/// still holds `expected`, checked under the lock that every wake of that word takes
+/// (the kernel's hash-bucket lock), and lasts until a wake of that word. Timeouts are
+/// ignored, so a lost wake-up shows as a deadlock, which the model reports.
+#[cfg(loom)]
+mod futex_model {
+    use crate::sync::AtomicU32;
+    use loom::sync::{Condvar, Mutex};
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+
+    /// Wakes so far per word (by address), and the sleepers' condition variable.
+    pub(super) struct Futexes {
+        pub wakes: Mutex<HashMap<usize, u64>>,
+        pub woken: Condvar,
+    }
+
+    loom::lazy_static! {
+        pub(super) static ref FUTEXES: Futexes = Futexes {
+            wakes: Mutex::new(HashMap::new()),
+            woken: Condvar::new(),
+        };
+    }
+
+    pub(super) fn key(word: &AtomicU32) -> usize {
+        word as *const AtomicU32 as usize
+    }
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32) {
+        let f = &*FUTEXES;
+        let mut wakes = f.wakes.lock().unwrap();
+        if word.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        let seen = wakes.get(&key(word)).copied().unwrap_or(0);
+        while wakes.get(&key(word)).copied().unwrap_or(0) == seen {
+            wakes = f.woken.wait(wakes).unwrap();
+        }
+    }
+
+    pub(super) fn wake_all(word: &AtomicU32) {
+        let f = &*FUTEXES;
+        *f.wakes.lock().unwrap().entry(key(word)).or_insert(0) += 1;
+        f.woken.notify_all();
+    }
+}
+
+/// `FUTEX_WAIT` as modelled under `loom` (see `futex_model`): never times out.
+#[cfg(loom)]
+pub(crate) fn futex_wait(
+    word: &crate::sync::AtomicU32,
+    expected: u32,
+    _timeout: Option<Duration>,
+) -> bool {
+    futex_model::wait(word, expected);
+    false
+}
+
+/// `FUTEX_WAKE` of every sleeper on `word`, as modelled under `loom`.
+#[cfg(loom)]
+pub(crate) fn futex_wake_all(word: &crate::sync::AtomicU32) {
+    futex_model::wake_all(word);
+}
+
 /// `lseek(fd, off, whence)`: the new offset.
 pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Errno> {
     // SAFETY: plain system call on a descriptor the caller borrows.
@@ -582,11 +653,14 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>, writable: bool) -> Result<OwnedFd, Errn
 }
 
 /// `membarrier(2)` commands (linux/membarrier.h).
+#[cfg(not(loom))]
 const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
+#[cfg(not(loom))]
 const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
 
 /// Registers this process for expedited global memory barriers, once; whether it is
 /// registered (kernels since 4.16).
+#[cfg(not(loom))]
 pub(crate) fn membarrier_registered() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
@@ -606,12 +680,28 @@ pub(crate) fn membarrier_registered() -> bool {
 /// memory barrier before this returns (`MEMBARRIER_CMD_GLOBAL_EXPEDITED`): the slow side
 /// of an asymmetric fence whose fast side is a compiler fence. `Err` where the kernel
 /// lacks it, in which case no process can have registered either.
+#[cfg(not(loom))]
 pub(crate) fn membarrier_global() -> Result<(), Errno> {
     // SAFETY: plain system call without pointers.
     retry(-1, || unsafe {
         libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
     })
     .map(drop)
+}
+
+/// Under `loom` no process registers for `membarrier`: writers take the sequentially
+/// consistent read-modify-write (`ring.rs`, "Attaching").
+#[cfg(loom)]
+pub(crate) fn membarrier_registered() -> bool {
+    false
+}
+
+/// Under `loom`, `membarrier` is the full barrier it executes on the caller (and, for
+/// registered writers, on them: `sync::light_fence`).
+#[cfg(loom)]
+pub(crate) fn membarrier_global() -> Result<(), Errno> {
+    crate::sync::fence(std::sync::atomic::Ordering::SeqCst);
+    Ok(())
 }
 
 /// The system page size.

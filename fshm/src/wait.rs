@@ -27,8 +27,9 @@
 //! with the reactor (`reactor/mod.rs`), whose threads sleep for many waiters in one
 //! `futex_waitv`, and returns `Pending`.
 
+use crate::sync::AtomicU32;
 use crate::sys;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 

@@ -253,9 +253,10 @@ pub(crate) struct Registration {
 }
 
 /// Registers a sleep on `word` while it holds `expected`, for at most `nap`: `waker` is
-/// woken when the word moves or the nap ends.
+/// woken when the word moves or the nap ends. (`word` is a header word, whose type is
+/// `std`'s `AtomicU32` except in a `loom` model, `sync.rs`, which registers nothing.)
 pub(crate) fn register(
-    word: &AtomicU32,
+    word: &crate::sync::AtomicU32,
     expected: u32,
     nap: Duration,
     probe: Probe,
@@ -270,7 +271,7 @@ pub(crate) fn register(
     let id = r.next_id.fetch_add(1, Ordering::Relaxed);
     let mut reg = Some(Reg {
         id,
-        word: word as *const AtomicU32 as usize,
+        word: word as *const crate::sync::AtomicU32 as usize,
         expected,
         nap,
         deadline: now + nap,
