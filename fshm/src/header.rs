@@ -50,11 +50,11 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHMSTRM");
 /// The layout version this library reads and writes.
 pub const VERSION: u32 = 2;
 /// Number of reader slots in the header.
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 pub const READER_SLOTS: u32 = 32;
 /// Under `loom` (`sync.rs`) a header built in process memory has two reader slots,
 /// which is enough for every interleaving the models explore and keeps scans short.
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 pub const READER_SLOTS: u32 = 2;
 /// Largest maximum size a stream may have (16 TiB): bounds the virtual window.
 pub const MAX_SIZE_LIMIT: u64 = 1 << 44;
@@ -142,7 +142,7 @@ pub(crate) struct Header {
     pub slots: [Slot; READER_SLOTS as usize],
 }
 
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 const _: () = {
     assert!(std::mem::offset_of!(Header, lock_ino) == 40);
     assert!(std::mem::offset_of!(Header, len) == 64);
@@ -270,7 +270,7 @@ impl Header {
 
     /// A header of zeros, for a handle whose mapping could not be made (its reads then
     /// see an empty stream; its data accesses fail with the mapping's error).
-    #[cfg(not(loom))]
+    #[cfg(not(fshm_loom))]
     pub(crate) const fn zero() -> Header {
         zero_header!(|| [const {
             Slot {
@@ -283,7 +283,7 @@ impl Header {
 
     /// A header of zeros in process memory, for a `loom` model (whose atomics cannot be
     /// made in a constant, nor outside a model).
-    #[cfg(loom)]
+    #[cfg(fshm_loom)]
     #[cfg_attr(not(test), allow(dead_code))] // the models are tests
     pub(crate) fn zero() -> Header {
         zero_header!(|| std::array::from_fn(|_| Slot {
@@ -296,7 +296,7 @@ impl Header {
     /// The bytes a new owner writes at offset 0 of a zeroed object, in two parts: first
     /// `image[8..]` (every field but the magic), then `image[..8]` (the magic, which
     /// makes the header valid). Only the first `OWNER_FIELDS_END` bytes can be non-zero.
-    #[cfg(not(loom))]
+    #[cfg(not(fshm_loom))]
     pub(crate) fn image(layout: Layout) -> [u8; OWNER_FIELDS_END] {
         let h = Header::zero();
         h.init(layout);
@@ -311,7 +311,7 @@ impl Header {
     }
 
     /// Under `loom` the header's atomics do not have the layout: a model has no image.
-    #[cfg(loom)]
+    #[cfg(fshm_loom)]
     pub(crate) fn image(_layout: Layout) -> [u8; OWNER_FIELDS_END] {
         unreachable!("a loom model builds its header in process memory")
     }
@@ -338,7 +338,7 @@ pub(crate) const FIXED_FIELDS: usize = 64;
 /// Reads the header of an open object into a private copy (one `pread`). Only the
 /// first `upto` bytes are read (the rest stay zero): opening needs just the fixed
 /// fields ([`FIXED_FIELDS`]); an object shorter than that reads as zeros past its end.
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys::Errno> {
     use std::os::fd::AsFd;
     let mut h = Box::new(Header::zero());
@@ -354,7 +354,7 @@ pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys:
 }
 
 /// Under `loom` the header's atomics do not have the layout: a model reads no header.
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 pub(crate) fn read_header(_fd: &OwnedFd, _upto: usize) -> Result<Box<Header>, sys::Errno> {
     unreachable!("a loom model builds its header in process memory")
 }

@@ -222,6 +222,8 @@ pub mod header;
 mod info;
 mod linear;
 mod liveness;
+#[cfg(all(test, fshm_loom))]
+mod loom_tests;
 mod name;
 mod open;
 mod reactor;

@@ -257,18 +257,7 @@ impl Core {
     /// [`ring_claim`](Self::ring_claim), `end` no further than it claimed) as committed
     /// and wakes readers.
     pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
-        let h = self.header();
-        if h.len
-            .compare_exchange(pos, end, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
-        {
-            wait::notify(&h.seq);
-            c.ring_len = Some(end);
-        } else {
-            // Another handle wrote at the same time: as before the token.
-            self.commit(end);
-            c.ring_len = None;
-        }
+        c.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
         c.pos = end;
     }
 
@@ -415,8 +404,28 @@ pub(crate) fn announce_write(
         crate::sync::light_fence();
     } else {
         h.hwm.fetch_max(end, Ordering::SeqCst);
+        crate::sync::seqcst_write_then_load();
     }
     lossless && h.slot_gen.load(Ordering::SeqCst) != slot_gen_seen
+}
+
+/// A ring writer's publication of `[pos, end)`: one compare-and-swap of the length from
+/// `pos` to `end` and a wake of readers; `true` if it succeeded, and the writer may
+/// remember `end` as the length. Should another handle have written meanwhile, the
+/// length is raised to `end` as by any commit (`false`).
+#[inline]
+pub(crate) fn publish_ring_len(h: &Header, pos: u64, end: u64) -> bool {
+    if h.len
+        .compare_exchange(pos, end, Ordering::SeqCst, Ordering::Relaxed)
+        .is_ok()
+    {
+        wait::notify(&h.seq);
+        true
+    } else {
+        // Another handle wrote at the same time: as before the token.
+        crate::stream::publish_len(h, end, true);
+        false
+    }
 }
 
 /// A lossless writer's remembered view of the slots (the lowest reader position it saw,

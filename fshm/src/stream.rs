@@ -250,7 +250,7 @@ impl Core {
     /// The shared header (mapping the window if needed). Should the mapping fail, a
     /// header of zeros stands in — an empty stream — while every data access reports
     /// the mapping's error.
-    #[cfg(not(loom))]
+    #[cfg(not(fshm_loom))]
     pub(crate) fn header(&self) -> &Header {
         static UNMAPPED: Header = Header::zero();
         self.window().map_or(&UNMAPPED, Window::header)
@@ -258,7 +258,7 @@ impl Core {
 
     /// A `loom` model (`sync.rs`) drives the protocol steps over a header in process
     /// memory, never through a mapped handle.
-    #[cfg(loom)]
+    #[cfg(fshm_loom)]
     pub(crate) fn header(&self) -> &Header {
         unreachable!("a loom model maps no stream")
     }

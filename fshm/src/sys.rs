@@ -207,7 +207,7 @@ pub(crate) fn pread_exact_uninit(
 
 /// Reads into `buf` at `offset` until it is full or the object ends; returns the bytes
 /// read.
-#[cfg_attr(loom, allow(dead_code))] // its one caller reads a real header
+#[cfg_attr(fshm_loom, allow(dead_code))] // its one caller reads a real header
 pub(crate) fn pread_upto(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     match pread_exact(fd, buf, offset) {
         Ok(()) => Ok(buf.len()),
@@ -401,7 +401,7 @@ pub(crate) fn ofd_write_locked(fd: BorrowedFd<'_>, byte: u64) -> Result<bool, Er
 /// `FUTEX_WAIT` (shared, not private) on `word` while it holds `expected`, for at most
 /// `timeout`. Returns when woken, on timeout, on a signal, or at once if the value differs;
 /// `true` if the timeout passed.
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 pub(crate) fn futex_wait(
     word: &crate::sync::AtomicU32,
     expected: u32,
@@ -431,7 +431,7 @@ pub(crate) fn futex_wait(
 }
 
 /// `FUTEX_WAKE` (shared) of every waiter on `word`.
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 pub(crate) fn futex_wake_all(word: &crate::sync::AtomicU32) {
     // SAFETY: `word` is a live, aligned 32-bit atomic; waking has no memory effects.
     unsafe {
@@ -570,7 +570,7 @@ pub(crate) fn futex_wake_private(word: &AtomicU32) {
 /// still holds `expected`, checked under the lock that every wake of that word takes
 /// (the kernel's hash-bucket lock), and lasts until a wake of that word. Timeouts are
 /// ignored, so a lost wake-up shows as a deadlock, which the model reports.
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 mod futex_model {
     use crate::sync::AtomicU32;
     use loom::sync::{Condvar, Mutex};
@@ -613,8 +613,15 @@ mod futex_model {
     }
 }
 
+/// How many times `futex_wake_all` was called on `word` in this `loom` execution.
+#[cfg(fshm_loom)]
+pub(crate) fn futex_wakes(word: &crate::sync::AtomicU32) -> u64 {
+    let wakes = futex_model::FUTEXES.wakes.lock().unwrap();
+    wakes.get(&futex_model::key(word)).copied().unwrap_or(0)
+}
+
 /// `FUTEX_WAIT` as modelled under `loom` (see `futex_model`): never times out.
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 pub(crate) fn futex_wait(
     word: &crate::sync::AtomicU32,
     expected: u32,
@@ -625,7 +632,7 @@ pub(crate) fn futex_wait(
 }
 
 /// `FUTEX_WAKE` of every sleeper on `word`, as modelled under `loom`.
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 pub(crate) fn futex_wake_all(word: &crate::sync::AtomicU32) {
     futex_model::wake_all(word);
 }
@@ -653,14 +660,14 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>, writable: bool) -> Result<OwnedFd, Errn
 }
 
 /// `membarrier(2)` commands (linux/membarrier.h).
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
 
 /// Registers this process for expedited global memory barriers, once; whether it is
 /// registered (kernels since 4.16).
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 pub(crate) fn membarrier_registered() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
@@ -680,7 +687,7 @@ pub(crate) fn membarrier_registered() -> bool {
 /// memory barrier before this returns (`MEMBARRIER_CMD_GLOBAL_EXPEDITED`): the slow side
 /// of an asymmetric fence whose fast side is a compiler fence. `Err` where the kernel
 /// lacks it, in which case no process can have registered either.
-#[cfg(not(loom))]
+#[cfg(not(fshm_loom))]
 pub(crate) fn membarrier_global() -> Result<(), Errno> {
     // SAFETY: plain system call without pointers.
     retry(-1, || unsafe {
@@ -691,14 +698,14 @@ pub(crate) fn membarrier_global() -> Result<(), Errno> {
 
 /// Under `loom` no process registers for `membarrier`: writers take the sequentially
 /// consistent read-modify-write (`ring.rs`, "Attaching").
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 pub(crate) fn membarrier_registered() -> bool {
     false
 }
 
 /// Under `loom`, `membarrier` is the full barrier it executes on the caller (and, for
 /// registered writers, on them: `sync::light_fence`).
-#[cfg(loom)]
+#[cfg(fshm_loom)]
 pub(crate) fn membarrier_global() -> Result<(), Errno> {
     crate::sync::fence(std::sync::atomic::Ordering::SeqCst);
     Ok(())

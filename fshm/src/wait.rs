@@ -42,6 +42,8 @@ const SLEEPERS: u32 = 1;
 /// After a change the other side waits for: wakes every sleeper on `word`, if any.
 #[inline]
 pub(crate) fn notify(word: &AtomicU32) {
+    // After the caller's publication (`sync.rs`).
+    crate::sync::seqcst_write_then_load();
     let mut seen = word.load(Ordering::SeqCst);
     while seen & SLEEPERS != 0 {
         // Clearing the bit also moves the word on (an odd value plus one).
@@ -140,6 +142,8 @@ impl Announce {
                     Err(_) => continue, // the word moved: look again
                 }
             }
+            // After the announcement, before the re-check (`sync.rs`).
+            crate::sync::seqcst_write_then_load();
             let slow = self.timed_out || self.last_slow.elapsed() >= LIVENESS_TICK;
             if slow {
                 self.last_slow = Instant::now();
