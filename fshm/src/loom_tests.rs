@@ -181,8 +181,9 @@ fn loom_two_appends_never_overlap_and_the_length_covers_only_whole_ones() {
     });
 }
 
-/// Appends: an appender killed after its copy exposes nothing, and the next append
-/// lands whole where the killed one would have.
+/// Appends: an appender killed after its copy exposes nothing, the next append lands
+/// whole where the killed one would have, and a later write past the length clears
+/// what the killed one left in the gap (up to the high-water mark it raised).
 #[test]
 fn loom_a_killed_appender_exposes_nothing_and_wedges_nobody() {
     check(|| {
@@ -203,7 +204,16 @@ fn loom_a_killed_appender_exposes_nothing_and_wedges_nobody() {
         let len = s.h.len.load(Ordering::Acquire);
         assert_eq!(len, 2);
         assert_whole_appends(&s, len, 2, &[2]);
-        assert!(s.h.hwm.load(Ordering::Acquire) >= len);
+        // A write past the length (`write_with` at 3) leaves a gap that reads as zeros,
+        // whatever the killed appender left there.
+        let len = s.h.len.load(Ordering::Acquire);
+        for p in len..gap_end(&s.h, 3) {
+            s.write(p, 0);
+        }
+        raise_hwm(&s.h, 4, 0);
+        s.write(3, byte(3, 3));
+        publish_len(&s.h, 4, false);
+        assert_eq!(s.read(2), 0, "the gap shows the killed appender's byte");
     });
 }
 
