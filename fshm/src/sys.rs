@@ -615,6 +615,7 @@ mod futex_model {
 
 /// How many times `futex_wake_all` was called on `word` in this `loom` execution.
 #[cfg(fshm_loom)]
+#[cfg_attr(not(test), allow(dead_code))] // the models are tests
 pub(crate) fn futex_wakes(word: &crate::sync::AtomicU32) -> u64 {
     let wakes = futex_model::FUTEXES.wakes.lock().unwrap();
     wakes.get(&futex_model::key(word)).copied().unwrap_or(0)
