@@ -225,9 +225,10 @@ struct RingWriter {
 }
 
 /// One lossless ring write of one byte (`Core::ring_claim`, the copy,
-/// `Core::ring_publish`), by the only writer, whose process is not registered for
-/// `membarrier` (`sys.rs` under `loom`).
-fn ring_write_byte<const N: usize>(s: &Shared<N>, w: &mut RingWriter, tag: u8) {
+/// `Core::ring_publish`), by the only writer; `registered`: its process is registered
+/// for the attacher's `membarrier` (the asymmetric fence's fast side), else it takes
+/// the read-modify-write (as `sys::membarrier_registered` answers under `loom`).
+fn ring_write_byte<const N: usize>(s: &Shared<N>, w: &mut RingWriter, tag: u8, registered: bool) {
     let cap = N as u64;
     let h = &s.h;
     let pos = w.len;
@@ -242,7 +243,7 @@ fn ring_write_byte<const N: usize>(s: &Shared<N>, w: &mut RingWriter, tag: u8) {
     if lossless {
         make_room(w);
     }
-    let fast_fence = !lossless || crate::sys::membarrier_registered();
+    let fast_fence = !lossless || registered || crate::sys::membarrier_registered();
     if announce_write(h, end, fast_fence, lossless, w.slot_gen_seen) {
         make_room(w);
     }
@@ -278,37 +279,48 @@ fn join_and_read<const N: usize>(s: &Shared<N>, k: u32, until: u64, tag: u8) -> 
     start
 }
 
+/// A writer writes two bytes into a full lossless ring of 2 while a reader joins and
+/// reads to the end.
+fn reader_joins_a_busy_ring(registered: bool) {
+    const CAP: usize = 2;
+    let s = Shared::<CAP>::new();
+    // A full ring: positions 0 and 1 written and committed.
+    let mut w = RingWriter {
+        len: 0,
+        room: 0,
+        slot_gen_seen: 0,
+    };
+    for _ in 0..CAP {
+        ring_write_byte(&s, &mut w, 1, registered);
+    }
+    let writer = {
+        let s = s.clone();
+        thread::spawn(move || {
+            for _ in 0..2 {
+                ring_write_byte(&s, &mut w, 1, registered);
+            }
+        })
+    };
+    let start = join_and_read(&s, 0, 4, 1);
+    assert!(start <= 2);
+    writer.join().unwrap();
+    assert_eq!(s.h.len.load(Ordering::Acquire), 4);
+}
+
 /// Ring: a lossless reader that attaches while the writer writes a full ring is never
 /// overrun: no write overwrites a position at or past its chosen start before it
 /// consumed it (`loom` fails the model if a write of a cell is not ordered after the
-/// reader's read of it).
+/// reader's read of it). The writer takes the read-modify-write.
 #[test]
 fn loom_a_lossless_reader_attaching_under_a_writer_is_never_overrun() {
-    check(|| {
-        const CAP: usize = 2;
-        let s = Shared::<CAP>::new();
-        // A full ring: positions 0 and 1 written and committed.
-        let mut w = RingWriter {
-            len: 0,
-            room: 0,
-            slot_gen_seen: 0,
-        };
-        for _ in 0..CAP {
-            ring_write_byte(&s, &mut w, 1);
-        }
-        let writer = {
-            let s = s.clone();
-            thread::spawn(move || {
-                for _ in 0..2 {
-                    ring_write_byte(&s, &mut w, 1);
-                }
-            })
-        };
-        let start = join_and_read(&s, 0, 4, 1);
-        assert!(start <= 2);
-        writer.join().unwrap();
-        assert_eq!(s.h.len.load(Ordering::Acquire), 4);
-    });
+    check(|| reader_joins_a_busy_ring(false));
+}
+
+/// Ring: the same with a writer whose process is registered for `membarrier`: its
+/// side of the fence is the compiler fence, the attacher's the `membarrier`.
+#[test]
+fn loom_a_lossless_reader_attaching_under_a_registered_writer_is_never_overrun() {
+    check(|| reader_joins_a_busy_ring(true));
 }
 
 /// A dead reader (token 7, at position 0) in slot 0 of a full ring of 2 bytes, while a
