@@ -1,5 +1,5 @@
 //! Errors: every failure is an `io::Error` whose message names the stream and whose
-//! `errno` (for the C API) can be recovered with [`errno_of`](crate::errno_of).
+//! `errno` (for the C API) can be recovered with [`errno_of`].
 
 use std::fmt;
 use std::io;
