@@ -107,6 +107,23 @@ pub(crate) fn overrun(stream: &str, lost: u64, resume_at: u64) -> io::Error {
 }
 
 /// The [`Overrun`] behind `e`, if `e` is a ring reader's overrun error.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::{Read, Write};
+/// let name = format!("/doc-overrun-{}", std::process::id());
+/// let mut owner = fshm::OpenOptions::new()
+///     .ring(4096, fshm::RingPolicy::Lossy)
+///     .create(&name)?;
+/// let mut reader = fshm::Stream::open(&name)?;   // starts at position 0
+/// owner.write_all(&[1u8; 4096])?;
+/// owner.write_all(&[2u8; 1000])?;               // overwrites the first 1000 bytes
+/// let e = reader.read(&mut [0u8; 10]).unwrap_err();
+/// let lost = fshm::overrun_of(&e).expect("an overrun");
+/// assert_eq!((lost.lost(), lost.resume_at()), (1000, 1000));
+/// assert_eq!(fshm::errno_of(&e), libc::ENOBUFS);
+/// # Ok(()) }
+/// ```
 pub fn overrun_of(e: &io::Error) -> Option<Overrun> {
     e.get_ref()
         .and_then(|i| i.downcast_ref::<StreamError>())

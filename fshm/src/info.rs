@@ -49,6 +49,17 @@ pub struct StreamInfo {
 /// # Errors
 /// `NotFound`, `PermissionDenied` if it cannot be opened even read-only, `InvalidData`
 /// (`EPROTO`) if it is not an fshm stream.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::Write;
+/// let name = format!("/doc-inspect-{}", std::process::id());
+/// let mut owner = fshm::OpenOptions::new().mode(0o640).create(&name)?;
+/// owner.write_all(b"12345")?;
+/// let info = fshm::inspect(&name)?;
+/// assert_eq!((info.len, info.mode, info.owner), (5, 0o640, fshm::OwnerState::Alive));
+/// # Ok(()) }
+/// ```
 pub fn inspect(name: &str) -> Result<StreamInfo> {
     let name = Name::new(name)?;
     let n = name.as_str();
@@ -121,6 +132,19 @@ pub fn list() -> Result<Vec<StreamInfo>> {
 /// [`list`], restricted to the streams whose canonical name (`/a/b`) starts with
 /// `prefix` (its leading `/` optional): `/streams/` gives the streams under
 /// `/streams`; `/streams` also gives `/streams2`. An empty prefix lists every stream.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = format!("/doc-list-{}", std::process::id());
+/// let a = fshm::Stream::create(&format!("{dir}/a"))?;
+/// let b = fshm::Stream::create(&format!("{dir}/b"))?;
+/// let names: Vec<String> = fshm::list_with_prefix(&format!("{dir}/"))?
+///     .into_iter()
+///     .map(|i| i.name)
+///     .collect();
+/// assert_eq!(names, [format!("{dir}/a"), format!("{dir}/b")]);
+/// # drop((a, b)); Ok(()) }
+/// ```
 pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
     let prefix = format!("/{}", prefix.strip_prefix('/').unwrap_or(prefix));
     let dir = std::fs::read_dir(SHM_DIR)?;
@@ -161,6 +185,20 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
 /// # Errors
 /// `NotFound` if there is no such name, `PermissionDenied`, `InvalidInput` for a bad
 /// name.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::Write;
+/// let name = format!("/doc-destroy-{}", std::process::id());
+/// let mut owner = fshm::OpenOptions::new().persist(true).create(&name)?;
+/// owner.write_all(b"still readable")?;
+/// fshm::force_destroy(&name)?;                   // the name is gone ...
+/// assert!(fshm::Stream::open(&name).is_err());
+/// let mut buf = [0u8; 14];
+/// owner.read_at(0, &mut buf)?;                   // ... the open handle keeps working
+/// assert_eq!(&buf, b"still readable");
+/// # Ok(()) }
+/// ```
 #[doc(alias = "fshm_force_destroy")]
 pub fn force_destroy(name: &str) -> Result<()> {
     let name = Name::new(name)?;
@@ -177,6 +215,16 @@ pub fn force_destroy(name: &str) -> Result<()> {
 /// # Errors
 /// `InvalidInput` for a bad name; `PermissionDenied` if this process may not open it
 /// read-write.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let name = format!("/doc-reclaim-{}", std::process::id());
+/// let owner = fshm::Stream::create(&name)?;
+/// assert!(!fshm::reclaim(&name)?);               // a live owner's stream stays
+/// drop(owner);
+/// assert!(!fshm::reclaim(&name)?);               // a closed one is gone already
+/// # Ok(()) }
+/// ```
 pub fn reclaim(name: &str) -> Result<bool> {
     let name = Name::new(name)?;
     // A reclaim in progress elsewhere is waited for, then the name looked at again.

@@ -366,6 +366,21 @@ impl Stream {
     /// # Errors
     /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
     /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-attach-{}", std::process::id());
+    /// let owner = fshm::OpenOptions::new()
+    ///     .ring(4096, fshm::RingPolicy::Lossless)
+    ///     .create(&name)?;
+    /// let reader = fshm::Stream::open(&name)?;      // a read-write guest attaches itself
+    /// assert!(reader.is_attached());
+    /// reader.detach();                               // the writer no longer waits for it
+    /// assert!(!reader.is_attached());
+    /// reader.attach()?;
+    /// assert_eq!(owner.info()?.attached_readers, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn attach(&self) -> Result<()> {
         self.core.attach_locked(&mut self.cursor.lock())
     }

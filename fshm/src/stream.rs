@@ -544,6 +544,22 @@ impl Stream {
     /// Waits until the stream holds data past `pos`, the owner has closed or died
     /// ([`WaitStatus::Ended`]), or `timeout` passes (`None`: no timeout). Idle waiting
     /// sleeps on a futex; a dead owner is noticed within 50 ms.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// use std::time::Duration;
+    /// let name = format!("/doc-wait-{}", std::process::id());
+    /// let mut owner = fshm::Stream::create(&name)?;
+    /// let guest = fshm::Stream::open(&name)?;
+    /// let t = Some(Duration::from_millis(10));
+    /// assert_eq!(guest.wait_for(0, t), fshm::WaitStatus::TimedOut);
+    /// owner.write_all(b"x")?;
+    /// assert_eq!(guest.wait_for(0, t), fshm::WaitStatus::Data);
+    /// drop(owner);                                   // no more data will come
+    /// assert_eq!(guest.wait_for(1, None), fshm::WaitStatus::Ended);
+    /// # Ok(()) }
+    /// ```
     pub fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
         self.core.wait_for(pos, timeout)
     }
@@ -670,6 +686,19 @@ impl Stream {
 
     /// Sets the length (a logical truncate or extension; the gap reads as zeros). Never
     /// shrinks the object under other processes' mappings.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-set-len-{}", std::process::id());
+    /// let owner = fshm::Stream::create(&name)?;
+    /// owner.write_at(0, b"abcdef")?;
+    /// owner.set_len(3)?;
+    /// owner.set_len(5)?;                             // the gap reads as zeros
+    /// let mut buf = [9u8; 5];
+    /// assert_eq!(owner.read_at(0, &mut buf)?, 5);
+    /// assert_eq!(&buf, b"abc\0\0");
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// `EBADF` on a read-only handle, `EFBIG` past the maximum size, `InvalidInput`
