@@ -163,6 +163,36 @@ static inline int t_exists(const char *name)
     return errno == EACCES;
 }
 
+/* Whether fileno(f) of an fshm FILE* is the stream's fd: on glibc. A musl cookie
+ * FILE has none (shmfile.h, FILE MODES); t_no_fileno checks that it says so. */
+#ifdef __GLIBC__
+#define T_HAVE_FILENO 1
+#else
+#define T_HAVE_FILENO 0
+#endif
+
+/* Checks that fileno(f) fails with EBADF (an fshm FILE* off glibc). */
+static inline void t_no_fileno(FILE *f)
+{
+    int fd;
+    errno = 0;
+    fd = fileno(f);
+    CHECKF(fd == -1 && errno == EBADF, "fileno gave %d (errno %d), want -1 with EBADF", fd,
+           errno);
+}
+
+/* fstat of the shm object behind f, the stream `name`: through fileno(f) where that
+ * is its fd, else (after checking that fileno fails) by the name under /dev/shm. */
+static inline int t_fstat(FILE *f, const char *name, struct stat *st)
+{
+    char path[400];
+    if (T_HAVE_FILENO)
+        return fstat(fileno(f), st);
+    t_no_fileno(f);
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    return stat(path, st);
+}
+
 /* Forks; the child gets its own alarm. stdio is flushed first so that nothing
  * buffered is written twice. */
 static inline pid_t t_fork(void)

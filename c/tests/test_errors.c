@@ -78,12 +78,12 @@ static void bad_flags_and_modes(void)
         struct stat before, after;
         CHECK(o != NULL);
         CHECK(fwrite("abc", 1, 3, o) == 3 && fflush(o) == 0);
-        CHECK(fstat(fileno(o), &before) == 0);
+        CHECK(t_fstat(o, name, &before) == 0);
         CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | FSHM_RECLAIM) == NULL, EINVAL);
         CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | (1 << 20)) == NULL, EINVAL);
         CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | FSHM_OWNER) == NULL, EINVAL);
         CHECK_ERR(fshm_chmod(o, 010000) == -1, EINVAL);
-        CHECK(fstat(fileno(o), &after) == 0);
+        CHECK(t_fstat(o, name, &after) == 0);
         CHECK(before.st_mode == after.st_mode && after.st_size == before.st_size);
         CHECK(fshm_owner_state(o) == FSHM_OWNER_ALIVE);
         CHECK(fclose(o) == 0);
@@ -169,13 +169,21 @@ static void read_only_guest(void)
     CHECK(fputs("data", o) >= 0 && fflush(o) == 0);
     g = fshm_open(name, 0, FSHM_GUEST | FSHM_RDONLY);
     CHECK(g != NULL);
-    CHECK((fcntl(fileno(g), F_GETFL) & O_ACCMODE) == O_RDONLY);
+    if (T_HAVE_FILENO)
+        CHECK((fcntl(fileno(g), F_GETFL) & O_ACCMODE) == O_RDONLY);
+    else
+        t_no_fileno(g);
     errno = 0;
     w = fwrite("XY", 1, 2, g);
     CHECK(w < 2 || fflush(g) == EOF);
+#ifdef __GLIBC__
     CHECK(errno == EBADF);
+#else
+    /* musl refuses a write to a FILE opened "r" itself: ferror, errno untouched. */
+    CHECK(w == 0 && ferror(g));
+#endif
     clearerr(g);
-    CHECK_ERR(write(fileno(g), "XY", 2) == -1, EBADF);
+    CHECK_ERR(write(fileno(g), "XY", 2) == -1, EBADF); /* musl: fileno is -1 */
     CHECK(fread(buf, 1, sizeof buf, g) == 4 && memcmp(buf, "data", 4) == 0);
     CHECK(fclose(g) == 0);
     CHECK(t_read_all(name, buf, sizeof buf) == 4 && strcmp(buf, "data") == 0);

@@ -55,7 +55,8 @@ static void show_first_difference(FILE *f, FILE *p)
 /* Runs `ops` random calls on the stream f and the plain file p, comparing each
  * result. strict: a seek always separates reading from writing, as C requires;
  * otherwise writes follow reads directly too, which glibc handles for plain files
- * (it writes at the read position) and fshm must handle the same way. */
+ * (it writes at the read position) and fshm must handle the same way (glibc only:
+ * see main). */
 static void random_ops(FILE *f, FILE *p, int ops, int strict, int seed)
 {
     int i, last_dir = 0, last_getc = EOF, after_ungetc = 0, pushed_other = 0;
@@ -200,7 +201,9 @@ static void random_ops(FILE *f, FILE *p, int ops, int strict, int seed)
             break;
         }
         }
-        if (op == 6 || op == 7 || op == 8 || op == 10 || op == 11) {
+        /* A seek that failed positioned nothing: musl keeps its read-ahead then, and
+         * a write would land where that ended. */
+        if (((op == 6 || op == 7 || op == 8) && ra == 0) || op == 10 || op == 11) {
             after_ungetc = 0;
             pushed_other = 0;
             last_dir = 0;
@@ -393,7 +396,11 @@ int main(void)
     for (seed = 1; seed <= seeds; seed++) {
         rng = 0x9e3779b97f4a7c15ULL * (unsigned long long)seed;
         differential(seed, 1);
+#ifdef __GLIBC__
+        /* Writing right after reading is glibc's extension: musl drops its read-ahead
+         * and writes where the read-ahead ended, which depends on the buffer's size. */
         differential(seed, 0);
+#endif
     }
     free(wbuf);
     free(abuf);

@@ -74,7 +74,7 @@ int main(void)
     CHECK(fread(buf, 1, sizeof buf, o) == 0); /* empty: not the old stream */
     {
         struct stat st;
-        CHECK(fstat(fileno(o), &st) == 0 && (st.st_mode & 07777) == 0600);
+        CHECK(t_fstat(o, name, &st) == 0 && (st.st_mode & 07777) == 0600);
     }
     g = fshm_guest_open(name);
     CHECK(g != NULL && fshm_owner_state(g) == FSHM_OWNER_ALIVE);

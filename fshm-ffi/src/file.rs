@@ -296,6 +296,15 @@ impl Cookie {
 }
 
 impl Cookie {
+    /// Whether `bytes` lie in the `FILE`'s private buffer (the bytes of a flush, as
+    /// long as the caller did not replace the buffer with `setvbuf`).
+    #[cfg(target_env = "musl")]
+    fn holds(&self, bytes: &[u8]) -> bool {
+        let start = self.buffer.as_ptr() as usize;
+        let at = bytes.as_ptr() as usize;
+        at >= start && at + bytes.len() <= start + self.buffer.len()
+    }
+
     /// The `FILE` this cookie belongs to.
     fn file(&self) -> *mut fshm_sys::FILE {
         self.file.load(Ordering::Relaxed)
@@ -558,9 +567,10 @@ unsafe extern "C" fn cookie_write(
 ) -> __ssize_t {
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
-    // Never negative (module documentation, "The callbacks' contract"): a panic
-    // commits nothing as far as stdio may know.
-    guard(0, || {
+    // A panic commits nothing as far as stdio may know: 0 for glibc, which must never
+    // see a negative value, -1 for musl, which sets the error indicator only then
+    // (module documentation, "The callbacks' contract").
+    guard(WRITE_FAILED, || {
         // musl's fflush calls with (NULL, 0): nothing to write, and no slice to make
         // from a null pointer.
         if size == 0 || buf.is_null() {
@@ -586,10 +596,24 @@ unsafe extern "C" fn cookie_write(
         let (n, err) = write_committed(&c.stream, buf);
         if let Some(e) = err {
             set_errno(e);
+            // musl keeps quiet about a short count: the error indicator is set only
+            // for a negative one, and a flush of the `FILE`'s buffer that falls short
+            // drops the rest of it (`fflush` then returns 0). So -1 when nothing was
+            // committed, or when the bytes are that buffer's (the committed part stays
+            // in the stream, the rest is dropped either way); a direct write of the
+            // caller's bytes gets its exact count (`fwrite` returns it).
+            #[cfg(target_env = "musl")]
+            if n == 0 || c.holds(buf) {
+                return Ok(-1);
+            }
         }
         Ok(n as __ssize_t)
     })
 }
+
+/// What the write callback returns when it fails before committing anything: 0 on
+/// glibc (never negative), -1 elsewhere (musl sets the error indicator only then).
+const WRITE_FAILED: __ssize_t = if cfg!(target_env = "gnu") { 0 } else { -1 };
 
 /// The in-place and direct-write modes' part of a write of `buf`: returns the bytes
 /// to write (copied out if they lie in the mapping).
