@@ -29,6 +29,10 @@
  * through its buffer, with the same results. FSHM_PORTABLE_FILE=1 in the
  * environment (read once, when the process opens its first stream) forces that
  * portable mode on glibc too: a testing and diagnostic knob, not a tuning one.
+ * With musl, an fwrite that commits only part of the caller's bytes returns that
+ * count with errno set but without ferror (the next write, or fflush, fails with
+ * it), and a write must follow a read only after a seek, as C requires (musl
+ * writes where its read-ahead ended).
  *
  * NAMES. A name is one or more '/'-separated components, like a path:
  * "/metrics", "/streams/my_stream"; the leading '/' is optional ("metrics" and

@@ -75,7 +75,12 @@
 //!   end of the caller's buffer. Fewer than asked (0 when nothing) sets the error
 //!   indicator; `errno` says why (`ENOSPC`, `EFBIG`, ...). The stream's core commits
 //!   all the bytes of one of its writes or none (a write cut short at the maximum
-//!   size commits what fits), so the count is exact.
+//!   size commits what fits), so the count is exact. musl's contract differs: it
+//!   sets the error indicator only for a negative result, and a flush of its buffer
+//!   that falls short silently drops the rest; there the callback returns -1 with
+//!   `errno` when nothing was committed or the bytes were the `FILE`'s buffer's, and
+//!   the count for a direct write of the caller's bytes. (musl reads the `read` and
+//!   `seek` results as glibc does.)
 //! - `seek` returns 0 with the new position in `*offset`, or -1 with `errno` and the
 //!   position unchanged: glibc then keeps its buffered bytes, which must still match.
 //!   A position `off64_t` cannot hold is `EINVAL`, as for `lseek` on a file, and so
