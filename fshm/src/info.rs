@@ -236,6 +236,7 @@ pub fn reclaim(name: &str) -> Result<bool> {
             Reclaim::Removed => return Ok(true),
             Reclaim::Refused => return Ok(false),
             Reclaim::Busy(lock) => await_reclaim(&lock),
+            Reclaim::Gone => {}
         }
     }
     Ok(false)
@@ -266,10 +267,11 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     }
     let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
         Ok(lock_fd) => lock_fd,
-        // Without its lock object (removed by hand, or by a reclaimer that has just
-        // removed the stream too), the stream cannot be reclaimed safely against a
-        // racing reclaimer; look again (`create`) or `force_destroy` it.
-        Err(_) => return Ok(Reclaim::Refused),
+        // Gone or replaced: another reclaimer has just removed the stream's name (it
+        // removes the stream's name first, then the lock object's), so look at the name
+        // again. (A lock object removed by hand leaves a stream that reclaim cannot
+        // remove safely against a racing reclaimer: `force_destroy` removes it.)
+        Err(_) => return Ok(Reclaim::Gone),
     };
     if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
         .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
@@ -281,11 +283,15 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
         Some(id) if id == (ours.dev, ours.ino) => {}
         _ => return Ok(Reclaim::Refused),
     }
-    liveness::remove_lock_object(name);
+    // The stream's name first: a racing reclaimer that still finds it also finds the
+    // lock object, whose token this process holds (it waits), and one that finds the
+    // lock object gone knows the stream's name is gone too.
     match sys::shm_unlink(name.as_c()) {
-        Ok(()) | Err(libc::ENOENT) => Ok(Reclaim::Removed),
-        Err(e) => Err(os(n, e, "cannot remove the dead stream")),
+        Ok(()) | Err(libc::ENOENT) => {}
+        Err(e) => return Err(os(n, e, "cannot remove the dead stream")),
     }
+    liveness::remove_lock_object_if(name, lock_fd.as_fd());
+    Ok(Reclaim::Removed)
 }
 
 /// What a reclaim did.
@@ -294,6 +300,9 @@ pub(crate) enum Reclaim {
     Removed,
     /// Not removed: the owner lives, the stream is persistent, or it is no fshm stream.
     Refused,
+    /// The dead stream's lock object is gone or replaced: another reclaimer removed (or
+    /// is removing) the stream; look at the name again.
+    Gone,
     /// Another process is reclaiming the name: its lock object, whose reclaim token it
     /// holds.
     Busy(OwnedFd),

@@ -40,7 +40,7 @@
 //! section.
 
 use crate::error::{os, Result};
-use crate::header::LOCK_OWNER;
+use crate::header::{LOCK_OWNER, LOCK_RECLAIM};
 use crate::name::Name;
 use crate::sys::{self, Errno};
 use std::ffi::CString;
@@ -164,18 +164,32 @@ pub(crate) fn create_lock_object(name: &Name, stream_mode: u32) -> Result<(Owned
     let lock_name = lock_object_name(name);
     let mode = lock_object_mode(stream_mode);
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
-    let fd = match sys::shm_open(&lock_name, flags, mode) {
-        Err(libc::EEXIST) => {
-            sys::shm_unlink(&lock_name).map_err(|e| {
-                os(
-                    n,
-                    e,
-                    "cannot replace the leftover lock object of an earlier stream",
-                )
-            })?;
-            sys::shm_open(&lock_name, flags, mode)
+    let mut tries = 3;
+    let fd = loop {
+        match sys::shm_open(&lock_name, flags, mode) {
+            Err(libc::EEXIST) if tries > 0 => {
+                tries -= 1;
+                // A leftover: replaced, but not while a process reclaiming the earlier
+                // stream still holds its reclaim token (it removes the name itself, if
+                // the name still refers to that object, before it lets go).
+                if let Ok(old) = sys::shm_open(&lock_name, libc::O_RDWR, 0) {
+                    if sys::ofd_lock_wait(old.as_fd(), LOCK_RECLAIM).is_ok() {
+                        let _ = sys::ofd_unlock(old.as_fd(), LOCK_RECLAIM);
+                    }
+                }
+                match sys::shm_unlink(&lock_name) {
+                    Ok(()) | Err(libc::ENOENT) => {}
+                    Err(e) => {
+                        return Err(os(
+                            n,
+                            e,
+                            "cannot replace the leftover lock object of an earlier stream",
+                        ))
+                    }
+                }
+            }
+            r => break r,
         }
-        r => r,
     }
     .map_err(|e| os(n, e, "cannot create the stream's lock object"))?;
     let made = (|| {
@@ -220,6 +234,16 @@ pub(crate) fn open_lock_object(name: &Name, lock_ino: u64) -> Result<OwnedFd> {
 /// Removes the lock object's name, if there is one.
 pub(crate) fn remove_lock_object(name: &Name) {
     let _ = sys::shm_unlink(&lock_object_name(name));
+}
+
+/// Removes the lock object's name if it still refers to the object open on `lock`
+/// (a reclaimer holding its reclaim token, so no creator replaces it meanwhile).
+pub(crate) fn remove_lock_object_if(name: &Name, lock: BorrowedFd<'_>) {
+    let lock_name = lock_object_name(name);
+    let ours = sys::fstat(lock).map(|st| (st.dev, st.ino));
+    if ours.is_ok() && sys::shm_identity(&lock_name) == ours.ok() {
+        let _ = sys::shm_unlink(&lock_name);
+    }
 }
 
 #[cfg(test)]

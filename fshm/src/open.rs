@@ -211,7 +211,7 @@ impl OpenOptions {
                 Err(libc::EEXIST) if self.reclaim && reclaims_left > 0 => {
                     reclaims_left -= 1;
                     match crate::info::reclaim_dead(&name)? {
-                        Reclaim::Removed => {}
+                        Reclaim::Removed | Reclaim::Gone => {}
                         Reclaim::Busy(lock) => crate::info::await_reclaim(&lock),
                         Reclaim::Refused => {
                             return Err(os(
