@@ -47,7 +47,15 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "memcpy" => memcpy_job(num(1)? as usize, num(2)?),
         "fresh" => fresh_job(num(1)? as usize, num(2)?),
         "solo-ring" | "solo-linear" => solo_job(kind, num(1)? as usize, num(2)?),
-        k if STREAM_KINDS.iter().any(|(s, _)| *s == k) => stream_job(k, num(1)? as usize, num(2)?),
+        k if k == "ring-sum" || STREAM_KINDS.iter().any(|(s, _)| *s == k) => {
+            stream_job(k, num(1)? as usize, num(2)?)
+        }
+        #[cfg(feature = "iceoryx2")]
+        "iox2-stream" => crate::iox::stream_job(num(1)? as usize, num(2)?),
+        #[cfg(feature = "iceoryx2")]
+        "pp-iox2-spin" | "pp-iox2-event" => {
+            crate::iox::pingpong_job(kind == "pp-iox2-event", num(1)?)
+        }
         "wtr-fshm" | "wtr-stdio" => wtr_job(kind == "wtr-fshm", num(1)? as usize, num(2)?),
         "pp-spin" | "pp-nospin" | "pp-pipe" | "pp-socket" => pingpong_job(kind, num(1)?),
         k if k.starts_with("open-") => open_job(k, num(1)?),
@@ -58,7 +66,18 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
     }
 }
 
-fn mbps(bytes: u64, ns: u64) -> f64 {
+/// Ok if `sum` is the [`byte_sum`] of the first `bytes` bytes of the pattern.
+pub fn check_sum(pat: &Pattern, bytes: u64, sum: u64) -> io::Result<()> {
+    let want = pat.sum_to(bytes);
+    if sum != want {
+        return Err(other(format!(
+            "data check failed: the reader's byte sum is {sum}, the data's is {want}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn mbps(bytes: u64, ns: u64) -> f64 {
     bytes as f64 * 1e3 / ns.max(1) as f64
 }
 
@@ -182,7 +201,10 @@ impl Writer {
 }
 
 /// Concurrent streaming of `bytes` in `chunk`-byte writes from this process to a forked
-/// reader. MB/s = bytes / (reader done − writer start).
+/// reader. MB/s = bytes / (reader done − writer start). Writer and reader are pinned to
+/// separate CPUs ([`pin`]). Kind `ring-sum` is `ring-rust` whose reader also reads every
+/// byte it receives ([`byte_sum`], checked against the pattern's sum): the fshm side of
+/// the comparison with iceoryx2.
 fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
     let name = shm_name("stream");
     let pat = Pattern::new(chunk);
@@ -213,21 +235,27 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
         let name = name.clone();
         let kind = kind.to_string();
         fork_child(&close_in_child, move || {
+            pin(Side::Consumer)?;
             let mut ctl = peer;
             ctl.recv::<1>()?; // the stream exists
             let mut v = Verifier::new(pat);
+            let mut sum = 0u64;
             let mut buf = vec![0u8; READ_BUF.max(chunk)];
             // Touch the buffer so its first faults are not timed.
             buf.fill(1);
             match kind.as_str() {
-                "ring-rust" | "linear" => {
+                "ring-rust" | "linear" | "ring-sum" => {
                     let s = Stream::open(&name)?;
                     ctl.send(&[1])?;
                     let mut f = s.follow();
+                    let touch = kind == "ring-sum";
                     loop {
                         let n = f.read(&mut buf)?;
                         if n == 0 {
                             break;
+                        }
+                        if touch {
+                            sum = sum.wrapping_add(byte_sum(&buf[..n]));
                         }
                         v.piece(&buf[..n]);
                     }
@@ -268,13 +296,14 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
                 }
             }
             let end = now_ns();
-            ctl.send(&[end, v.pos, v.bad])
+            ctl.send(&[end, v.pos, v.bad, sum])
         })?
     };
 
     let result = (|| -> io::Result<Vec<f64>> {
+        pin(Side::Producer)?;
         let mut w = match kind {
-            "ring-rust" => Writer::Rust(Box::new(
+            "ring-rust" | "ring-sum" => Writer::Rust(Box::new(
                 OpenOptions::new()
                     .ring(RING_CAPACITY, RingPolicy::Lossless)
                     .create(&name)?,
@@ -300,13 +329,16 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
             pos += n as u64;
         }
         w.close()?;
-        let [end, got, bad] = ctl.recv::<3>()?;
+        let [end, got, bad, sum] = ctl.recv::<4>()?;
         let v = Verifier {
             pat: &pat,
             pos: got,
             bad,
         };
         v.check(bytes)?;
+        if kind == "ring-sum" {
+            check_sum(&pat, bytes, sum)?;
+        }
         Ok(vec![mbps(bytes, end.saturating_sub(start))])
     })();
     let waited = child.wait();
@@ -517,8 +549,8 @@ fn wtr_job(fshm: bool, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
 
 // ---------------------------------------------------------------- ping-pong
 
-/// 8-byte messages bounced `trips` times between this process and a forked one.
-/// Returns [median µs, p99 µs] per round trip.
+/// 8-byte messages bounced `trips` times between this process and a forked one, pinned
+/// to separate CPUs ([`pin`]). Returns [median µs, p99 µs] per round trip.
 fn pingpong_job(kind: &str, trips: u64) -> io::Result<Vec<f64>> {
     let spin = if kind == "pp-spin" {
         fshm::DEFAULT_SPIN
@@ -546,6 +578,7 @@ fn pingpong_job(kind: &str, trips: u64) -> io::Result<Vec<f64>> {
     close.extend(ba_r.as_ref().map(|f| f.as_raw_fd()));
     let (ab2, ba2) = (ab.clone(), ba.clone());
     let child = fork_child(&close, move || {
+        pin(Side::Consumer)?;
         let mut ctl = peer;
         let mut msg = [0u8; 8];
         if fshm {
@@ -579,6 +612,7 @@ fn pingpong_job(kind: &str, trips: u64) -> io::Result<Vec<f64>> {
         Ok(())
     })?;
     let result = (|| -> io::Result<Vec<f64>> {
+        pin(Side::Producer)?;
         let mut times = Vec::with_capacity(trips as usize);
         let mut msg = [0u8; 8];
         let mut bounce = |w: &mut dyn Write, r: &mut dyn Read| -> io::Result<()> {

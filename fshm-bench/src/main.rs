@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p fshm-bench -- --quick     # smoke test, under a minute
 //! cargo run --release -p fshm-bench -- --full      # 5 repetitions, 256 MiB–1 GiB
+//! cargo run --release -p fshm-bench --features iceoryx2 -- --full   # and iceoryx2 beside fshm
 //! ```
 //!
 //! The orchestrator (this process) runs every configuration as its own job process
@@ -11,11 +12,14 @@
 //! repetitions after a warm-up pass; a job forks the peer processes it needs. Each job
 //! prints one `RESULT` line. After every job the orchestrator removes whatever the job
 //! left in /dev/shm (every name is `fshm-bench-<job pid>-...`), so nothing survives a
-//! crash or a timeout. See BENCHMARKS.md.
+//! crash or a timeout. The two processes of every streaming and ping-pong job are pinned
+//! to separate CPUs (`--no-pin` leaves them to the scheduler). See BENCHMARKS.md.
 
 #[cfg(feature = "async")]
 mod async_jobs;
 mod copy_cost;
+#[cfg(feature = "iceoryx2")]
+mod iox;
 mod jobs;
 mod util;
 
@@ -120,6 +124,20 @@ impl Plan {
             let (commits, idle) = self.async_sizes();
             v.extend(async_jobs::jobs(commits, self.trips / 10, idle));
         }
+        if IOX && on("iox") {
+            for chunk in CHUNKS {
+                for (kind, _) in IOX_STREAM_KINDS {
+                    v.push(args(&[
+                        kind,
+                        &chunk.to_string(),
+                        &self.stream_bytes(chunk).to_string(),
+                    ]));
+                }
+            }
+            for (kind, _) in IOX_PP_KINDS {
+                v.push(args(&[kind, &self.trips.to_string()]));
+            }
+        }
         v
     }
 
@@ -150,6 +168,14 @@ impl Plan {
         if on("pp") {
             for kind in PP_KINDS {
                 v.push(args(&[kind.0, &(self.trips / 10).to_string()]));
+            }
+        }
+        if IOX && on("iox") {
+            for (kind, _) in IOX_STREAM_KINDS {
+                v.push(args(&[kind, "65536", &(self.stream_bytes / 8).to_string()]));
+            }
+            for (kind, _) in IOX_PP_KINDS {
+                v.push(args(&[kind, &(self.trips / 10).to_string()]));
             }
         }
         v
@@ -190,6 +216,35 @@ const OPEN_KINDS: [(&str, &str); 6] = [
     ),
 ];
 
+/// Whether this build has the iceoryx2 jobs (group `iox`).
+const IOX: bool = cfg!(feature = "iceoryx2");
+
+/// The version of iceoryx2 this build uses, as pinned in Cargo.toml.
+const IOX_VERSION: &str = "0.10.0";
+
+/// Streaming kinds of the comparison with iceoryx2, in table order.
+const IOX_STREAM_KINDS: [(&str, &str); 2] = [
+    (
+        "ring-sum",
+        "fshm ring, Rust API (16 MiB, lossless), reader reads every byte",
+    ),
+    (
+        "iox2-stream",
+        "iceoryx2 publish-subscribe `[u8]` (≈16 MiB buffered, lossless), subscriber reads every byte",
+    ),
+];
+
+const IOX_PP_KINDS: [(&str, &str); 2] = [
+    ("pp-iox2-spin", "iceoryx2 publish-subscribe, busy-polling"),
+    (
+        "pp-iox2-event",
+        "iceoryx2 publish-subscribe + event service, sleeping",
+    ),
+];
+
+const USAGE: &str =
+    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async,iox] [--no-pin]";
+
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
@@ -218,12 +273,14 @@ fn main() -> ExitCode {
     let mut plan = None;
     let mut groups = Vec::new();
     let mut reps = None;
+    let mut pinned = true;
     let mut it = argv.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => plan = Some(Plan::quick()),
             "--full" => plan = Some(Plan::full()),
             "--reps" => reps = it.next().and_then(|s| s.parse().ok()),
+            "--no-pin" => pinned = false,
             "--only" => groups.extend(
                 it.next()
                     .into_iter()
@@ -231,9 +288,7 @@ fn main() -> ExitCode {
                     .map(String::from),
             ),
             _ => {
-                eprintln!(
-                    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async]"
-                );
+                eprintln!("{USAGE}");
                 return ExitCode::from(2);
             }
         }
@@ -243,9 +298,26 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let Some(mut plan) = plan else {
-        eprintln!("usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async]");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if let Some(g) = groups
+        .iter()
+        .find(|g| !["stream", "wtr", "pp", "open", "async", "iox"].contains(&g.as_str()))
+    {
+        eprintln!("fshm-bench: unknown group {g:?}\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    if !IOX && groups.iter().any(|g| g == "iox") {
+        eprintln!(
+            "fshm-bench: group iox needs the iceoryx2 jobs: build with `--features iceoryx2`"
+        );
+        return ExitCode::from(2);
+    }
+    if !pinned {
+        // Read by the job processes (`util::pin`), which inherit the environment.
+        std::env::set_var(util::PIN_ENV, "0");
+    }
     if let Some(r) = reps {
         plan.reps = r;
     }
@@ -407,7 +479,15 @@ fn machine() -> Vec<(String, String)> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let pinning = match util::pin_cpus() {
+        Some((p, c)) => format!(
+            "writer / publisher / ping-pong initiator on CPU {p}, reader / subscriber / echo on \
+             CPU {c} (sched_setaffinity), every streaming and ping-pong job"
+        ),
+        None => "none (`--no-pin`, or fewer than two CPUs allowed)".into(),
+    };
     vec![
+        ("pinning".into(), pinning),
         ("date".into(), date),
         ("CPU".into(), cpu),
         ("cores (available_parallelism)".into(), cores.to_string()),
@@ -611,9 +691,141 @@ fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
         async_jobs::report(r, (1000, commits), idle);
     }
 
+    if IOX && on("iox") {
+        iox_report(&v, &runs, on("pp"));
+    }
+
     if groups.is_empty() {
         targets(&v);
     }
+}
+
+fn iox_report(v: &View, runs: &str, with_pp: bool) {
+    let plan = v.plan;
+    println!(
+        "### iceoryx2 {IOX_VERSION} side by side (issue 19): streaming, writer and reader in \
+         two processes (MB/s, {runs})\n"
+    );
+    println!(
+        "Volume: {} per run at 64 B messages, {} at larger ones. Both lossless; one message per \
+         write / loaned sample; both readers read every byte (a sum, checked against the \
+         data). fshm: `write_all` of each message into a 16 MiB ring, the follower reads into \
+         a 1 MiB buffer (two copies). iceoryx2: `loan_slice_uninit` + `write_from_slice` \
+         (one copy), safe overflow off, `RetryUntilDelivered`, subscriber buffer = 16 MiB / \
+         message size (at least 2) messages, busy-polling `receive`.\n",
+        size(plan.stream_bytes_small),
+        size(plan.stream_bytes)
+    );
+    print!("| channel |");
+    for c in CHUNKS {
+        print!(" {} |", size(c));
+    }
+    println!("\n|---|---|---|---|---|");
+    for (kind, label) in IOX_STREAM_KINDS {
+        print!("| {label} |");
+        for c in CHUNKS {
+            print!(" {} |", cell(v.get(&v.stream_key(kind, c), 0)));
+        }
+        println!();
+    }
+    print!("| fshm / iceoryx2 (medians) |");
+    for c in CHUNKS {
+        print!(
+            " {}× |",
+            num(v.stream("ring-sum", c) / v.stream("iox2-stream", c))
+        );
+    }
+    println!("\n");
+
+    println!(
+        "### iceoryx2 {IOX_VERSION} side by side: ping-pong, 8-byte messages, {} round trips \
+         per run (µs per round trip; per-run median and p99, then {runs})\n",
+        plan.trips
+    );
+    println!("| mechanism | median | p99 |\n|---|---|---|");
+    let mut rows: Vec<(&str, &str)> = Vec::new();
+    if with_pp {
+        rows.extend([PP_KINDS[0], PP_KINDS[1], PP_KINDS[2]]);
+    }
+    rows.extend(IOX_PP_KINDS);
+    for (kind, label) in rows {
+        let key = format!("{kind} {}", plan.trips);
+        println!(
+            "| {label} | {} | {} |",
+            cell(v.get(&key, 0)),
+            cell(v.get(&key, 1))
+        );
+    }
+    println!(
+        "\niceoryx2: one publish-subscribe service of `u64` each way, lossless (safe overflow \
+         off, `RetryUntilDelivered`); sleeping: after each send the sender's notifier wakes \
+         the other side's listener (`blocking_wait`).{}\n",
+        if with_pp {
+            ""
+        } else {
+            " The fshm and pipe rows are in the `pp` group (not run)."
+        }
+    );
+
+    println!("### Goals of issue 19, from the medians above\n");
+    println!("| goal | seen | verdict |\n|---|---|---|");
+    let goal = |name: &str, pairs: Vec<(String, f64)>, ok: &dyn Fn(f64) -> bool| {
+        let checked: Vec<(f64, bool)> = pairs.iter().map(|(_, r)| (*r, ok(*r))).collect();
+        println!(
+            "| {name} | {} | {} |",
+            ratios(&pairs),
+            verdict(all_ok(&checked))
+        );
+    };
+    for c in CHUNKS {
+        goal(
+            &format!(
+                "fshm ≥ 1.2× iceoryx2 at {} (copying API: rings have no in-place API)",
+                size(c)
+            ),
+            vec![(
+                size(c),
+                v.stream("ring-sum", c) / v.stream("iox2-stream", c),
+            )],
+            &|r| r >= 1.2,
+        );
+    }
+    goal(
+        "round trip with spinning ≤ 0.5× iceoryx2 busy-polling",
+        vec![(
+            "median".into(),
+            v.pp("pp-spin", 0) / v.pp("pp-iox2-spin", 0),
+        )],
+        &|r| r <= 0.5,
+    );
+    goal(
+        "sleeping round trip ≤ iceoryx2's event-based one and ≤ a pipe pair",
+        vec![
+            (
+                "fshm / iceoryx2".into(),
+                v.pp("pp-nospin", 0) / v.pp("pp-iox2-event", 0),
+            ),
+            (
+                "fshm / pipe".into(),
+                v.pp("pp-nospin", 0) / v.pp("pp-pipe", 0),
+            ),
+        ],
+        &|r| r <= 1.0,
+    );
+    goal(
+        "while there: C guest `fshm_open(FSHM_GUEST)` + `fclose` ≤ 2× raw `shm_open` + `close`",
+        vec![("C".into(), v.open("open-guest-c") / v.open("open-raw-open"))],
+        &|r| r <= 2.0,
+    );
+    goal(
+        "while there: followed linear stream at 4 KiB ≥ 0.8× the fresh-page ceiling",
+        vec![(
+            "4 KiB".into(),
+            v.stream("linear", 4 * KIB) / v.stream("fresh", 4 * KIB),
+        )],
+        &|r| r >= 0.8,
+    );
+    println!();
 }
 
 fn verdict(ok: Option<bool>) -> &'static str {

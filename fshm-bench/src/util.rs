@@ -25,8 +25,12 @@ pub fn job_pid() -> u32 {
 }
 
 /// Removes every object in /dev/shm named after job process `pid`. Returns how many.
+/// Also removes the job's scratch directory (`/tmp/fshm-bench-<pid>`, where iceoryx2
+/// keeps its service and node files), which is not counted: iceoryx2 may leave it behind
+/// after a clean run.
 pub fn sweep(pid: u32) -> usize {
     let prefix = format!("{PREFIX}{pid}-");
+    let _ = std::fs::remove_dir_all(scratch_dir_of(pid));
     let mut n = 0;
     if let Ok(dir) = std::fs::read_dir("/dev/shm") {
         for e in dir.flatten() {
@@ -38,6 +42,71 @@ pub fn sweep(pid: u32) -> usize {
         }
     }
     n
+}
+
+/// The scratch directory of job process `pid`.
+pub fn scratch_dir_of(pid: u32) -> String {
+    format!("/tmp/{PREFIX}{pid}")
+}
+
+/// Environment variable through which the orchestrator turns pinning off (`0`).
+pub const PIN_ENV: &str = "FSHM_BENCH_PIN";
+
+/// The two sides of a two-process job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The writer / publisher of a stream, the side that times a ping-pong.
+    Producer,
+    /// The reader / subscriber of a stream, the side that echoes a ping-pong.
+    Consumer,
+}
+
+/// The CPUs the two sides are pinned to: the first two CPUs this process may run on, in
+/// ascending order (producer, consumer). `None` if pinning is off or fewer than two CPUs
+/// are allowed.
+pub fn pin_cpus() -> Option<(usize, usize)> {
+    if std::env::var(PIN_ENV).is_ok_and(|v| v == "0") {
+        return None;
+    }
+    // SAFETY: `cpu_set_t` is plain data; the all-zero value is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a writable `cpu_set_t` of the size passed.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return None;
+    }
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `CPU_ISSET` reads the set at an index below its capacity.
+    let mut cpus = (0..max).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) });
+    Some((cpus.next()?, cpus.next()?))
+}
+
+/// Pins the calling process to its side's CPU ([`pin_cpus`]); does nothing when pinning
+/// is off. Called by each process of a two-process job, after the fork.
+pub fn pin(side: Side) -> io::Result<()> {
+    let Some((p, c)) = pin_cpus() else {
+        return Ok(());
+    };
+    let cpu = if side == Side::Producer { p } else { c };
+    // SAFETY: as above, the all-zero set is empty; `cpu` is below the set's capacity.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` comes from `pin_cpus`, below the set's capacity.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid `cpu_set_t` of the size passed; 0 is this process.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(errno_err(&format!("sched_setaffinity(CPU {cpu})")));
+    }
+    Ok(())
+}
+
+/// Reads every byte of `data` (their sum, wrapping): what a consumer does with a message
+/// so that no system's reader gets away without touching the payload.
+#[inline]
+pub fn byte_sum(data: &[u8]) -> u64 {
+    // Blocks of 64 KiB: a block's sum fits a u32 (65536 × 255 < 2^32), which vectorises.
+    data.chunks(1 << 16)
+        .map(|b| b.iter().map(|&x| x as u32).sum::<u32>() as u64)
+        .fold(0u64, u64::wrapping_add)
 }
 
 pub fn cstring(s: &str) -> CString {
@@ -147,6 +216,8 @@ pub fn fork_child<F: FnOnce() -> io::Result<()>>(
 ) -> io::Result<Child> {
     io::stdout().flush()?;
     io::stderr().flush()?;
+    // Fix the job's pid before the fork, so the child names its objects after the job.
+    job_pid();
     // SAFETY: the job processes are single-threaded, so the child may run arbitrary code.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -224,6 +295,15 @@ impl Pattern {
 
     fn byte(&self, pos: u64) -> u8 {
         self.src[(pos % PERIOD as u64) as usize]
+    }
+
+    /// [`byte_sum`] of the first `bytes` bytes of the stream.
+    pub fn sum_to(&self, bytes: u64) -> u64 {
+        let period = byte_sum(&self.src[..PERIOD]);
+        let rest = byte_sum(&self.src[..(bytes % PERIOD as u64) as usize]);
+        (bytes / PERIOD as u64)
+            .wrapping_mul(period)
+            .wrapping_add(rest)
     }
 }
 
