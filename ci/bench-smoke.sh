@@ -27,6 +27,8 @@ done
 "$probes/create_syscalls" 200 >/dev/null
 "$probes/ring_protocol" 16 >/dev/null
 "$probes/ring_copy" 64 >/dev/null
+"$probes/ring_touch" 16 >/dev/null
+"$probes/guest_syscalls" 200 >/dev/null
 "$probes/spin_pingpong" 2000 >/dev/null
 "$probes/wake_pingpong" 2000 >/dev/null
 left=$(find /dev/shm -maxdepth 1 -name 'fshm-probe-*' -printf '%f\n' | sort)

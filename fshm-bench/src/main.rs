@@ -849,7 +849,13 @@ fn all_ok(pairs: &[(f64, bool)]) -> Option<bool> {
 fn ratios(pairs: &[(String, f64)]) -> String {
     pairs
         .iter()
-        .map(|(k, r)| format!("{k}: {r:.2}×"))
+        .map(|(k, r)| {
+            if r.is_finite() {
+                format!("{k}: {r:.2}×")
+            } else {
+                format!("{k}: –")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

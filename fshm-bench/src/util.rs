@@ -378,3 +378,53 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
     s[i]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sum_reads_every_byte() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let plain: u64 = data.iter().map(|&b| b as u64).sum();
+        assert_eq!(byte_sum(&data), plain);
+        let mut changed = data.clone();
+        changed[150_000] ^= 1;
+        assert_ne!(byte_sum(&changed), plain);
+        assert_eq!(byte_sum(&[]), 0);
+    }
+
+    #[test]
+    fn pattern_sum_matches_the_bytes_across_periods() {
+        let chunk = 4096;
+        let pat = Pattern::new(chunk);
+        for bytes in [
+            0,
+            1,
+            4096,
+            PERIOD as u64 - 1,
+            PERIOD as u64,
+            3 * PERIOD as u64 + 17,
+        ] {
+            let mut sum = 0u64;
+            let mut pos = 0u64;
+            while pos < bytes {
+                let n = (bytes - pos).min(chunk as u64) as usize;
+                sum += byte_sum(pat.at(pos, n));
+                pos += n as u64;
+            }
+            assert_eq!(pat.sum_to(bytes), sum, "{bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn pin_cpus_are_two_distinct_allowed_cpus_or_none() {
+        if std::env::var(PIN_ENV).is_ok_and(|v| v == "0") {
+            assert_eq!(pin_cpus(), None, "pinning is off");
+        } else if let Some((p, c)) = pin_cpus() {
+            assert!(p < c, "producer CPU {p} before consumer CPU {c}");
+        } else {
+            assert!(std::thread::available_parallelism().map_or(1, |n| n.get()) < 2);
+        }
+    }
+}
