@@ -5,15 +5,18 @@
  * its own 1 MiB buffer (two copies in all, as fshm's copying API makes) or in place in
  * the ring (one copy, as a loaned-sample design like iceoryx2's makes). Both sum the
  * bytes, as the benchmark's readers do. No fshm code, no lock, no wake-up protocol.
- * Bounds the goal "fshm ≥ 1.2× iceoryx2" at large messages.
+ * Bounds the goal "fshm ≥ 1.2× iceoryx2" at large messages. The ring's size is the
+ * second argument: a ring cycles through all of it, where a pool of samples can hand out
+ * the ones just released again, still in cache.
  *
- * usage: ring_touch [MiB per run]
+ * usage: ring_touch [MiB per run] [ring KiB, default 16384]
  */
 #include "common.h"
+#include <emmintrin.h>
 #include <sched.h>
 #include <stdatomic.h>
 
-#define CAP (16u << 20)
+static size_t CAP = 16u << 20;
 #define READ_MAX (1u << 20)
 
 struct shared {
@@ -22,32 +25,43 @@ struct shared {
     _Atomic unsigned long rpos;
 };
 
-static void pin(int nth)
+/* The first two CPUs this process may run on, found once before anything is pinned:
+ * the writer runs on the first, the reader on the second (as in fshm-bench). */
+static int cpus[2] = {-1, -1};
+
+static void find_cpus(void)
 {
-    cpu_set_t all, one;
+    cpu_set_t all;
     int c, seen = 0;
     probe_check(sched_getaffinity(0, sizeof all, &all) == 0, "sched_getaffinity");
-    for (c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &all) && seen++ == nth) {
-            CPU_ZERO(&one);
-            CPU_SET(c, &one);
-            probe_check(sched_setaffinity(0, sizeof one, &one) == 0, "sched_setaffinity");
-            return;
-        }
+    for (c = 0; c < CPU_SETSIZE && seen < 2; c++)
+        if (CPU_ISSET(c, &all))
+            cpus[seen++] = c;
 }
 
+static void pin(int nth)
+{
+    cpu_set_t one;
+    if (cpus[nth] < 0)
+        return;
+    CPU_ZERO(&one);
+    CPU_SET(cpus[nth], &one);
+    probe_check(sched_setaffinity(0, sizeof one, &one) == 0, "sched_setaffinity");
+}
+
+/* The sum of the bytes, 16 at a time (SSE2's sum of absolute differences against 0), as
+ * fshm-bench's readers compute it. */
 static unsigned long sum(const unsigned char *p, size_t n)
 {
-    unsigned long s = 0;
-    while (n > 0) {
-        size_t k = n < 65536 ? n : 65536, i;
-        unsigned int b = 0;
-        for (i = 0; i < k; i++)
-            b += p[i];
-        s += b;
-        p += k;
-        n -= k;
-    }
+    __m128i acc = _mm_setzero_si128(), zero = _mm_setzero_si128();
+    unsigned long s, lanes[2];
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16)
+        acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(p + i)), zero));
+    _mm_storeu_si128((__m128i *)lanes, acc);
+    s = lanes[0] + lanes[1];
+    for (; i < n; i++)
+        s += p[i];
     return s;
 }
 
@@ -116,6 +130,11 @@ int main(int argc, char **argv)
     static const size_t chunks[] = {4096, 65536, 1u << 20};
     size_t total = (size_t)(argc > 1 ? atoi(argv[1]) : 1024) << 20;
     int i, rep;
+    if (argc > 2)
+        CAP = (size_t)atoi(argv[2]) << 10;
+    find_cpus();
+    probe_check(CAP >= READ_MAX, "the ring must hold at least 1 MiB");
+    printf("%zu KiB ring, %zu MiB per run\n\n", CAP >> 10, total >> 20);
     printf("| chunk | copy out + sum, MB/s, 3 runs | sum in place, MB/s, 3 runs |\n|---|---|---|\n");
     for (i = 0; i < 3; i++) {
         printf("| %zu |", chunks[i]);

@@ -47,6 +47,10 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "memcpy" => memcpy_job(num(1)? as usize, num(2)?),
         "fresh" => fresh_job(num(1)? as usize, num(2)?),
         "solo-ring" | "solo-linear" => solo_job(kind, num(1)? as usize, num(2)?),
+        // Diagnostic: an optional third number is the ring capacity of `ring-sum`.
+        "ring-sum" if args.len() > 3 => {
+            stream_job_with(kind, num(1)? as usize, num(2)?, num(3)?)
+        }
         k if k == "ring-sum" || STREAM_KINDS.iter().any(|(s, _)| *s == k) => {
             stream_job(k, num(1)? as usize, num(2)?)
         }
@@ -206,6 +210,11 @@ impl Writer {
 /// byte it receives ([`byte_sum`], checked against the pattern's sum): the fshm side of
 /// the comparison with iceoryx2.
 fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
+    stream_job_with(kind, chunk, bytes, RING_CAPACITY)
+}
+
+/// [`stream_job`] with rings of `ring` bytes.
+fn stream_job_with(kind: &str, chunk: usize, bytes: u64, ring: u64) -> io::Result<Vec<f64>> {
     let name = shm_name("stream");
     let pat = Pattern::new(chunk);
     let (mut ctl, peer) = Ctl::pair()?;
@@ -305,7 +314,7 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
         let mut w = match kind {
             "ring-rust" | "ring-sum" => Writer::Rust(Box::new(
                 OpenOptions::new()
-                    .ring(RING_CAPACITY, RingPolicy::Lossless)
+                    .ring(ring, RingPolicy::Lossless)
                     .create(&name)?,
             )),
             "linear" => Writer::Rust(Box::new(
@@ -313,7 +322,7 @@ fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
                     .max_size((bytes + (1 << 20)).next_multiple_of(1 << 20).max(1 << 30))
                     .create(&name)?,
             )),
-            "ring-file" => Writer::CFile(fshm_owner_file(&name, RING_CAPACITY, 0)?),
+            "ring-file" => Writer::CFile(fshm_owner_file(&name, ring, 0)?),
             "pipe-file" | "socket-file" => {
                 Writer::CFile(CFile::fdopen(wfd.expect("fd kind"), "w")?)
             }

@@ -101,9 +101,45 @@ pub fn pin(side: Side) -> io::Result<()> {
 
 /// Reads every byte of `data` (their sum, wrapping): what a consumer does with a message
 /// so that no system's reader gets away without touching the payload.
+///
+/// Fast enough (SSE2's sum of absolute differences, 64 bytes a step) that the sum costs
+/// each system the same small share of its reader's time.
 #[inline]
 pub fn byte_sum(data: &[u8]) -> u64 {
-    // Blocks of 64 KiB: a block's sum fits a u32 (65536 × 255 < 2^32), which vectorises.
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi64, _mm_loadu_si128, _mm_sad_epu8, _mm_setzero_si128,
+            _mm_storeu_si128,
+        };
+        let blocks = data.chunks_exact(64);
+        let rest = blocks.remainder();
+        // SAFETY: SSE2 is part of the x86_64 baseline, so these instructions exist on
+        // every CPU this code runs on; each unaligned load reads 16 bytes inside a
+        // 64-byte block of `data`, and the store writes the 16 bytes of `lanes`.
+        let lanes = unsafe {
+            let zero = _mm_setzero_si128();
+            let mut acc = [zero; 4];
+            for b in blocks {
+                let p = b.as_ptr().cast::<__m128i>();
+                for (k, a) in acc.iter_mut().enumerate() {
+                    // Each 64-bit lane gains the sum of 8 bytes: never overflows.
+                    *a = _mm_add_epi64(*a, _mm_sad_epu8(_mm_loadu_si128(p.add(k)), zero));
+                }
+            }
+            let all = _mm_add_epi64(_mm_add_epi64(acc[0], acc[1]), _mm_add_epi64(acc[2], acc[3]));
+            let mut lanes = [0u64; 2];
+            _mm_storeu_si128(lanes.as_mut_ptr().cast::<__m128i>(), all);
+            lanes
+        };
+        lanes[0] + lanes[1] + byte_sum_plain(rest)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    byte_sum_plain(data)
+}
+
+/// [`byte_sum`] a byte at a time (in 64 KiB blocks, whose sums fit a u32).
+fn byte_sum_plain(data: &[u8]) -> u64 {
     data.chunks(1 << 16)
         .map(|b| b.iter().map(|&x| x as u32).sum::<u32>() as u64)
         .fold(0u64, u64::wrapping_add)
@@ -388,6 +424,13 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + 3) as u8).collect();
         let plain: u64 = data.iter().map(|&b| b as u64).sum();
         assert_eq!(byte_sum(&data), plain);
+        for cut in [0, 1, 63, 64, 65, 1000] {
+            assert_eq!(
+                byte_sum(&data[cut..]),
+                byte_sum_plain(&data[cut..]),
+                "from {cut}"
+            );
+        }
         let mut changed = data.clone();
         changed[150_000] ^= 1;
         assert_ne!(byte_sum(&changed), plain);
