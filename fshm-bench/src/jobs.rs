@@ -48,9 +48,7 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "fresh" => fresh_job(num(1)? as usize, num(2)?),
         "solo-ring" | "solo-linear" => solo_job(kind, num(1)? as usize, num(2)?),
         // Diagnostic: an optional third number is the ring capacity of `ring-sum`.
-        "ring-sum" if args.len() > 3 => {
-            stream_job_with(kind, num(1)? as usize, num(2)?, num(3)?)
-        }
+        "ring-sum" if args.len() > 3 => stream_job_with(kind, num(1)? as usize, num(2)?, num(3)?),
         k if k == "ring-sum" || STREAM_KINDS.iter().any(|(s, _)| *s == k) => {
             stream_job(k, num(1)? as usize, num(2)?)
         }
