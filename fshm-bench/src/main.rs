@@ -702,6 +702,11 @@ fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
 
 fn iox_report(v: &View, runs: &str, with_pp: bool) {
     let plan = v.plan;
+    // Where the two processes of each row ran (the same for every row).
+    let cpus = match util::pin_cpus() {
+        Some((p, c)) => format!("CPU {p} / CPU {c}"),
+        None => "not pinned".to_string(),
+    };
     println!(
         "### iceoryx2 {IOX_VERSION} side by side (issue 19): streaming, writer and reader in \
          two processes (MB/s, {runs})\n"
@@ -716,19 +721,19 @@ fn iox_report(v: &View, runs: &str, with_pp: bool) {
         size(plan.stream_bytes_small),
         size(plan.stream_bytes)
     );
-    print!("| channel |");
+    print!("| channel | writer / reader |");
     for c in CHUNKS {
         print!(" {} |", size(c));
     }
-    println!("\n|---|---|---|---|---|");
+    println!("\n|---|---|---|---|---|---|");
     for (kind, label) in IOX_STREAM_KINDS {
-        print!("| {label} |");
+        print!("| {label} | {cpus} |");
         for c in CHUNKS {
             print!(" {} |", cell(v.get(&v.stream_key(kind, c), 0)));
         }
         println!();
     }
-    print!("| fshm / iceoryx2 (medians) |");
+    print!("| fshm / iceoryx2 (medians) | |");
     for c in CHUNKS {
         print!(
             " {}× |",
@@ -742,7 +747,7 @@ fn iox_report(v: &View, runs: &str, with_pp: bool) {
          per run (µs per round trip; per-run median and p99, then {runs})\n",
         plan.trips
     );
-    println!("| mechanism | median | p99 |\n|---|---|---|");
+    println!("| mechanism | initiator / echo | median | p99 |\n|---|---|---|---|");
     let mut rows: Vec<(&str, &str)> = Vec::new();
     if with_pp {
         rows.extend([PP_KINDS[0], PP_KINDS[1], PP_KINDS[2]]);
@@ -751,7 +756,7 @@ fn iox_report(v: &View, runs: &str, with_pp: bool) {
     for (kind, label) in rows {
         let key = format!("{kind} {}", plan.trips);
         println!(
-            "| {label} | {} | {} |",
+            "| {label} | {cpus} | {} | {} |",
             cell(v.get(&key, 0)),
             cell(v.get(&key, 1))
         );
