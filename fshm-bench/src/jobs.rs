@@ -6,7 +6,7 @@ use crate::util::*;
 use fshm::{OpenOptions, RingPolicy, Stream};
 use shmfile::{fshm_open, fshm_open_ex, FshmOptions, FSHM_BLOCK, FSHM_GUEST, FSHM_OWNER};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::time::Instant;
 
@@ -49,7 +49,10 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "solo-ring" | "solo-linear" => solo_job(kind, num(1)? as usize, num(2)?),
         // Diagnostic: an optional third number is the ring capacity of `ring-sum`.
         "ring-sum" if args.len() > 3 => stream_job_with(kind, num(1)? as usize, num(2)?, num(3)?),
-        k if k == "ring-sum" || STREAM_KINDS.iter().any(|(s, _)| *s == k) => {
+        k if k == "ring-sum"
+            || k == "ring-inplace"
+            || STREAM_KINDS.iter().any(|(s, _)| *s == k) =>
+        {
             stream_job(k, num(1)? as usize, num(2)?)
         }
         #[cfg(feature = "iceoryx2")]
@@ -206,7 +209,9 @@ impl Writer {
 /// reader. MB/s = bytes / (reader done − writer start). Writer and reader are pinned to
 /// separate CPUs ([`pin`]). Kind `ring-sum` is `ring-rust` whose reader also reads every
 /// byte it receives ([`byte_sum`], checked against the pattern's sum): the fshm side of
-/// the comparison with iceoryx2.
+/// the comparison with iceoryx2, through the copying API; `ring-inplace` is the same
+/// through the in-place API (`Stream::reserve` + `commit_all`, one copy into the ring;
+/// a `FollowerMut`'s `fill_buf` + `consume`, the sum read in the ring).
 fn stream_job(kind: &str, chunk: usize, bytes: u64) -> io::Result<Vec<f64>> {
     stream_job_with(kind, chunk, bytes, RING_CAPACITY)
 }
@@ -251,6 +256,21 @@ fn stream_job_with(kind: &str, chunk: usize, bytes: u64, ring: u64) -> io::Resul
             // Touch the buffer so its first faults are not timed.
             buf.fill(1);
             match kind.as_str() {
+                "ring-inplace" => {
+                    let mut s = Stream::open(&name)?;
+                    ctl.send(&[1])?;
+                    let mut f = s.follow_mut();
+                    loop {
+                        let data = f.fill_buf()?;
+                        if data.is_empty() {
+                            break;
+                        }
+                        sum = sum.wrapping_add(byte_sum(data));
+                        v.piece(data);
+                        let n = data.len();
+                        f.consume(n);
+                    }
+                }
                 "ring-rust" | "linear" | "ring-sum" => {
                     let s = Stream::open(&name)?;
                     ctl.send(&[1])?;
@@ -310,7 +330,7 @@ fn stream_job_with(kind: &str, chunk: usize, bytes: u64, ring: u64) -> io::Resul
     let result = (|| -> io::Result<Vec<f64>> {
         pin(Side::Producer)?;
         let mut w = match kind {
-            "ring-rust" | "ring-sum" => Writer::Rust(Box::new(
+            "ring-rust" | "ring-sum" | "ring-inplace" => Writer::Rust(Box::new(
                 OpenOptions::new()
                     .ring(ring, RingPolicy::Lossless)
                     .create(&name)?,
@@ -332,7 +352,14 @@ fn stream_job_with(kind: &str, chunk: usize, bytes: u64, ring: u64) -> io::Resul
         let mut pos = 0u64;
         while pos < bytes {
             let n = (bytes - pos).min(chunk as u64) as usize;
-            w.write_all(pat.at(pos, n))?;
+            match &mut w {
+                Writer::Rust(s) if kind == "ring-inplace" => {
+                    let mut r = s.reserve(n)?;
+                    r.copy_from_slice(pat.at(pos, n));
+                    r.commit_all()?;
+                }
+                _ => w.write_all(pat.at(pos, n))?,
+            }
             pos += n as u64;
         }
         w.close()?;
@@ -343,7 +370,7 @@ fn stream_job_with(kind: &str, chunk: usize, bytes: u64, ring: u64) -> io::Resul
             bad,
         };
         v.check(bytes)?;
-        if kind == "ring-sum" {
+        if kind == "ring-sum" || kind == "ring-inplace" {
             check_sum(&pat, bytes, sum)?;
         }
         Ok(vec![mbps(bytes, end.saturating_sub(start))])
