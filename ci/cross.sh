@@ -52,8 +52,12 @@ echo "== aarch64: tests of fshm-sys, fshm, fshm-ffi under qemu-user"
 #   them runs first;
 # - a_handle_whose_window_cannot_be_mapped_reports_it_on_reads_and_writes limits the
 #   address space with RLIMIT_AS, which limits qemu-user's own host mappings, not the
-#   guest's mmap as a kernel would.
+#   guest's mmap as a kernel would;
+# - a_new_stream_admits_nobody_else_until_its_owner_holds_its_token pauses the owner with
+#   a seccomp user-notification filter on fcntl, which under qemu-user filters qemu's own
+#   host system calls, not the guest's (the test hangs).
 cargo test --no-fail-fast --target "$target" -p fshm-sys -p fshm -p fshm-ffi -- \
     --skip a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes \
     --skip a_handle_whose_window_cannot_be_mapped_reports_it_on_reads_and_writes \
+    --skip a_new_stream_admits_nobody_else_until_its_owner_holds_its_token \
     --skip a_read_only_user_cannot_
