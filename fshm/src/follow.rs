@@ -2,7 +2,7 @@
 //! closes or dies.
 
 use crate::error::os;
-use crate::stream::{Stream, WaitStatus};
+use crate::stream::{Core, Stream, WaitStatus};
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
@@ -98,17 +98,28 @@ impl Follower<'_> {
                 }
                 c.pos
             };
-            match self.stream.core.wait_until(pos, deadline, self.spin) {
-                WaitStatus::Data => continue,
-                WaitStatus::Ended => return Ok(0),
-                WaitStatus::TimedOut => {
-                    return Err(os(
-                        self.stream.name(),
-                        libc::ETIMEDOUT,
-                        "no data within the follower's timeout",
-                    ))
-                }
+            if wait_past(&self.stream.core, pos, deadline, self.spin)? {
+                return Ok(0);
             }
         }
+    }
+}
+
+/// Waits for data past `pos`: `Ok(true)` when the stream ended (bytes committed before
+/// the end were seen by the wait: look once more).
+pub(crate) fn wait_past(
+    core: &Core,
+    pos: u64,
+    deadline: Option<Instant>,
+    spin: Duration,
+) -> io::Result<bool> {
+    match core.wait_until(pos, deadline, spin) {
+        WaitStatus::Data => Ok(false),
+        WaitStatus::Ended => Ok(true),
+        WaitStatus::TimedOut => Err(os(
+            core.name(),
+            libc::ETIMEDOUT,
+            "no data within the follower's timeout",
+        )),
     }
 }

@@ -335,22 +335,28 @@ impl Header {
 /// Bytes of the header holding its fixed fields (its first cache line).
 pub(crate) const FIXED_FIELDS: usize = 64;
 
-/// Reads the header of an open object into a private copy (one `pread`). Only the
-/// first `upto` bytes are read (the rest stay zero): opening needs just the fixed
-/// fields ([`FIXED_FIELDS`]); an object shorter than that reads as zeros past its end.
+/// Reads the header of an open object into a private copy (one `pread`, straight into
+/// it). Only the first `upto` bytes are read (the rest stay zero): opening needs just the
+/// fixed fields ([`FIXED_FIELDS`]); an object shorter than that reads as zeros past its
+/// end (or as what the short read gave).
 #[cfg(not(fshm_loom))]
 pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys::Errno> {
     use std::os::fd::AsFd;
     let mut h = Box::new(Header::zero());
     let size = std::mem::size_of::<Header>().min(upto);
-    let mut bytes = vec![0u8; size];
-    sys::pread_upto(fd.as_fd(), &mut bytes, 0)?;
-    // SAFETY: `Header` is `repr(C)` and made of atomics and byte arrays, for which every
-    // bit pattern is valid; the box is ours alone, and `size` is within it.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&mut *h as *mut Header).cast::<u8>(), size)
+    // SAFETY: the box is ours alone and `size` is within it; `Header` is `repr(C)` and
+    // made of atomics and byte arrays, for which every bit pattern the read stores is
+    // valid, and the view only ever receives initialised bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            (&mut *h as *mut Header).cast::<std::mem::MaybeUninit<u8>>(),
+            size,
+        )
     };
-    Ok(h)
+    match sys::pread_exact_uninit(fd.as_fd(), bytes, 0) {
+        Ok(()) | Err(libc::EIO) => Ok(h), // EIO: the object ended first
+        Err(e) => Err(e),
+    }
 }
 
 /// Under `loom` the header's atomics do not have the layout: a model reads no header.

@@ -205,17 +205,6 @@ pub(crate) fn pread_exact_uninit(
     Ok(())
 }
 
-/// Reads into `buf` at `offset` until it is full or the object ends; returns the bytes
-/// read.
-#[cfg_attr(fshm_loom, allow(dead_code))] // its one caller reads a real header
-pub(crate) fn pread_upto(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
-    match pread_exact(fd, buf, offset) {
-        Ok(()) => Ok(buf.len()),
-        Err(libc::EIO) => Ok(0),
-        Err(e) => Err(e),
-    }
-}
-
 /// Views an initialised buffer as one that a read may fill.
 pub(crate) fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     // SAFETY: `MaybeUninit<u8>` has the layout of `u8`. The view must never be used to

@@ -78,14 +78,6 @@ impl Window {
         unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
-    /// Address of data byte `off` (inside the window, or one past its end, when the
-    /// caller's `off <= data_len`; computed without `add`'s in-bounds requirement so that
-    /// a wrong offset gives a wrong address for the caller's checked access, never
-    /// undefined pointer arithmetic here).
-    fn data_ptr(&self, off: u64) -> *mut u8 {
-        self.data_ptr_wrapping(off)
-    }
-
     /// Address of data byte `off`, computed without bounds (for comparisons, and for
     /// callers that check `off` against what exists before any access).
     pub fn data_ptr_wrapping(&self, off: u64) -> *mut u8 {
@@ -119,7 +111,9 @@ impl Window {
     pub unsafe fn write(&self, off: u64, buf: &[u8]) {
         // SAFETY: guaranteed by the caller; the source is a Rust slice that cannot overlap
         // a mapping Rust does not own.
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.data_ptr(off), buf.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.data_ptr_wrapping(off), buf.len())
+        }
     }
 
     /// Copies data bytes `off..off + buf.len()` into `buf` with a plain `memcpy`, for
@@ -133,7 +127,11 @@ impl Window {
         // SAFETY: guaranteed by the caller; `buf` is ours and cannot overlap a mapping
         // Rust does not own.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.data_ptr(off), buf.as_mut_ptr().cast(), buf.len())
+            std::ptr::copy_nonoverlapping(
+                self.data_ptr_wrapping(off),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
         }
     }
 
@@ -150,7 +148,7 @@ impl Window {
     /// The range must lie inside the window and inside the object's verified size.
     pub unsafe fn read_shared(&self, off: u64, buf: &mut [MaybeUninit<u8>]) {
         // SAFETY: guaranteed by the caller.
-        unsafe { copy_shared(self.data_ptr(off), buf) }
+        unsafe { copy_shared(self.data_ptr_wrapping(off), buf) }
     }
 
     /// Zeroes data bytes `off..off + n`.
@@ -159,7 +157,7 @@ impl Window {
     /// As for [`Window::write`].
     pub unsafe fn zero(&self, off: u64, n: u64) {
         // SAFETY: guaranteed by the caller.
-        unsafe { std::ptr::write_bytes(self.data_ptr(off), 0, n as usize) }
+        unsafe { std::ptr::write_bytes(self.data_ptr_wrapping(off), 0, n as usize) }
     }
 
     /// Pre-faults window bytes `from..to` (offsets from the window's start, header

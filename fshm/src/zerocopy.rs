@@ -30,9 +30,10 @@
 //! [`Core::commit_reserved`] and [`Core::cancel_reserved`].
 
 use crate::error::{invalid, not_fshm, os, Result};
+use crate::follow::wait_past;
 use crate::follow::{Follower, DEFAULT_SPIN};
 use crate::header::LOCK_APPEND;
-use crate::stream::{Core, Cursor, Stream, WaitStatus};
+use crate::stream::{Core, Cursor, Stream};
 use crate::sys;
 use std::io::{self, BufRead, Read};
 use std::ptr::NonNull;
@@ -417,20 +418,6 @@ fn look(core: &Core, c: &mut Cursor, ended: bool) -> Result<Look> {
     } else {
         Look::Wait(c.pos)
     })
-}
-
-/// Waits for data past `pos`: `Ok(true)` when the stream ended (bytes committed before
-/// the end were seen by the wait: look once more).
-fn wait_past(core: &Core, pos: u64, deadline: Option<Instant>, spin: Duration) -> Result<bool> {
-    match core.wait_until(pos, deadline, spin) {
-        WaitStatus::Data => Ok(false),
-        WaitStatus::Ended => Ok(true),
-        WaitStatus::TimedOut => Err(os(
-            core.name(),
-            libc::ETIMEDOUT,
-            "no data within the follower's timeout",
-        )),
-    }
 }
 
 /// A blocking reader that holds its [`Stream`] exclusively ([`Stream::follow_mut`]):
