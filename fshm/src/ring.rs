@@ -203,6 +203,7 @@ impl Core {
     /// the position the write lands at. From then on the bytes `[pos, pos + n)` are the
     /// caller's to fill, until [`ring_publish`](Self::ring_publish) (or nothing, which
     /// commits nothing).
+    #[inline(always)]
     pub(crate) fn ring_claim(&self, c: &mut Cursor, n: u64) -> Result<u64> {
         let cap = self.capacity();
         let h = self.header();
@@ -256,6 +257,7 @@ impl Core {
     /// The second half of a ring write: publishes `[pos, end)` (claimed by
     /// [`ring_claim`](Self::ring_claim), `end` no further than it claimed) as committed
     /// and wakes readers.
+    #[inline(always)]
     pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
         c.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
         c.pos = end;
@@ -264,11 +266,18 @@ impl Core {
     /// Lossless: waits until no attached live reader still needs a position below
     /// `need`. The writer remembers the lowest reader position it last saw (`room`)
     /// and the attach generation, and scans the slots again only when it must.
+    #[inline(always)]
     fn make_room(&self, c: &mut Cursor, need: u64) -> Result<()> {
+        match room_known(self.header(), need, c.room, c.slot_gen_seen) {
+            Ok(()) => Ok(()),
+            Err(gen) => self.make_room_slow(c, need, gen),
+        }
+    }
+
+    /// [`make_room`](Self::make_room) once the remembered view no longer shows room.
+    #[cold]
+    fn make_room_slow(&self, c: &mut Cursor, need: u64, gen: u32) -> Result<()> {
         let h = self.header();
-        let Err(gen) = room_known(h, need, c.room, c.slot_gen_seen) else {
-            return Ok(());
-        };
         // Probing readers' liveness needs the lock object; a writer that cannot open it
         // cannot tell a dead reader from a slow one, and says so.
         let lock = self.lock_object()?;
