@@ -3,7 +3,7 @@
 //! `BufRead::fill_buf`), beside a single-thread memcpy ceiling.
 //!
 //! ```text
-//! cargo run --release -p fshm-bench --bin zerocopy-bench            # 5 runs
+//! cargo run --release -p fshm-bench --bin zerocopy-bench            # 5 runs, 2 GiB each
 //! cargo run --release -p fshm-bench --bin zerocopy-bench -- --reps 3 --mib 64
 //! ```
 //!
@@ -15,9 +15,19 @@
 //! over the lent bytes for `in-place`) and the sums are checked at the end. The ring is
 //! lossless, 16 MiB, the reader attached before the writer starts; MB/s = bytes /
 //! (reader done − writer start). Runs of the modes interleave; the median is printed.
+//! The writer and the reader are pinned to separate CPUs, and the reader's sum is
+//! `fshm-bench`'s (SSE2), as in its other streaming jobs; `FSHM_BENCH_PIN=0` turns
+//! pinning off. A run streams enough (2 GiB by default) that the ring's first pass
+//! through fresh pages does not weigh on it.
 
 use std::io::{self, BufRead, Read, Write};
 use std::time::Instant;
+
+/// The jobs' shared plumbing: the SSE2 byte sum, CPU pinning, the clock, pipes.
+#[allow(dead_code)]
+#[path = "../util.rs"]
+mod util;
+use util::{byte_sum, median, now_ns, pin, pipe, Side};
 
 const RING: u64 = 16 << 20;
 const MIB: u64 = 1 << 20;
@@ -41,56 +51,13 @@ fn expected_sum(chunk: u64, bytes: u64) -> u64 {
     sum
 }
 
-fn byte_sum(b: &[u8]) -> u64 {
-    // Sums in 64-byte blocks: the compiler vectorises this, so reading costs about
-    // what a copy-out would.
-    let mut sum = 0u64;
-    let mut blocks = b.chunks_exact(64);
-    for block in &mut blocks {
-        let mut s = 0u32;
-        for &x in block {
-            s += u32::from(x);
-        }
-        sum += u64::from(s);
-    }
-    sum + blocks
-        .remainder()
-        .iter()
-        .map(|&x| u64::from(x))
-        .sum::<u64>()
-}
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn pipe() -> (std::fs::File, std::fs::File) {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
-    // SAFETY: two fresh descriptors that nothing else owns.
-    unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
-}
-
 /// One streaming run; returns MB/s.
 fn run(in_place: bool, chunk: u64, bytes: u64) -> io::Result<f64> {
     let name = format!("/fshm-bench-zc-{}", std::process::id());
     let mut w = fshm::OpenOptions::new()
         .ring(RING, fshm::RingPolicy::Lossless)
         .create(&name)?;
-    let (mut from_child, mut to_parent) = pipe();
+    let (mut from_child, mut to_parent) = pipe()?;
     // SAFETY: the child only runs the reader below and leaves with `_exit`.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -98,6 +65,7 @@ fn run(in_place: bool, chunk: u64, bytes: u64) -> io::Result<f64> {
     }
     if pid == 0 {
         let r = (|| -> io::Result<[u64; 3]> {
+            pin(Side::Consumer)?;
             let mut s = fshm::Stream::open(&name)?;
             to_parent.write_all(&[1])?; // attached
             let (mut sum, mut got) = (0u64, 0u64);
@@ -141,6 +109,7 @@ fn run(in_place: bool, chunk: u64, bytes: u64) -> io::Result<f64> {
         unsafe { libc::_exit(code) };
     }
     drop(to_parent);
+    pin(Side::Producer)?;
     let mut one = [0u8; 1];
     from_child.read_exact(&mut one)?;
     let start = now_ns();
@@ -195,16 +164,6 @@ fn memcpy(chunk: u64, bytes: u64) -> f64 {
     bytes as f64 / t.elapsed().as_secs_f64() / 1e6
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |flag: &str, default: u64| {
@@ -215,7 +174,7 @@ fn main() -> io::Result<()> {
             .unwrap_or(default)
     };
     let reps = arg("--reps", 5) as usize;
-    let mib = arg("--mib", 256);
+    let mib = arg("--mib", 2048);
     println!("ring streaming, 16 MiB lossless ring, median of {reps} interleaved runs (MB/s)");
     println!("| message | copy | in place | in place / copy | memcpy | in place / memcpy |");
     println!("|---:|---:|---:|---:|---:|---:|");
@@ -234,7 +193,7 @@ fn main() -> io::Result<()> {
             inplace.push(run(true, chunk, bytes)?);
             ceil.push(memcpy(chunk, bytes));
         }
-        let (c, p, m) = (median(copy), median(inplace), median(ceil));
+        let (c, p, m) = (median(&copy), median(&inplace), median(&ceil));
         let size = match chunk {
             c if c >= MIB => format!("{} MiB", c / MIB),
             c if c >= 1024 => format!("{} KiB", c / 1024),
