@@ -2,7 +2,7 @@
 //! current-thread tokio runtime, their wake-up latency against the blocking follower's,
 //! and their idle CPU. See BENCHMARKS.md, "Async".
 
-use crate::util::{fork_child, median, now_ns, other, quantile, shm_name, Ctl};
+use crate::util::{fork_child, median, now_ns, other, pin, quantile, shm_name, Ctl, Side};
 use crate::Results;
 use fshm::{OpenOptions, RingPolicy, Stream};
 use std::io::{self, Read, Write};
@@ -24,6 +24,8 @@ pub fn jobs(commits: u64, trips: u64, idle_secs: u64) -> Vec<Vec<String>> {
         ]),
         s(&["async-lat-async".into(), trips.to_string()]),
         s(&["async-lat-blocking".into(), trips.to_string()]),
+        s(&["async-lat-async-free".into(), trips.to_string()]),
+        s(&["async-lat-blocking-free".into(), trips.to_string()]),
         s(&[
             "async-idle".into(),
             STREAMS.to_string(),
@@ -40,7 +42,14 @@ pub fn jobs(commits: u64, trips: u64, idle_secs: u64) -> Vec<Vec<String>> {
 pub fn run(kind: &str, num: impl Fn(usize) -> io::Result<u64>) -> io::Result<Vec<f64>> {
     match kind {
         "async-many" => many_job(num(1)?, num(2)?),
-        "async-lat-async" | "async-lat-blocking" => latency_job(kind == "async-lat-async", num(1)?),
+        "async-lat-async"
+        | "async-lat-blocking"
+        | "async-lat-async-free"
+        | "async-lat-blocking-free" => latency_job(
+            kind.starts_with("async-lat-async"),
+            !kind.ends_with("-free"),
+            num(1)?,
+        ),
         "async-idle" => idle_job(num(1)?, num(2)?),
         "async-idle-threads" => idle_threads_job(num(1)?, num(2)?),
         _ => Err(other(format!("unknown job {kind:?}"))),
@@ -166,12 +175,16 @@ fn other_join(e: tokio::task::JoinError) -> io::Error {
 /// blocking: `follow().spin(0)`): a writer process stamps CLOCK_MONOTONIC into an
 /// 8-byte commit, the follower computes now − stamp, acknowledges, and the writer waits
 /// 200 µs (the follower is asleep again) before the next trip. Figures: median and p99
-/// in µs.
-fn latency_job(async_follower: bool, trips: u64) -> io::Result<Vec<f64>> {
+/// in µs. `pinned`: the writer on the first CPU, the follower's process (its runtime and
+/// reactor threads) on the second, as in every two-process job ([`pin`]); otherwise
+/// the kernel places them (the `-free` jobs).
+fn latency_job(async_follower: bool, pinned: bool, trips: u64) -> io::Result<Vec<f64>> {
+    let pin = |side| if pinned { pin(side) } else { Ok(()) };
     let name = shm_name("lat");
     let (mut ctl, mut peer) = Ctl::pair()?;
     let name2 = name.clone();
     let writer = fork_child(&ctl.fds(), move || {
+        pin(Side::Producer)?;
         let mut s = OpenOptions::new()
             .ring(64 * 1024, RingPolicy::Lossy)
             .create(&name2)?;
@@ -185,6 +198,9 @@ fn latency_job(async_follower: bool, trips: u64) -> io::Result<Vec<f64>> {
         Ok(())
     })?;
     ctl.recv::<1>()?;
+    // The follower on the other CPU: this process, its runtime and its reactor threads
+    // (which inherit the mask when they start).
+    pin(Side::Consumer)?;
     let guest = Stream::open(&name)?;
     let mut lat = Vec::with_capacity(trips as usize);
     let mut rec = [0u8; 8];
@@ -354,21 +370,27 @@ pub fn report(r: &Results, streams_commits: (u64, u64), idle_secs: u64) {
             .cloned()
             .unwrap_or_default()
     };
-    let (a, b) = (keys("async-lat-async"), keys("async-lat-blocking"));
-    println!(
-        "| wake-up latency, async follower: median µs | {} |",
-        span(&a, 0)
-    );
-    println!("| … p99 µs | {} |", span(&a, 1));
-    println!(
-        "| wake-up latency, blocking follower (`spin(0)`): median µs | {} |",
-        span(&b, 0)
-    );
-    println!("| … p99 µs | {} |", span(&b, 1));
-    println!(
-        "| async / blocking, medians (goal ≤ 2) | {:.2} |",
-        med(&a, 0) / med(&b, 0)
-    );
+    for (suffix, placed) in [
+        ("", "writer and follower pinned to separate CPUs"),
+        ("-free", "not pinned, placed by the kernel"),
+    ] {
+        let a = keys(&format!("async-lat-async{suffix}"));
+        let b = keys(&format!("async-lat-blocking{suffix}"));
+        println!(
+            "| wake-up latency ({placed}), async follower: median µs | {} |",
+            span(&a, 0)
+        );
+        println!("| … p99 µs | {} |", span(&a, 1));
+        println!(
+            "| … blocking follower (`spin(0)`): median µs | {} |",
+            span(&b, 0)
+        );
+        println!("| … p99 µs | {} |", span(&b, 1));
+        println!(
+            "| … async / blocking, medians (goal ≤ 2) | {:.2} |",
+            med(&a, 0) / med(&b, 0)
+        );
+    }
     let idle = keys("async-idle");
     println!(
         "| {streams} idle async followers, {idle_secs} s: CPU ms (all threads) | {} |",

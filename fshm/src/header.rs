@@ -18,6 +18,8 @@
 //! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring, bit 3 immutable (linear streams only: committed bytes are never rewritten, every write appends under the append token); a reader that meets a bit it does not know refuses the stream |
 //! | 36 | 4 | `reader_slots` | owner, once | number of reader slots (`32`) |
 //! | 40 | 8 | `lock_ino` | owner, once | inode number of the stream's lock object (`liveness.rs`), never 0 |
+//! | 48 | 4 | `owner_pid` | owner, once | the creating process's pid in its pid namespace (`0`: not recorded) — a hint, never the liveness token (`liveness.rs`, "Watching the owner") |
+//! | 56 | 8 | `owner_pidns` | owner, once | inode number of that pid namespace (`/proc/self/ns/pid`; `0`: not known); the pid means something only to processes in the same namespace |
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
 //! | 128 | 4 | `seq` | both | futex word for readers waiting for data: bit 0 set by a reader about to sleep; a commit that finds it set clears it (adding 1) and wakes |
@@ -115,7 +117,9 @@ pub(crate) struct Header {
     pub flags: AtomicU32,
     pub reader_slots: AtomicU32,
     pub lock_ino: AtomicU64,
-    _pad0: [u8; 16],
+    pub owner_pid: AtomicU32,
+    _pad0: [u8; 4],
+    pub owner_pidns: AtomicU64,
     // 64: writer side
     pub len: AtomicU64,
     _reserved72: [u8; 8],
@@ -145,6 +149,8 @@ pub(crate) struct Header {
 #[cfg(not(fshm_loom))]
 const _: () = {
     assert!(std::mem::offset_of!(Header, lock_ino) == 40);
+    assert!(std::mem::offset_of!(Header, owner_pid) == 48);
+    assert!(std::mem::offset_of!(Header, owner_pidns) == 56);
     assert!(std::mem::offset_of!(Header, len) == 64);
     assert!(std::mem::offset_of!(Header, seq) == 128);
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
@@ -174,7 +180,9 @@ macro_rules! zero_header {
             flags: AtomicU32::new(0),
             reader_slots: AtomicU32::new(0),
             lock_ino: AtomicU64::new(0),
-            _pad0: [0; 16],
+            owner_pid: AtomicU32::new(0),
+            _pad0: [0; 4],
+            owner_pidns: AtomicU64::new(0),
             len: AtomicU64::new(0),
             _reserved72: [0; 8],
             alloc: AtomicU64::new(0),
@@ -204,6 +212,10 @@ pub(crate) struct Layout {
     pub flags: u32,
     /// Inode number of the stream's lock object.
     pub lock_ino: u64,
+    /// The owner's pid and pid namespace as it recorded them (0: not recorded): a hint
+    /// for watching its death, never trusted as liveness.
+    pub owner_pid: u32,
+    pub owner_pidns: u64,
 }
 
 /// Why a header was refused.
@@ -265,6 +277,8 @@ impl Header {
             ring_capacity,
             flags,
             lock_ino,
+            owner_pid: self.owner_pid.load(Ordering::Relaxed),
+            owner_pidns: self.owner_pidns.load(Ordering::Relaxed),
         })
     }
 
@@ -327,6 +341,9 @@ impl Header {
         self.flags.store(layout.flags, Ordering::Relaxed);
         self.reader_slots.store(READER_SLOTS, Ordering::Relaxed);
         self.lock_ino.store(layout.lock_ino, Ordering::Relaxed);
+        self.owner_pid.store(layout.owner_pid, Ordering::Relaxed);
+        self.owner_pidns
+            .store(layout.owner_pidns, Ordering::Relaxed);
         self.owner_state.store(OWNER_OPEN, Ordering::Relaxed);
         self.magic.store(MAGIC, Ordering::Release);
     }

@@ -264,6 +264,11 @@ pub mod reactor_stats {
         crate::reactor::thread_counts()
     }
 
+    /// Owner processes watched through a pidfd and not yet ended, in this process.
+    pub fn watched_owners() -> usize {
+        crate::reactor::owners::standing()
+    }
+
     /// Whether the reactor sleeps in `futex_waitv` (`false`: it polls its words).
     pub fn uses_futex_waitv() -> bool {
         crate::reactor::uses_futex_waitv()

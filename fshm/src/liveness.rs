@@ -35,6 +35,14 @@
 //! arrive (`wait.rs`): futex words live in memory every reader maps, and anyone who
 //! maps a word can wake its sleepers.
 //!
+//! **Watching the owner.** The header also records the owner's pid and the inode of its
+//! pid namespace (`owner_pid`, `owner_pidns`). They are a hint, never a token (a pid
+//! alone says nothing once the process is gone and the number reused): an async waiter
+//! for data watches that process through a pidfd and, while it runs, probes the token
+//! only every second instead of every tick; when it ends, the token is probed at once
+//! (`reactor/owners.rs`, which states what the pidfd cannot see and why the bounded
+//! probe still covers it).
+//!
 //! What a process with write permission can do to others is outside this model (it can
 //! rewrite the header, truncate the object, or hold the tokens): see the crate's trust
 //! section.

@@ -276,6 +276,8 @@ impl OpenOptions {
             ring_capacity,
             flags,
             lock_ino: 0, // set once the lock object exists
+            owner_pid: std::process::id(),
+            owner_pidns: sys::pid_namespace(),
         })
     }
 

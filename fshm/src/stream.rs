@@ -142,6 +142,9 @@ pub(crate) struct Core {
     identity: Option<(u64, u64)>,
     /// Whether this handle counts in the header's `followers` (see `grow`).
     counted_follower: AtomicBool,
+    /// The owner's process, watched for this handle's async waits for data
+    /// (`reactor/owners.rs`); looked for on the first such wait.
+    owner_watch: OnceCell<Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -183,6 +186,7 @@ impl Stream {
                 append,
                 identity,
                 counted_follower: AtomicBool::new(false),
+                owner_watch: OnceCell::new(),
             },
             cursor: Mutex::new(Cursor {
                 pos: 0,
@@ -269,6 +273,20 @@ impl Core {
 
     pub(crate) fn role(&self) -> Role {
         self.role
+    }
+
+    /// The owner's process watched for this guest's async waits, if it can be
+    /// (`reactor/owners.rs`): looked for once per handle.
+    pub(crate) fn owner_watch(&self) -> Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>> {
+        self.owner_watch
+            .get_or_init(|| {
+                crate::reactor::owners::watch(
+                    self.layout.owner_pid,
+                    self.layout.owner_pidns,
+                    self.fd.as_fd(),
+                )
+            })
+            .clone()
     }
 
     pub(crate) fn is_writable(&self) -> bool {

@@ -711,3 +711,78 @@ pub(crate) fn page_size() -> u64 {
         p as u64
     }
 }
+
+/// The inode number of this process's pid namespace (`stat("/proc/self/ns/pid")`), `0`
+/// when it cannot be known (no `/proc`). Cached per process (a forked child looks again:
+/// it may live in another namespace than its parent).
+pub(crate) fn pid_namespace() -> u64 {
+    static CACHE: std::sync::Mutex<(u32, u64)> = std::sync::Mutex::new((0, 0));
+    let pid = std::process::id();
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if c.0 != pid {
+        let path = c"/proc/self/ns/pid";
+        // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+        let ok = retry(-1, || unsafe { libc::stat(path.as_ptr(), &mut st) }).is_ok();
+        *c = (pid, if ok { st.st_ino } else { 0 });
+    }
+    c.1
+}
+
+/// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that becomes readable when process
+/// `pid` ends.
+pub(crate) fn pidfd_open(pid: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call without pointers.
+    let fd = retry(-1, || unsafe {
+        libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0)
+    })?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `epoll_create1(EPOLL_CLOEXEC)`.
+pub(crate) fn epoll_create() -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call without pointers.
+    let fd = retry(-1, || unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds `fd` to epoll instance `ep` for readability, tagged with `data`.
+pub(crate) fn epoll_add(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>, data: u64) -> Result<(), Errno> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: both descriptors are open; `ev` is a valid event the kernel copies.
+    retry(-1, || unsafe {
+        libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
+    })
+    .map(drop)
+}
+
+/// Removes `fd` from epoll instance `ep`.
+pub(crate) fn epoll_del(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) {
+    // SAFETY: both descriptors are open; `EPOLL_CTL_DEL` ignores the event pointer.
+    unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// Waits, without a timeout, for events on `ep`; returns the tags of those that came.
+pub(crate) fn epoll_wait(ep: BorrowedFd<'_>, out: &mut Vec<u64>) -> Result<(), Errno> {
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 32];
+    // SAFETY: `evs` has room for the 32 events passed as its length.
+    let n = retry(-1, || unsafe {
+        libc::epoll_wait(ep.as_raw_fd(), evs.as_mut_ptr(), evs.len() as i32, -1)
+    })?;
+    out.clear();
+    out.extend(evs[..n as usize].iter().map(|e| e.u64));
+    Ok(())
+}

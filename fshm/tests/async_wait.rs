@@ -111,6 +111,8 @@ fn many_async_waiters_see_every_commit_and_the_owner_death() {
                 reactor_stats::registrations() == STREAMS
             })
             .await;
+            // One owner process: one pidfd watches it for all 300 handles.
+            assert_eq!(reactor_stats::watched_owners(), 1, "watched owners");
             let threads = reactor_stats::threads().0;
             assert_eq!(
                 threads,
@@ -337,6 +339,114 @@ fn concurrent_waits_and_cancellations_leave_nothing_registered() {
     for g in &guards {
         g.assert_gone();
     }
+}
+
+/// The owner's process is watched through a pidfd (one for all its streams) while its
+/// token stands. When the recorded process ends but a forked child of it still holds
+/// the owner's descriptor — and so the token — the followers do not end; they end once
+/// that child dies, found by the liveness tick the fired watch falls back to.
+#[test]
+fn a_fired_owner_watch_falls_back_to_the_token() {
+    let g = NameGuard::new("forkowner");
+    let name = g.name();
+    let mut tester = fork_child(|| {
+        let (ready, exit_parent, stop_child) = (Signal::new(), Signal::new(), Signal::new());
+        let mut parent = fork_child(|| {
+            let s = OpenOptions::new().max_size(1 << 20).create(name).unwrap();
+            // SAFETY: the grandchild only waits on a pipe and leaves with `_exit`.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // Until told, or at most PATIENCE should the test fail first.
+                stop_child.recv_timeout(1, PATIENCE);
+                // Dies holding the token: no clean close.
+                // SAFETY: leaves the forked grandchild at once.
+                unsafe { libc::_exit(0) };
+            }
+            ready.notify();
+            exit_parent.wait();
+            // Leaves without closing: the grandchild keeps the owner's descriptor.
+            std::mem::forget(s);
+            0
+        });
+        ready.wait();
+        let guest = Stream::open(name).unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let mut wait = pin!(guest.wait_async(0));
+            assert!(poll_once(&mut wait).is_pending());
+            assert_eq!(reactor_stats::watched_owners(), 1, "the owner is watched");
+            exit_parent.notify();
+            parent.assert_success();
+            until("the watch fired", || reactor_stats::watched_owners() == 0).await;
+            // The token still stands: the wait goes on past several ticks.
+            let early = tokio::time::timeout(Duration::from_millis(300), &mut wait).await;
+            assert!(early.is_err(), "ended while the token was held: {early:?}");
+            stop_child.notify();
+            let started = Instant::now();
+            assert_eq!(wait.await, WaitStatus::Ended);
+            // The tick (50 ms) finds it; asserted generously.
+            assert!(
+                started.elapsed() <= Duration::from_secs(1),
+                "{:?}",
+                started.elapsed()
+            );
+        });
+        0
+    });
+    tester.assert_success();
+    let _ = fshm::force_destroy(name);
+    g.assert_gone();
+}
+
+/// A wrong pid in the header (only a writer can write one: trusted, but it may be
+/// mistaken) cannot hide the owner's death: the watched process lives on, and the
+/// bounded probe every second ends the follower anyway.
+#[test]
+fn a_wrong_owner_pid_delays_the_end_by_at_most_the_watched_nap() {
+    let g = NameGuard::new("wrongpid");
+    let name = g.name();
+    let mut tester = fork_child(|| {
+        let (ready, never) = (Signal::new(), Signal::new());
+        let owner = fork_child(|| {
+            let s = Stream::create(name).unwrap();
+            ready.notify();
+            // Blocks until killed (nobody writes to this pipe).
+            never.recv_timeout(1, Duration::from_secs(3600));
+            drop(s);
+            1
+        });
+        ready.wait();
+        // A writer records another live process (this one) as the owner.
+        let path = common::shm_path(name);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &std::process::id().to_ne_bytes(), 48)
+            .unwrap();
+        drop(f);
+        let guest = Stream::open(name).unwrap();
+        runtime().block_on(async {
+            let mut wait = pin!(guest.wait_async(0));
+            assert!(poll_once(&mut wait).is_pending());
+            assert_eq!(
+                reactor_stats::watched_owners(),
+                1,
+                "the wrong pid is watched"
+            );
+            let killed_at = Instant::now();
+            sigkill(&owner);
+            assert_eq!(wait.await, WaitStatus::Ended);
+            let took = killed_at.elapsed();
+            // At most one watched nap (1 s) and its slack (250 ms); asserted generously.
+            assert!(
+                took <= Duration::from_secs(3),
+                "ended {took:?} after the kill"
+            );
+        });
+        drop(owner);
+        0
+    });
+    tester.assert_success();
+    let _ = fshm::force_destroy(name);
+    g.assert_gone();
 }
 
 /// A read-only handle cannot announce its sleep; its async wait polls (naps growing to

@@ -84,7 +84,7 @@ impl AsyncWaiter {
         } else if core.role() == Role::Owner {
             Probe::Renew
         } else {
-            Probe::Owner(core.fd.as_raw_fd())
+            Probe::Owner(core.fd.as_raw_fd(), core.owner_watch())
         };
         let r = self
             .wait

@@ -29,7 +29,9 @@
 //! ([`Probe`]: one `fcntl` on the stream's fd) — while the owner lives it renews the
 //! nap without waking the task; otherwise the task is woken, re-checks (`wait.rs`) and
 //! ends. Other waits (a lossless writer's, which probes its readers) are woken at the
-//! nap's end. A read-only handle, which cannot set the flag, naps 100 µs growing to
+//! nap's end. Where the owner's process can be watched ([`owners`]: a pidfd in one
+//! epoll thread), the probe runs every [`owners::WATCHED_NAP`] instead of every tick,
+//! and at once, for every owner wait, when a watched process ends. A read-only handle, which cannot set the flag, naps 100 µs growing to
 //! 10 ms, exactly as a blocking one, and is woken at each nap's end to look.
 //!
 //! **Memory.** A registration holds its word's address. The thread loads a word only
@@ -61,6 +63,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 pub(crate) mod future;
+pub(crate) mod owners;
 #[cfg(feature = "tokio")]
 pub(crate) mod tokio;
 
@@ -100,15 +103,27 @@ impl Slot {
 
 /// What the thread may check by itself when a registration's nap ends, instead of
 /// waking its task: the slow check of a wait for data, the owner's liveness.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub(crate) enum Probe {
     /// Nothing: the task is woken and checks for itself.
     None,
     /// The owner's liveness token on the stream's fd: while the owner lives, the nap is
-    /// renewed; once it is dead (or the kernel does not answer) the task is woken.
-    Owner(RawFd),
+    /// renewed; once it is dead (or the kernel does not answer) the task is woken. With
+    /// the owner's process watched, the nap is [`owners::WATCHED_NAP`] while the watch
+    /// stands.
+    Owner(RawFd, Option<Arc<owners::OwnerWatch>>),
     /// The waiter is the owner itself, alive by definition: the nap is renewed.
     Renew,
+}
+
+impl Probe {
+    /// The nap of a registration asking for `nap`.
+    fn nap(&self, nap: Duration) -> Duration {
+        match self {
+            Probe::Owner(_, Some(w)) if w.stands() => nap.max(owners::WATCHED_NAP),
+            _ => nap,
+        }
+    }
 }
 
 /// One registered sleep.
@@ -141,7 +156,7 @@ impl Reg {
         let again = match self.probe {
             Probe::None => false,
             Probe::Renew => true,
-            Probe::Owner(fd) => {
+            Probe::Owner(fd, _) => {
                 // SAFETY: the descriptor belongs to the handle whose header holds the
                 // word, and stays open while the registration exists: the handle's
                 // close removes its registrations (`forget_words`, under the shard
@@ -151,8 +166,9 @@ impl Reg {
             }
         };
         if again {
-            self.deadline = now + self.nap;
-            self.latest = self.deadline + self.nap / 4;
+            let nap = self.probe.nap(self.nap);
+            self.deadline = now + nap;
+            self.latest = self.deadline + nap / 4;
         }
         again
     }
@@ -163,6 +179,8 @@ struct Shard {
     /// Moved on (by 2) by every new registration; bit 0: the thread sleeps.
     ctl: AtomicU32,
     regs: Mutex<Vec<Reg>>,
+    /// A watched owner's process ended: probe every owner wait now.
+    probe_now: AtomicBool,
 }
 
 impl Shard {
@@ -269,13 +287,14 @@ pub(crate) fn register(
     });
     let now = Instant::now();
     let id = r.next_id.fetch_add(1, Ordering::Relaxed);
+    let first_nap = probe.nap(nap);
     let mut reg = Some(Reg {
         id,
         word: word as *const crate::sync::AtomicU32 as usize,
         expected,
         nap,
-        deadline: now + nap,
-        latest: now + nap + nap / 4,
+        deadline: now + first_nap,
+        latest: now + first_nap + first_nap / 4,
         probe,
         slot: slot.clone(),
     });
@@ -297,6 +316,7 @@ pub(crate) fn register(
                 let s = Arc::new(Shard {
                     ctl: AtomicU32::new(0),
                     regs: Mutex::new(reg.take().into_iter().collect()),
+                    probe_now: AtomicBool::new(false),
                 });
                 let for_thread = s.clone();
                 let spawned = std::thread::Builder::new()
@@ -385,10 +405,13 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
         let (expected_ctl, until) = {
             let mut regs = shard.regs.lock();
             let now = Instant::now();
+            let probe_owners = shard.probe_now.swap(false, Ordering::SeqCst);
             regs.retain_mut(|reg| {
+                let due =
+                    reg.deadline <= now || (probe_owners && matches!(reg.probe, Probe::Owner(..)));
                 let how = if reg.load() != reg.expected {
                     WOKEN
-                } else if reg.deadline <= now && !reg.renew(now) {
+                } else if due && !reg.renew(now) {
                     TIMED_OUT
                 } else {
                     return true;
@@ -444,6 +467,16 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
             poll_nap = (poll_nap * 2).min(POLL_NAP.1);
         }
         shard.ctl.fetch_and(!SLEEPING, Ordering::SeqCst);
+    }
+}
+
+/// A watched owner's process ended ([`owners`]): every thread probes its owner waits
+/// now (the dead owner's followers end; the others sleep on).
+fn probe_owners_now() {
+    let Some(r) = current() else { return };
+    for s in r.shards.lock().iter() {
+        s.probe_now.store(true, Ordering::SeqCst);
+        s.poke();
     }
 }
 

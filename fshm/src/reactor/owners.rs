@@ -1,0 +1,204 @@
+//! Watching owners die: one `epoll` thread over the owners' pidfds, so that idle async
+//! followers need not probe every tick.
+//!
+//! The owner token (`liveness.rs`) is what says whether an owner lives; a probe of it is
+//! one `fcntl`, which 1,000 idle followers would make 20,000 times a second at the
+//! liveness tick. The header also records the owner's pid and pid namespace (a hint a
+//! trusted writer wrote, never proof). A handle that waits asynchronously for data opens
+//! a pidfd for that pid once ([`watch`]) — only if its pid namespace is the owner's, and
+//! only if the token is held right after the pidfd exists, so the pidfd names a process
+//! that was alive while the owner lived — and adds it to this process's epoll instance.
+//! Handles whose owners are one process share one watch (one pidfd).
+//! While that pidfd has not fired, the reactor probes the token of such a follower only
+//! every [`WATCHED_NAP`] instead of every tick.
+//!
+//! When a watched process ends, the thread here marks its watch fired and makes every
+//! reactor thread probe all its owner waits at once: a dead owner's followers end within
+//! a wake-up. A fired watch is not trusted again: if the token is still held (the pid
+//! was the parent of a fork that kept the owner's descriptor, or a writer wrote a wrong
+//! pid) its followers go back to probing every tick. The cases the pidfd cannot see — a
+//! token released while the recorded process lives (its descriptor closed without a
+//! clean close, across an `exec`), or a wrong pid that stays alive — are caught by the
+//! bounded probe every [`WATCHED_NAP`]: the rule that every wait rechecks liveness on a
+//! bounded period holds, with a longer period for watched owners.
+
+use crate::liveness::{probe_owner, OwnerState};
+use crate::sys;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How often a follower whose owner is watched probes the token anyway.
+pub(crate) const WATCHED_NAP: Duration = Duration::from_secs(1);
+
+/// One owner process, watched for the handles whose streams it owns.
+pub(crate) struct OwnerWatch {
+    /// The owner's pid, the watch's key.
+    owner: u32,
+    pidfd: OwnedFd,
+    /// The process whose watcher holds it (a forked child's handles are not watched).
+    pid: u32,
+    /// The process ended (or its watch could not be kept): probe every tick again.
+    fired: AtomicBool,
+}
+
+impl OwnerWatch {
+    /// Whether the watch still stands for the owner in this process: the long nap
+    /// applies.
+    pub(crate) fn stands(&self) -> bool {
+        !self.fired.load(Ordering::Acquire) && self.pid == std::process::id()
+    }
+}
+
+impl Drop for OwnerWatch {
+    fn drop(&mut self) {
+        if let Some(w) = current() {
+            if w.pid == self.pid {
+                let mut watches = w.watches.lock();
+                // Only if the entry is this watch (a fired one was replaced).
+                if watches
+                    .get(&self.owner)
+                    .is_some_and(|e| std::ptr::eq(e.as_ptr(), self))
+                {
+                    watches.remove(&self.owner);
+                }
+                sys::epoll_del(w.epoll.as_fd(), self.pidfd.as_fd());
+            }
+        }
+    }
+}
+
+/// The process's watcher: an epoll instance and the thread that waits on it.
+struct Watcher {
+    pid: u32,
+    epoll: OwnedFd,
+    /// The standing watches by owner pid (the epoll tag of their pidfd).
+    watches: Mutex<HashMap<u32, Weak<OwnerWatch>>>,
+}
+
+static WATCHER: Mutex<Option<&'static Watcher>> = Mutex::new(None);
+
+/// This process's watcher if it started one.
+fn current() -> Option<&'static Watcher> {
+    let w = (*WATCHER.lock())?;
+    (w.pid == std::process::id()).then_some(w)
+}
+
+/// This process's watcher, started on first use; `None` where it cannot run (no epoll,
+/// no thread).
+fn watcher() -> Option<&'static Watcher> {
+    let mut slot = WATCHER.lock();
+    let pid = std::process::id();
+    if let Some(w) = *slot {
+        if w.pid == pid {
+            return Some(w);
+        }
+        // A forked child: the parent's thread does not run here. Start another.
+    }
+    let epoll = sys::epoll_create().ok()?;
+    let w: &'static Watcher = Box::leak(Box::new(Watcher {
+        pid,
+        epoll,
+        watches: Mutex::new(HashMap::new()),
+    }));
+    std::thread::Builder::new()
+        .name("fshm-owners".into())
+        .spawn(move || run(w))
+        .ok()?;
+    *slot = Some(w);
+    Some(w)
+}
+
+/// Watches the owner whose pid and pid namespace a stream's header records, for the
+/// handle on `stream_fd`; `None` if it cannot be watched (see the module docs), and the
+/// handle then probes every tick.
+pub(crate) fn watch(pid: u32, pidns: u64, stream_fd: BorrowedFd<'_>) -> Option<Arc<OwnerWatch>> {
+    if pid == 0 || pidns == 0 || pidns != sys::pid_namespace() {
+        return None;
+    }
+    let w = watcher()?;
+    let known = w.watches.lock().get(&pid).and_then(Weak::upgrade);
+    if let Some(watch) = known.filter(|k| k.stands()) {
+        // The token held now, while that process has not ended: it is the owner.
+        return (probe_owner(stream_fd) == OwnerState::Alive).then_some(watch);
+    }
+    let pidfd = sys::pidfd_open(pid).ok()?;
+    // The token held now, after the pidfd exists: the recorded pid was not reused by
+    // another process after the owner died (that would have released the token first).
+    if probe_owner(stream_fd) != OwnerState::Alive {
+        return None;
+    }
+    let watch = Arc::new(OwnerWatch {
+        owner: pid,
+        pidfd,
+        pid: w.pid,
+        fired: AtomicBool::new(false),
+    });
+    let mut watches = w.watches.lock();
+    // Let go of after the lock: the last reference's drop takes it.
+    let other = watches.get(&pid).and_then(Weak::upgrade);
+    if let Some(o) = &other {
+        if o.stands() {
+            // Another handle watched it meanwhile: share that one.
+            drop(watches);
+            return other;
+        }
+        // A fired watch still in the map (its process ended): this one replaces it.
+        sys::epoll_del(w.epoll.as_fd(), o.pidfd.as_fd());
+    }
+    let added = sys::epoll_add(w.epoll.as_fd(), watch.pidfd.as_fd(), u64::from(pid)).is_ok();
+    if added {
+        watches.insert(pid, Arc::downgrade(&watch));
+    }
+    drop(watches);
+    drop(other);
+    added.then_some(watch)
+}
+
+/// The watcher's thread: marks the watches of ended processes fired and has every
+/// reactor thread probe its owner waits.
+fn run(w: &'static Watcher) {
+    let mut ids = Vec::new();
+    loop {
+        let failed = sys::epoll_wait(w.epoll.as_fd(), &mut ids).is_err();
+        // The watches fired, taken out of the lock before they are let go: the last
+        // reference's drop takes the lock.
+        let fired: Vec<Arc<OwnerWatch>> = {
+            let watches = w.watches.lock();
+            if failed {
+                // Nothing can go wrong with a valid instance and buffer; should it, stop
+                // watching rather than spin: every watch falls back to the tick.
+                watches.values().filter_map(Weak::upgrade).collect()
+            } else {
+                ids.iter()
+                    .filter_map(|&pid| watches.get(&(pid as u32)).and_then(Weak::upgrade))
+                    .collect()
+            }
+        };
+        for watch in &fired {
+            watch.fired.store(true, Ordering::Release);
+            // Level-triggered: an ended process stays readable.
+            sys::epoll_del(w.epoll.as_fd(), watch.pidfd.as_fd());
+        }
+        drop(fired);
+        super::probe_owners_now();
+        if failed {
+            return;
+        }
+    }
+}
+
+/// Watches in this process that still stand (a test hook).
+pub(crate) fn standing() -> usize {
+    let Some(w) = current() else { return 0 };
+    let all: Vec<Arc<OwnerWatch>> = w
+        .watches
+        .lock()
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
+    all.iter().filter(|w| w.stands()).count()
+}
