@@ -160,9 +160,11 @@
 //! An async waiter announces its sleep on the stream's futex word exactly as a blocking
 //! one does, so writers still make no system call while nobody waits; then it registers
 //! the word with the process's reactor: threads that each sleep in one `futex_waitv(2)`
-//! on up to 127 words (1,000 waiting tasks, 8 threads). Every tick (50 ms, coalesced up
-//! to a quarter more) those threads probe each waiter's owner, so a dead owner ends its
-//! followers, and an idle task is never woken. Dropping a
+//! on up to 127 words (1,000 waiting tasks, 8 threads). Those threads also probe each
+//! waiter's owner, so a dead owner ends its followers and an idle task is never woken:
+//! every tick (50 ms, coalesced up to a quarter more), or — where the owner's process
+//! can be watched through a pidfd (same pid namespace, Linux 5.3+) — every second, and
+//! at once when that process ends. Dropping a
 //! future removes its registration. Without `futex_waitv` (Linux before 5.16, `ENOSYS`)
 //! the reactor polls its words with naps growing to 10 ms. The costs measured are in
 //! the README ("Async") and `BENCHMARKS.md`.

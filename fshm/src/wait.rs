@@ -26,6 +26,9 @@
 //! `FUTEX_WAIT`; the async one ([`AsyncWait`]) registers the same word, value and nap
 //! with the reactor (`reactor/mod.rs`), whose threads sleep for many waiters in one
 //! `futex_waitv`, and returns `Pending`.
+//! The reactor may lengthen an async data wait's nap to a second while the owner's
+//! process is watched through a pidfd, which ends the nap at once when that process
+//! ends (`reactor/owners.rs`): still a bounded period, now with an event behind it.
 
 use crate::sync::AtomicU32;
 use crate::sys;

@@ -553,8 +553,11 @@ impl Stream {
     /// [write timeout](Stream::set_write_timeout)). On an immutable stream, and on a
     /// ring for an append handle, the reservation holds the append token until it is
     /// committed or dropped, as an append holds it for its copy: other appenders wait
-    /// that long, so fill it and commit promptly. A process that dies holding one
-    /// commits nothing and blocks nobody (the kernel drops the token).
+    /// that long, so fill it and commit promptly. (A reservation is an append whose copy
+    /// the caller makes. It cannot let later appends claim the bytes after it: a byte
+    /// stream has no frames to skip, so a reservation dropped after them would leave a
+    /// hole no reader could tell from data.) A process that dies holding one commits
+    /// nothing and blocks nobody (the kernel drops the token).
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
