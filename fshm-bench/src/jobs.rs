@@ -47,8 +47,11 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "memcpy" => memcpy_job(num(1)? as usize, num(2)?),
         "fresh" => fresh_job(num(1)? as usize, num(2)?),
         "solo-ring" | "solo-linear" => solo_job(kind, num(1)? as usize, num(2)?),
-        // Diagnostic: an optional third number is the ring capacity of `ring-sum`.
-        "ring-sum" if args.len() > 3 => stream_job_with(kind, num(1)? as usize, num(2)?, num(3)?),
+        // Diagnostic: an optional third number is the ring capacity of `ring-sum` and
+        // `ring-inplace`.
+        "ring-sum" | "ring-inplace" if args.len() > 3 => {
+            stream_job_with(kind, num(1)? as usize, num(2)?, num(3)?)
+        }
         k if k == "ring-sum"
             || k == "ring-inplace"
             || STREAM_KINDS.iter().any(|(s, _)| *s == k) =>
