@@ -391,3 +391,65 @@ pub(crate) fn refusal_error(n: &str, r: Refusal) -> std::io::Error {
         Refusal::Corrupt(what) => not_fshm(n, format!("malformed header ({what})")),
     }
 }
+
+/// Unit tests that Miri runs too (`ci/miri.sh`): the header's byte image, built by
+/// viewing the `repr(C)` struct of atomics as bytes, and the checks on it.
+#[cfg(all(test, not(fshm_loom)))]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            max_size: 1 << 20,
+            ring_capacity: 0,
+            flags: FLAG_PERSISTENT,
+            lock_ino: 77,
+            owner_pid: 4242,
+            owner_pidns: 4_026_531_836,
+        }
+    }
+
+    #[test]
+    fn an_initialised_header_reads_back_its_layout() {
+        let h = Box::new(Header::zero());
+        assert_eq!(h.layout(), Err(Refusal::NotReady));
+        h.init(layout());
+        assert_eq!(h.layout(), Ok(layout()));
+        assert_eq!(h.owner_state.load(Ordering::Relaxed), OWNER_OPEN);
+    }
+
+    #[test]
+    fn the_image_holds_every_field_at_its_offset() {
+        let img = Header::image(layout());
+        let u32_at = |o: usize| u32::from_ne_bytes(img[o..o + 4].try_into().unwrap());
+        let u64_at = |o: usize| u64::from_ne_bytes(img[o..o + 8].try_into().unwrap());
+        assert_eq!(u64_at(0), MAGIC);
+        assert_eq!(u32_at(8), VERSION);
+        assert_eq!(u64::from(u32_at(12)), DATA_OFFSET);
+        assert_eq!(u64_at(16), 1 << 20);
+        assert_eq!(u32_at(32), FLAG_PERSISTENT);
+        assert_eq!(u32_at(36), READER_SLOTS);
+        assert_eq!(u64_at(40), 77);
+        assert_eq!(u32_at(48), 4242);
+        assert_eq!(u64_at(56), 4_026_531_836);
+        assert_eq!(u32_at(OWNER_STATE_AT as usize), OWNER_OPEN);
+        // Everything else the owner writes is zero.
+        assert!(img[64..OWNER_STATE_AT as usize].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_bad_header_is_refused() {
+        let h = Box::new(Header::zero());
+        h.init(layout());
+        h.version.store(VERSION + 1, Ordering::Relaxed);
+        assert_eq!(h.layout(), Err(Refusal::Version(VERSION + 1)));
+        h.version.store(VERSION, Ordering::Relaxed);
+        h.flags.store(FLAG_LOSSLESS, Ordering::Relaxed);
+        assert_eq!(h.layout(), Err(Refusal::Corrupt("flags")));
+        h.flags.store(0, Ordering::Relaxed);
+        h.lock_ino.store(0, Ordering::Relaxed);
+        assert_eq!(h.layout(), Err(Refusal::Corrupt("lock object")));
+        h.magic.store(1, Ordering::Relaxed);
+        assert_eq!(h.layout(), Err(Refusal::NotFshm));
+    }
+}
