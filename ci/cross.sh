@@ -55,9 +55,16 @@ echo "== aarch64: tests of fshm-sys, fshm, fshm-ffi under qemu-user"
 #   guest's mmap as a kernel would;
 # - a_new_stream_admits_nobody_else_until_its_owner_holds_its_token pauses the owner with
 #   a seccomp user-notification filter on fcntl, which under qemu-user filters qemu's own
-#   host system calls, not the guest's (the test hangs).
+#   host system calls, not the guest's (the test hangs);
+# - a_fired_owner_watch_falls_back_to_the_token forks a grandchild from a child forked
+#   from the multi-threaded harness, which qemu-user aborts on in the same way (every
+#   time when other tests run alongside); it runs below on its own, with one test
+#   thread, where it passes.
 cargo test --no-fail-fast --target "$target" -p fshm-sys -p fshm -p fshm-ffi -- \
     --skip a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes \
     --skip a_handle_whose_window_cannot_be_mapped_reports_it_on_reads_and_writes \
     --skip a_new_stream_admits_nobody_else_until_its_owner_holds_its_token \
+    --skip a_fired_owner_watch_falls_back_to_the_token \
     --skip a_read_only_user_cannot_
+cargo test --target "$target" -p fshm --test async_wait -- --test-threads=1 \
+    a_fired_owner_watch_falls_back_to_the_token
