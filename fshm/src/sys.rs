@@ -786,3 +786,11 @@ pub(crate) fn epoll_wait(ep: BorrowedFd<'_>, out: &mut Vec<u64>) -> Result<(), E
     out.extend(evs[..n as usize].iter().map(|e| e.u64));
     Ok(())
 }
+
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`), `None` if unknown.
+pub(crate) fn nofile_limit() -> Option<u64> {
+    // SAFETY: an all-zero `rlimit` is a valid value of this plain C struct.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `rl` is a valid out-pointer.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0).then_some(rl.rlim_cur as u64)
+}

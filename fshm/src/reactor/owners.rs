@@ -8,7 +8,9 @@
 //! a pidfd for that pid once ([`watch`]) — only if its pid namespace is the owner's, and
 //! only if the token is held right after the pidfd exists, so the pidfd names a process
 //! that was alive while the owner lived — and adds it to this process's epoll instance.
-//! Handles whose owners are one process share one watch (one pidfd).
+//! Handles whose owners are one process share one watch (one pidfd); at most 1,024
+//! processes, and an eighth of the descriptor limit, are watched at once (owners past
+//! that are probed every tick, as before).
 //! While that pidfd has not fired, the reactor probes the token of such a follower only
 //! every [`WATCHED_NAP`] instead of every tick.
 //!
@@ -33,6 +35,11 @@ use std::time::Duration;
 
 /// How often a follower whose owner is watched probes the token anyway.
 pub(crate) const WATCHED_NAP: Duration = Duration::from_secs(1);
+
+/// At most this many owner processes are watched at once, and at most an eighth of the
+/// process's descriptor limit: each is a descriptor the application did not open
+/// itself. Owners past that are probed every tick, as without a watch.
+const MOST_WATCHED: usize = 1024;
 
 /// One owner process, watched for the handles whose streams it owns.
 pub(crate) struct OwnerWatch {
@@ -120,10 +127,17 @@ pub(crate) fn watch(pid: u32, pidns: u64, stream_fd: BorrowedFd<'_>) -> Option<A
         return None;
     }
     let w = watcher()?;
-    let known = w.watches.lock().get(&pid).and_then(Weak::upgrade);
+    let (known, watched) = {
+        let watches = w.watches.lock();
+        (watches.get(&pid).and_then(Weak::upgrade), watches.len())
+    };
     if let Some(watch) = known.filter(|k| k.stands()) {
         // The token held now, while that process has not ended: it is the owner.
         return (probe_owner(stream_fd) == OwnerState::Alive).then_some(watch);
+    }
+    let most = sys::nofile_limit().map_or(64, |n| (n / 8) as usize);
+    if watched >= MOST_WATCHED.min(most) {
+        return None;
     }
     let pidfd = sys::pidfd_open(pid).ok()?;
     // The token held now, after the pidfd exists: the recorded pid was not reused by
