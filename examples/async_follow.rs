@@ -61,7 +61,11 @@ fn follow_all(count: u32) -> io::Result<()> {
     let mut from_writer = io::BufReader::new(child.stdout.take().expect("piped stdout"));
     io::BufRead::read_line(&mut from_writer, &mut String::new())?; // "ready"
 
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    // `AsyncStream` is an I/O type: its waits sleep where the runtime's I/O driver sees
+    // them (io_uring, Linux 6.7+), so the runtime needs I/O enabled, as for tokio's own.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
     let lines = rt.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..count {

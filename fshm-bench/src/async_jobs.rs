@@ -56,9 +56,11 @@ pub fn run(kind: &str, num: impl Fn(usize) -> io::Result<u64>) -> io::Result<Vec
     }
 }
 
+/// A current-thread runtime with its timer and I/O driver (`AsyncStream`'s waits sleep
+/// in io_uring requests the I/O driver sees, where the kernel has them).
 fn runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
 }
 

@@ -271,6 +271,19 @@ pub mod reactor_stats {
         crate::reactor::owners::standing()
     }
 
+    /// Waits asleep in io_uring requests of tokio runtimes (feature `tokio`), in this
+    /// process.
+    #[cfg(feature = "tokio")]
+    pub fn uring_waits() -> usize {
+        crate::reactor::uring::pending()
+    }
+
+    /// Whether `AsyncStream` waits go through io_uring here (`None`: not tried yet).
+    #[cfg(feature = "tokio")]
+    pub fn uses_io_uring() -> Option<bool> {
+        crate::reactor::uring::supported()
+    }
+
     /// Whether the reactor sleeps in `futex_waitv` (`false`: it polls its words).
     pub fn uses_futex_waitv() -> bool {
         crate::reactor::uses_futex_waitv()

@@ -247,12 +247,16 @@ impl AsyncWait {
     ///
     /// `probe` is what the reactor may check itself when a nap ends without a change,
     /// instead of waking the task: the liveness part of `check(true)`. The task is woken
-    /// only if the probe fails; its own `check(true)` then decides.
+    /// only if the probe fails; its own `check(true)` then decides. `one_hop`: an
+    /// io_uring request of the task's tokio runtime may sleep on the word
+    /// (`reactor/uring.rs`; only where `can_flag`, since writers wake flagged words only).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn poll<T>(
         &mut self,
         word: &AtomicU32,
         can_flag: bool,
         probe: crate::reactor::Probe,
+        one_hop: bool,
         cx: &mut Context<'_>,
         mut check: impl FnMut(bool) -> Option<T>,
     ) -> Poll<T> {
@@ -288,7 +292,14 @@ impl AsyncWait {
                 Poll::Ready(v)
             }
             Step::Sleep { seen, nap } => {
-                self.reg = Some(crate::reactor::register(word, seen, nap, probe, cx.waker()));
+                self.reg = Some(crate::reactor::register(
+                    word,
+                    seen,
+                    nap,
+                    probe,
+                    one_hop && can_flag,
+                    cx.waker(),
+                ));
                 Poll::Pending
             }
         }

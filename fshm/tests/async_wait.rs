@@ -602,6 +602,83 @@ mod with_tokio {
         g.assert_gone();
     }
 
+    /// `AsyncStream` waits sleep in io_uring requests of their runtime (one wake-up:
+    /// the runtime's own poller), where the kernel has them: every commit of another
+    /// process arrives, reads dropped mid-wait cancel their requests, and a runtime shut
+    /// down with waits pending leaves no request behind. Where io_uring cannot wait on
+    /// futexes (before Linux 6.7, qemu-user, a seccomp filter) the same holds through
+    /// the reactor threads, and the test says which path it checked.
+    #[test]
+    fn async_stream_waits_sleep_in_io_uring_and_leave_nothing_behind() {
+        const STREAMS: usize = 40;
+        let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("uring")).collect();
+        let names: Vec<String> = guards.iter().map(|g| g.name().to_owned()).collect();
+        let mut tester = fork_child(|| {
+            let go = Signal::new();
+            let owner = owner_of_many(&names, &go);
+            let rt = runtime();
+            let got = Arc::new(AtomicUsize::new(0));
+            let uring = rt.block_on(async {
+                let mut tasks = Vec::new();
+                for n in &names {
+                    let mut r = Stream::open(n).unwrap().into_async();
+                    let got = got.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let mut b = [0u8; 1];
+                        r.read_exact(&mut b).await.unwrap();
+                        assert_eq!(&b, b"x");
+                        got.fetch_add(1, Ordering::SeqCst);
+                        // Waits again, until dropped below.
+                        r.read_exact(&mut b).await.unwrap();
+                    }));
+                }
+                until("every read registered", || {
+                    reactor_stats::registrations() == STREAMS
+                })
+                .await;
+                let uring = reactor_stats::uses_io_uring() == Some(true);
+                let asleep = if uring { STREAMS } else { 0 };
+                assert_eq!(reactor_stats::uring_waits(), asleep, "requests asleep");
+                go.notify();
+                // Every commit arrives, and every read waits again.
+                until("every read woken and waiting again", || {
+                    got.load(Ordering::SeqCst) == STREAMS
+                        && reactor_stats::registrations() == STREAMS
+                        && reactor_stats::uring_waits() == asleep
+                })
+                .await;
+                // Half the reads are dropped mid-wait: their requests are cancelled.
+                for t in &tasks[..STREAMS / 2] {
+                    t.abort();
+                }
+                until("the dropped reads' waits gone", || {
+                    reactor_stats::registrations() == STREAMS - STREAMS / 2
+                        && reactor_stats::uring_waits() == asleep - asleep / 2
+                })
+                .await;
+                uring
+            });
+            // The other half are still waiting when the runtime shuts down.
+            drop(rt);
+            assert_eq!(reactor_stats::uring_waits(), 0, "requests left behind");
+            assert_eq!(
+                reactor_stats::registrations(),
+                0,
+                "registrations left behind"
+            );
+            if !uring {
+                eprintln!("io_uring futex waits unavailable here: checked the reactor path");
+            }
+            drop(owner);
+            0
+        });
+        tester.assert_success();
+        for g in &guards {
+            let _ = fshm::force_destroy(g.name());
+            g.assert_gone();
+        }
+    }
+
     async fn read_to_end_vec(r: &mut fshm::AsyncStream) -> Vec<u8> {
         let mut v = Vec::new();
         r.read_to_end(&mut v).await.unwrap();

@@ -41,6 +41,9 @@ use std::time::Instant;
 pub struct AsyncWaiter {
     wait: AsyncWait,
     last_liveness: Option<Instant>,
+    /// An `AsyncStream`'s waiter: its waits may sleep in the tokio runtime's io_uring
+    /// (`uring.rs`).
+    one_hop: bool,
 }
 
 impl std::fmt::Debug for AsyncWaiter {
@@ -53,6 +56,15 @@ impl AsyncWaiter {
     /// A waiter with no wait in progress.
     pub fn new() -> AsyncWaiter {
         AsyncWaiter::default()
+    }
+
+    /// An `AsyncStream`'s waiter, whose waits may sleep in its tokio runtime's io_uring.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn one_hop() -> AsyncWaiter {
+        AsyncWaiter {
+            one_hop: true,
+            ..AsyncWaiter::default()
+        }
     }
 
     /// Polls for data past `pos` in `stream`: `Ready(Data)`, `Ready(Ended)` once the owner
@@ -86,11 +98,14 @@ impl AsyncWaiter {
         } else {
             Probe::Owner(core.fd.as_raw_fd(), core.owner_watch())
         };
-        let r = self
-            .wait
-            .poll(&h.seq, core.is_writable(), probe, cx, |slow_ok| {
-                core.data_check(pos, slow_ok, last_liveness)
-            });
+        let r = self.wait.poll(
+            &h.seq,
+            core.is_writable(),
+            probe,
+            self.one_hop,
+            cx,
+            |slow_ok| core.data_check(pos, slow_ok, last_liveness),
+        );
         if r.is_ready() {
             self.last_liveness = None;
         }
@@ -109,18 +124,21 @@ impl AsyncWaiter {
     ) -> Poll<std::io::Result<()>> {
         let h = core.header();
         let mut failed = None;
-        let r = self
-            .wait
-            .poll(&h.space_seq, true, Probe::None, cx, |slow_ok| {
-                match core.has_room(own, need, slow_ok) {
-                    Ok(true) => Some(()),
-                    Ok(false) => None,
-                    Err(e) => {
-                        failed = Some(e);
-                        Some(())
-                    }
+        let r = self.wait.poll(
+            &h.space_seq,
+            true,
+            Probe::None,
+            self.one_hop,
+            cx,
+            |slow_ok| match core.has_room(own, need, slow_ok) {
+                Ok(true) => Some(()),
+                Ok(false) => None,
+                Err(e) => {
+                    failed = Some(e);
+                    Some(())
                 }
-            });
+            },
+        );
         match (r, failed) {
             (_, Some(e)) => Poll::Ready(Err(e)),
             (Poll::Ready(()), None) => Poll::Ready(Ok(())),

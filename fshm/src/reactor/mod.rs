@@ -66,6 +66,8 @@ pub(crate) mod future;
 pub(crate) mod owners;
 #[cfg(feature = "tokio")]
 pub(crate) mod tokio;
+#[cfg(feature = "tokio")]
+pub(crate) mod uring;
 
 /// Registrations per thread: a `futex_waitv` call takes 128 words, one is the thread's
 /// control word.
@@ -138,6 +140,9 @@ struct Reg {
     latest: Instant,
     probe: Probe,
     slot: Arc<Slot>,
+    /// The thread sleeps on the word too (`false`: an io_uring request does, `uring.rs`;
+    /// the thread still looks at the word whenever it wakes).
+    word_waited: bool,
 }
 
 impl Reg {
@@ -268,16 +273,23 @@ pub(crate) struct Registration {
     shard: Arc<Shard>,
     id: u64,
     slot: Arc<Slot>,
+    /// The io_uring request that sleeps on the word, if one does.
+    #[cfg(feature = "tokio")]
+    ring: Option<Arc<uring::Ring>>,
 }
 
 /// Registers a sleep on `word` while it holds `expected`, for at most `nap`: `waker` is
 /// woken when the word moves or the nap ends. (`word` is a header word, whose type is
 /// `std`'s `AtomicU32` except in a `loom` model, `sync.rs`, which registers nothing.)
+/// With `one_hop` (an `AsyncStream`'s wait on a word writers wake), an io_uring request
+/// of the task's tokio runtime sleeps on the word where it can (`uring.rs`), and the
+/// reactor keeps only the nap.
 pub(crate) fn register(
     word: &crate::sync::AtomicU32,
     expected: u32,
     nap: Duration,
     probe: Probe,
+    one_hop: bool,
     waker: &Waker,
 ) -> Registration {
     let r = reactor();
@@ -287,6 +299,19 @@ pub(crate) fn register(
     });
     let now = Instant::now();
     let id = r.next_id.fetch_add(1, Ordering::Relaxed);
+    #[cfg(feature = "tokio")]
+    let ring = if one_hop {
+        uring::ring().filter(|ring| ring.wait(word, expected, id, &slot))
+    } else {
+        None
+    };
+    #[cfg(feature = "tokio")]
+    let word_waited = ring.is_none();
+    #[cfg(not(feature = "tokio"))]
+    let word_waited = {
+        let _ = one_hop;
+        true
+    };
     let first_nap = probe.nap(nap);
     let mut reg = Some(Reg {
         id,
@@ -297,6 +322,7 @@ pub(crate) fn register(
         latest: now + first_nap + first_nap / 4,
         probe,
         slot: slot.clone(),
+        word_waited,
     });
     let mut no_thread = false;
     let shard = {
@@ -341,7 +367,13 @@ pub(crate) fn register(
     } else {
         shard.poke();
     }
-    Registration { shard, id, slot }
+    Registration {
+        shard,
+        id,
+        slot,
+        #[cfg(feature = "tokio")]
+        ring,
+    }
 }
 
 impl Registration {
@@ -369,8 +401,20 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.slot.state.load(Ordering::SeqCst) == PENDING {
+        // Fired by the thread, the registration has left its shard; fired by an io_uring
+        // request, it has not.
+        #[cfg(feature = "tokio")]
+        let in_shard = self.ring.is_some() || self.slot.state.load(Ordering::SeqCst) == PENDING;
+        #[cfg(not(feature = "tokio"))]
+        let in_shard = self.slot.state.load(Ordering::SeqCst) == PENDING;
+        if in_shard {
             self.shard.regs.lock().retain(|r| r.id != self.id);
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(ring) = &self.ring {
+            // Fired by the thread (its nap, its handle's close) rather than by the
+            // request: the request may still sleep.
+            ring.cancel(self.id);
         }
     }
 }
@@ -442,7 +486,7 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                 let ctl = shard.ctl.fetch_or(SLEEPING, Ordering::SeqCst) | SLEEPING;
                 entries.clear();
                 entries.push(FutexWaitv::new(&shard.ctl, ctl, true));
-                entries.extend(regs.iter().map(reg_entry));
+                entries.extend(regs.iter().filter(|reg| reg.word_waited).map(reg_entry));
                 (ctl, Some(until))
             }
         };

@@ -35,7 +35,13 @@ const BUF_SIZE: usize = 64 * 1024;
 ///   against your runtime's timer instead.
 ///
 /// The waits are those of [`AsyncWaiter`]: one process-wide reactor serves every
-/// waiter of every runtime. Dropping a pending read or write leaves nothing registered.
+/// waiter of every runtime. In addition, where the kernel has io_uring futex waits
+/// (Linux 6.7+), a writable handle's waits sleep in an io_uring request of the task's
+/// runtime, whose descriptor the runtime's I/O driver watches: a writer's wake-up then
+/// reaches the runtime's thread directly, one wake-up instead of two (BENCHMARKS.md,
+/// "Async"). So, like tokio's own I/O types, an `AsyncStream` must be polled in a
+/// runtime with I/O enabled (`enable_io`, or `enable_all`; `#[tokio::main]` does):
+/// tokio panics otherwise. Dropping a pending read or write leaves nothing registered.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -78,7 +84,7 @@ impl AsyncStream {
     /// Wraps a handle; reads follow from its position.
     pub fn new(stream: Stream) -> AsyncStream {
         AsyncStream {
-            waiter: AsyncWaiter::new(),
+            waiter: AsyncWaiter::one_hop(),
             buf: Box::default(),
             start: 0,
             end: 0,
