@@ -42,8 +42,11 @@ const FUTEX2_SIZE_U32: u32 = 0x02;
 /// User data of cancel requests (a registration id never has this bit).
 const CANCEL: u64 = 1 << 63;
 
-/// Entries of each ring's submission queue.
+/// Entries of each ring's submission queue, and of its completion queue: room for the
+/// completions of as many waits as a burst of commits may wake at once (a queue that
+/// still overflows keeps the rest in the kernel until it is drained, `reap_completions`).
 const ENTRIES: u32 = 256;
+const CQ_ENTRIES: u32 = 8192;
 
 /// Whether io_uring with `FUTEX_WAIT` works here: unknown, yes, no.
 static SUPPORT: AtomicU8 = AtomicU8::new(0);
@@ -114,7 +117,10 @@ pub(crate) fn ring() -> Option<Arc<Ring>> {
 
 /// A ring that supports `FUTEX_WAIT`, or `None`.
 fn new_uring() -> Option<IoUring> {
-    let uring = IoUring::new(ENTRIES).ok()?;
+    let uring = IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .build(ENTRIES)
+        .ok()?;
     let mut probe = io_uring::Probe::new();
     uring.submitter().register_probe(&mut probe).ok()?;
     (probe.is_supported(opcode::FutexWait::CODE) && probe.is_supported(opcode::AsyncCancel::CODE))
@@ -154,7 +160,7 @@ impl Ring {
             return false;
         }
         st.waits.insert(id, slot.clone());
-        if st.uring.submit().is_err() {
+        if submit(&mut st.uring).is_err() {
             st.waits.remove(&id);
             return false;
         }
@@ -170,7 +176,7 @@ impl Ring {
         let entry = opcode::AsyncCancel::new(id).build().user_data(CANCEL | id);
         // SAFETY: a cancel request refers to no memory.
         if unsafe { push(&mut st.uring, &entry) }.is_ok() {
-            let _ = st.uring.submit();
+            let _ = submit(&mut st.uring);
         }
     }
 
@@ -179,11 +185,27 @@ impl Ring {
     /// also wakes: the task looks again).
     fn reap_completions(&self) -> Vec<Arc<Slot>> {
         let mut st = self.state.lock();
-        let done: Vec<u64> = st.uring.completion().map(|c| c.user_data()).collect();
+        let mut done: Vec<u64> = st.uring.completion().map(|c| c.user_data()).collect();
+        if st.uring.submission().cq_overflow() {
+            // Completions the full queue could not take wait in the kernel; entering it
+            // moves them into the room just made.
+            let _ = submit(&mut st.uring);
+            done.extend(st.uring.completion().map(|c| c.user_data()));
+        }
         done.into_iter()
             .filter(|id| id & CANCEL == 0)
             .filter_map(|id| st.waits.remove(&id))
             .collect()
+    }
+}
+
+/// Submits what is queued (`io_uring_enter`), again if a signal interrupted it.
+fn submit(uring: &mut IoUring) -> std::io::Result<usize> {
+    loop {
+        match uring.submit() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
     }
 }
 
@@ -197,7 +219,7 @@ unsafe fn push(uring: &mut IoUring, entry: &io_uring::squeue::Entry) -> Result<(
     if unsafe { uring.submission().push(entry) }.is_ok() {
         return Ok(());
     }
-    uring.submit().map_err(drop)?;
+    submit(uring).map_err(drop)?;
     // SAFETY: the caller's promise.
     unsafe { uring.submission().push(entry) }.map_err(drop)
 }
