@@ -679,6 +679,62 @@ mod with_tokio {
         }
     }
 
+    /// The same on a multi-threaded runtime, whose tasks and ring reaper move between
+    /// worker threads: every line of every stream arrives, in order, and no request is
+    /// left asleep once the followers have ended.
+    #[test]
+    fn async_followers_on_a_multi_threaded_runtime_get_every_line() {
+        const STREAMS: usize = 8;
+        const LINES: usize = 300;
+        let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("mt")).collect();
+        // In a child of its own: the count of requests asleep is per process.
+        let mut tester = fork_child(|| {
+            let go = Signal::new();
+            let mut writers: Vec<Child> = guards
+                .iter()
+                .map(|g| line_writer(g.name(), &OpenOptions::new(), LINES, &go))
+                .collect();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let counts = rt.block_on(async {
+                let mut tasks = Vec::new();
+                for g in &guards {
+                    let mut lines = Stream::open(g.name()).unwrap().into_async().lines();
+                    tasks.push(tokio::spawn(async move {
+                        let mut n = 0;
+                        while let Some(l) = lines.next_line().await.unwrap() {
+                            assert_eq!(l, format!("line {n}"));
+                            n += 1;
+                        }
+                        n
+                    }));
+                }
+                for _ in &guards {
+                    go.notify();
+                }
+                let mut counts = Vec::new();
+                for t in tasks {
+                    counts.push(t.await.unwrap());
+                }
+                counts
+            });
+            assert_eq!(counts, vec![LINES; STREAMS]);
+            assert_eq!(reactor_stats::uring_waits(), 0, "requests left asleep");
+            drop(rt);
+            for w in &mut writers {
+                w.assert_success();
+            }
+            0
+        });
+        tester.assert_success();
+        for g in &guards {
+            g.assert_gone();
+        }
+    }
+
     async fn read_to_end_vec(r: &mut fshm::AsyncStream) -> Vec<u8> {
         let mut v = Vec::new();
         r.read_to_end(&mut v).await.unwrap();
