@@ -164,7 +164,10 @@
 //! waiter's owner, so a dead owner ends its followers and an idle task is never woken:
 //! every tick (50 ms, coalesced up to a quarter more), or — where the owner's process
 //! can be watched through a pidfd (same pid namespace, Linux 5.3+) — every second, and
-//! at once when that process ends. Dropping a
+//! at once when that process ends. An `AsyncStream` (feature `tokio`) also sleeps in an
+//! io_uring `FUTEX_WAIT` request of its runtime where the kernel has them (Linux 6.7+),
+//! so a writer's wake-up reaches the runtime's thread in one hop; like tokio's own I/O
+//! types it needs a runtime with I/O enabled. Dropping a
 //! future removes its registration. Without `futex_waitv` (Linux before 5.16, `ENOSYS`)
 //! the reactor polls its words with naps growing to 10 ms. The costs measured are in
 //! the README ("Async") and `BENCHMARKS.md`.
