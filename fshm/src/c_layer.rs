@@ -20,7 +20,6 @@ use crate::stream::{Stream, WaitStatus};
 use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
 
 /// Committed bytes of a linear stream, in place in a handle's mapping
 /// ([`Stream::in_place`]).
@@ -119,8 +118,9 @@ impl CLayer for Stream {
             // Commit only bytes that exist in the object: an lseek past the end wrote
             // nothing.
             if end > len && s.ensure_readable(&mut c, end).is_ok() {
-                let h = s.header();
-                c.hwm_seen = h.hwm.fetch_max(end, Ordering::AcqRel).max(end);
+                // The real header, not the stand-in of a handle that could not map.
+                let h = s.window()?.header();
+                c.hwm_seen = crate::linear::raise_hwm(h, end, c.hwm_seen);
                 s.commit(end);
             }
         }

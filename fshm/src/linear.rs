@@ -176,6 +176,11 @@ impl Core {
     /// earlier writes (before a truncate, or an appender that died) left in between.
     /// Nothing at or past the high-water mark was ever written, so only up to it.
     fn clear_gap(&self, c: &mut Cursor, len: u64, to: u64) -> Result<()> {
+        if to <= len {
+            // Written at (or below) the length, as appends are: no gap, and no load of
+            // `hwm`, a line writers share.
+            return Ok(());
+        }
         let zero_end = gap_end(self.header(), to);
         if len < zero_end {
             self.ensure_readable(c, zero_end)?;

@@ -154,7 +154,7 @@ impl Core {
     /// Appends `buf` (at most one capacity) to the ring. Returns the bytes written.
     pub(crate) fn ring_write(&self, c: &mut Cursor, buf: &[u8]) -> Result<usize> {
         if !self.writable {
-            return Err(os(self.name(), libc::EBADF, "handle is read-only"));
+            return Err(self.ebadf());
         }
         if buf.is_empty() {
             return Ok(0);
@@ -162,14 +162,7 @@ impl Core {
         let cap = self.capacity();
         if self.append {
             if buf.len() as u64 > cap {
-                return Err(os(
-                    self.name(),
-                    libc::EFBIG,
-                    format!(
-                        "an atomic append of {} bytes exceeds the ring capacity of {cap}",
-                        buf.len()
-                    ),
-                ));
+                return Err(self.past_ring_capacity("an atomic append", buf.len() as u64));
             }
             let lock = self.lock_object()?;
             sys::ofd_lock_wait(lock, LOCK_APPEND)
@@ -206,7 +199,10 @@ impl Core {
     #[inline(always)]
     pub(crate) fn ring_claim(&self, c: &mut Cursor, n: u64) -> Result<u64> {
         let cap = self.capacity();
-        let h = self.header();
+        // The real header: a handle that could not map writes nothing, not even the
+        // stand-in's `ring_writer`.
+        let window = self.window()?;
+        let h = window.header();
         if c.token == 0 {
             c.token = new_writer_token();
         }
@@ -237,7 +233,6 @@ impl Core {
         // eight 64-byte writes later it is owned when the copy needs it (the
         // compare-and-swap below waits for the copy's stores; 64-byte writes to a
         // followed ring ran 1.16× faster, median of 10 runs, BENCHMARKS.md).
-        let window = self.window()?;
         window.prefetch_write(pos % cap);
         window.prefetch_write((pos % cap + 512) % cap);
         let lossless = self.is_lossless() && end > cap;
@@ -335,7 +330,9 @@ impl Core {
         if c.slot.is_some() {
             return Ok(());
         }
-        let h = self.header();
+        // The real header: an attach into the stand-in of a handle that could not map
+        // would write a slot no writer sees.
+        let h = self.window()?.header();
         let lock = self.lock_object()?;
         for k in 0..READER_SLOTS {
             let got = sys::ofd_try_lock(lock, LOCK_SLOT0 + u64::from(k))

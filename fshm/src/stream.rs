@@ -50,7 +50,7 @@ pub(crate) struct Cursor {
     pub(crate) hwm_seen: u64,
     /// The position the fd's offset stands at (`DATA_OFFSET +` it), as far as this
     /// handle knows: set when the fd-coherence layer reads or moves the offset
-    /// (`fdpos`), moved on by writes made at it; `None` when unknown.
+    /// (`c_layer`), moved on by writes made at it; `None` when unknown.
     pub(crate) fd_at: Option<u64>,
     /// Lossless ring: the reader slot this handle is attached to.
     pub(crate) slot: Option<u32>,
@@ -354,6 +354,19 @@ impl Core {
 
     pub(crate) fn append_only(&self) -> io::Error {
         crate::error::invalid(self.name(), "ring streams are append-only")
+    }
+
+    /// A write of `n` bytes that must land whole (an atomic append, a reservation) on a
+    /// ring smaller than it.
+    pub(crate) fn past_ring_capacity(&self, what: &str, n: u64) -> io::Error {
+        os(
+            self.name(),
+            libc::EFBIG,
+            format!(
+                "{what} of {n} bytes exceeds the ring capacity of {}",
+                self.capacity()
+            ),
+        )
     }
 
     pub(crate) fn efbig(&self) -> io::Error {
@@ -875,6 +888,12 @@ impl Seek for &Stream {
 impl Core {
     /// `Seek::seek` with the cursor in hand.
     fn seek_cursor(&self, c: &mut Cursor, to: SeekFrom) -> io::Result<u64> {
+        if to == SeekFrom::Current(0) {
+            // "Where am I" (`stream_position`, C's `ftell`) moves nothing, so it answers
+            // also where a ring has overwritten the position: the next read reports the
+            // overrun.
+            return Ok(c.pos);
+        }
         let (base, delta) = match to {
             SeekFrom::Start(p) => (p, 0),
             SeekFrom::Current(d) => (c.pos, d),

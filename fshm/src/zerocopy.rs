@@ -210,14 +210,7 @@ impl Core {
             ));
         }
         if self.is_ring() && n > self.capacity() {
-            return Err(os(
-                self.name(),
-                libc::EFBIG,
-                format!(
-                    "a reservation of {n} bytes exceeds the ring capacity of {}",
-                    self.capacity()
-                ),
-            ));
+            return Err(self.past_ring_capacity("a reservation", n));
         }
         if self.is_ring() && !self.append {
             // The lock-free ring writer: no token to take or give back.
@@ -252,9 +245,7 @@ impl Core {
         self.ensure_capacity(c, end)?;
         // Nothing at or past `hwm` was ever written (`linear.rs`, gaps): these bytes
         // may be from now on.
-        if end > c.hwm_seen {
-            c.hwm_seen = self.header().hwm.fetch_max(end, Ordering::AcqRel).max(end);
-        }
+        c.hwm_seen = crate::linear::raise_hwm(self.header(), end, c.hwm_seen);
         Ok((pos, pos))
     }
 

@@ -134,3 +134,41 @@ fn a_handle_whose_window_cannot_be_mapped_reports_it_on_reads_and_writes() {
     drop(owner);
     g.assert_gone();
 }
+
+/// The same for a lossless ring: a read-write guest that cannot map the ring cannot
+/// attach (its slot would go to no header a writer reads), so its open fails; an
+/// appender's write fails before it touches anything; the ring is as it was.
+#[test]
+fn a_ring_handle_whose_window_cannot_be_mapped_attaches_and_writes_nothing() {
+    let g = NameGuard::new("nomapring");
+    let name = g.name();
+    // A 256 MiB ring: its window (both views) is twice that.
+    let mut owner = fshm::OpenOptions::new()
+        .ring(256 << 20, fshm::RingPolicy::Lossless)
+        .create(name)
+        .unwrap();
+    owner.write_all(b"data").unwrap();
+    let mut c = fork_child(|| {
+        let lim = libc::rlimit {
+            rlim_cur: 256 << 20,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: plain system call with a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        let e = fshm::Stream::open(name).unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::ENOMEM, "{e}");
+        let appender = fshm::OpenOptions::new().append(true).open(name).unwrap();
+        let e = (&appender).write(b"x").unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::ENOMEM, "{e}");
+        0
+    });
+    c.assert_success();
+    assert_eq!(owner.len(), 4, "the failed write changed nothing");
+    let guest = fshm::Stream::open(name).unwrap();
+    let mut buf = [0u8; 4];
+    (&guest).read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"data");
+    drop(guest);
+    drop(owner);
+    g.assert_gone();
+}

@@ -334,6 +334,33 @@ fn wrap_around_at_every_alignment() {
     assert_eq!(owner.len(), at);
 }
 
+/// A lossy reader whose position the writer has overwritten still learns where it is
+/// (`stream_position`, as C's `ftell` asks), then gets the overrun on its next read, and
+/// only a seek that would move it there is refused.
+#[test]
+fn an_overrun_reader_can_ask_its_position() {
+    let g = NameGuard::new("ringpos");
+    let mut owner = ring(g.name(), 4096, fshm::RingPolicy::Lossy);
+    let mut guest = fshm::Stream::open(g.name()).unwrap();
+    owner.write_all(&[7u8; 3 * 4096]).unwrap();
+    assert_eq!(guest.stream_position().unwrap(), 0);
+    let e = guest.seek(SeekFrom::Start(1)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(
+        guest.stream_position().unwrap(),
+        0,
+        "a refused seek moves nothing"
+    );
+    let mut buf = [0u8; 16];
+    let e = guest.read(&mut buf).unwrap_err();
+    assert_eq!(
+        fshm::overrun_of(&e).map(|o| o.lost()),
+        Some(2 * 4096),
+        "{e}"
+    );
+    assert_eq!(guest.stream_position().unwrap(), 2 * 4096);
+}
+
 #[test]
 fn ring_rejects_what_it_cannot_do() {
     let g = NameGuard::new("ringbad");
