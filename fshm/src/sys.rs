@@ -450,7 +450,7 @@ pub(crate) struct FutexWaitv {
 /// table and x86_64's agree).
 const SYS_FUTEX_WAITV: libc::c_long = 449;
 /// A 32-bit futex word (`FUTEX2_SIZE_U32`).
-const FUTEX2_SIZE_U32: u32 = 0x02;
+pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
 /// A futex private to this process (`FUTEX2_PRIVATE`, the value of `FUTEX_PRIVATE_FLAG`).
 const FUTEX2_PRIVATE: u32 = 128;
 

@@ -245,8 +245,8 @@ impl AsyncWait {
     /// Polls the wait on `word` for `check` (as in [`wait_on`]). `Pending` leaves a
     /// registration that wakes `cx`'s waker.
     ///
-    /// `probe` is what the reactor may check itself when a nap ends without a change,
-    /// instead of waking the task: the liveness part of `check(true)`. The task is woken
+    /// `probe` gives (when the wait registers) what the reactor may check itself when a
+    /// nap ends without a change, instead of waking the task: the liveness part of `check(true)`. The task is woken
     /// only if the probe fails; its own `check(true)` then decides. `one_hop`: an
     /// io_uring request of the task's tokio runtime may sleep on the word
     /// (`reactor/uring.rs`; only where `can_flag`, since writers wake flagged words only).
@@ -255,7 +255,7 @@ impl AsyncWait {
         &mut self,
         word: &AtomicU32,
         can_flag: bool,
-        probe: crate::reactor::Probe,
+        probe: impl FnOnce() -> crate::reactor::Probe,
         one_hop: bool,
         cx: &mut Context<'_>,
         mut check: impl FnMut(bool) -> Option<T>,
@@ -296,7 +296,7 @@ impl AsyncWait {
                     word,
                     seen,
                     nap,
-                    probe,
+                    probe(),
                     one_hop && can_flag,
                     cx.waker(),
                 ));

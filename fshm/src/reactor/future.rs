@@ -19,7 +19,8 @@ use std::time::Instant;
 /// threads that sleep in `futex_waitv(2)` for every async waiter of the process, 127
 /// words per thread — and returns `Pending`. The waker is woken when a writer commits,
 /// the owner closes, or the liveness tick passes (a dead owner wakes nobody; it is
-/// noticed within about 60 ms). Dropping the waiter, or polling it for another stream,
+/// noticed within about 60 ms, or at once where the owner's process is watched through
+/// a pidfd — its tick is then a second, the bound for what a pidfd cannot see). Dropping the waiter, or polling it for another stream,
 /// removes its registration. No thread per stream, and no CPU while idle beyond the
 /// tick (BENCHMARKS.md, "Async").
 ///
@@ -91,12 +92,15 @@ impl AsyncWaiter {
         // The liveness half of the slow check, which the reactor may run itself while
         // the waiter sleeps (a read-only waiter must look at the length after every
         // nap anyway).
-        let probe = if !core.is_writable() {
-            Probe::None
-        } else if core.role() == Role::Owner {
-            Probe::Renew
-        } else {
-            Probe::Owner(core.fd.as_raw_fd(), core.owner_watch())
+        // Asked only when the wait registers: a poll that finds data opens no pidfd.
+        let probe = || {
+            if !core.is_writable() {
+                Probe::None
+            } else if core.role() == Role::Owner {
+                Probe::Renew
+            } else {
+                Probe::Owner(core.fd.as_raw_fd(), core.owner_watch())
+            }
         };
         let r = self.wait.poll(
             &h.seq,
@@ -127,7 +131,7 @@ impl AsyncWaiter {
         let r = self.wait.poll(
             &h.space_seq,
             true,
-            Probe::None,
+            || Probe::None,
             self.one_hop,
             cx,
             |slow_ok| match core.has_room(own, need, slow_ok) {

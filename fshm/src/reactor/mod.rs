@@ -186,6 +186,10 @@ struct Shard {
     regs: Mutex<Vec<Reg>>,
     /// A watched owner's process ended: probe every owner wait now.
     probe_now: AtomicBool,
+    /// When the thread's sleep ends at the latest, in ns since the reactor began (set
+    /// under `regs`' lock with the list it sleeps on): a registration whose word an
+    /// io_uring request waits on needs the thread only if its nap ends before that.
+    sleep_until: AtomicU64,
 }
 
 impl Shard {
@@ -205,6 +209,8 @@ struct Reactor {
     waitv: bool,
     shards: Mutex<Vec<Arc<Shard>>>,
     next_id: AtomicU64,
+    /// What `Shard::sleep_until` counts from.
+    began: Instant,
     /// Most threads alive at once, and threads started, since the process began.
     peak_threads: AtomicUsize,
     started_threads: AtomicUsize,
@@ -240,6 +246,7 @@ fn reactor() -> &'static Reactor {
             pid: std::process::id(),
             waitv: has_futex_waitv(),
             shards: Mutex::new(Vec::new()),
+            began: Instant::now(),
             next_id: AtomicU64::new(1),
             peak_threads: AtomicUsize::new(0),
             started_threads: AtomicUsize::new(0),
@@ -313,18 +320,23 @@ pub(crate) fn register(
         true
     };
     let first_nap = probe.nap(nap);
+    let latest = now + first_nap + first_nap / 4;
     let mut reg = Some(Reg {
         id,
         word: word as *const crate::sync::AtomicU32 as usize,
         expected,
         nap,
         deadline: now + first_nap,
-        latest: now + first_nap + first_nap / 4,
+        latest,
         probe,
         slot: slot.clone(),
         word_waited,
     });
+    let ns = |t: Instant| t.saturating_duration_since(r.began).as_nanos() as u64;
     let mut no_thread = false;
+    // Whether the shard's thread must look at its list again: for a word it sleeps on,
+    // always; for a nap alone, only if it ends before the thread's sleep does.
+    let mut poke = true;
     let shard = {
         let mut shards = r.shards.lock();
         let mut chosen = None;
@@ -332,6 +344,7 @@ pub(crate) fn register(
             let mut regs = s.regs.lock();
             if regs.len() < PER_THREAD {
                 regs.extend(reg.take());
+                poke = word_waited || ns(latest) < s.sleep_until.load(Ordering::SeqCst);
                 chosen = Some(s.clone());
                 break;
             }
@@ -343,6 +356,7 @@ pub(crate) fn register(
                     ctl: AtomicU32::new(0),
                     regs: Mutex::new(reg.take().into_iter().collect()),
                     probe_now: AtomicBool::new(false),
+                    sleep_until: AtomicU64::new(0),
                 });
                 let for_thread = s.clone();
                 let spawned = std::thread::Builder::new()
@@ -364,7 +378,7 @@ pub(crate) fn register(
         // No thread could be started to sleep for it: end the nap at once, so the
         // waiter looks again (and registers again) rather than hang.
         slot.fire(TIMED_OUT);
-    } else {
+    } else if poke {
         shard.poke();
     }
     Registration {
@@ -401,15 +415,9 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        // Fired by the thread, the registration has left its shard; fired by an io_uring
-        // request, it has not.
-        #[cfg(feature = "tokio")]
-        let in_shard = self.ring.is_some() || self.slot.state.load(Ordering::SeqCst) == PENDING;
-        #[cfg(not(feature = "tokio"))]
-        let in_shard = self.slot.state.load(Ordering::SeqCst) == PENDING;
-        if in_shard {
-            self.shard.regs.lock().retain(|r| r.id != self.id);
-        }
+        // Fired by the thread, the registration has left its shard already; fired by an
+        // io_uring request, or not at all, it has not.
+        self.shard.regs.lock().retain(|r| r.id != self.id);
         #[cfg(feature = "tokio")]
         if let Some(ring) = &self.ring {
             // Fired by the thread (its nap, its handle's close) rather than by the
@@ -481,6 +489,10 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                     empty_since = None;
                     regs.iter().map(|reg| reg.latest).min().unwrap_or(now)
                 };
+                shard.sleep_until.store(
+                    until.saturating_duration_since(r.began).as_nanos() as u64,
+                    Ordering::SeqCst,
+                );
                 // Announce the sleep under the lock: a registration added after this
                 // moves the control word, so the sleep below returns at once.
                 let ctl = shard.ctl.fetch_or(SLEEPING, Ordering::SeqCst) | SLEEPING;

@@ -29,7 +29,7 @@ use crate::sys;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -86,37 +86,50 @@ struct Watcher {
     watches: Mutex<HashMap<u32, Weak<OwnerWatch>>>,
 }
 
-static WATCHER: Mutex<Option<&'static Watcher>> = Mutex::new(None);
+/// The watcher of the process that started it, published once (the same lock-free
+/// pattern as the reactor's: a forked child must not take a lock another thread of its
+/// parent may have held at the fork).
+static WATCHER: AtomicPtr<Watcher> = AtomicPtr::new(std::ptr::null_mut());
 
 /// This process's watcher if it started one.
 fn current() -> Option<&'static Watcher> {
-    let w = (*WATCHER.lock())?;
+    let p = WATCHER.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer was published by `watcher()` from a leaked box and is
+    // never freed.
+    let w = unsafe { p.as_ref() }?;
     (w.pid == std::process::id()).then_some(w)
 }
 
-/// This process's watcher, started on first use; `None` where it cannot run (no epoll,
-/// no thread).
+/// This process's watcher, started on first use; `None` where it cannot run (no epoll).
+/// Should its thread not start, the watches it takes never fire: their followers keep
+/// the probe every [`WATCHED_NAP`].
 fn watcher() -> Option<&'static Watcher> {
-    let mut slot = WATCHER.lock();
-    let pid = std::process::id();
-    if let Some(w) = *slot {
-        if w.pid == pid {
+    loop {
+        if let Some(w) = current() {
             return Some(w);
         }
-        // A forked child: the parent's thread does not run here. Start another.
+        // None yet, or the parent's in a forked child (its thread does not run here).
+        let old = WATCHER.load(Ordering::Acquire);
+        let fresh = Box::into_raw(Box::new(Watcher {
+            pid: std::process::id(),
+            epoll: sys::epoll_create().ok()?,
+            watches: Mutex::new(HashMap::new()),
+        }));
+        if WATCHER
+            .compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: `fresh` came from `Box::into_raw` above and was never published.
+            drop(unsafe { Box::from_raw(fresh) });
+            continue;
+        }
+        // SAFETY: just published from a leaked box; never freed.
+        let w: &'static Watcher = unsafe { &*fresh };
+        let _ = std::thread::Builder::new()
+            .name("fshm-owners".into())
+            .spawn(move || run(w));
+        return Some(w);
     }
-    let epoll = sys::epoll_create().ok()?;
-    let w: &'static Watcher = Box::leak(Box::new(Watcher {
-        pid,
-        epoll,
-        watches: Mutex::new(HashMap::new()),
-    }));
-    std::thread::Builder::new()
-        .name("fshm-owners".into())
-        .spawn(move || run(w))
-        .ok()?;
-    *slot = Some(w);
-    Some(w)
 }
 
 /// Watches the owner whose pid and pid namespace a stream's header records, for the

@@ -28,6 +28,7 @@
 
 use super::{Slot, WOKEN};
 use crate::sync::AtomicU32;
+use crate::sys;
 use io_uring::{opcode, IoUring};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -35,9 +36,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
-
-/// `futex2` flags of a request: a 32-bit word, shared between processes.
-const FUTEX2_SIZE_U32: u32 = 0x02;
 
 /// User data of cancel requests (a registration id never has this bit).
 const CANCEL: u64 = 1 << 63;
@@ -146,7 +144,8 @@ impl Ring {
             word as *const AtomicU32 as *const u32,
             u64::from(expected),
             u64::from(u32::MAX),
-            FUTEX2_SIZE_U32,
+            // A 32-bit word, shared between processes.
+            sys::FUTEX2_SIZE_U32,
         )
         .build()
         .user_data(id);
@@ -186,11 +185,14 @@ impl Ring {
     fn reap_completions(&self) -> Vec<Arc<Slot>> {
         let mut st = self.state.lock();
         let mut done: Vec<u64> = st.uring.completion().map(|c| c.user_data()).collect();
-        if st.uring.submission().cq_overflow() {
-            // Completions the full queue could not take wait in the kernel; entering it
-            // moves them into the room just made.
-            let _ = submit(&mut st.uring);
+        // Completions the full queue could not take wait in the kernel; entering it moves
+        // them into the room just made, as many as fit each time.
+        while st.uring.submission().cq_overflow() && submit(&mut st.uring).is_ok() {
+            let before = done.len();
             done.extend(st.uring.completion().map(|c| c.user_data()));
+            if done.len() == before {
+                break;
+            }
         }
         done.into_iter()
             .filter(|id| id & CANCEL == 0)
