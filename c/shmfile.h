@@ -275,8 +275,9 @@ int fshm_lost_bytes(FILE *f, unsigned long long *lost);
  *   - an immutable stream (FSHM_IMMUTABLE): every FILE* on it;
  *   - a lossless ring: a guest attached to a reader slot (opened read-write, not
  *     FSHM_APPEND); the writer waits for it until it consumes the bytes.
- * Each function first flushes the FILE's stdio buffer (fflush(3)): buffered output
- * reaches the stream, unread buffered input is given back. On a lossless ring do
+ * fshm_read_in_place and fshm_reserve first flush the FILE's stdio buffer
+ * (fflush(3)): buffered output reaches the stream, unread buffered input is given
+ * back; fshm_consume and fshm_commit act on what those two returned. On a lossless ring do
  * not mix fread(3) and in-place reads: what stdio read ahead is released to the
  * writer, and an in-place read there fails with EINVAL.
  * Trust: the guarantee is the protocol's. A process with write permission can still

@@ -18,7 +18,9 @@
  *    work again once the header is right;
  *  - a seek that fails (EINVAL: negative, or past what off_t holds) leaves the
  *    position and the buffered bytes as they were;
- *  - fclose reports a close that could not take in bytes written through the fd.
+ *  - fclose reports a close that could not take in bytes written through the fd;
+ *  - a failing lseek of the fd's offset (a pipe in the fd's place) fails each
+ *    callback cleanly and commits nothing.
  */
 #include "common.h"
 
@@ -384,6 +386,74 @@ static void close_error(void)
     CHECK(!t_exists(name));
 }
 
+/* Every callback keeps the fd's offset in step with the stream's position (lseek on
+ * the stream's fd). With a pipe put in the fd's place, that lseek fails (ESPIPE): the
+ * read, write, seek and close callbacks each report it as stdio expects — fread 0
+ * with ferror, fflush EOF, fseek -1, fclose EOF — and commit nothing; with the fd put
+ * back, reads work again. Needs fileno (glibc). */
+static void fd_errors(void)
+{
+    FILE *f, *g;
+    int p[2], saved;
+    char buf[8];
+    size_t len;
+    unsigned char *got;
+    t_name(name, sizeof name, "fderr");
+    f = fshm_create(name, 0600);
+    CHECK(f != NULL);
+    if (fileno(f) < 0) {
+        printf("skipped: fd offset error test: fileno() is not the stream's fd here\n");
+        CHECK(fclose(f) == 0);
+        return;
+    }
+    CHECK(fwrite("abc", 1, 3, f) == 3 && fflush(f) == 0);
+    g = fshm_open(name, 0, FSHM_GUEST);
+    CHECK(g != NULL);
+    CHECK(pipe(p) == 0);
+    saved = dup(fileno(g));
+    CHECK(saved >= 0);
+
+    /* read */
+    CHECK(dup2(p[0], fileno(g)) == fileno(g));
+    errno = 0;
+    CHECKF(fread(buf, 1, 3, g) == 0 && ferror(g) && errno == ESPIPE,
+           "fread with the offset's lseek failing: errno %d", errno);
+    clearerr(g);
+    /* seek */
+    errno = 0;
+    CHECKF(fseek(g, 1, SEEK_SET) == -1 && errno == ESPIPE, "fseek: errno %d", errno);
+    /* reads work again with the fd back */
+    CHECK(dup2(saved, fileno(g)) == fileno(g));
+    CHECK(fseek(g, 0, SEEK_SET) == 0);
+    CHECK(fread(buf, 1, 3, g) == 3 && memcmp(buf, "abc", 3) == 0);
+
+    /* write: the owner's fd replaced by the pipe's write end */
+    {
+        int fsaved = dup(fileno(f));
+        CHECK(fsaved >= 0);
+        CHECK(dup2(p[1], fileno(f)) == fileno(f));
+        CHECK(fwrite("xyz", 1, 3, f) == 3);
+        errno = 0;
+        CHECKF(fflush(f) == EOF && errno == ESPIPE, "fflush: errno %d", errno);
+        got = contents(name, &len);
+        CHECKF(len == 3 && memcmp(got, "abc", 3) == 0, "a failed flush committed %zu bytes",
+               len);
+        free(got);
+        CHECK(dup2(fsaved, fileno(f)) == fileno(f));
+        CHECK(close(fsaved) == 0);
+    }
+
+    /* close */
+    CHECK(dup2(p[0], fileno(g)) == fileno(g));
+    errno = 0;
+    CHECKF(fclose(g) == EOF && errno == ESPIPE, "fclose: errno %d", errno);
+    CHECK(close(saved) == 0);
+    CHECK(close(p[0]) == 0 && close(p[1]) == 0);
+    clearerr(f);
+    fclose(f);
+    CHECK(!t_exists(name));
+}
+
 int main(void)
 {
     t_init();
@@ -393,6 +463,7 @@ int main(void)
     read_errors();
     seek_errors();
     close_error();
+    fd_errors();
     t_cleanup();
     printf("test_callback_errors: ok\n");
     return 0;

@@ -326,13 +326,9 @@ fn files() -> std::sync::MutexGuard<'static, HashMap<usize, usize>> {
     FILES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn errno(e: &std::io::Error) -> c_int {
-    fshm::errno_of(e)
-}
-
 /// Wraps `stream` in a new `FILE*`.
 pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, c_int> {
-    stream.sync_fd_offset().map_err(|e| errno(&e))?;
+    stream.sync_fd_offset().map_err(|e| fshm::errno_of(&e))?;
     let mode: &std::ffi::CStr = match (stream.is_writable(), stream.is_append()) {
         (false, _) => c"r",
         (true, false) => c"r+",
@@ -456,7 +452,7 @@ pub(crate) fn wait(f: *mut libc::FILE, timeout_ms: c_long) -> Result<c_int, c_in
         if buffered_input(f) > 0 {
             return Ok(1);
         }
-        let pos = s.absorb_fd_offset().map_err(|e| errno(&e))?;
+        let pos = s.absorb_fd_offset().map_err(|e| fshm::errno_of(&e))?;
         let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
         match s.wait_for(pos, timeout) {
             WaitStatus::Data => Ok(1),
@@ -476,7 +472,7 @@ unsafe fn cookie_ref<'a>(cookie: *mut c_void) -> &'a Cookie {
 }
 
 fn io<T>(r: std::io::Result<T>) -> Result<T, c_int> {
-    r.map_err(|e| errno(&e))
+    r.map_err(|e| fshm::errno_of(&e))
 }
 
 /// Runs a stdio operation on the stream under fshm's fd-coherence rule: take in what
@@ -658,7 +654,7 @@ unsafe fn before_write<'a>(c: &Cookie, buf: &'a [u8]) -> std::borrow::Cow<'a, [u
 /// error that stopped them.
 fn write_committed(s: &Stream, buf: &[u8]) -> (usize, Option<c_int>) {
     if let Err(e) = s.absorb_fd_offset() {
-        return (0, Some(errno(&e)));
+        return (0, Some(fshm::errno_of(&e)));
     }
     let mut n = 0;
     let mut err = None;
@@ -671,13 +667,13 @@ fn write_committed(s: &Stream, buf: &[u8]) -> (usize, Option<c_int>) {
             Ok(more) => n += more,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                err = Some(errno(&e));
+                err = Some(fshm::errno_of(&e));
                 break;
             }
         }
     }
     if let Err(e) = s.sync_fd_offset() {
-        err = err.or(Some(errno(&e)));
+        err = err.or(Some(fshm::errno_of(&e)));
     }
     (n, err)
 }
@@ -757,7 +753,10 @@ unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
         // Bytes written through the fd join the length no later than fclose (a
         // read-only fd wrote nothing); if they cannot, fclose says so.
         let absorbed = if c.stream.is_writable() {
-            c.stream.absorb_fd_offset().map(drop).map_err(|e| errno(&e))
+            c.stream
+                .absorb_fd_offset()
+                .map(drop)
+                .map_err(|e| fshm::errno_of(&e))
         } else {
             Ok(())
         };
