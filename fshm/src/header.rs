@@ -157,7 +157,12 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
     assert!(std::mem::offset_of!(Header, slot_gen) == 320);
     assert!(std::mem::offset_of!(Header, followers) == 324);
+    assert!(std::mem::offset_of!(Header, alloc) == 80);
     assert!(std::mem::offset_of!(Header, hwm) == 384);
+    assert!(std::mem::offset_of!(Header, ring_writer) == 392);
+    assert!(std::mem::offset_of!(Slot, pos) == 0);
+    assert!(std::mem::offset_of!(Slot, active) == 8);
+    assert!(std::mem::size_of::<Slot>() == 64);
     assert!(std::mem::offset_of!(Header, owner_state) as u64 == OWNER_STATE_AT);
     assert!(std::mem::offset_of!(Header, seq) as u64 == SEQ_AT);
     assert!(std::mem::offset_of!(Header, space_seq) as u64 == SPACE_SEQ_AT);
