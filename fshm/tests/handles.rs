@@ -149,8 +149,14 @@ fn a_ring_handle_whose_window_cannot_be_mapped_attaches_and_writes_nothing() {
         .unwrap();
     owner.write_all(b"data").unwrap();
     let mut c = fork_child(|| {
+        // Room for 128 MiB more than this process maps now (the owner's ring included,
+        // inherited at the fork): enough for the allocator, not for a 512 MiB window.
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+        // SAFETY: `sysconf` has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
         let lim = libc::rlimit {
-            rlim_cur: 256 << 20,
+            rlim_cur: pages * page + (128 << 20),
             rlim_max: libc::RLIM_INFINITY,
         };
         // SAFETY: plain system call with a valid struct.
