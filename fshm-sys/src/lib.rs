@@ -7,11 +7,11 @@
 //! `cookie_io_functions_t`, and its `FILE` is opaque, so this crate provides:
 //!
 //! * bindgen output for `fopencookie`, [`cookie_io_functions_t`] and its four
-//!   callback types, and `fileno`, `fflush`, `setvbuf`, `fclose`, `flockfile`,
-//!   `funlockfile` taking this crate's [`FILE`];
+//!   callback types, taking this crate's [`FILE`] (the other stdio functions are
+//!   `libc`'s: see [`as_libc_file`]);
 //! * on glibc only: the real `struct _IO_FILE` ([`FILE`] has its fields), and
-//!   [`set_fileno`] / [`raw_fileno`], which access `_fileno` through the bindgen
-//!   struct field, so its offset comes from the C headers, not a hard-coded number;
+//!   [`set_fileno`], which writes `_fileno` through the bindgen struct field, so its
+//!   offset comes from the C headers, not a hard-coded number;
 //! * [`as_libc_file`] / [`from_libc_file`] to move between this crate's [`FILE`]
 //!   and [`libc::FILE`] (both name the same C object);
 //! * `pub use libc`, so dependants import the POSIX calls from one place.
@@ -109,17 +109,20 @@ compile_error!(
      commit a bindings file for it)"
 );
 
+// Exported: what fshm-ffi uses to make its `FILE *` (the cookie functions and their
+// types, `FILE`) and what tests/layout.rs checks. The rest of bindgen's output (other
+// stdio functions, glibc's internal `_IO_*` types) stays private: `libc` has them, or
+// nobody needs them.
 pub use bindings::{
-    _IO_cookie_io_functions_t, cookie_close_function_t, cookie_io_functions_t,
-    cookie_read_function_t, cookie_seek_function_t, cookie_write_function_t, fclose, fflush,
-    fileno, flockfile, fopencookie, funlockfile, setvbuf, FILE,
+    cookie_close_function_t, cookie_io_functions_t, cookie_read_function_t, cookie_seek_function_t,
+    cookie_write_function_t, fopencookie, FILE,
 };
 
 #[cfg(target_env = "gnu")]
-pub use bindings::{
-    _IO_codecvt, _IO_lock_t, _IO_marker, _IO_wide_data, __off64_t, __off_t, __ssize_t, off64_t,
-    _IO_FILE,
-};
+use bindings::{flockfile, funlockfile};
+
+#[cfg(target_env = "gnu")]
+pub use bindings::{__off64_t, __ssize_t, off64_t, _IO_FILE};
 
 #[cfg(target_env = "musl")]
 pub use bindings::off_t;
@@ -229,23 +232,4 @@ pub unsafe fn set_fileno(f: *mut FILE, fd: c_int) {
     unsafe { core::ptr::addr_of_mut!((*f)._fileno).write(fd) };
     // SAFETY: releases the lock taken above on the same, still open, stream.
     unsafe { funlockfile(f) };
-}
-
-/// Reads the stream's `_fileno` field as stored, without the checks `fileno()` makes.
-///
-/// Unlike `fileno()`, which fails with `EBADF` for negative values, this returns the
-/// raw value, e.g. glibc's `-2` marker on a fresh [`fopencookie`] stream, or `-1`
-/// on a stream whose close has begun.
-///
-/// # Safety
-///
-/// `f` must be non-null and point to an open glibc stream, and no other thread may
-/// be changing `_fileno` (see [`set_fileno`]) at the same time.
-#[cfg(target_env = "gnu")]
-pub unsafe fn raw_fileno(f: *const FILE) -> c_int {
-    debug_assert!(!f.is_null(), "raw_fileno: null FILE");
-    // SAFETY: `f` points to a live `struct _IO_FILE` (caller's contract) whose layout
-    // is the bindgen one checked by tests/layout.rs; `addr_of!` reads only the
-    // `c_int` field and makes no reference to the whole struct.
-    unsafe { core::ptr::addr_of!((*f)._fileno).read() }
 }
