@@ -75,7 +75,7 @@
  * return -1, with errno set:
  *   EINVAL  name NULL or empty, holding an empty component ("//", a trailing
  *           '/') or a component "." or "..", or whose object name is longer than
- *           250 bytes (see NAMES); both or neither of FSHM_OWNER/FSHM_GUEST;
+ *           255 bytes (see NAMES); both or neither of FSHM_OWNER/FSHM_GUEST;
  *           unknown flag bits; FSHM_RECLAIM on a guest; FSHM_RDONLY on an owner;
  *           mode bits outside 07777; a NULL FILE*.
  *   EBADF   a FILE* that this library did not make (or already closed); a write
@@ -88,7 +88,8 @@
  *           version, or its header is malformed.
  *   ETIMEDOUT  a guest opened a stream its owner was still setting up, and it did
  *           not become ready within 2 seconds; fshm_wait timed out.
- *   EFBIG   a write past the stream's maximum size (1 GiB).
+ *   EFBIG   a write past the stream's maximum size (fshm_options.max_size, by
+ *           default 1 GiB).
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.
  *   ENOBUFS a ring reader was overrun (see fshm_open_ex below).
  *   EBUSY   all 32 reader slots of a lossless ring are taken.
@@ -151,6 +152,20 @@ extern "C" {
  *   readers attached in its own process: a thread that holds an attached guest
  *   must keep reading it, or close it, for writers not to wait for ever.
  */
+
+/* VERSION. The version of this header, which is the C API version: shmfile 1.1.0
+ * plus fshm's additions. SHMFILE_VERSION_NUMBER is MAJOR * 10000 + MINOR * 100 +
+ * PATCH (minor and patch stay below 100), as SQLITE_VERSION_NUMBER and
+ * ZSTD_VERSION_NUMBER are, so that `#if SHMFILE_VERSION_NUMBER >= 10200` selects
+ * code using the 1.2 additions at compile time; shmfile_get_version() reports the
+ * library a program runs with. shmfile 1.1.0's header defines none of these:
+ * `#ifndef SHMFILE_VERSION_NUMBER` means 1.1.0. All come from one source, the
+ * build checks them against it (`c-api-version` in fshm-ffi/Cargo.toml). */
+#define SHMFILE_VERSION_MAJOR 1
+#define SHMFILE_VERSION_MINOR 2
+#define SHMFILE_VERSION_PATCH 0
+#define SHMFILE_VERSION_NUMBER 10200
+#define SHMFILE_VERSION_STRING "1.2.0"
 
 /* fshm_open flags. Exactly one of FSHM_OWNER and FSHM_GUEST. */
 
@@ -240,7 +255,8 @@ int fshm_owner_state(FILE *f);
  */
 struct fshm_options {
     size_t size;                      /* sizeof(struct fshm_options) */
-    unsigned long long max_size;      /* linear stream's maximum; 0: 1 GiB */
+    unsigned long long max_size;      /* linear stream's maximum; 0: the
+                                         default, 1 GiB; at most 16 TiB */
     unsigned long long ring_capacity; /* ring stream: bytes kept, a multiple of the
                                          page size; 0: a linear stream */
     int ring_policy;                  /* FSHM_RING_LOSSY or FSHM_RING_LOSSLESS */

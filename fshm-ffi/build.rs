@@ -5,7 +5,9 @@
 //!   read by `shmfile_get_version`), to libshmfile.so's soname (`libshmfile.so.<major>`) and
 //!   to dependents' build scripts (`DEP_SHMFILE_VERSION`). The Makefile reads the same line
 //!   for the file names, `shmfile.pc` and the CMake package; `make check-version` checks
-//!   the places that cannot be generated (man pages, header comments, C tests).
+//!   the places that cannot be generated (man pages, header comments, C tests). The
+//!   header's `SHMFILE_VERSION_*` macros are checked here: a header that disagrees with
+//!   `c-api-version` fails the build.
 //! - As the package that `links = "shmfile"`, it publishes the header to the build
 //!   scripts of crates that depend on it directly, the way `-sys` crates do:
 //!   `DEP_SHMFILE_INCLUDE` is a directory holding `shmfile.h` (a copy of `c/shmfile.h`,
@@ -33,6 +35,10 @@ fn main() {
 
     let (major, minor, patch) = c_api_version(&fs::read_to_string(&manifest).expect("Cargo.toml"));
     let version = format!("{major}.{minor}.{patch}");
+    check_header_version(
+        &fs::read_to_string(&header).expect("read c/shmfile.h"),
+        (major, minor, patch),
+    );
     fs::write(
         out_dir.join("version.rs"),
         format!(
@@ -56,6 +62,38 @@ fn main() {
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     if target_env == "gnu" && (arch == "x86_64" || arch == "aarch64") {
         println!("cargo::rustc-cfg=fshm_file_internals");
+    }
+}
+
+/// Panics unless c/shmfile.h's `SHMFILE_VERSION_MAJOR`, `_MINOR`, `_PATCH`, `_NUMBER`
+/// (`major * 10000 + minor * 100 + patch`) and `_STRING` say `version`.
+fn check_header_version(header: &str, (major, minor, patch): (u8, u8, u8)) {
+    assert!(
+        minor < 100 && patch < 100,
+        "fshm-ffi/Cargo.toml: c-api-version {major}.{minor}.{patch}: minor and patch must \
+         stay below 100 (SHMFILE_VERSION_NUMBER is major * 10000 + minor * 100 + patch)"
+    );
+    let number = u32::from(major) * 10000 + u32::from(minor) * 100 + u32::from(patch);
+    let want = [
+        ("SHMFILE_VERSION_MAJOR", major.to_string()),
+        ("SHMFILE_VERSION_MINOR", minor.to_string()),
+        ("SHMFILE_VERSION_PATCH", patch.to_string()),
+        ("SHMFILE_VERSION_NUMBER", number.to_string()),
+        ("SHMFILE_VERSION_STRING", format!("\"{major}.{minor}.{patch}\"")),
+    ];
+    for (macro_name, value) in want {
+        let found: Vec<&str> = header
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("#define "))
+            .filter_map(|l| l.strip_prefix(macro_name))
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .map(str::trim)
+            .collect();
+        assert!(
+            found == [value.as_str()],
+            "c/shmfile.h: #define {macro_name} is {found:?}, but c-api-version in \
+             fshm-ffi/Cargo.toml makes it {value}: update the header"
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_errors.c — every errno case of shmfile.h changes nothing and prints nothing:
  * EINVAL (names, flags, modes, NULL FILE*), EBADF (foreign FILE*, writes through a
- * read-only guest), EEXIST, ENOENT, EPROTO; plus shmfile_get_version and
+ * read-only guest), EEXIST, ENOENT, EPROTO; plus shmfile_get_version (which
+ * agrees with the header's SHMFILE_VERSION_* macros) and
  * _fshm_printCopyrightVersion.
  */
 #include "common.h"
@@ -206,6 +207,23 @@ static void version(void)
     extra = NULL;
     shmfile_get_version(NULL, NULL, NULL, &extra);
     CHECK(extra != NULL && strcmp(extra, "fshm") == 0);
+
+    /* The header this program was compiled with and the library it runs with say
+     * one version: the macros, the single number and the string agree with it. */
+    shmfile_get_version(&a, &b, &c, NULL);
+    CHECKF(a == SHMFILE_VERSION_MAJOR && b == SHMFILE_VERSION_MINOR &&
+               c == SHMFILE_VERSION_PATCH,
+           "library %u.%u.%u, header %d.%d.%d", a, b, c, SHMFILE_VERSION_MAJOR,
+           SHMFILE_VERSION_MINOR, SHMFILE_VERSION_PATCH);
+    CHECK(SHMFILE_VERSION_NUMBER == a * 10000 + b * 100 + c);
+    {
+        char s[16];
+        snprintf(s, sizeof s, "%u.%u.%u", a, b, c);
+        CHECK(strcmp(s, SHMFILE_VERSION_STRING) == 0);
+    }
+#if SHMFILE_VERSION_NUMBER < 10200
+#error "SHMFILE_VERSION_NUMBER must be usable in #if"
+#endif
 }
 
 /* _fshm_printCopyrightVersion writes one line to stdout, in order with printf. */

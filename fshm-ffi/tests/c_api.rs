@@ -96,7 +96,7 @@ struct Program {
 
 impl Program {
     /// Compiles `c/tests/<source>` against the library (`.c` with gcc as C99, `.cpp` with
-    /// g++), with every warning an error.
+    /// g++ as C++17), with every warning an error.
     fn build(source: &str, link: Link) -> Program {
         Program::build_as(source, link, "")
     }
@@ -119,7 +119,7 @@ impl Program {
         let exe = dir.join(stem);
         let mut cc = if source.ends_with(".cpp") {
             let mut c = Command::new(tool("FSHM_TEST_CXX", "g++"));
-            c.args(["-Wall", "-Wextra", "-Werror"]);
+            c.args(["-std=c++17", "-Wall", "-Wextra", "-Werror"]);
             c
         } else {
             let mut c = Command::new(tool("FSHM_TEST_CC", "gcc"));
@@ -272,6 +272,7 @@ c_tests! {
     reclaim_takes_only_dead_owners_streams => "test_reclaim.c",
     modes_as_an_unprivileged_guest => "test_modes.c",
     header_is_cxx_clean => "test_cxx.cpp",
+    cxx_wrapper_over_real_streams => "test_hpp.cpp",
     open_ex_options_and_ring_overruns => "test_options.c",
     reads_in_place_agree_with_a_plain_file => "test_inplace.c",
     hierarchical_names => "test_names.c",
