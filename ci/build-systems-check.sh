@@ -4,7 +4,8 @@
 #
 #   ci/build-systems-check.sh cmake PREFIX [LIBDIR]
 #       find_package(shmfile 1.2 CONFIG REQUIRED), shmfile::shmfile and
-#       shmfile::shmfile_static; requests of versions it must refuse
+#       shmfile::shmfile_static, a C++ program using <shmfile.hpp> through
+#       shmfile::shmfile; requests of versions it must refuse
 #   ci/build-systems-check.sh meson PREFIX
 #       dependency('shmfile'), through pkg-config, shared and static
 #
@@ -57,7 +58,8 @@ run_pair() {
 case "$mode" in
 cmake)
     command -v cmake >/dev/null || fail "cmake is needed"
-    cp "$here/install-projects/CMakeLists.txt" "$here/install-projects/roundtrip.c" "$tmp/"
+    cp "$here/install-projects/CMakeLists.txt" "$here/install-projects/roundtrip.c" \
+        "$here/install-projects/roundtrip_cxx.cpp" "$tmp/"
     echo "== cmake: find_package(shmfile 1.2 CONFIG REQUIRED) in $prefix"
     cmake -S "$tmp" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$prefix" \
         -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >"$tmp/configure.log" 2>&1 ||
@@ -67,6 +69,7 @@ cmake)
         fail "found the package in '$found_dir', not in $libdir/cmake/shmfile"
     cmake --build "$tmp/build" >"$tmp/build.log" 2>&1 || fail "build: $(cat "$tmp/build.log")"
     run_pair "$tmp/build" ""
+    "$tmp/build/roundtrip_cxx" "$stream" || fail "the C++ program failed"
     # Requests the installed version must not satisfy: another major, a newer minor.
     version=$(sed -n 's/^set(PACKAGE_VERSION "\(.*\)")$/\1/p' \
         "$libdir/cmake/shmfile/shmfileConfigVersion.cmake")

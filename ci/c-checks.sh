@@ -12,7 +12,9 @@
 #      writes) and, in the `portable_file` tests, the portable one forced with
 #      FSHM_PORTABLE_FILE=1 (what musl and other architectures get);
 #   5. fshm-ffi/tests/file_layout.rs: every glibc FILE field and flag the fast mode
-#      uses matches the C headers and stdio.
+#      uses matches the C headers and stdio;
+#   6. the C++ test programs (test_cxx.cpp: shmfile.h as C++; test_hpp.cpp:
+#      shmfile.hpp) compiled with clang++ too (cargo test uses g++).
 #
 # Installs valgrind with apt-get if it is missing (CI machines are fresh Debian, root).
 set -euo pipefail
@@ -64,4 +66,8 @@ echo "c-checks: the C tests ran in both FILE modes ($n_portable programs in the 
 
 # 5. The glibc FILE layout the fast mode relies on.
 cargo test -p fshm-ffi --test file_layout
+
+# 6. The C++ programs with clang++ (-std=c++17 -Wall -Wextra -Werror, as with g++).
+command -v clang++ >/dev/null 2>&1 || fail "clang++ is missing (ci/setup.sh installs clang)"
+FSHM_TEST_CXX=clang++ cargo test -p fshm-ffi --test c_api -- cxx
 echo "c-checks: ok"

@@ -40,14 +40,15 @@ echo "== make check-version, make check-man"
 make --no-print-directory check-version
 make --no-print-directory check-man
 
-echo "== make, make install DESTDIR=$tmp/stage PREFIX=/usr"
+echo "== make, make check-abi, make install DESTDIR=$tmp/stage PREFIX=/usr"
 make --no-print-directory
+make --no-print-directory check-abi
 make --no-print-directory install DESTDIR="$tmp/stage" PREFIX=/usr >/dev/null
 root="$tmp/stage/usr"
 libdir="$root/lib"
 
 echo "== installed files"
-for f in include/shmfile.h lib/libshmfile.so.$version lib/libshmfile.a \
+for f in include/shmfile.h include/shmfile.hpp lib/libshmfile.so.$version lib/libshmfile.a \
     lib/pkgconfig/shmfile.pc lib/cmake/shmfile/shmfileConfig.cmake \
     lib/cmake/shmfile/shmfileConfigVersion.cmake; do
     [ -f "$root/$f" ] || fail "$f not installed"
@@ -111,6 +112,12 @@ found=$(LD_LIBRARY_PATH="$pc_libdir" ldd "$tmp/roundtrip-dyn" |
 [ "$found" -ef "$libdir/libshmfile.so.$version" ] ||
     fail "the loader finds libshmfile.so.$major at '$found', not in $libdir"
 LD_LIBRARY_PATH="$pc_libdir" "$tmp/roundtrip-dyn" "$stream"
+
+echo "== C++: c++ -std=c++17 roundtrip_cxx.cpp \$(pkg-config --cflags --libs shmfile)"
+# shellcheck disable=SC2046
+g++ -std=c++17 -Wall -Wextra -Werror $(pc --cflags) ci/install-projects/roundtrip_cxx.cpp \
+    $(pc --libs) -o "$tmp/roundtrip-cxx"
+LD_LIBRARY_PATH="$pc_libdir" "$tmp/roundtrip-cxx" "$stream"
 
 echo "== static: libshmfile.a + \$(pkg-config --static --libs shmfile)"
 static_libs=()
