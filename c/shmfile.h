@@ -93,6 +93,8 @@
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.
  *   ENOBUFS a ring reader was overrun (see fshm_open_ex below).
  *   EBUSY   all 32 reader slots of a lossless ring are taken.
+ *   EPERM   fshm_chmod, fshm_chgrp: this process may not change the stream's
+ *           mode or group (as for fchmod(2), fchown(2)).
  *
  * Through the FILE*, stdio reports errors as usual: ferror(f) is set, errno
  * tells why. fwrite(3) returns at most the bytes that reached the stream (a
