@@ -5,7 +5,9 @@
 #   - shmfile.h's comments name VERSION where they name the library's version;
 #   - the C tests that check shmfile_get_version and _fshm_printCopyrightVersion
 #     expect VERSION;
-#   - fshm_open(3) and shmfile_get_version(3) state VERSION as the library's version;
+#   - fshm_open(3) and shmfile_get_version(3) state VERSION as the library's version,
+#     the latter also the SHMFILE_VERSION_* macros (fshm-ffi/build.rs checks the
+#     header's own macros when it builds);
 #   - no C test names another 1.x.y version than VERSION, except 1.1.0 (the shmfile
 #     release fshm replaces).
 # (A page may still say that something was added in an earlier version.)
@@ -42,6 +44,8 @@ must=(
     "README.md" "\`shmfile_get_version\` reports $version"
     "c/tests/test_cxx.cpp" "major == $major && minor == $minor && patch == $patch"
     "c/tests/test_errors.c" "\"before|shmfile $version\""
+    "c/man/shmfile_get_version.3" "SHMFILE_VERSION_NUMBER $((major * 10000 + minor * 100 + patch))\""
+    "c/man/shmfile_get_version.3" "SHMFILE_VERSION_STRING \\(dq$version\\(dq"
 )
 for ((i = 0; i < ${#must[@]}; i += 2)); do
     grep -qF -- "${must[i + 1]}" "${must[i]}" ||
