@@ -79,7 +79,10 @@ fn check_header_version(header: &str, (major, minor, patch): (u8, u8, u8)) {
         ("SHMFILE_VERSION_MINOR", minor.to_string()),
         ("SHMFILE_VERSION_PATCH", patch.to_string()),
         ("SHMFILE_VERSION_NUMBER", number.to_string()),
-        ("SHMFILE_VERSION_STRING", format!("\"{major}.{minor}.{patch}\"")),
+        (
+            "SHMFILE_VERSION_STRING",
+            format!("\"{major}.{minor}.{patch}\""),
+        ),
     ];
     for (macro_name, value) in want {
         let found: Vec<&str> = header

@@ -91,7 +91,10 @@ fn collapse(s: &str) -> String {
 fn documents() -> Vec<(String, String)> {
     let mut docs = vec![
         ("c/shmfile.h".to_string(), header_text(&read("c/shmfile.h"))),
-        ("README.md".to_string(), collapse(&read("README.md").replace('`', ""))),
+        (
+            "README.md".to_string(),
+            collapse(&read("README.md").replace('`', "")),
+        ),
     ];
     docs.extend(man_pages().into_iter().map(|(p, t)| (p, man_text(&t))));
     docs
@@ -128,7 +131,12 @@ fn source_const(rel: &str, name: &str) -> u64 {
         .lines()
         .find(|l| l.trim_start().starts_with(&format!("pub const {name}:")))
         .unwrap_or_else(|| panic!("{rel}: no `pub const {name}`"));
-    let value = line.split('=').nth(1).expect("a value").trim().trim_end_matches(';');
+    let value = line
+        .split('=')
+        .nth(1)
+        .expect("a value")
+        .trim()
+        .trim_end_matches(';');
     match value.split_once("<<") {
         Some((a, b)) => a.trim().parse::<u64>().unwrap() << b.trim().parse::<u32>().unwrap(),
         None => value.parse().unwrap(),
@@ -160,19 +168,32 @@ fn name_limit_is_stated_as_the_code_has_it() {
             let near = (max - 10..max)
                 .find(|n| s.contains(&format!("{n} bytes")) || s.contains(&format!("{n} to ")));
             if let Some(n) = near {
-                bad.push(format!("{path}: says {n} of names, the limit is {max}: \"{s}\""));
+                bad.push(format!(
+                    "{path}: says {n} of names, the limit is {max}: \"{s}\""
+                ));
             }
             if s.contains("NAME_MAX less") || s.contains("NAME_MAX minus") {
-                bad.push(format!("{path}: the limit is NAME_MAX itself ({max}): \"{s}\""));
+                bad.push(format!(
+                    "{path}: the limit is NAME_MAX itself ({max}): \"{s}\""
+                ));
             }
         }
     }
     let must = [
         ("c/shmfile.h", format!("at most {max} bytes (NAME_MAX)")),
         ("c/shmfile.h", format!("longer than {max} bytes")),
-        ("c/man/fshm_open.3", format!("must not be longer than {max} bytes")),
-        ("c/man/fshm_open.3", format!("longer than {max} bytes (see DESCRIPTION)")),
-        ("c/man/fshm_force_destroy.3", format!("longer than {max} bytes")),
+        (
+            "c/man/fshm_open.3",
+            format!("must not be longer than {max} bytes"),
+        ),
+        (
+            "c/man/fshm_open.3",
+            format!("longer than {max} bytes (see DESCRIPTION)"),
+        ),
+        (
+            "c/man/fshm_force_destroy.3",
+            format!("longer than {max} bytes"),
+        ),
         ("README.md", format!("longer than {max} bytes")),
     ];
     check_must(&must, &mut bad);
@@ -199,8 +220,14 @@ fn sizes_are_stated_as_the_code_has_them() {
         }
     }
     let must = [
-        ("c/shmfile.h", format!("default, {default}; at most {limit}")),
-        ("c/man/fshm_open_ex.3", format!("the default, {default}; at most {limit}")),
+        (
+            "c/shmfile.h",
+            format!("default, {default}; at most {limit}"),
+        ),
+        (
+            "c/man/fshm_open_ex.3",
+            format!("the default, {default}; at most {limit}"),
+        ),
     ];
     check_must(&must, &mut bad);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -210,7 +237,11 @@ fn sizes_are_stated_as_the_code_has_them() {
 fn slots_and_timeouts_are_stated_as_the_code_has_them() {
     let slots = source_const("fshm/src/header.rs", "READER_SLOTS");
     let ready = fshm::READY_TIMEOUT.as_secs();
-    assert_eq!(fshm::READY_TIMEOUT.subsec_nanos(), 0, "READY_TIMEOUT in whole seconds");
+    assert_eq!(
+        fshm::READY_TIMEOUT.subsec_nanos(),
+        0,
+        "READY_TIMEOUT in whole seconds"
+    );
     let mut bad = Vec::new();
     for (path, text) in documents() {
         for s in sentences(&text) {
@@ -221,13 +252,17 @@ fn slots_and_timeouts_are_stated_as_the_code_has_them() {
                         || s.contains(&format!("{n} readers")))
             });
             if counts_readers {
-                bad.push(format!("{path}: a lossless ring has {slots} reader slots: \"{s}\""));
+                bad.push(format!(
+                    "{path}: a lossless ring has {slots} reader slots: \"{s}\""
+                ));
             }
             let unit = if ready == 1 { "second" } else { "seconds" };
             if (lower.contains("ready within") || lower.contains("setting the stream up"))
                 && !s.contains(&format!("{ready} {unit}"))
             {
-                bad.push(format!("{path}: a guest waits {ready} {unit} for the owner: \"{s}\""));
+                bad.push(format!(
+                    "{path}: a guest waits {ready} {unit} for the owner: \"{s}\""
+                ));
             }
         }
     }
@@ -245,7 +280,11 @@ fn slots_and_timeouts_are_stated_as_the_code_has_them() {
 fn defines(text: &str) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        let line = line.trim().trim_start_matches(".BR").trim().trim_matches('"');
+        let line = line
+            .trim()
+            .trim_start_matches(".BR")
+            .trim()
+            .trim_matches('"');
         let Some(rest) = line.strip_prefix("#define ") else {
             continue;
         };
@@ -278,13 +317,18 @@ fn flags_agree_with_the_code_and_the_header() {
         ("FSHM_RDONLY", fshm_ffi_const(shmfile::FSHM_RDONLY)),
         ("FSHM_IMMUTABLE", fshm_ffi_const(shmfile::FSHM_IMMUTABLE)),
         ("FSHM_RING_LOSSY", fshm_ffi_const(shmfile::FSHM_RING_LOSSY)),
-        ("FSHM_RING_LOSSLESS", fshm_ffi_const(shmfile::FSHM_RING_LOSSLESS)),
+        (
+            "FSHM_RING_LOSSLESS",
+            fshm_ffi_const(shmfile::FSHM_RING_LOSSLESS),
+        ),
     ];
     let mut bad = Vec::new();
     for (name, value) in code {
         match header.get(name) {
             Some(v) if *v == value => {}
-            other => bad.push(format!("c/shmfile.h: {name} is {other:?}, the code has {value}")),
+            other => bad.push(format!(
+                "c/shmfile.h: {name} is {other:?}, the code has {value}"
+            )),
         }
     }
     for (path, roff) in man_pages() {
@@ -306,15 +350,22 @@ fn fshm_ffi_const(v: std::os::raw::c_int) -> i64 {
 fn errno_lists_agree() {
     // shmfile.h: the ERRORS list, lines " *   EXXX  text" up to the next blank line.
     let header = read("c/shmfile.h");
-    let start = header.find(" * ERRORS.").expect("shmfile.h has an ERRORS list");
+    let start = header
+        .find(" * ERRORS.")
+        .expect("shmfile.h has an ERRORS list");
     let mut listed = BTreeSet::new();
     for line in header[start..].lines().skip(1) {
         let t = line.trim_start_matches(" *").trim_end();
         if t.is_empty() {
             break;
         }
-        if let Some(word) = t.strip_prefix("   ").and_then(|w| w.split_whitespace().next()) {
-            if word.len() > 2 && word.starts_with('E') && word.chars().all(|c| c.is_ascii_uppercase())
+        if let Some(word) = t
+            .strip_prefix("   ")
+            .and_then(|w| w.split_whitespace().next())
+        {
+            if word.len() > 2
+                && word.starts_with('E')
+                && word.chars().all(|c| c.is_ascii_uppercase())
             {
                 listed.insert(word.to_string());
             }
@@ -330,7 +381,10 @@ fn errno_lists_agree() {
                 in_errors = line.trim() == ".SH ERRORS";
             } else if in_errors && prev == ".TP" {
                 if let Some(e) = line.strip_prefix(".B E") {
-                    pages.entry(format!("E{}", e.trim())).or_default().push(path.clone());
+                    pages
+                        .entry(format!("E{}", e.trim()))
+                        .or_default()
+                        .push(path.clone());
                 }
             }
             prev = line.trim();
