@@ -221,6 +221,7 @@
 #[doc(hidden)]
 pub mod c_layer;
 mod error;
+mod events;
 mod follow;
 mod grow;
 pub mod header;
@@ -243,6 +244,7 @@ mod window;
 mod zerocopy;
 
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
+pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
 pub use info::{force_destroy, inspect, list, list_with_prefix, reclaim, StreamInfo, SHM_DIR};
 pub use liveness::OwnerState;
