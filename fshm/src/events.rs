@@ -133,7 +133,13 @@ impl EventFd {
     pub fn arm_at(&mut self, stream: &Stream, pos: u64) -> Option<WaitStatus> {
         // Clear first, look after: a commit after the clear either is seen by the look
         // (and signalled below) or wakes the registration (the wait rule, `wait.rs`).
-        sys::eventfd_clear(self.signal.0.as_fd());
+        let fired = sys::eventfd_clear(self.signal.0.as_fd());
+        // After a readiness without data, probe the owner's liveness too: the reactor
+        // wakes a registration without data when it found the owner dead (one `fcntl`).
+        if let Some(s) = stream.core.data_check(pos, fired, &mut None) {
+            sys::eventfd_signal(self.signal.0.as_fd());
+            return Some(s);
+        }
         let mut cx = Context::from_waker(&self.waker);
         match self.waiter.poll_wait_for(stream, pos, &mut cx) {
             Poll::Ready(s) => {

@@ -815,12 +815,14 @@ pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
     });
 }
 
-/// Empties a non-blocking eventfd's counter (it stops being readable).
-pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) {
+/// Empties a non-blocking eventfd's counter (it stops being readable); whether it was
+/// readable.
+pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) -> bool {
     let mut n: u64 = 0;
     // SAFETY: `n` is 8 writable bytes; `fd` is open and non-blocking (an empty counter
     // gives `EAGAIN`, which is the cleared state).
-    let _ = retry(-1, || unsafe {
+    let r = retry(-1, || unsafe {
         libc::read(fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8)
     });
+    matches!(r, Ok(8)) && n > 0
 }
