@@ -77,8 +77,9 @@ impl Wake for Signal {
 /// rare races (a commit arriving while `arm` runs).
 ///
 /// **Lifetime.** The `EventFd` owns the descriptor and closes it when dropped; it holds
-/// no borrow of the stream (each `arm` names the handle), and a handle that closes
-/// first leaves it unreadable for good, with nothing registered. Thread safety: the
+/// no borrow of the stream (each `arm` names the handle). A handle that closes while
+/// its `EventFd` is armed removes the registration and leaves the descriptor readable;
+/// nothing is registered until the next `arm`. Thread safety: the
 /// descriptor may be polled from any thread; `arm` takes `&mut self`.
 ///
 /// ```
@@ -214,18 +215,21 @@ impl Wake for EntryWake {
 
 /// Waits until at least one of `streams` holds data past its handle's position or has
 /// ended (its owner closed or died), or `timeout` passes (`None`: no limit). Returns
-/// every ready stream as `(index in streams, Data or Ended)`, in index order; empty
-/// when the time ran out.
+/// the streams ready as `(index in streams, Data or Ended)`, in index order; empty
+/// when the time ran out. An empty slice waits for the timeout (`None`: for ever), as
+/// `poll(2)` with no descriptors does.
 ///
 /// It blocks the calling thread only — like `poll(2)` over many descriptors — and
 /// starts no thread per stream: the waits are registered with the process's reactor
 /// ([`AsyncWaiter`]), which unparks the caller. A call first looks at every stream
 /// (about 10 ns each, no system call), so a call with a stream ready costs a pass over
 /// the slice; only then does it register. With `Some(Duration::ZERO)` it only looks.
-/// Every call that returns empty has probed each owner's liveness once, so a dead owner
-/// is reported as `Ended` by the next call, however short its timeout; during a longer
-/// wait a death is seen at once where the owner's process can be watched through a
-/// pidfd, and within about 60 ms elsewhere.
+/// A closed owner is seen by the look; a dead one needs a probe of its liveness (one
+/// `fcntl`), made for every stream before a call returns empty, so a dead owner is
+/// reported as `Ended` by the call that finds no stream with data — however short its
+/// timeout — or sooner: during a wait a death is seen at once where the owner's
+/// process can be watched through a pidfd, and within about 60 ms elsewhere. (A call
+/// that finds data does not probe: the others' deaths come in a later call.)
 ///
 /// For data past other positions than the handles', see [`wait_any_at`]. Thread
 /// safety: the streams may be used by other threads meanwhile (a read that moves a
