@@ -136,7 +136,10 @@ fn readable(fd: RawFd, ms: i32) -> bool {
         if r >= 0 {
             return r == 1 && p.revents & libc::POLLIN != 0;
         }
-        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINTR)
+        );
     }
 }
 
@@ -261,10 +264,7 @@ fn wait_any_follows_streams_to_their_owners_death_among_idle_ones() {
             .chain(idle.iter())
             .collect();
         let ready = fshm::wait_any(&streams, Some(Duration::from_secs(1)));
-        assert!(
-            ready.windows(2).all(|w| w[0].0 < w[1].0),
-            "in index order"
-        );
+        assert!(ready.windows(2).all(|w| w[0].0 < w[1].0), "in index order");
         let mut ended = Vec::new();
         for (i, status) in ready {
             assert!(i < readers.len(), "idle stream {i} reported {status:?}");
@@ -360,7 +360,10 @@ fn an_event_fd_outliving_its_handle_keeps_nothing_registered() {
         ev.disarm();
         assert_eq!(fshm::reactor_stats::registrations(), 0);
         drop(owner);
-        assert!(!readable(ev.as_raw_fd(), 50), "a disarmed descriptor stays quiet");
+        assert!(
+            !readable(ev.as_raw_fd(), 50),
+            "a disarmed descriptor stays quiet"
+        );
         assert_eq!(ev.arm(&other), Some(WaitStatus::Ended));
         assert!(readable(ev.as_raw_fd(), 0));
         0
