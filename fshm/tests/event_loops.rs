@@ -166,7 +166,10 @@ fn tokio_async_fd_follows_streams_to_their_owners_death() {
             .map(|mut r| {
                 tokio::spawn(async move {
                     let ev = r.stream.event_fd().unwrap();
-                    let mut afd = AsyncFd::with_interest(ev, Interest::READABLE).unwrap();
+                    // SAFETY: the `EventFd` owns its descriptor and keeps it open, the
+                    // same one, until it drops, which the `AsyncFd` does first.
+                    let mut afd =
+                        unsafe { AsyncFd::register_with_interest(ev, Interest::READABLE) }.unwrap();
                     loop {
                         let mut ready = afd.readable_mut().await.unwrap();
                         // Before re-arming: an arm that finds data makes a new edge.
