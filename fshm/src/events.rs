@@ -76,6 +76,13 @@ impl Wake for Signal {
 /// then returns 0; arm again). Writable handles see no such spurious readiness but for
 /// rare races (a commit arriving while `arm` runs).
 ///
+/// **Kernels.** eventfd: Linux 2.6.27. The reactor's threads sleep in `futex_waitv(2)`
+/// from Linux 5.16; on older kernels (or under a seccomp filter refusing it) they poll
+/// their words every 100 µs to 10 ms instead — the descriptor still works, but becomes
+/// readable up to 10 ms after a commit, and each reactor thread wakes up to 100 times
+/// a second. Owner deaths are seen at once where the owner's process can be watched
+/// through a pidfd (Linux 5.3, same pid namespace), within about 60 ms elsewhere.
+///
 /// **Lifetime.** The `EventFd` owns the descriptor and closes it when dropped; it holds
 /// no borrow of the stream (each `arm` names the handle). A handle that closes while
 /// its `EventFd` is armed removes the registration and leaves the descriptor readable;
