@@ -374,3 +374,46 @@ fn an_event_fd_outliving_its_handle_keeps_nothing_registered() {
     child.assert_success();
     g.assert_gone();
 }
+
+/// A read-only handle cannot announce its waits (the reactor looks after naps instead):
+/// its descriptor still reports a commit and the owner's close, and `arm` tells data
+/// from none, whatever spurious readiness the naps bring.
+#[test]
+fn a_read_only_handles_event_fd_reports_data_and_the_end() {
+    let g = NameGuard::new("evfd-ro");
+    let mut owner = Stream::create(g.name()).unwrap();
+    let guest = fshm::OpenOptions::new()
+        .read_only(true)
+        .open(g.name())
+        .unwrap();
+    assert!(!guest.is_writable());
+    let mut ev = guest.event_fd().unwrap();
+    owner.write_all(b"ro").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    // Readable without data (a nap's look) is allowed: arm again until the data shows.
+    let patience = PATIENCE.as_millis() as i32;
+    loop {
+        assert!(readable(ev.as_raw_fd(), patience), "never readable");
+        assert!(Instant::now() < deadline, "the commit never showed");
+        if ev.arm(&guest) == Some(WaitStatus::Data) {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    (&guest).read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"ro");
+    drop(owner);
+    loop {
+        assert!(readable(ev.as_raw_fd(), patience), "never readable");
+        assert!(Instant::now() < deadline, "the end never showed");
+        match ev.arm(&guest) {
+            Some(WaitStatus::Ended) => break,
+            None => {}
+            other => panic!("arm gave {other:?} after the last byte"),
+        }
+    }
+    assert!(readable(ev.as_raw_fd(), 0));
+    drop(ev);
+    drop(guest);
+    g.assert_gone();
+}
