@@ -136,11 +136,12 @@ extern "C" {
  *   fshm_chmod, fshm_chgrp, fshm_owner_state, fshm_lost_bytes: safe at any time,
  *   also while other threads use the same FILE*: they work on the stream's handle,
  *   which has its own lock, not on the FILE's buffer.
- *   fshm_wait, fshm_sync, fshm_read_in_place, fshm_consume, fshm_reserve,
- *   fshm_commit: they read or flush the FILE's buffer or move its fd's offset, which
- *   the FILE's lock does not cover: while other threads use the same FILE* (or its
- *   fd), call them under flockfile(f) (neither takes that lock itself, so this
- *   cannot deadlock; a waiting fshm_wait then holds the other threads back).
+ *   fshm_wait, fshm_event_fd, fshm_poll, fshm_sync, fshm_read_in_place,
+ *   fshm_consume, fshm_reserve, fshm_commit: they read or flush the FILE's buffer
+ *   or move its fd's offset, which the FILE's lock does not cover: while other
+ *   threads use the same FILE* (or its fd), call them under flockfile(f) (neither
+ *   takes that lock itself, so this cannot deadlock; a waiting fshm_wait or
+ *   fshm_poll then holds the other threads back).
  *   The fd (fileno(3)): read(2), write(2) and lseek(2) on it from one thread while
  *   another uses the FILE* break the FILE/fd coherence rule (they share one offset):
  *   serialise them with flockfile(f) too.
@@ -233,6 +234,60 @@ void _fshm_printCopyrightVersion(void);
  * 0 at end-of-stream (the owner closed the stream or died), -1 with errno
  * (ETIMEDOUT when the time ran out). Idle waiting costs no CPU. */
 int fshm_wait(FILE *f, long timeout_ms);
+
+/* EVENT LOOPS (additions). A FILE* can be watched by poll(2), epoll(7), select(2)
+ * and every loop built on them (libuv's uv_poll_t, GLib's g_unix_fd_add, libevent,
+ * Qt's QSocketNotifier, Python's asyncio add_reader) through fshm_event_fd, and many
+ * FILE*s can be waited on at once with fshm_poll. Neither starts a thread per
+ * stream: the library's reactor threads (one per 127 waits, sleeping in
+ * futex_waitv(2) on Linux 5.16+, polling every 100 us to 10 ms on older kernels)
+ * wait for all of a process's streams, and writers still make no system call while
+ * nobody waits. */
+
+/* Returns a descriptor that is readable while data past f's position is
+ * committed, or once the stream has ended (the owner closed or died). It is an
+ * eventfd(2), close-on-exec, owned by f: fclose(f) closes it; each call returns the
+ * same one. It stays readable until re-armed, and re-arms (clears, then watches for
+ * data past f's position) at each call of fshm_event_fd and at each read of f that
+ * finds no data (fread(3) returning short). So a loop's callback reads f until
+ * fread returns 0, then clearerr(f): the descriptor is readable again at once if
+ * data came meanwhile, else when the next commit lands. When a read finds no data
+ * and the descriptor stays readable, the stream may have ended: fshm_poll(&p, 1, 0)
+ * says so with FSHM_POLLEND (then stop watching the descriptor). A read-only FILE*
+ * (FSHM_RDONLY, or a mode that allows only reading) may see it readable without new
+ * data, up to 100 times a second. Do not write to it. -1 with errno: EINVAL (f is
+ * NULL), EBADF (not from this library), EMFILE/ENFILE.
+ * Thread safety: as fshm_wait; the descriptor itself may be polled from any
+ * thread. */
+int fshm_event_fd(FILE *f);
+
+/* One entry of fshm_poll, as struct pollfd is of poll(2). */
+struct fshm_pollfd {
+    FILE *stream;  /* NULL: the entry is skipped (revents 0) */
+    short events;  /* FSHM_POLLDATA; FSHM_POLLEND is reported whether asked or not */
+    short revents; /* set by fshm_poll */
+};
+/* Data past the FILE*'s position (in its stdio buffer or committed). */
+#define FSHM_POLLDATA 0x1
+/* The stream ended: its owner closed or died and, for an entry asking for
+ * FSHM_POLLDATA, no data is left past the position (it comes after the last data,
+ * as end-of-file does). Reported even if not asked, like POLLHUP. */
+#define FSHM_POLLEND 0x2
+
+/* Waits until at least one of the n entries has an event, or timeout_ms
+ * milliseconds pass (negative: no limit; 0: just look). Returns the number of
+ * entries with revents set, 0 on timeout, -1 with errno: EINVAL (fds is NULL with
+ * n > 0), EBADF (a stream not from this library; no revents changes). Any number of
+ * streams (1,000 and more); a call with one ready costs a look at each (about
+ * 0.2 us a FILE*: one lseek(2) for the fd-coherence rule). A closed owner is seen
+ * by the look; a dead one by a liveness probe of every stream, made before a call
+ * returns 0, so the call that finds no data reports it, however short its timeout;
+ * during a wait a death is seen at once where the owner's process can be watched
+ * (pidfd, Linux 5.3+), within about 60 ms elsewhere. Unknown bits in events are
+ * ignored. With no stream (all NULL, or n == 0) it sleeps for the timeout, as
+ * poll(2) does. fshm_event_fd(3) has the details.
+ * Thread safety: as fshm_wait, for each FILE*. */
+int fshm_poll(struct fshm_pollfd *fds, size_t n, long timeout_ms);
 
 /* Addition: bytes written with write(2) on fileno(f) join the stream's length at
  * the handle's next stdio call that reaches the library (a read or write that

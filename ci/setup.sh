@@ -27,6 +27,10 @@ compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || need+=(libclang-dev
 command -v clang >/dev/null || need+=(clang)
 # For ci/c-checks.sh: the C++ tests compiled with clang++ too.
 command -v clang++ >/dev/null || need+=(clang)
+# For fshm-ffi/tests/c_api.rs: the event-loop tests (c/tests/test_loop_*.c) link libuv
+# and GLib.
+[ -f /usr/include/uv.h ] || need+=(libuv1-dev)
+pkg-config --exists glib-2.0 2>/dev/null || need+=(libglib2.0-dev)
 # For ci/unprivileged.sh: useradd, setpriv and unshare (usually there already).
 command -v useradd >/dev/null || need+=(passwd)
 command -v setpriv >/dev/null || need+=(util-linux)

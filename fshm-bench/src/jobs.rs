@@ -70,6 +70,7 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "copy-shared" | "copy-stable" => crate::copy_cost::run(kind, num(1)? as usize),
         #[cfg(feature = "async")]
         k if k.starts_with("async-") => crate::async_jobs::run(k, num),
+        k if k.starts_with("ev-") => crate::event_jobs::run(k, num),
         _ => Err(other(format!("unknown job {kind:?}"))),
     }
 }

@@ -18,6 +18,7 @@
 #[cfg(feature = "async")]
 mod async_jobs;
 mod copy_cost;
+mod event_jobs;
 #[cfg(feature = "iceoryx2")]
 mod iox;
 mod jobs;
@@ -124,6 +125,11 @@ impl Plan {
             let (commits, idle) = self.async_sizes();
             v.extend(async_jobs::jobs(commits, self.trips / 10, idle));
         }
+        // Only when asked for by name (`--only events`).
+        if groups.iter().any(|g| g == "events") {
+            let (trips, calls, idle) = self.event_sizes();
+            v.extend(event_jobs::jobs(trips, calls, idle));
+        }
         if IOX && on("iox") {
             for chunk in CHUNKS {
                 for (kind, _) in IOX_STREAM_KINDS {
@@ -148,6 +154,16 @@ impl Plan {
             (100, 10)
         } else {
             (20, 2)
+        }
+    }
+
+    /// Events group: latency trips, calls per `wait_any`/`fshm_poll` figure, idle
+    /// seconds.
+    fn event_sizes(&self) -> (u64, u64, u64) {
+        if self.mode == "--full" {
+            (self.trips / 10, 1000, 10)
+        } else {
+            (self.trips / 10, 200, 2)
         }
     }
 
@@ -247,7 +263,7 @@ const IOX_PP_KINDS: [(&str, &str); 2] = [
 ];
 
 const USAGE: &str =
-    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async,iox] [--no-pin]";
+    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async,events,iox] [--no-pin]";
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -307,7 +323,7 @@ fn main() -> ExitCode {
     };
     if let Some(g) = groups
         .iter()
-        .find(|g| !["stream", "wtr", "pp", "open", "async", "iox"].contains(&g.as_str()))
+        .find(|g| !["stream", "wtr", "pp", "open", "async", "events", "iox"].contains(&g.as_str()))
     {
         eprintln!("fshm-bench: unknown group {g:?}\n{USAGE}");
         return ExitCode::from(2);
@@ -693,6 +709,11 @@ fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
     if groups.iter().any(|g| g == "async") {
         let (commits, idle) = plan.async_sizes();
         async_jobs::report(r, (1000, commits), idle);
+    }
+
+    if groups.iter().any(|g| g == "events") {
+        let (trips, calls, idle) = plan.event_sizes();
+        event_jobs::report(r, trips, calls, idle);
     }
 
     if IOX && on("iox") {

@@ -99,7 +99,6 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io::{Seek, SeekFrom, Write};
-#[cfg(target_env = "gnu")]
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
@@ -130,6 +129,8 @@ struct Cookie {
     /// callbacks, which glibc serialises with the `FILE`'s lock.
     #[cfg(fshm_file_internals)]
     spill: UnsafeCell<Option<Box<[std::mem::MaybeUninit<u8>]>>>,
+    /// `fshm_event_fd`'s descriptor, made on first call, closed with the cookie.
+    event: Mutex<Option<fshm::EventFd>>,
 }
 
 /// Largest refill in place (module rule 2).
@@ -360,6 +361,7 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
         buffer,
         #[cfg(fshm_file_internals)]
         spill: UnsafeCell::new(None),
+        event: Mutex::new(None),
     }));
     let io = cookie_io_functions_t {
         read: Some(cookie_read),
@@ -464,6 +466,102 @@ pub(crate) fn wait(f: *mut libc::FILE, timeout_ms: c_long) -> Result<c_int, c_in
     })
 }
 
+impl Cookie {
+    /// Re-arms the event descriptor, if `fshm_event_fd` made one, at the handle's
+    /// position.
+    fn rearm_event(&self) {
+        let mut ev = self.event.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ev) = ev.as_mut() {
+            ev.arm(&self.stream);
+        }
+    }
+}
+
+/// The position of `f` (the handle's, less what stdio read ahead), after taking in
+/// what was done through the fd.
+fn file_position(f: *mut libc::FILE, s: &Stream) -> Result<u64, c_int> {
+    let pos = s.absorb_fd_offset().map_err(|e| fshm::errno_of(&e))?;
+    Ok(pos.saturating_sub(buffered_input(f) as u64))
+}
+
+/// `fshm_event_fd`: makes the descriptor on first call, (re-)arms it at `f`'s position.
+pub(crate) fn event_fd(f: *mut libc::FILE) -> Result<c_int, c_int> {
+    with_cookie(f, |c| {
+        let pos = file_position(f, &c.stream)?;
+        let mut ev = c.event.lock().unwrap_or_else(|e| e.into_inner());
+        let ev = match &mut *ev {
+            Some(ev) => ev,
+            none => none.insert(c.stream.event_fd().map_err(|e| fshm::errno_of(&e))?),
+        };
+        ev.arm_at(&c.stream, pos);
+        Ok(ev.as_raw_fd())
+    })
+}
+
+/// `fshm_poll`'s events: data past the position, the end.
+pub(crate) const POLL_DATA: i16 = 1;
+pub(crate) const POLL_END: i16 = 2;
+
+/// `fshm_poll` over `(FILE*, events)` pairs (a null `FILE*` is skipped); returns the
+/// `revents` of each. Every `FILE*` is checked before anything moves.
+pub(crate) fn poll(
+    entries: &[(*mut libc::FILE, i16)],
+    timeout: Option<Duration>,
+) -> Result<Vec<i16>, c_int> {
+    let mut streams: Vec<(&Stream, u64)> = Vec::with_capacity(entries.len());
+    let mut index = Vec::with_capacity(entries.len());
+    for (i, &(f, _)) in entries.iter().enumerate() {
+        if !f.is_null() {
+            // SAFETY: as in `with_stream`; the references live for this call, during
+            // which the caller may not fclose its FILE*s.
+            streams.push((unsafe { stream_ref(f) }?, 0));
+            index.push(i);
+        }
+    }
+    let mut revents = vec![0i16; entries.len()];
+    let mut buffered = false;
+    for (k, &i) in index.iter().enumerate() {
+        let (f, events) = entries[i];
+        if events & POLL_DATA != 0 {
+            if buffered_input(f) > 0 {
+                revents[i] = POLL_DATA;
+                buffered = true;
+            }
+            streams[k].1 = file_position(f, streams[k].0)?;
+        } else {
+            // The end alone.
+            streams[k].1 = u64::MAX;
+        }
+    }
+    // Bytes stdio read ahead are data now: only look at the others.
+    let timeout = if buffered {
+        Some(Duration::ZERO)
+    } else {
+        timeout
+    };
+    for (k, status) in fshm::wait_any_at(&streams, timeout) {
+        revents[index[k]] |= match status {
+            WaitStatus::Data => POLL_DATA,
+            _ => POLL_END,
+        };
+    }
+    Ok(revents)
+}
+
+/// The stream behind `f`, or `EINVAL` (null) / `EBADF` (not made by fshm, or closed).
+///
+/// # Safety
+/// `f` is not closed while the reference lives (using a `FILE*` concurrently with its
+/// `fclose` is undefined in C already).
+unsafe fn stream_ref<'a>(f: *mut libc::FILE) -> Result<&'a Stream, c_int> {
+    if f.is_null() {
+        return Err(libc::EINVAL);
+    }
+    let cookie = *files().get(&(f as usize)).ok_or(libc::EBADF)?;
+    // SAFETY: the table holds only cookies of open `FILE*`s; the caller keeps `f` open.
+    Ok(&unsafe { &*(cookie as *const Cookie) }.stream)
+}
+
 /// # Safety
 /// `cookie` is the live cookie of a `FILE*` made by [`make_file`].
 unsafe fn cookie_ref<'a>(cookie: *mut c_void) -> &'a Cookie {
@@ -491,25 +589,39 @@ unsafe extern "C" fn cookie_read(cookie: *mut c_void, buf: *mut c_char, size: us
     // SAFETY: glibc passes back our cookie.
     let c = unsafe { cookie_ref(cookie) };
     guard(-1, || {
-        #[cfg(fshm_file_internals)]
-        {
-            // Reading ends the direct-write mode (module documentation).
-            // SAFETY: a read runs inside the FILE's callback.
-            unsafe { c.set_direct(false) };
-            // glibc refills into its buffer: ours, or (after a refill in place) the
-            // mapping.
-            if c.in_place && c.ours(buf) {
-                // SAFETY: a refill runs inside the FILE's callback.
-                return unsafe { refill(c) };
-            }
+        // SAFETY: stdio gives a writable buffer of `size` bytes.
+        let n = unsafe { read_callback(c, buf, size) }?;
+        if n == 0 {
+            // Read to the end: the event descriptor re-arms (shmfile.h, fshm_event_fd).
+            // stdio's buffer is empty here, so the handle's position is the FILE's.
+            c.rearm_event();
         }
-        // SAFETY: stdio gives a writable buffer of `size` bytes (the caller's own, set
-        // with setvbuf, or ours), which may be uninitialised: viewed as `MaybeUninit`.
-        let buf = unsafe {
-            std::slice::from_raw_parts_mut(buf.cast::<std::mem::MaybeUninit<u8>>(), size)
-        };
-        read_into(c, buf)
+        Ok(n)
     })
+}
+
+/// `cookie_read`'s work.
+///
+/// # Safety
+/// As `cookie_read`'s: `buf` holds `size` writable bytes.
+unsafe fn read_callback(c: &Cookie, buf: *mut c_char, size: usize) -> Result<__ssize_t, c_int> {
+    #[cfg(fshm_file_internals)]
+    {
+        // Reading ends the direct-write mode (module documentation).
+        // SAFETY: a read runs inside the FILE's callback.
+        unsafe { c.set_direct(false) };
+        // glibc refills into its buffer: ours, or (after a refill in place) the
+        // mapping.
+        if c.in_place && c.ours(buf) {
+            // SAFETY: a refill runs inside the FILE's callback.
+            return unsafe { refill(c) };
+        }
+    }
+    // SAFETY: stdio gives a writable buffer of `size` bytes (the caller's own, set
+    // with setvbuf, or ours), which may be uninitialised: viewed as `MaybeUninit`.
+    let buf =
+        unsafe { std::slice::from_raw_parts_mut(buf.cast::<std::mem::MaybeUninit<u8>>(), size) };
+    read_into(c, buf)
 }
 
 /// Reads into `buf` by copying (waiting for data first with `FSHM_BLOCK`).

@@ -13,6 +13,14 @@
 //! A program that skips part of itself prints a line starting with `skipped:`; the test
 //! repeats it on stderr.
 //!
+//! The event-loop programs (`test_loop_*.c`) follow streams from real loops: libuv
+//! (`-luv`) and GLib (`pkg-config glib-2.0`), installed by ci/setup.sh, plain epoll and
+//! `fshm_poll`. The libuv and GLib ones are built for the host only (skipped, with a
+//! line on stderr, when `FSHM_TEST_CC` names a cross or musl compiler). None of them
+//! runs under valgrind: libuv and GLib keep allocations until exit, and so do the
+//! library's reactor threads, which the event descriptors and `fshm_poll` use — all
+//! still reachable, which the strict leak check counts as errors.
+//!
 //! Build outputs go to a fresh directory under `target/c-tests/`, removed when the test
 //! passes and kept (its path printed) when it fails.
 
@@ -92,6 +100,41 @@ struct Program {
     dir: PathBuf,
     exe: PathBuf,
     link: Link,
+    /// Runs under valgrind with `FSHM_VALGRIND=1` (not the event-loop programs).
+    valgrind: bool,
+}
+
+/// The foreign event-loop library a C test program links, if any.
+fn loop_library(source: &str) -> Option<&'static str> {
+    match source {
+        "test_loop_uv.c" => Some("libuv"),
+        "test_loop_glib.c" => Some("glib-2.0"),
+        _ => None,
+    }
+}
+
+/// The compiler and linker flags of `library` (`loop_library`).
+fn loop_library_flags(library: &str) -> Vec<String> {
+    if library == "libuv" {
+        assert!(
+            Path::new("/usr/include/uv.h").exists(),
+            "libuv's headers are missing: install libuv1-dev (ci/setup.sh)"
+        );
+        return vec!["-luv".to_string()];
+    }
+    let out = Command::new("pkg-config")
+        .args(["--cflags", "--libs", library])
+        .output()
+        .expect("run pkg-config");
+    assert!(
+        out.status.success(),
+        "pkg-config {library} failed: install libglib2.0-dev (ci/setup.sh)\n{}",
+        show(&out)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 impl Program {
@@ -150,13 +193,22 @@ impl Program {
                 };
             }
         }
+        if let Some(library) = loop_library(source) {
+            cc.args(loop_library_flags(library));
+        }
         let out = cc.output().expect("run the C compiler");
         assert!(
             out.status.success(),
             "compiling {source} ({link:?}) failed: {cc:?}\n{}",
             show(&out)
         );
-        Program { dir, exe, link }
+        let valgrind = !source.starts_with("test_loop_");
+        Program {
+            dir,
+            exe,
+            link,
+            valgrind,
+        }
     }
 
     /// The command that runs the program: under valgrind for the shared build when
@@ -166,7 +218,7 @@ impl Program {
         let valgrind = std::env::var("FSHM_VALGRIND").is_ok_and(|v| v == "1");
         let mut c = Command::new("timeout");
         c.args(["--kill-after=10", TIMEOUT_SECS]);
-        if valgrind && matches!(self.link, Link::Shared) {
+        if valgrind && self.valgrind && matches!(self.link, Link::Shared) {
             c.arg("valgrind").args([
                 "-q",
                 "--error-exitcode=99",
@@ -235,6 +287,13 @@ fn show(out: &Output) -> String {
 
 /// Builds `source` with `link` and runs it (in the portable `FILE` mode if `portable`).
 fn run_c_test(source: &str, link: Link, portable: bool) {
+    if let (Some(library), Ok(cc)) = (loop_library(source), std::env::var("FSHM_TEST_CC")) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {source}: {library} is installed for the host compiler only, not {cc}"
+        );
+        return;
+    }
     let tag = if portable { "-portable" } else { "" };
     Program::build_as(source, link, tag).run_ok(&[], portable);
 }
@@ -278,6 +337,10 @@ c_tests! {
     hierarchical_names => "test_names.c",
     callback_errors_report_what_was_committed => "test_callback_errors.c",
     zero_copy_reads_and_writes => "test_zerocopy.c",
+    epoll_follows_streams_to_their_owners_death => "test_loop_epoll.c",
+    libuv_follows_streams_to_their_owners_death => "test_loop_uv.c",
+    glib_follows_streams_to_their_owners_death => "test_loop_glib.c",
+    fshm_poll_follows_streams_to_their_owners_death => "test_loop_poll.c",
 }
 
 /// A stream name unique to this test process and `tag`.

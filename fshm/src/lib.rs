@@ -172,6 +172,12 @@
 //! the reactor polls its words with naps growing to 10 ms. The costs measured are in
 //! the README ("Async") and `BENCHMARKS.md`.
 //!
+//! Without a runtime, the same waits serve event loops and many streams:
+//! [`Stream::event_fd`] gives an [`EventFd`], a descriptor `poll`/`epoll`/`select` (and
+//! mio, tokio's `AsyncFd`, ...) wait on, readable while data past the handle's position
+//! is committed or once the stream has ended; [`wait_any`] blocks the calling thread
+//! until any of many streams has data or has ended.
+//!
 //! ## Errors
 //!
 //! Every error is a [`std::io::Error`] with a fitting [`std::io::ErrorKind`] and a message
@@ -221,6 +227,7 @@
 #[doc(hidden)]
 pub mod c_layer;
 mod error;
+mod events;
 mod follow;
 mod grow;
 pub mod header;
@@ -243,6 +250,7 @@ mod window;
 mod zerocopy;
 
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
+pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
 pub use info::{force_destroy, inspect, list, list_with_prefix, reclaim, StreamInfo, SHM_DIR};
 pub use liveness::OwnerState;

@@ -794,3 +794,35 @@ pub(crate) fn nofile_limit() -> Option<u64> {
     // SAFETY: `rl` is a valid out-pointer.
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0).then_some(rl.rlim_cur as u64)
 }
+
+/// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+pub(crate) fn eventfd() -> Result<OwnedFd, Errno> {
+    // SAFETY: plain system call without pointers.
+    let fd = retry(-1, || unsafe {
+        libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
+    })?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd's counter (it becomes readable). A counter at its maximum
+/// (`EAGAIN`) is readable already.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one: u64 = 1;
+    // SAFETY: `one` is 8 readable bytes; `fd` is open.
+    let _ = retry(-1, || unsafe {
+        libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8)
+    });
+}
+
+/// Empties a non-blocking eventfd's counter (it stops being readable); whether it was
+/// readable.
+pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) -> bool {
+    let mut n: u64 = 0;
+    // SAFETY: `n` is 8 writable bytes; `fd` is open and non-blocking (an empty counter
+    // gives `EAGAIN`, which is the cleared state).
+    let r = retry(-1, || unsafe {
+        libc::read(fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8)
+    });
+    matches!(r, Ok(8)) && n > 0
+}
