@@ -145,7 +145,7 @@ pub struct Handle {
     lossless: bool,
     immutable: bool,
     append: bool,
-    /// Buffer exports of lent bytes (`peek`) alive now.
+    /// Buffer exports of lent bytes (`read_in_place`) alive now.
     lent_exports: AtomicUsize,
     /// Buffer exports of reservations alive now.
     res_exports: AtomicUsize,
@@ -385,7 +385,7 @@ impl Handle {
     /// The committed bytes at the position, in place, as a read-only memoryview (empty
     /// at the end); with `wait`, waits (GIL released) for data or the end first.
     #[pyo3(signature = (wait=false))]
-    fn peek<'py>(
+    fn read_in_place<'py>(
         slf: &Bound<'py, Self>,
         py: Python<'py>,
         wait: bool,
@@ -411,7 +411,7 @@ impl Handle {
         PyMemoryView::from(view.as_any())
     }
 
-    /// Moves the position past `n` of the bytes `peek` lent.
+    /// Moves the position past `n` of the bytes `read_in_place` lent.
     fn consume(&self, n: usize) -> PyResult<()> {
         let s = self.get()?;
         self.moving()?;
@@ -620,7 +620,7 @@ fn info_dict<'py>(py: Python<'py>, i: &fshm::StreamInfo) -> PyResult<Bound<'py, 
 }
 
 /// Bytes of a handle's mapping lent to Python through the buffer protocol: what
-/// `Handle.peek` (read-only) and `Handle.reserve` (writable) wrap in a memoryview.
+/// `Handle.read_in_place` (read-only) and `Handle.reserve` (writable) wrap in a memoryview.
 #[pyclass(frozen, module = "fshm._fshm")]
 pub struct View {
     /// Keeps the handle, and so its mapping, alive while the view lives.

@@ -13,7 +13,7 @@ What files lack for IPC, streams have:
   released) and ends when the owner closes the stream or dies.
 * Ring streams (``create(name, ring=capacity)``) keep only the last bytes; a
   lossless ring (``lossless=True``) makes its writer wait for attached readers.
-* Zero-copy: :meth:`Stream.peek` lends committed bytes in place as a read-only
+* Zero-copy: :meth:`Stream.read_in_place` lends committed bytes in place as a read-only
   :class:`memoryview` (``numpy.frombuffer`` sees the shared memory itself), and
   :meth:`Stream.reserve` / :meth:`Stream.commit` write in place.
 * asyncio: ``await stream.wait(pos)`` and ``async for line in
@@ -197,7 +197,7 @@ class Stream(io.RawIOBase):
     def close(self) -> None:
         """Closes the handle. The owner's close removes the name (unless the stream
         persists) and ends followers. Raises :class:`BufferError` while views from
-        :meth:`peek` or :meth:`reserve` are exported."""
+        :meth:`read_in_place` or :meth:`reserve` are exported."""
         if not self.closed:
             self._h.close()
         super().close()
@@ -383,7 +383,7 @@ class Stream(io.RawIOBase):
 
     # -- zero-copy -----------------------------------------------------------------
 
-    def peek(self, wait: bool = False) -> memoryview:
+    def read_in_place(self, wait: bool = False) -> memoryview:
         """The committed bytes at the position, in place in the shared mapping, as a
         read-only :class:`memoryview` (empty at the end); the position does not move
         until :meth:`consume`. With ``wait``, waits (GIL released) for data or the
@@ -399,10 +399,10 @@ class Stream(io.RawIOBase):
         release views first (``del arr``, ``view.release()``). An immutable stream's
         bytes never change: its views stay valid until the handle closes, and
         :meth:`close` raises :class:`BufferError` while any is exported."""
-        return self._h.peek(wait)
+        return self._h.read_in_place(wait)
 
     def consume(self, n: int) -> None:
-        """Moves the position past ``n`` of the bytes the last :meth:`peek` lent (on
+        """Moves the position past ``n`` of the bytes the last :meth:`read_in_place` lent (on
         a lossless ring, this lets the writer reuse them)."""
         self._h.consume(n)
 
@@ -463,10 +463,10 @@ class Follower(io.RawIOBase):
             raise ValueError("I/O operation on closed follower")
         return self._stream._h.follow_readinto(buffer, self._spin, self._timeout)
 
-    def peek(self) -> memoryview:
-        """:meth:`Stream.peek` with waiting: the bytes at the position in place, once
+    def read_in_place(self) -> memoryview:
+        """:meth:`Stream.read_in_place` with waiting: the bytes at the position in place, once
         there are some (empty at end-of-stream)."""
-        return self._stream.peek(True)
+        return self._stream.read_in_place(True)
 
     def consume(self, n: int) -> None:
         """:meth:`Stream.consume`."""
@@ -561,7 +561,7 @@ def create(
     :param lossless: with ``ring``, the writer waits for attached readers
         (back-pressure, like a pipe) instead of overrunning them.
     :param immutable: committed bytes are never rewritten: every write appends, and
-        every handle can read in place (:meth:`Stream.peek`).
+        every handle can read in place (:meth:`Stream.read_in_place`).
     :param persist: the name outlives the owner's close.
     :param reclaim: if the name exists but its owner is gone, take it over.
     :raises FileExistsError: the name exists.
