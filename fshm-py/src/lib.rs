@@ -79,6 +79,8 @@ fn secs(t: Option<f64>) -> PyResult<Option<Duration>> {
 
 /// A contiguous Python buffer held for one call (its exporter cannot resize it meanwhile).
 struct Held {
+    /// Keeps a `bytes` object alive (its memory is read without a buffer export).
+    _obj: Option<Py<PyAny>>,
     _buf: Option<PyBuffer<u8>>,
     ptr: usize,
     len: usize,
@@ -90,8 +92,9 @@ impl Held {
         if !writable {
             if let Ok(b) = obj.cast::<PyBytes>() {
                 let s = b.as_bytes();
-                // `bytes` are immutable and `obj` is borrowed for the whole call.
+                // `bytes` are immutable, and `_obj` keeps the object alive.
                 return Ok(Held {
+                    _obj: Some(obj.clone().unbind()),
                     _buf: None,
                     ptr: s.as_ptr() as usize,
                     len: s.len(),
@@ -106,6 +109,7 @@ impl Held {
             return Err(PyBufferError::new_err("readinto needs a writable buffer"));
         }
         Ok(Held {
+            _obj: None,
             ptr: buf.buf_ptr() as usize,
             len: buf.len_bytes(),
             _buf: Some(buf),
