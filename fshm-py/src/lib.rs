@@ -29,7 +29,6 @@
 
 use fshm::c_layer::CLayer;
 use parking_lot::Mutex;
-use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyBufferError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView};
@@ -77,11 +76,31 @@ fn secs(t: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
+/// A buffer export of any format, as bytes (what `io` files accept: any C-contiguous
+/// bytes-like object, a NumPy array of any dtype included). Released on drop, which
+/// happens with the GIL held (at the end of the method that made it).
+struct RawBuffer(Box<pyo3::ffi::Py_buffer>);
+
+// SAFETY: the export is only read or written through its pointer (by any thread, while
+// the exporter keeps it), and released with the GIL held (see `Held`).
+unsafe impl Send for RawBuffer {}
+// SAFETY: as for `Send`: shared references only read the pointer and length.
+unsafe impl Sync for RawBuffer {}
+
+impl Drop for RawBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the buffer was filled by a successful `PyObject_GetBuffer` and is
+        // released once; `Held` values are dropped in the methods that made them, with
+        // the GIL held.
+        unsafe { pyo3::ffi::PyBuffer_Release(&mut *self.0) }
+    }
+}
+
 /// A contiguous Python buffer held for one call (its exporter cannot resize it meanwhile).
 struct Held {
     /// Keeps a `bytes` object alive (its memory is read without a buffer export).
     _obj: Option<Py<PyAny>>,
-    _buf: Option<PyBuffer<u8>>,
+    _buf: Option<RawBuffer>,
     ptr: usize,
     len: usize,
 }
@@ -101,21 +120,27 @@ impl Held {
                 });
             }
         }
-        let buf = PyBuffer::<u8>::get(obj)?;
-        if !buf.is_c_contiguous() {
-            return Err(PyBufferError::new_err("a C-contiguous buffer is required"));
+        let flags = if writable {
+            pyo3::ffi::PyBUF_WRITABLE
+        } else {
+            pyo3::ffi::PyBUF_SIMPLE
+        };
+        // SAFETY: an all-zero `Py_buffer` is a valid value to hand to
+        // `PyObject_GetBuffer`, which fills it on success.
+        let mut raw: Box<pyo3::ffi::Py_buffer> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `obj` is a live object (the GIL is held); `raw` is a writable
+        // `Py_buffer`. PyBUF_SIMPLE / PyBUF_WRITABLE ask for contiguous bytes.
+        if unsafe { pyo3::ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *raw, flags) } != 0 {
+            return Err(PyErr::fetch(obj.py()));
         }
-        if writable && buf.readonly() {
-            return Err(PyBufferError::new_err("readinto needs a writable buffer"));
-        }
+        let (ptr, len) = (raw.buf as usize, raw.len as usize);
         Ok(Held {
             _obj: None,
-            ptr: buf.buf_ptr() as usize,
-            len: buf.len_bytes(),
-            _buf: Some(buf),
+            _buf: Some(RawBuffer(raw)),
+            ptr,
+            len,
         })
     }
-
     fn bytes(&self) -> &[u8] {
         if self.len == 0 {
             return &[];
