@@ -546,71 +546,85 @@ impl Handle {
         &self.name
     }
 
+    /// Whether this is a ring stream.
     #[getter]
     fn is_ring(&self) -> bool {
         self.ring
     }
 
+    /// Whether this is a lossless ring.
     #[getter]
     fn is_lossless(&self) -> bool {
         self.lossless
     }
 
+    /// Whether committed bytes are never rewritten.
     #[getter]
     fn is_immutable(&self) -> bool {
         self.immutable
     }
 
+    /// Whether every write of this handle appends atomically.
     #[getter]
     fn is_append(&self) -> bool {
         self.append
     }
 
+    /// Whether this handle may write.
     #[getter]
     fn is_writable(&self) -> PyResult<bool> {
         Ok(self.get()?.is_writable())
     }
 
+    /// Whether the name outlives the owner's close.
     #[getter]
     fn is_persistent(&self) -> PyResult<bool> {
         Ok(self.get()?.is_persistent())
     }
 
+    /// Whether this handle created the stream.
     #[getter]
     fn is_owner(&self) -> PyResult<bool> {
         Ok(self.get()?.role() == fshm::Role::Owner)
     }
 
+    /// Whether this handle holds a lossless ring's reader slot.
     #[getter]
     fn is_attached(&self) -> PyResult<bool> {
         Ok(self.get()?.is_attached())
     }
 
+    /// The committed length (for a ring, every byte ever committed).
     #[getter]
     fn length(&self) -> PyResult<u64> {
         Ok(self.get()?.len())
     }
 
+    /// The largest length the stream may reach.
     #[getter]
     fn max_size(&self) -> PyResult<u64> {
         Ok(self.get()?.max_size())
     }
 
+    /// A ring's capacity; None for a linear stream.
     #[getter]
     fn ring_capacity(&self) -> PyResult<Option<u64>> {
         Ok(self.get()?.ring_capacity())
     }
 
+    /// A ring's oldest position still held (0 for a linear stream).
     #[getter]
     fn oldest(&self) -> PyResult<u64> {
         Ok(self.get()?.oldest())
     }
 
+    /// Bytes this handle lost to ring overruns so far.
     #[getter]
     fn lost_bytes(&self) -> PyResult<u64> {
         Ok(self.get()?.lost_bytes())
     }
 
+    /// The owner's state: alive, closed, dead or unknown.
     #[getter]
     fn owner_state(&self) -> PyResult<&'static str> {
         Ok(owner_state(self.get()?.owner_state()))
