@@ -245,7 +245,10 @@ impl Handle {
         reclaim: bool,
     ) -> PyResult<Handle> {
         let mut o = fshm::OpenOptions::new();
-        o.mode(mode).persist(persist).reclaim(reclaim).immutable(immutable);
+        o.mode(mode)
+            .persist(persist)
+            .reclaim(reclaim)
+            .immutable(immutable);
         if let Some(m) = max_size {
             o.max_size(m);
         }

@@ -46,6 +46,7 @@ C_FOLLOWER = r"""
 int main(int argc, char **argv) {
     FILE *f = fshm_open(argv[1], 0, FSHM_GUEST | FSHM_BLOCK | FSHM_RDONLY);
     if (!f) { perror("fshm_open"); return 1; }
+    printf("ready\n"); fflush(stdout);
     char line[256];
     long n = 0;
     while (fgets(line, sizeof line, f)) n++;
@@ -135,6 +136,7 @@ def test_c_follows_a_python_writer(name, c_programs):
     owner = fshm.create(name)
     p = subprocess.Popen([c_programs["follower"], name], stdout=subprocess.PIPE, text=True)
     try:
+        assert p.stdout.readline() == "ready\n"  # the C follower has opened the stream
         for i in range(3000):
             owner.write(b"py line %d\n" % i)
         owner.close()  # ends the C follower's fgets loop

@@ -50,6 +50,7 @@ from ._fshm import DEFAULT_MAX_SIZE, DEFAULT_MODE, DEFAULT_SPIN
 __all__ = [
     "Stream",
     "Follower",
+    "AsyncWaiter",
     "WaitStatus",
     "StreamInfo",
     "create",
