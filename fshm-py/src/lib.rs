@@ -446,8 +446,9 @@ impl Handle {
     /// Moves the position past `n` of the bytes `read_in_place` lent.
     fn consume(&self, n: usize) -> PyResult<()> {
         let s = self.get()?;
+        // On a ring, refused while lent bytes are exported, and lent views are spent;
+        // an immutable stream's lent bytes stay valid.
         self.moving()?;
-        self.generation.fetch_add(1, Ordering::Relaxed);
         s.consume_in_place(n).map_err(py_err)
     }
 
