@@ -172,3 +172,14 @@ def test_bad_input_changes_nothing(name):
         assert owner.tell() == 3 and owner.length == 3
     with pytest.raises(FileNotFoundError):
         fshm.open(name + "-x")
+
+
+def test_lossy_ring_overrun_is_an_oserror_and_resumes(name):
+    with fshm.create(name, ring=4096) as owner, fshm.open(name, readonly=True) as reader:
+        owner.write(b"a" * 4096)
+        owner.write(b"b" * 4096)  # the reader fell a whole capacity behind
+        with pytest.raises(OSError) as e:
+            reader.read(10)
+        assert e.value.filename == name
+        assert reader.lost_bytes == 4096
+        assert reader.read() == b"b" * 4096  # resumed at the oldest byte held
