@@ -27,7 +27,7 @@
 //! refuses new exports.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use fshm::c_layer::CLayer;
+use fshm::c_layer::CLayer as _;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyBufferError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -152,16 +152,15 @@ impl Held {
         unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
     }
 
-    fn uninit(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+    fn bytes_mut(&mut self) -> &mut [u8] {
         if self.len == 0 {
             return &mut [];
         }
-        // SAFETY: as for `bytes`, and the buffer was checked writable. `MaybeUninit`
-        // makes no claim about the bytes; nothing else in this process holds a Rust
-        // reference to them.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.ptr as *mut std::mem::MaybeUninit<u8>, self.len)
-        }
+        // SAFETY: as for `bytes`, and the export was asked for and checked writable
+        // (PyBUF_WRITABLE). An exporter's bytes are initialised memory. Nothing else in
+        // this process holds a Rust reference to them; other Python threads may write
+        // them concurrently, racing as they would with `os.readv` into the same buffer.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u8, self.len) }
     }
 }
 
@@ -291,9 +290,9 @@ impl Handle {
         self.moving()?;
         let mut h = Held::get(buf, true)?;
         if h.len > DETACH_COPY {
-            py.detach(|| s.read_uninit(h.uninit(), false))
+            py.detach(|| (&*s).read(h.bytes_mut()))
         } else {
-            s.read_uninit(h.uninit(), false)
+            (&*s).read(h.bytes_mut())
         }
         .map_err(py_err)
     }
@@ -314,24 +313,15 @@ impl Handle {
         let mut h = Held::get(buf, true)?;
         // A non-waiting look first: data is often there already.
         let n = if h.len <= DETACH_COPY {
-            s.read_uninit(h.uninit(), false).map_err(py_err)?
+            (&*s).read(h.bytes_mut()).map_err(py_err)?
         } else {
             0
         };
         if n > 0 {
             return Ok(n);
         }
-        py.detach(|| {
-            let mut f = s.follow().spin(spin).timeout(timeout);
-            // SAFETY of the cast: `read` writes initialised bytes only; see `Held`.
-            let b = h.uninit();
-            // SAFETY: `b` is `len` bytes of writable memory held by `h`; viewing
-            // `MaybeUninit<u8>` as `u8` for `Read::read`, which only writes them, is
-            // sound because shared-memory copies never read the destination.
-            let b = unsafe { &mut *(b as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
-            f.read(b)
-        })
-        .map_err(py_err)
+        py.detach(|| s.follow().spin(spin).timeout(timeout).read(h.bytes_mut()))
+            .map_err(py_err)
     }
 
     /// Writes `buf`; returns the byte count.
