@@ -25,6 +25,8 @@ command -v musl-gcc >/dev/null || need+=(musl-tools)
 # For ci/regen-bindings.sh --check: libclang, which bindgen loads.
 compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || need+=(libclang-dev)
 command -v clang >/dev/null || need+=(clang)
+# For ci/python.sh: a Python 3.11+ that can make virtual environments (with pip).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # For ci/unprivileged.sh: useradd, setpriv and unshare (usually there already).
 command -v useradd >/dev/null || need+=(passwd)
 command -v setpriv >/dev/null || need+=(util-linux)
