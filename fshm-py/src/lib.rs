@@ -182,6 +182,22 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// A buffer to read into must not be this handle's own mapping (a reservation's
+    /// view): the copy would overlap its source.
+    fn check_destination(&self, s: &fshm::Stream, h: &Held) -> PyResult<()> {
+        if s.overlaps_window(h.ptr as *const u8, h.len) {
+            return Err(PyOSError::new_err((
+                libc::EINVAL,
+                format!(
+                    "fshm stream {:?}: cannot read into the stream's own mapping",
+                    self.name
+                ),
+                self.name.clone(),
+            )));
+        }
+        Ok(())
+    }
+
     fn wrap(s: fshm::Stream) -> Handle {
         let lossless = s.is_ring() && s.info().map(|i| i.lossless).unwrap_or(false);
         Handle {
@@ -289,6 +305,7 @@ impl Handle {
         let s = self.get()?;
         self.moving()?;
         let mut h = Held::get(buf, true)?;
+        self.check_destination(&s, &h)?;
         if h.len > DETACH_COPY {
             py.detach(|| (&*s).read(h.bytes_mut()))
         } else {
@@ -311,6 +328,7 @@ impl Handle {
         let spin = secs(spin)?.unwrap_or(fshm::DEFAULT_SPIN);
         let timeout = secs(timeout)?;
         let mut h = Held::get(buf, true)?;
+        self.check_destination(&s, &h)?;
         // A non-waiting look first: data is often there already.
         let n = if h.len <= DETACH_COPY {
             (&*s).read(h.bytes_mut()).map_err(py_err)?

@@ -157,3 +157,14 @@ def test_reservation_partial_commit_and_cancel(name):
             owner.reserve(0)  # bad input: nothing reserved
         with fshm.open(name) as guest:
             assert guest.read() == b"abc"
+
+
+def test_cannot_read_into_its_own_reservation(name):
+    with fshm.create(name, ring=4096) as owner:
+        owner.write(b"abc")
+        owner.seek(0)
+        with owner.reserve(16) as v:
+            with pytest.raises(OSError) as e:
+                owner.readinto(v)  # the copy would overlap its source
+            assert e.value.errno == errno.EINVAL
+        owner.commit(0)
