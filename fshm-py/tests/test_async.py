@@ -42,7 +42,7 @@ def test_async_lines_from_a_writer_thread(name):
     async def main() -> list[bytes]:
         t = threading.Thread(target=write)
         t.start()
-        got = [line async for line in guest.async_lines()]
+        got = [line async for line in guest]  # Stream.__aiter__: async_lines()
         t.join()
         return got
 

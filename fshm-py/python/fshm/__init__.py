@@ -210,7 +210,7 @@ class Stream(io.RawIOBase):
             pass  # views keep the native handle alive; it closes with the last one
 
     @property
-    def closed(self) -> bool:  # type: ignore[override]
+    def closed(self) -> bool:
         """Whether the handle is closed."""
         return self._h.closed
 
@@ -381,6 +381,10 @@ class Stream(io.RawIOBase):
                 yield bytes(pending)
         finally:
             waiter.close()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """``async for line in stream``: :meth:`async_lines`."""
+        return self.async_lines()
 
     # -- zero-copy -----------------------------------------------------------------
 
