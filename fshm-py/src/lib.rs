@@ -47,6 +47,9 @@ const DETACH_COPY: usize = 64 * 1024;
 /// message, stream name)`, which Python turns into `FileNotFoundError`,
 /// `PermissionError`, `FileExistsError`, `TimeoutError`, ... by the errno.
 fn py_err(e: io::Error) -> PyErr {
+    if let Some(o) = fshm::overrun_of(&e) {
+        return overrun_err(&e, o);
+    }
     let mut errno = fshm::errno_of(&e);
     if errno == 0 {
         errno = libc::EIO;
@@ -60,6 +63,33 @@ fn py_err(e: io::Error) -> PyErr {
         Some(name) => PyOSError::new_err((errno, msg, name)),
         None => PyOSError::new_err((errno, msg)),
     }
+}
+
+pyo3::create_exception!(
+    _fshm,
+    Overrun,
+    PyOSError,
+    "A ring reader fell more than the capacity behind: `lost` bytes were overwritten \
+     before it read them, and its position moved on to `resume_at`, the oldest byte held \
+     (the next read goes on from there). `errno` is ENOBUFS."
+);
+
+/// A ring overrun as `fshm.Overrun`, with `lost` and `resume_at`.
+fn overrun_err(e: &io::Error, o: fshm::Overrun) -> PyErr {
+    let stream = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<fshm::StreamError>())
+        .map(|se| se.stream().to_owned())
+        .unwrap_or_default();
+    let errno = fshm::errno_of(e);
+    Python::attach(|py| {
+        let err = Overrun::new_err((errno, e.to_string(), stream));
+        let v = err.value(py);
+        if v.setattr("lost", o.lost()).is_err() || v.setattr("resume_at", o.resume_at()).is_err() {
+            return PyErr::fetch(py);
+        }
+        err
+    })
 }
 
 fn closed_err() -> PyErr {
@@ -903,6 +933,7 @@ fn _fshm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Handle>()?;
     m.add_class::<View>()?;
     m.add_class::<Waiter>()?;
+    m.add("Overrun", m.py().get_type::<Overrun>())?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(list_streams, m)?)?;
     m.add_function(wrap_pyfunction!(force_destroy, m)?)?;

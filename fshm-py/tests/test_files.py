@@ -178,8 +178,10 @@ def test_lossy_ring_overrun_is_an_oserror_and_resumes(name):
     with fshm.create(name, ring=4096) as owner, fshm.open(name, readonly=True) as reader:
         owner.write(b"a" * 4096)
         owner.write(b"b" * 4096)  # the reader fell a whole capacity behind
-        with pytest.raises(OSError) as e:
+        with pytest.raises(fshm.Overrun) as e:
             reader.read(10)
+        assert isinstance(e.value, OSError) and e.value.errno == errno.ENOBUFS
         assert e.value.filename == name
+        assert (e.value.lost, e.value.resume_at) == (4096, 4096)
         assert reader.lost_bytes == 4096
         assert reader.read() == b"b" * 4096  # resumed at the oldest byte held

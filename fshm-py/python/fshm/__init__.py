@@ -20,7 +20,8 @@ What files lack for IPC, streams have:
   stream.async_lines()``, with no thread per stream.
 * Errors are :class:`OSError` subclasses (:class:`FileNotFoundError`,
   :class:`PermissionError`, :class:`FileExistsError`, :class:`TimeoutError`, ...)
-  carrying ``errno`` and the stream's name in ``filename``.
+  carrying ``errno`` and the stream's name in ``filename``; a lossy ring reader
+  that fell behind gets :class:`Overrun` (``lost``, ``resume_at``) and reads on.
 
 Example::
 
@@ -45,13 +46,14 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import _fshm
-from ._fshm import DEFAULT_MAX_SIZE, DEFAULT_MODE, DEFAULT_SPIN
+from ._fshm import DEFAULT_MAX_SIZE, DEFAULT_MODE, DEFAULT_SPIN, Overrun
 
 __all__ = [
     "Stream",
     "Follower",
     "AsyncWaiter",
     "WaitStatus",
+    "Overrun",
     "StreamInfo",
     "create",
     "open",

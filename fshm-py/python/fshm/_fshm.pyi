@@ -9,6 +9,12 @@ DEFAULT_MAX_SIZE: int
 DEFAULT_SPIN: float
 __version__: str
 
+class Overrun(OSError):
+    """A ring reader fell more than the capacity behind."""
+
+    lost: int
+    resume_at: int
+
 class Handle:
     """A handle on a stream (wrapped by ``fshm.Stream``)."""
 
