@@ -68,6 +68,8 @@ __all__ = [
 
 __version__: str = _fshm.__version__
 
+Overrun.__module__ = __name__  # shown as fshm.Overrun
+
 _WHENCE = (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END)
 
 
