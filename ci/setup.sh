@@ -31,6 +31,8 @@ command -v clang++ >/dev/null || need+=(clang)
 # and GLib.
 [ -f /usr/include/uv.h ] || need+=(libuv1-dev)
 pkg-config --exists glib-2.0 2>/dev/null || need+=(libglib2.0-dev)
+# For ci/python.sh: a Python 3.11+ that can make virtual environments (with pip).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # For ci/unprivileged.sh: useradd, setpriv and unshare (usually there already).
 command -v useradd >/dev/null || need+=(passwd)
 command -v setpriv >/dev/null || need+=(util-linux)
