@@ -374,6 +374,10 @@ pub(crate) fn register(
             }
         }
     };
+    #[cfg(feature = "tokio")]
+    if let Some(ring) = &ring {
+        ring.attach(id, &shard);
+    }
     if no_thread {
         // No thread could be started to sleep for it: end the nap at once, so the
         // waiter looks again (and registers again) rather than hang.
@@ -441,8 +445,22 @@ pub(crate) fn forget_words(start: usize, len: usize) {
             !inside
         });
     }
+    #[cfg(feature = "tokio")]
+    gone.extend(uring::forget_words(start, len));
     for slot in gone {
         slot.fire(TIMED_OUT);
+    }
+}
+
+/// An io_uring request gave up its word to a flood of wake-ups that change nothing
+/// (`uring.rs`): registration `id`'s thread sleeps on the word itself from now on.
+#[cfg(feature = "tokio")]
+fn hand_over(shard: &Shard, id: u64) {
+    let mut regs = shard.regs.lock();
+    if let Some(reg) = regs.iter_mut().find(|r| r.id == id) {
+        reg.word_waited = true;
+        drop(regs);
+        shard.poke();
     }
 }
 
@@ -453,6 +471,9 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
     let mut empty_since: Option<Instant> = None;
     let mut poll_nap = POLL_NAP.0;
     let mut waitv = r.waitv;
+    let mut deafness = crate::wait::Deafness::new();
+    // The last sleep was ended by a wake-up of a registration's word.
+    let mut woken_on_word = false;
     loop {
         let (expected_ctl, until) = {
             let mut regs = shard.regs.lock();
@@ -507,17 +528,30 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                 slot.fire(how);
             }
             poll_nap = POLL_NAP.0;
+            woken_on_word = false;
             continue;
         }
-        let timeout = until.map_or(Duration::ZERO, |u| {
-            u.saturating_duration_since(Instant::now())
-        });
-        if waitv {
-            if let Err(libc::ENOSYS | libc::EINVAL | libc::EPERM) =
-                sys::futex_waitv(&entries, Some(timeout))
-            {
-                waitv = false;
+        let now = Instant::now();
+        if std::mem::take(&mut woken_on_word) {
+            // Woken on a word that did not move: someone spams wake-ups ("Spurious
+            // wake-ups" in the module docs).
+            deafness.spurious(now);
+        }
+        let timeout = until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+        if waitv && !deafness.is_deaf(now) {
+            match sys::futex_waitv(&entries, Some(timeout)) {
+                Err(libc::ENOSYS | libc::EINVAL | libc::EPERM) => waitv = false,
+                Ok(i) => woken_on_word = i > 0,
+                Err(_) => {}
             }
+        } else if waitv {
+            // Deaf: only a new registration (the private control word) ends the sleep
+            // before the next look at the words.
+            sys::futex_wait_private(
+                &shard.ctl,
+                expected_ctl,
+                timeout.min(crate::wait::DEAF_LOOK),
+            );
         } else {
             sys::futex_wait_private(&shard.ctl, expected_ctl, timeout.min(poll_nap));
             poll_nap = (poll_nap * 2).min(POLL_NAP.1);
