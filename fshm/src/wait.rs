@@ -21,6 +21,18 @@
 //! thereby hide a death. A read-only handle, which cannot write the
 //! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
 //!
+//! **Wake-ups that change nothing.** Every honest wake-up moves the word first (the
+//! waker clears bit 0, or the closing owner moves it on), so a waiter woken with the word
+//! still at the value it slept on was woken by somebody else — any process that maps the
+//! header, read-only included, may call `FUTEX_WAKE` on it. Such a wake-up goes back to
+//! sleep for the rest of the nap without a look at the stream ([`wait_on`]'s sleep; the
+//! reactor's threads and io_uring requests do the same, `reactor/`), and naps — and so
+//! the liveness re-checks — end on time whatever arrives. A flood of them (more than
+//! [`SPURIOUS_BUDGET`] in a tick) makes the waiter deaf for a while ([`Deafness`]): it
+//! sleeps in plain timed sleeps that no wake-up ends and looks at its word every
+//! [`DEAF_LOOK`] (10 ms), so that the flood costs it about 110 wake-ups a second at
+//! most, and a real change reaches it within 10 ms meanwhile (`tests/wake_spam.rs`).
+//!
 //! The rule lives here once, as [`Announce`]: one step announces, re-checks and says
 //! what to sleep on and for how long. The blocking waiter ([`wait_on`]) sleeps in
 //! `FUTEX_WAIT`; the async one ([`AsyncWait`]) registers the same word, value and nap
@@ -173,6 +185,9 @@ impl Announce {
 }
 
 /// Waits on `word` until `check` returns `Some`, or `deadline` passes.
+///
+/// A wake-up that leaves the word unchanged sleeps on without calling `check` (module
+/// docs, "Wake-ups that change nothing").
 ///
 /// `check(slow_ok)` runs while spinning, after announcing a sleep and after every
 /// wake-up; `slow_ok` is `true` after a sleep that ran its full time without a wake-up,

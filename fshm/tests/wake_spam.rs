@@ -210,7 +210,7 @@ fn blocking_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal
             })
             .collect();
         all_threads_asleep(WAITERS);
-        ready.notify();
+        ready.send(&[0]);
         let polls = AtomicU64::new(0);
         std::thread::scope(|sc| {
             let d = done.clone();
@@ -258,7 +258,11 @@ fn attack(
     let mut owner = owner(name);
     let (ready, mark, report) = (Signal::new(), Signal::new(), Signal::new());
     let mut waiters = start(name, &ready, &mark, &report);
-    ready.wait();
+    let how = match ready.recv(1)[0] {
+        0 => "blocking threads",
+        1 => "tasks through the reactor threads",
+        _ => "tasks through io_uring requests and the reactor threads",
+    };
 
     let m0 = take_mark(&mark, &report);
     // The measurement window: a duration to measure over, not a synchronisation.
@@ -293,7 +297,7 @@ fn attack(
     };
     let (idle, spammed) = (delta(m0, m1), delta(m2, m3));
     eprintln!(
-        "{what}: {WAITERS} waiters, {WINDOW:?} windows: idle {} us CPU, {} polls; \
+        "{what}: {WAITERS} waiters ({how}), {WINDOW:?} windows: idle {} us CPU, {} polls; \
          under spam {} us CPU, {} polls; spammer ({}) {} us CPU, {spam_wakes} wake calls; \
          owner's death noticed in {took:?}",
         idle.cpu_us,
@@ -369,7 +373,8 @@ fn async_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -
                     assert!(Instant::now() < deadline, "the tasks never waited");
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                ready.notify();
+                let uring = fshm::reactor_stats::uses_io_uring() == Some(true);
+                ready.send(&[1 + u8::from(uring)]);
                 answer_marks(mark, report, &p, &d);
             });
             rt.block_on(async {

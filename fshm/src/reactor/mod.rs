@@ -18,7 +18,11 @@
 //! shard: each registration whose word no longer holds the value seen, or whose nap has
 //! run out, is removed and its waker woken (after the shard's lock is released). Loads
 //! are what count: anyone who maps a word can wake its sleepers without changing it,
-//! which here only costs a rescan.
+//! which here fires nothing and wakes no task. A flood of such wake-ups (more than
+//! [`SPURIOUS_BUDGET`](crate::wait::SPURIOUS_BUDGET) in a tick) makes the thread deaf
+//! for a while, as a blocking waiter (`wait.rs`, `Deafness`): it sleeps on its private
+//! control word only, which no other process can wake, and rescans its words every
+//! 10 ms — a registration's change then fires within 10 ms, naps end on time.
 //!
 //! **Naps and liveness.** The thread sleeps until the earliest registration's nap ends,
 //! plus a slack of a quarter of that nap, so that naps ending close together end in one
@@ -533,8 +537,8 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
         }
         let now = Instant::now();
         if std::mem::take(&mut woken_on_word) {
-            // Woken on a word that did not move: someone spams wake-ups ("Spurious
-            // wake-ups" in the module docs).
+            // Woken on a word that did not move: a wake-up that changes nothing
+            // ("Firing" in the module docs).
             deafness.spurious(now);
         }
         let timeout = until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now));

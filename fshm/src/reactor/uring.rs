@@ -19,6 +19,13 @@
 //! `FUTEX_WAIT` is missing (older kernels, a seccomp filter, `io_uring_disabled`), the
 //! first attempt says so and every wait uses the reactor threads alone.
 //!
+//! A request completes whenever anyone wakes its word, a process with read-only access
+//! included; only a completion that finds the word moved wakes the task. One that finds
+//! it unchanged is made again at once, without waking the task; after more than
+//! [`SPURIOUS_BUDGET`] of those the wait leaves the ring and its reactor thread sleeps on
+//! the word instead, where a flood makes the thread deaf for a while (`reactor/mod.rs`,
+//! "Firing"): so a flood of wake-ups costs neither the task nor the runtime's thread.
+//!
 //! A request's user data is its registration's id. A registration that ends otherwise
 //! (dropped, timed out, its handle closed) cancels its request; the completion of a
 //! cancelled request finds no wait and is ignored. A runtime that shuts down drops the
@@ -27,9 +34,9 @@
 //! [`AsyncStream`]: crate::AsyncStream
 
 use super::{Shard, Slot, WOKEN};
-use crate::wait::SPURIOUS_BUDGET;
 use crate::sync::AtomicU32;
 use crate::sys;
+use crate::wait::SPURIOUS_BUDGET;
 use io_uring::{opcode, IoUring};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -278,7 +285,11 @@ impl Ring {
         }
         if !rearmed.is_empty() && submit(&mut st.uring).is_err() {
             // Not asleep after all: the tasks look again.
-            woken.extend(rearmed.iter().filter_map(|id| st.waits.remove(id).map(|w| w.slot)));
+            woken.extend(
+                rearmed
+                    .iter()
+                    .filter_map(|id| st.waits.remove(id).map(|w| w.slot)),
+            );
         }
         drop(st);
         for (shard, id) in handed {
@@ -344,8 +355,14 @@ async fn reap(ring: Arc<Ring>, readable: AsyncFd<RingFd>) {
         fn drop(&mut self) {
             self.0.alive.store(false, Ordering::Release);
             RINGS.lock().retain(|r| !Arc::ptr_eq(r, &self.0));
-            let left: Vec<Arc<Slot>> =
-                self.0.state.lock().waits.drain().map(|(_, w)| w.slot).collect();
+            let left: Vec<Arc<Slot>> = self
+                .0
+                .state
+                .lock()
+                .waits
+                .drain()
+                .map(|(_, w)| w.slot)
+                .collect();
             for slot in left {
                 slot.fire(super::TIMED_OUT);
             }
