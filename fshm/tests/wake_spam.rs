@@ -33,6 +33,7 @@ const WINDOW: Duration = Duration::from_millis(1000);
 /// Offsets of the header's futex words (`seq`, `space_seq`: header.rs's table).
 const FUTEX_WORDS: [usize; 2] = [128, 256];
 /// The liveness tick (`wait.rs`): a waiter looks at the owner at least this often.
+#[cfg(feature = "tokio")]
 const TICK: Duration = Duration::from_millis(50);
 
 /// CPU time (user + system) this process has used, all its threads, in microseconds.

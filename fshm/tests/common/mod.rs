@@ -220,6 +220,33 @@ impl Child {
     }
 }
 
+/// Waits (bounded by [`PATIENCE`]) for every child to exit with code 0, in whatever
+/// order they end: the first that fails fails the test at once, naming it (the others
+/// are killed when the caller drops them), rather than after the children that wait
+/// for it give up.
+pub fn assert_all_succeed(children: &mut [Child]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut running = 0;
+        for c in children.iter_mut() {
+            match c.try_wait() {
+                None => running += 1,
+                Some(Status::Exited(0)) => {}
+                Some(other) => panic!("child {} failed: {other:?}", c.pid),
+            }
+        }
+        if running == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{running} children did not end within {PATIENCE:?}"
+        );
+        // Polling the kernel for the children's exits (waitpid has no timeout).
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         if self.status.is_none() {
