@@ -30,6 +30,10 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export FSHM_TEST_CC=aarch64-linux-gnu-gcc
 export FSHM_TEST_CXX=aarch64-linux-gnu-g++
 export FSHM_TEST_RUNNER="${qemu[*]}"
+# Every hard time bound of the tests (a death noticed within 1 s, ...) is multiplied by
+# this (fshm/tests/common: time_factor): code runs 5-20 times slower under qemu-user,
+# and more on a loaded machine.
+export FSHM_TEST_TIME_FACTOR="${FSHM_TEST_TIME_FACTOR:-10}"
 
 echo "== aarch64: build fshm, fshm-ffi, fshm-cli"
 cargo build --target "$target" -p fshm -p fshm-ffi -p fshm-cli
@@ -60,13 +64,30 @@ echo "== aarch64: tests of fshm-sys, fshm, fshm-ffi under qemu-user"
 # - a_fired_owner_watch_falls_back_to_the_token forks a grandchild from a child forked
 #   from the multi-threaded harness, which qemu-user aborts on in the same way (every
 #   time when other tests run alongside); it runs below on its own, with one test
-#   thread, where it passes.
+#   thread, where it passes;
+# - wake_spam.rs's tests, and concurrent_waits_and_cancellations_leave_nothing_registered,
+#   start threads (waiters, reactor threads) in a child forked from the harness, like the
+#   above: they run below with one test thread. (The latter failed once in a full run on
+#   a loaded machine and passes alone; its only bounds are the 120 s patience, and its
+#   registrations leave their shard under the shard's lock in every path, so the abort
+#   above is its likely failure, not a race of the reactor.)
+# many_processes_create_open_and_close_many_streams_and_leave_nothing (stress.rs) is no
+# such case: it runs with the rest. When it failed here, a guest had opened its
+# neighbour's stream between the owner's O_CREAT and its owner token, and refused it
+# (EPROTO) after the 50 ms grace for unowned empty objects while qemu translated the
+# owner's first create; the other children then waited in vain. That is a race of the
+# creation handshake, not of qemu (a loaded machine can open the same window).
+
 cargo test --no-fail-fast --target "$target" -p fshm-sys -p fshm -p fshm-ffi -- \
     --skip a_length_beyond_the_maximum_or_the_object_gives_errors_not_crashes \
     --skip a_handle_whose_window_cannot_be_mapped_reports_it_on_reads_and_writes \
     --skip a_ring_handle_whose_window_cannot_be_mapped_attaches_and_writes_nothing \
     --skip a_new_stream_admits_nobody_else_until_its_owner_holds_its_token \
     --skip a_fired_owner_watch_falls_back_to_the_token \
+    --skip futex_wake_spam_ \
+    --skip concurrent_waits_and_cancellations_leave_nothing_registered \
     --skip a_read_only_user_cannot_
 cargo test --target "$target" -p fshm --test async_wait -- --test-threads=1 \
-    a_fired_owner_watch_falls_back_to_the_token
+    a_fired_owner_watch_falls_back_to_the_token \
+    concurrent_waits_and_cancellations_leave_nothing_registered
+cargo test --target "$target" -p fshm --test wake_spam -- --test-threads=1

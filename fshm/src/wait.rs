@@ -21,6 +21,18 @@
 //! thereby hide a death. A read-only handle, which cannot write the
 //! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
 //!
+//! **Wake-ups that change nothing.** Every honest wake-up moves the word first (the
+//! waker clears bit 0, or the closing owner moves it on), so a waiter woken with the word
+//! still at the value it slept on was woken by somebody else — any process that maps the
+//! header, read-only included, may call `FUTEX_WAKE` on it. Such a wake-up goes back to
+//! sleep for the rest of the nap without a look at the stream ([`wait_on`]'s sleep; the
+//! reactor's threads and io_uring requests do the same, `reactor/`), and naps — and so
+//! the liveness re-checks — end on time whatever arrives. A flood of them (more than
+//! [`SPURIOUS_BUDGET`] in a tick) makes the waiter deaf for a while ([`Deafness`]): it
+//! sleeps in plain timed sleeps that no wake-up ends and looks at its word every
+//! [`DEAF_LOOK`] (10 ms), so that the flood costs it about 110 wake-ups a second at
+//! most, and a real change reaches it within 10 ms meanwhile (`tests/wake_spam.rs`).
+//!
 //! The rule lives here once, as [`Announce`]: one step announces, re-checks and says
 //! what to sleep on and for how long. The blocking waiter ([`wait_on`]) sleeps in
 //! `FUTEX_WAIT`; the async one ([`AsyncWait`]) registers the same word, value and nap
@@ -174,6 +186,9 @@ impl Announce {
 
 /// Waits on `word` until `check` returns `Some`, or `deadline` passes.
 ///
+/// A wake-up that leaves the word unchanged sleeps on without calling `check` (module
+/// docs, "Wake-ups that change nothing").
+///
 /// `check(slow_ok)` runs while spinning, after announcing a sleep and after every
 /// wake-up; `slow_ok` is `true` after a sleep that ran its full time without a wake-up,
 /// and at least once per [`LIVENESS_TICK`] of waiting however many wake-ups come — the
@@ -208,6 +223,7 @@ pub(crate) fn wait_on<T>(
         }
     }
     let mut announce = Announce::new(can_flag);
+    let mut deafness = Deafness::new();
     loop {
         let (seen, longest) = match announce.step(word, &mut check) {
             Step::Ready(v) => return Waited::Ready(v),
@@ -223,7 +239,112 @@ pub(crate) fn wait_on<T>(
                 left.min(longest)
             }
         };
-        announce.slept(sys::futex_wait(word, seen, Some(nap)));
+        announce.slept(sleep_on(word, seen, nap, &mut deafness));
+    }
+}
+
+/// Sleeps on `word` while it holds `seen`, for `nap` in all: `true` if the nap ran its
+/// full time with the word unchanged. A wake-up that finds the word unchanged (anyone
+/// who maps it may wake it: module docs, "Wake-ups that change nothing") sleeps on for
+/// the rest of the nap without a look at the stream; a flood of them makes the waiter
+/// deaf for a while ([`Deafness`]): it then looks at the word every [`DEAF_LOOK`]
+/// instead of listening.
+fn sleep_on(word: &AtomicU32, seen: u32, nap: Duration, deafness: &mut Deafness) -> bool {
+    let end = Instant::now() + nap;
+    loop {
+        let now = Instant::now();
+        let left = end.saturating_duration_since(now);
+        if left.is_zero() {
+            return true;
+        }
+        if deafness.is_deaf(now) {
+            // A plain sleep: no futex wake-up can end it.
+            std::thread::sleep(left.min(DEAF_LOOK));
+            if word.load(Ordering::SeqCst) != seen {
+                return false;
+            }
+            continue;
+        }
+        if sys::futex_wait(word, seen, Some(left)) {
+            return true;
+        }
+        // Woken, interrupted, or the word had moved already.
+        if word.load(Ordering::SeqCst) != seen {
+            return false;
+        }
+        deafness.spurious(Instant::now());
+    }
+}
+
+/// Wake-ups that changed nothing tolerated per [`LIVENESS_TICK`] before a waiter stops
+/// listening ([`Deafness`]).
+pub(crate) const SPURIOUS_BUDGET: u32 = 8;
+
+/// How often a deaf waiter looks at its word: its latency while a flood lasts.
+pub(crate) const DEAF_LOOK: Duration = Duration::from_millis(10);
+
+/// Longest deaf period.
+const DEAF_MAX: Duration = Duration::from_secs(1);
+
+/// A waiter's (or a reactor thread's) defence against a flood of wake-ups that change
+/// nothing: more than [`SPURIOUS_BUDGET`] of them within a [`LIVENESS_TICK`] make it deaf
+/// for a period — it sleeps in plain timed sleeps and looks at its word(s) every
+/// [`DEAF_LOOK`] — that doubles from one tick up to [`DEAF_MAX`] while floods follow one
+/// another, and starts again at one tick after a quiet period. So a flood costs a waiter
+/// at most about `SPURIOUS_BUDGET + 1 s / DEAF_LOOK` wake-ups a second (idle: 20), and
+/// a real change reaches it within [`DEAF_LOOK`] meanwhile. Naps, and so the liveness
+/// re-checks, end on time whatever the mode.
+pub(crate) struct Deafness {
+    count: u32,
+    since: Instant,
+    period: Duration,
+    until: Option<Instant>,
+    /// When the last deaf period ended.
+    ended: Option<Instant>,
+}
+
+impl Deafness {
+    pub(crate) fn new() -> Deafness {
+        Deafness {
+            count: 0,
+            since: Instant::now(),
+            period: Duration::ZERO,
+            until: None,
+            ended: None,
+        }
+    }
+
+    /// Whether to stop listening now.
+    pub(crate) fn is_deaf(&mut self, now: Instant) -> bool {
+        match self.until {
+            Some(u) if now < u => true,
+            Some(u) => {
+                self.until = None;
+                self.ended = Some(u);
+                self.count = 0;
+                self.since = now;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A wake-up that changed nothing, at `now`.
+    pub(crate) fn spurious(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.since) >= LIVENESS_TICK {
+            self.count = 0;
+            self.since = now;
+        }
+        self.count += 1;
+        if self.count > SPURIOUS_BUDGET {
+            // Quiet for as long as the last period since it ended: start afresh.
+            if self.ended.is_some_and(|e| now >= e + self.period) {
+                self.period = Duration::ZERO;
+            }
+            self.period = (self.period * 2).clamp(LIVENESS_TICK, DEAF_MAX);
+            self.until = Some(now + self.period);
+            self.count = 0;
+        }
     }
 }
 

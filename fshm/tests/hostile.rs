@@ -40,7 +40,11 @@ fn an_object_with_a_wrong_magic_is_refused_with_eproto_at_once() {
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
     assert!(e.to_string().contains(name), "{e}");
     // "At once": well below the readiness timeout a creating owner would get.
-    assert!(t.elapsed() < fshm::READY_TIMEOUT / 2, "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < fshm::READY_TIMEOUT / 2 * common::time_factor(),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(common::errno(fshm::inspect(name)), libc::EPROTO);
     assert!(!fshm::list().unwrap().iter().any(|i| i.name == name));
     // Nothing was changed.
@@ -61,7 +65,11 @@ fn an_empty_object_with_no_owner_is_refused_with_eproto_after_a_short_grace() {
         let e = fshm::Stream::open(name).unwrap_err();
         // EPROTO (not ETIMEDOUT) shows it did not wait for the full readiness timeout.
         assert_eq!(fshm::errno_of(&e), libc::EPROTO, "size {size}: {e}");
-        assert!(t.elapsed() < fshm::READY_TIMEOUT, "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < fshm::READY_TIMEOUT * common::time_factor(),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(obj.size(), size, "the guest changed the object");
         drop(obj);
         fshm::force_destroy(name).unwrap();
@@ -95,7 +103,11 @@ fn a_guest_waits_a_bounded_time_for_an_owner_still_setting_up() {
     let e = fshm::Stream::open(name).unwrap_err();
     assert_eq!(fshm::errno_of(&e), libc::ETIMEDOUT, "{e}");
     assert!(t.elapsed() >= fshm::READY_TIMEOUT);
-    assert!(t.elapsed() < fshm::READY_TIMEOUT * 5, "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < fshm::READY_TIMEOUT * 5 * common::time_factor(),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Published while the guest waits: the guest opens it. The header is copied from a
     // real stream, magic last, as an owner publishes it.

@@ -24,7 +24,7 @@ const HOSTILE: u32 = 1002;
 const SEQ_AT: usize = 128;
 const SPACE_SEQ_AT: usize = 256;
 /// How soon a death must reach those who wait for it, whatever wake-ups arrive; the
-/// tests allow four times this on a loaded machine.
+/// tests allow four times this on a loaded machine (times `common::time_factor()`).
 const DEATH_NOTICE: Duration = Duration::from_millis(250);
 
 /// Whether this process can switch users; if not, the test prints its skip line.
@@ -180,8 +180,9 @@ fn a_read_only_user_cannot_delay_appenders_or_opens() {
     };
     let (mut a, mut b) = (appender(b'a'), appender(b'b'));
     // Bounded: appenders blocked by the read lock would never finish.
-    assert_eq!(a.wait_timeout(Duration::from_secs(30)), Status::Exited(0));
-    assert_eq!(b.wait_timeout(Duration::from_secs(30)), Status::Exited(0));
+    let bound = Duration::from_secs(30) * common::time_factor();
+    assert_eq!(a.wait_timeout(bound), Status::Exited(0));
+    assert_eq!(b.wait_timeout(bound), Status::Exited(0));
     assert_eq!(owner.len(), 2 * 200 * 3);
     let mut all = Vec::new();
     (&owner).read_to_end(&mut all).unwrap();
@@ -240,7 +241,7 @@ fn a_read_only_user_cannot_keep_a_dead_owner_alive_or_hide_its_death() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::scope(|t| {
             t.spawn(move || tx.send(s.wait_for(11, None)));
-            let got = rx.recv_timeout(4 * DEATH_NOTICE);
+            let got = rx.recv_timeout(4 * DEATH_NOTICE * common::time_factor());
             assert_eq!(got, Ok(fshm::WaitStatus::Ended), "the death was hidden");
         });
         eprintln!("death noticed after {:?}", from.elapsed());
@@ -274,7 +275,7 @@ fn a_read_only_user_cannot_hold_a_lossless_writer_or_take_reader_slots() {
         .ring(cap, fshm::RingPolicy::Lossless)
         .create(name)
         .unwrap();
-    writer.set_write_timeout(Some(Duration::from_secs(20)));
+    writer.set_write_timeout(Some(Duration::from_secs(20) * common::time_factor()));
     let (mut spy, report, _) = attacker(name);
     assert_attacking(&report);
     // An honest reader attaches despite the read locks on every byte of the stream...
@@ -297,7 +298,7 @@ fn a_read_only_user_cannot_hold_a_lossless_writer_or_take_reader_slots() {
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
     // Once it dies, the writer goes on within the liveness bound, through the spam.
     assert_eq!(reader.kill(), Status::Signaled(libc::SIGKILL));
-    writer.set_write_timeout(Some(4 * DEATH_NOTICE));
+    writer.set_write_timeout(Some(4 * DEATH_NOTICE * common::time_factor()));
     let more = vec![9u8; 3 * cap as usize];
     let mut done = 0;
     while done < more.len() {

@@ -203,11 +203,11 @@ fn killed_lossless_reader_unblocks_the_writer() {
     assert_eq!(writer.len(), cap);
 
     reader.kill();
-    writer.set_write_timeout(Some(Duration::from_secs(5)));
+    writer.set_write_timeout(Some(Duration::from_secs(5) * common::time_factor()));
     let t = Instant::now();
     (&writer).write_all(&chunk).unwrap();
     assert!(
-        t.elapsed() < Duration::from_secs(2),
+        t.elapsed() < Duration::from_secs(2) * common::time_factor(),
         "dead reader held the writer {:?}",
         t.elapsed()
     );
@@ -243,7 +243,11 @@ fn killed_ring_writer_ends_followers() {
         0,
         "end-of-stream after the writer died"
     );
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1) * common::time_factor(),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(guest.owner_state(), fshm::OwnerState::Dead);
     fshm::force_destroy(g.name()).unwrap();
 }

@@ -480,7 +480,7 @@ fn a_reader_killed_holding_lent_bytes_does_not_wedge_the_writer() {
     owner.set_write_timeout(Some(Duration::from_millis(20)));
     assert_eq!(kind(owner.write(&[2; 10])), ErrorKind::TimedOut);
     assert_eq!(victim.kill(), Status::Signaled(libc::SIGKILL));
-    owner.set_write_timeout(Some(Duration::from_secs(10)));
+    owner.set_write_timeout(Some(Duration::from_secs(10) * common::time_factor()));
     let mut r = owner.reserve(4096).unwrap();
     r.fill(3);
     r.commit_all().unwrap();

@@ -18,7 +18,11 @@
 //! shard: each registration whose word no longer holds the value seen, or whose nap has
 //! run out, is removed and its waker woken (after the shard's lock is released). Loads
 //! are what count: anyone who maps a word can wake its sleepers without changing it,
-//! which here only costs a rescan.
+//! which here fires nothing and wakes no task. A flood of such wake-ups (more than
+//! [`SPURIOUS_BUDGET`](crate::wait::SPURIOUS_BUDGET) in a tick) makes the thread deaf
+//! for a while, as a blocking waiter (`wait.rs`, `Deafness`): it sleeps on its private
+//! control word only, which no other process can wake, and rescans its words every
+//! 10 ms — a registration's change then fires within 10 ms, naps end on time.
 //!
 //! **Naps and liveness.** The thread sleeps until the earliest registration's nap ends,
 //! plus a slack of a quarter of that nap, so that naps ending close together end in one
@@ -374,6 +378,10 @@ pub(crate) fn register(
             }
         }
     };
+    #[cfg(feature = "tokio")]
+    if let Some(ring) = &ring {
+        ring.attach(id, &shard);
+    }
     if no_thread {
         // No thread could be started to sleep for it: end the nap at once, so the
         // waiter looks again (and registers again) rather than hang.
@@ -441,8 +449,22 @@ pub(crate) fn forget_words(start: usize, len: usize) {
             !inside
         });
     }
+    #[cfg(feature = "tokio")]
+    gone.extend(uring::forget_words(start, len));
     for slot in gone {
         slot.fire(TIMED_OUT);
+    }
+}
+
+/// An io_uring request gave up its word to a flood of wake-ups that change nothing
+/// (`uring.rs`): registration `id`'s thread sleeps on the word itself from now on.
+#[cfg(feature = "tokio")]
+fn hand_over(shard: &Shard, id: u64) {
+    let mut regs = shard.regs.lock();
+    if let Some(reg) = regs.iter_mut().find(|r| r.id == id) {
+        reg.word_waited = true;
+        drop(regs);
+        shard.poke();
     }
 }
 
@@ -453,6 +475,9 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
     let mut empty_since: Option<Instant> = None;
     let mut poll_nap = POLL_NAP.0;
     let mut waitv = r.waitv;
+    let mut deafness = crate::wait::Deafness::new();
+    // The last sleep was ended by a wake-up of a registration's word.
+    let mut woken_on_word = false;
     loop {
         let (expected_ctl, until) = {
             let mut regs = shard.regs.lock();
@@ -507,17 +532,30 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                 slot.fire(how);
             }
             poll_nap = POLL_NAP.0;
+            woken_on_word = false;
             continue;
         }
-        let timeout = until.map_or(Duration::ZERO, |u| {
-            u.saturating_duration_since(Instant::now())
-        });
-        if waitv {
-            if let Err(libc::ENOSYS | libc::EINVAL | libc::EPERM) =
-                sys::futex_waitv(&entries, Some(timeout))
-            {
-                waitv = false;
+        let now = Instant::now();
+        if std::mem::take(&mut woken_on_word) {
+            // Woken on a word that did not move: a wake-up that changes nothing
+            // ("Firing" in the module docs).
+            deafness.spurious(now);
+        }
+        let timeout = until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+        if waitv && !deafness.is_deaf(now) {
+            match sys::futex_waitv(&entries, Some(timeout)) {
+                Err(libc::ENOSYS | libc::EINVAL | libc::EPERM) => waitv = false,
+                Ok(i) => woken_on_word = i > 0,
+                Err(_) => {}
             }
+        } else if waitv {
+            // Deaf: only a new registration (the private control word) ends the sleep
+            // before the next look at the words.
+            sys::futex_wait_private(
+                &shard.ctl,
+                expected_ctl,
+                timeout.min(crate::wait::DEAF_LOOK),
+            );
         } else {
             sys::futex_wait_private(&shard.ctl, expected_ctl, timeout.min(poll_nap));
             poll_nap = (poll_nap * 2).min(POLL_NAP.1);

@@ -19,6 +19,13 @@
 //! `FUTEX_WAIT` is missing (older kernels, a seccomp filter, `io_uring_disabled`), the
 //! first attempt says so and every wait uses the reactor threads alone.
 //!
+//! A request completes whenever anyone wakes its word, a process with read-only access
+//! included; only a completion that finds the word moved wakes the task. One that finds
+//! it unchanged is made again at once, without waking the task; after more than
+//! [`SPURIOUS_BUDGET`] of those the wait leaves the ring and its reactor thread sleeps on
+//! the word instead, where a flood makes the thread deaf for a while (`reactor/mod.rs`,
+//! "Firing"): so a flood of wake-ups costs neither the task nor the runtime's thread.
+//!
 //! A request's user data is its registration's id. A registration that ends otherwise
 //! (dropped, timed out, its handle closed) cancels its request; the completion of a
 //! cancelled request finds no wait and is ignored. A runtime that shuts down drops the
@@ -26,9 +33,10 @@
 //!
 //! [`AsyncStream`]: crate::AsyncStream
 
-use super::{Slot, WOKEN};
+use super::{Shard, Slot, WOKEN};
 use crate::sync::AtomicU32;
 use crate::sys;
+use crate::wait::SPURIOUS_BUDGET;
 use io_uring::{opcode, IoUring};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -66,7 +74,43 @@ pub(crate) struct Ring {
 
 struct State {
     uring: IoUring,
-    waits: HashMap<u64, Arc<Slot>>,
+    waits: HashMap<u64, Wait>,
+}
+
+/// A wait asleep in a request.
+struct Wait {
+    slot: Arc<Slot>,
+    /// The word's address and the value the request sleeps while it holds.
+    word: usize,
+    expected: u32,
+    /// Completions that found the word unchanged (re-armed).
+    spurious: u32,
+    /// The reactor shard that holds the registration (set once `register` chose it).
+    shard: Option<Arc<Shard>>,
+}
+
+impl Wait {
+    /// Whether the word still holds the value the request slept on.
+    fn unchanged(&self) -> bool {
+        // SAFETY: the word is a live, aligned `AtomicU32`: a wait leaves `waits` (under
+        // the state's lock, which the caller holds) before the mapping that holds its
+        // word can be unmapped — the registration's drop cancels it (`Ring::cancel`),
+        // and the handle's close removes what a leaked future left (`forget_words`).
+        unsafe { &*(self.word as *const AtomicU32) }.load(Ordering::SeqCst) == self.expected
+    }
+}
+
+/// The request that sleeps on `word` while it holds `expected`, as registration `id`.
+fn futex_wait_entry(word: usize, expected: u32, id: u64) -> io_uring::squeue::Entry {
+    opcode::FutexWait::new(
+        word as *const u32,
+        u64::from(expected),
+        u64::from(u32::MAX),
+        // A 32-bit word, shared between processes.
+        sys::FUTEX2_SIZE_U32,
+    )
+    .build()
+    .user_data(id)
 }
 
 /// The ring of the calling task's runtime, made (with its reaper task) on first use;
@@ -140,15 +184,8 @@ impl Ring {
     /// if the request could not be made (the reactor then waits on the word itself).
     pub(super) fn wait(&self, word: &AtomicU32, expected: u32, id: u64, slot: &Arc<Slot>) -> bool {
         debug_assert_eq!(id & CANCEL, 0);
-        let entry = opcode::FutexWait::new(
-            word as *const AtomicU32 as *const u32,
-            u64::from(expected),
-            u64::from(u32::MAX),
-            // A 32-bit word, shared between processes.
-            sys::FUTEX2_SIZE_U32,
-        )
-        .build()
-        .user_data(id);
+        let word = word as *const AtomicU32 as usize;
+        let entry = futex_wait_entry(word, expected, id);
         let mut st = self.state.lock();
         // SAFETY: the request names the word's address, which the kernel reads once
         // when it takes the request (and never writes): the word lives in the
@@ -158,7 +195,16 @@ impl Ring {
         if unsafe { push(&mut st.uring, &entry) }.is_err() {
             return false;
         }
-        st.waits.insert(id, slot.clone());
+        st.waits.insert(
+            id,
+            Wait {
+                slot: slot.clone(),
+                word,
+                expected,
+                spurious: 0,
+                shard: None,
+            },
+        );
         if submit(&mut st.uring).is_err() {
             st.waits.remove(&id);
             return false;
@@ -179,25 +225,100 @@ impl Ring {
         }
     }
 
+    /// Registration `id` belongs to `shard` (where a flooded request hands its word
+    /// over, [`Ring::reap_completions`]).
+    pub(super) fn attach(&self, id: u64, shard: &Arc<Shard>) {
+        if let Some(w) = self.state.lock().waits.get_mut(&id) {
+            w.shard = Some(shard.clone());
+        }
+    }
+
     /// Takes every completion: the waits whose request completed are woken (woken by a
     /// writer, or the word moved before the request slept; anything else — an error —
-    /// also wakes: the task looks again).
+    /// also wakes: the task looks again). A wake-up that left the word unchanged
+    /// (anyone who maps it may wake it) wakes nothing: the request is made again; after
+    /// more than [`SPURIOUS_BUDGET`] of those the wait leaves the ring and its reactor
+    /// thread sleeps on the word instead, deaf to a flood (`wait.rs`, `Deafness`).
     fn reap_completions(&self) -> Vec<Arc<Slot>> {
         let mut st = self.state.lock();
-        let mut done: Vec<u64> = st.uring.completion().map(|c| c.user_data()).collect();
+        let completion = |c: io_uring::cqueue::Entry| (c.user_data(), c.result());
+        let mut done: Vec<(u64, i32)> = st.uring.completion().map(completion).collect();
         // Completions the full queue could not take wait in the kernel; entering it moves
         // them into the room just made, as many as fit each time.
         while st.uring.submission().cq_overflow() && submit(&mut st.uring).is_ok() {
             let before = done.len();
-            done.extend(st.uring.completion().map(|c| c.user_data()));
+            done.extend(st.uring.completion().map(completion));
             if done.len() == before {
                 break;
             }
         }
-        done.into_iter()
-            .filter(|id| id & CANCEL == 0)
-            .filter_map(|id| st.waits.remove(&id))
-            .collect()
+        let mut woken = Vec::new();
+        let mut rearmed = Vec::new();
+        let mut handed = Vec::new();
+        for (id, res) in done {
+            if id & CANCEL != 0 {
+                continue;
+            }
+            let Some(w) = st.waits.get_mut(&id) else {
+                continue;
+            };
+            if res == 0 && w.unchanged() {
+                w.spurious += 1;
+                if w.spurious <= SPURIOUS_BUDGET {
+                    let entry = futex_wait_entry(w.word, w.expected, id);
+                    // SAFETY: as in `wait`: the word's mapping outlives the wait's
+                    // entry in `waits`, and the request is cancelled when that goes.
+                    if unsafe { push(&mut st.uring, &entry) }.is_ok() {
+                        rearmed.push(id);
+                        continue;
+                    }
+                } else if let Some(w) = st.waits.remove(&id) {
+                    if let Some(shard) = w.shard {
+                        handed.push((shard, id));
+                        continue;
+                    }
+                    woken.push(w.slot);
+                    continue;
+                }
+            }
+            woken.extend(st.waits.remove(&id).map(|w| w.slot));
+        }
+        if !rearmed.is_empty() && submit(&mut st.uring).is_err() {
+            // Not asleep after all: the tasks look again.
+            woken.extend(
+                rearmed
+                    .iter()
+                    .filter_map(|id| st.waits.remove(id).map(|w| w.slot)),
+            );
+        }
+        drop(st);
+        for (shard, id) in handed {
+            super::hand_over(&shard, id);
+        }
+        woken
+    }
+
+    /// A handle closes: ends the requests of waits on a word in `[start, start + len)`
+    /// (its header), which only a leaked future can have left, before the mapping goes.
+    fn forget_words(&self, start: usize, len: usize) -> Vec<Arc<Slot>> {
+        let mut st = self.state.lock();
+        let ids: Vec<u64> = st
+            .waits
+            .iter()
+            .filter(|(_, w)| w.word >= start && w.word < start + len)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut gone = Vec::new();
+        for id in ids {
+            gone.extend(st.waits.remove(&id).map(|w| w.slot));
+            let entry = opcode::AsyncCancel::new(id).build().user_data(CANCEL | id);
+            // SAFETY: a cancel request refers to no memory.
+            let _ = unsafe { push(&mut st.uring, &entry) };
+        }
+        if !gone.is_empty() {
+            let _ = submit(&mut st.uring);
+        }
+        gone
     }
 }
 
@@ -234,7 +355,14 @@ async fn reap(ring: Arc<Ring>, readable: AsyncFd<RingFd>) {
         fn drop(&mut self) {
             self.0.alive.store(false, Ordering::Release);
             RINGS.lock().retain(|r| !Arc::ptr_eq(r, &self.0));
-            let left: Vec<Arc<Slot>> = self.0.state.lock().waits.drain().map(|(_, s)| s).collect();
+            let left: Vec<Arc<Slot>> = self
+                .0
+                .state
+                .lock()
+                .waits
+                .drain()
+                .map(|(_, w)| w.slot)
+                .collect();
             for slot in left {
                 slot.fire(super::TIMED_OUT);
             }
@@ -251,6 +379,16 @@ async fn reap(ring: Arc<Ring>, readable: AsyncFd<RingFd>) {
             slot.fire(WOKEN);
         }
     }
+}
+
+/// A handle closes: every ring forgets the waits on its header's words (see
+/// [`Ring::forget_words`]); returns their slots, to be woken.
+pub(super) fn forget_words(start: usize, len: usize) -> Vec<Arc<Slot>> {
+    let rings: Vec<Arc<Ring>> = RINGS.lock().clone();
+    rings
+        .iter()
+        .flat_map(|r| r.forget_words(start, len))
+        .collect()
 }
 
 /// Waits asleep in rings, in this process (a test hook).

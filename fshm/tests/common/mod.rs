@@ -18,6 +18,27 @@ use std::time::{Duration, Instant};
 /// hanging. Generous: tests run in parallel on small machines.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// The environment variable that scales every hard time bound of the tests (a whole
+/// number ≥ 1): set by `ci/cross.sh` (qemu-user) and `ci/reliability.sh` (valgrind),
+/// and by hand on a loaded machine.
+pub const TIME_FACTOR_ENV: &str = "FSHM_TEST_TIME_FACTOR";
+
+/// How many times longer than on a quiet native run the tests' time bounds may be:
+/// [`TIME_FACTOR_ENV`], 1 when unset. A bound a test asserts on (a wait must end within
+/// `d`) is written `d * time_factor()`; a value that is not a whole number ≥ 1 fails
+/// the test rather than silently meaning 1.
+pub fn time_factor() -> u32 {
+    match std::env::var(TIME_FACTOR_ENV) {
+        Err(std::env::VarError::NotPresent) => 1,
+        Ok(v) if v.is_empty() => 1,
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(f) if f >= 1 => f,
+            _ => panic!("{TIME_FACTOR_ENV}={v:?}: expected a whole number >= 1"),
+        },
+        Err(e) => panic!("{TIME_FACTOR_ENV}: {e}"),
+    }
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A stream name unique to this process and call: `/fshm-t-{pid}-{counter}-{tag}`.
@@ -196,6 +217,33 @@ impl Child {
             assert!(Instant::now() < deadline, "killed child did not die");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+}
+
+/// Waits (bounded by [`PATIENCE`]) for every child to exit with code 0, in whatever
+/// order they end: the first that fails fails the test at once, naming it (the others
+/// are killed when the caller drops them), rather than after the children that wait
+/// for it give up.
+pub fn assert_all_succeed(children: &mut [Child]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut running = 0;
+        for c in children.iter_mut() {
+            match c.try_wait() {
+                None => running += 1,
+                Some(Status::Exited(0)) => {}
+                Some(other) => panic!("child {} failed: {other:?}", c.pid),
+            }
+        }
+        if running == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{running} children did not end within {PATIENCE:?}"
+        );
+        // Polling the kernel for the children's exits (waitpid has no timeout).
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -1,0 +1,423 @@
+//! Futex wake spam costs the waiters (almost) nothing.
+//!
+//! Anyone who may read a stream maps its header, futex words included, and may call
+//! `FUTEX_WAKE` on them as often as it likes. Such a wake-up changes no word: a
+//! blocking waiter, a reactor thread and an io_uring request go back to sleep without
+//! reading the stream, and an async task is not woken at all. These tests run the
+//! spammer in a real child process — as another user with read-only access when the
+//! test runs as root, otherwise as the same user through a read-only descriptor and a
+//! read-only mapping (it can do exactly the same: wake-ups need no write access) — while
+//! blocking followers (threads of one child) and, with the `tokio` feature,
+//! `AsyncStream` tasks (another child) wait on the stream. They measure the work the
+//! waiters do during an idle window and during the spam window — the CPU time of each
+//! waiting process (`getrusage`), and how many times the tasks were polled — and bound
+//! it; then they kill the owner while the spam goes on, and every waiter must see the
+//! end within a bounded time (the liveness re-checks are neither starved nor replaced).
+//!
+//! The figures are printed (`--nocapture`) for RELIABILITY.md.
+
+mod common;
+
+use common::{fork_child, time_factor, Child, NameGuard, Signal, Status, PATIENCE};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The uid the spammer runs as when the test runs as root (nobody).
+const SPAMMER_UID: u32 = 65534;
+/// Waiters of each kind.
+const WAITERS: usize = 8;
+/// Length of the idle window and of the spam window the waiters' work is measured over.
+const WINDOW: Duration = Duration::from_millis(1000);
+/// Offsets of the header's futex words (`seq`, `space_seq`: header.rs's table).
+const FUTEX_WORDS: [usize; 2] = [128, 256];
+/// The liveness tick (`wait.rs`): a waiter looks at the owner at least this often.
+#[cfg(feature = "tokio")]
+const TICK: Duration = Duration::from_millis(50);
+
+/// CPU time (user + system) this process has used, all its threads, in microseconds.
+fn cpu_us() -> u64 {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-pointer.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(r, 0);
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The owner: creates `name` (readable by others), reports, then sleeps until killed.
+fn owner(name: &str) -> Child {
+    let ready = Signal::new();
+    let child = fork_child(|| {
+        let _owner = fshm::OpenOptions::new()
+            .mode(0o644)
+            .create(name)
+            .expect("create");
+        ready.notify();
+        loop {
+            // SAFETY: waits for a signal (SIGKILL ends the process).
+            unsafe { libc::pause() };
+        }
+    });
+    ready.wait();
+    child
+}
+
+/// The spammer: maps the header read-only (as another user when root), reports, then
+/// calls `FUTEX_WAKE` on every futex word of the header until `stop` gets a byte, and
+/// reports the CPU it used and how many wake calls it made.
+fn spammer(name: &str, ready: &Signal, stop: &SharedFlag, report: &Signal) -> Child {
+    fork_child(|| {
+        if is_root() {
+            common::drop_privileges(SPAMMER_UID);
+        }
+        let c = std::ffi::CString::new(name).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDONLY, 0) };
+        assert!(fd >= 0, "the spammer may read the stream");
+        // SAFETY: maps the header read-only; nothing else in this process uses it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        ready.notify();
+        let start = cpu_us();
+        let mut wakes = 0u64;
+        loop {
+            for _ in 0..1024 {
+                for off in FUTEX_WORDS {
+                    // SAFETY: a shared FUTEX_WAKE on an aligned word of our mapping;
+                    // waking has no memory effects.
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_futex,
+                            base.cast::<u8>().add(off),
+                            libc::FUTEX_WAKE,
+                            i32::MAX,
+                            std::ptr::null::<libc::timespec>(),
+                            std::ptr::null::<u32>(),
+                            0u32,
+                        )
+                    };
+                    wakes += 1;
+                }
+            }
+            if stop.is_set() {
+                break;
+            }
+        }
+        report.send_u64(cpu_us() - start);
+        report.send_u64(wakes);
+        0
+    })
+}
+
+/// A flag in memory shared with forked children (made before the fork).
+struct SharedFlag(*const std::sync::atomic::AtomicU32);
+
+impl SharedFlag {
+    fn new() -> SharedFlag {
+        // SAFETY: a fresh anonymous shared mapping of one page, zeroed by the kernel.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        SharedFlag(p.cast())
+    }
+
+    fn set(&self) {
+        // SAFETY: the mapping lives until `drop`; zeroed memory is a valid AtomicU32.
+        unsafe { &*self.0 }.store(1, Ordering::SeqCst);
+    }
+
+    fn is_set(&self) -> bool {
+        // SAFETY: as in `set`.
+        unsafe { &*self.0 }.load(Ordering::SeqCst) != 0
+    }
+}
+
+impl Drop for SharedFlag {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the page `new` mapped; no reference to it outlives `self`.
+        unsafe { libc::munmap(self.0 as *mut libc::c_void, 4096) };
+    }
+}
+
+/// What a waiting child reports at each mark: its CPU time so far, and how many times
+/// its tasks were polled (0 for threads).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    cpu_us: u64,
+    polls: u64,
+}
+
+/// A waiting child's side of the marks: answers each byte on `mark` with a [`Mark`],
+/// until `done` is set.
+fn answer_marks(mark: &Signal, report: &Signal, polls: &AtomicU64, done: &AtomicBool) {
+    while !done.load(Ordering::SeqCst) {
+        if mark.recv_timeout(1, Duration::from_millis(100)).is_none() {
+            continue;
+        }
+        report.send_u64(cpu_us());
+        report.send_u64(polls.load(Ordering::SeqCst));
+    }
+}
+
+/// The parent's side: asks `child` for a mark.
+fn take_mark(mark: &Signal, report: &Signal) -> Mark {
+    mark.notify();
+    Mark {
+        cpu_us: report.recv_u64(),
+        polls: report.recv_u64(),
+    }
+}
+
+/// Blocking followers: `WAITERS` threads, each following `name` through its own
+/// read-write handle until the end; reports once all sleep.
+fn blocking_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -> Child {
+    fork_child(|| {
+        let done = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..WAITERS)
+            .map(|_| {
+                let s = fshm::Stream::open(name).expect("open");
+                assert!(s.is_writable(), "followers announce their sleeps");
+                std::thread::spawn(move || {
+                    let mut byte = [0u8; 1];
+                    let n = s.follow().read(&mut byte).expect("follow");
+                    assert_eq!(n, 0, "the stream ends when its owner dies");
+                    drop(s);
+                })
+            })
+            .collect();
+        all_threads_asleep(WAITERS);
+        ready.send(&[0]);
+        let polls = AtomicU64::new(0);
+        std::thread::scope(|sc| {
+            let d = done.clone();
+            let polls = &polls;
+            sc.spawn(move || answer_marks(mark, report, polls, &d));
+            for t in threads {
+                t.join().expect("a follower failed");
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        0
+    })
+}
+
+/// Waits (bounded) until `n` threads of this process sleep (state `S` in
+/// `/proc/self/task/*/stat`).
+fn all_threads_asleep(n: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let asleep = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // The state follows the command name's closing parenthesis.
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+            })
+            .count();
+        if asleep >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the waiters never slept");
+        std::thread::yield_now();
+    }
+}
+
+/// Runs the attack against `waiters` (started by `start(name, ready, mark, report)`),
+/// and returns (idle mark delta, spam mark delta, spammer's CPU, spammer's wakes).
+fn attack(
+    what: &str,
+    start: impl Fn(&str, &Signal, &Signal, &Signal) -> Child,
+) -> (Mark, Mark, u64, u64) {
+    let guard = NameGuard::new("spam");
+    let name = guard.name();
+    let mut owner = owner(name);
+    let (ready, mark, report) = (Signal::new(), Signal::new(), Signal::new());
+    let mut waiters = start(name, &ready, &mark, &report);
+    let how = match ready.recv(1)[0] {
+        0 => "blocking threads",
+        1 => "tasks through the reactor threads",
+        _ => "tasks through io_uring requests and the reactor threads",
+    };
+
+    let m0 = take_mark(&mark, &report);
+    // The measurement window: a duration to measure over, not a synchronisation.
+    std::thread::sleep(WINDOW);
+    let m1 = take_mark(&mark, &report);
+
+    let (spam_ready, spam_stop, spam_report) = (Signal::new(), SharedFlag::new(), Signal::new());
+    let mut spam = spammer(name, &spam_ready, &spam_stop, &spam_report);
+    spam_ready.wait();
+    let m2 = take_mark(&mark, &report);
+    std::thread::sleep(WINDOW);
+    let m3 = take_mark(&mark, &report);
+
+    // The owner dies while the spam goes on: every waiter must notice.
+    let killed = Instant::now();
+    owner.kill();
+    let limit = Duration::from_secs(2) * time_factor();
+    let ended = waiters.wait_timeout(PATIENCE);
+    let took = killed.elapsed();
+    spam_stop.set();
+    let spam_cpu = spam_report.recv_u64();
+    let spam_wakes = spam_report.recv_u64();
+    spam.assert_success();
+    assert_eq!(ended, Status::Exited(0), "{what}: a waiter failed");
+    assert!(
+        took < limit,
+        "{what}: the owner's death took {took:?} to reach the waiters under spam (limit {limit:?})"
+    );
+    let delta = |a: Mark, b: Mark| Mark {
+        cpu_us: b.cpu_us - a.cpu_us,
+        polls: b.polls - a.polls,
+    };
+    let (idle, spammed) = (delta(m0, m1), delta(m2, m3));
+    eprintln!(
+        "{what}: {WAITERS} waiters ({how}), {WINDOW:?} windows: idle {} us CPU, {} polls; \
+         under spam {} us CPU, {} polls; spammer ({}) {} us CPU, {spam_wakes} wake calls; \
+         owner's death noticed in {took:?}",
+        idle.cpu_us,
+        idle.polls,
+        spammed.cpu_us,
+        spammed.polls,
+        if is_root() {
+            "another user, read-only"
+        } else {
+            "same user, read-only descriptor"
+        },
+        spam_cpu
+    );
+    (idle, spammed, spam_cpu, spam_wakes)
+}
+
+/// The CPU the waiters may spend in a window under spam: a few times what they spend
+/// idle, plus a floor for the clock's granularity and a loaded machine — far below the
+/// spammer's own (each of its wake calls would otherwise cost every waiter a wake-up).
+fn assert_cheap(what: &str, idle: Mark, spammed: Mark, spam_cpu: u64) {
+    let floor = 30_000 * u64::from(time_factor());
+    let bound = (4 * idle.cpu_us).max(floor);
+    assert!(
+        spammed.cpu_us <= bound,
+        "{what}: the waiters spent {} us of CPU under spam ({} idle; bound {bound}; the \
+         spammer spent {spam_cpu})",
+        spammed.cpu_us,
+        idle.cpu_us
+    );
+}
+
+#[test]
+fn futex_wake_spam_costs_blocking_followers_almost_nothing() {
+    let (idle, spammed, spam_cpu, _) = attack("blocking followers", blocking_followers);
+    assert_cheap("blocking followers", idle, spammed, spam_cpu);
+}
+
+/// `AsyncStream` followers (feature `tokio`): `WAITERS` tasks on one runtime thread,
+/// each with its own read-write handle, each poll counted.
+#[cfg(feature = "tokio")]
+fn async_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -> Child {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::AsyncReadExt;
+
+    /// A future that counts its polls.
+    struct Counted<F> {
+        inner: Pin<Box<F>>,
+        polls: Arc<AtomicU64>,
+    }
+    impl<F: Future> Future for Counted<F> {
+        type Output = F::Output;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    fork_child(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let polls = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        std::thread::scope(|sc| {
+            let (p, d) = (polls.clone(), done.clone());
+            sc.spawn(move || {
+                // Announced only once every task has registered its wait.
+                let deadline = Instant::now() + PATIENCE;
+                while fshm::reactor_stats::registrations() < WAITERS {
+                    assert!(Instant::now() < deadline, "the tasks never waited");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let uring = fshm::reactor_stats::uses_io_uring() == Some(true);
+                ready.send(&[1 + u8::from(uring)]);
+                answer_marks(mark, report, &p, &d);
+            });
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..WAITERS)
+                    .map(|_| {
+                        let s = fshm::Stream::open(name).expect("open");
+                        assert!(s.is_writable(), "followers announce their sleeps");
+                        let mut s = s.into_async();
+                        tokio::spawn(Counted {
+                            inner: Box::pin(async move {
+                                let mut buf = [0u8; 16];
+                                s.read(&mut buf).await
+                            }),
+                            polls: polls.clone(),
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let n = t.await.expect("task").expect("read");
+                    assert_eq!(n, 0, "the stream ends when its owner dies");
+                }
+            });
+            done.store(true, Ordering::SeqCst);
+        });
+        0
+    })
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn futex_wake_spam_neither_wakes_async_tasks_nor_costs_their_process() {
+    let (idle, spammed, spam_cpu, _) = attack("AsyncStream tasks", async_followers);
+    // Idle, a task is polled once when it starts waiting, and again only when its wait
+    // ends: the reactor probes the owner itself at each tick. Allow a poll per task per
+    // tick on top, which is still thousands of times fewer than one per wake call.
+    let ticks = (WINDOW.as_millis() / TICK.as_millis()) as u64;
+    let bound = WAITERS as u64 * (2 + ticks);
+    assert!(
+        spammed.polls <= bound,
+        "the tasks were polled {} times under spam ({} idle; bound {bound})",
+        spammed.polls,
+        idle.polls
+    );
+    assert_cheap("AsyncStream tasks", idle, spammed, spam_cpu);
+}
