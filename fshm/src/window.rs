@@ -103,7 +103,14 @@ impl Window {
         let _ = p;
     }
 
-    /// Copies `buf` into data bytes `off..off + buf.len()`.
+    /// Copies `buf` into data bytes `off..off + buf.len()` while other processes (or
+    /// other mappings of this process) may read or write them: the copy has the
+    /// semantics of a per-byte atomic memcpy (Rust RFC 3301) — relaxed atomic stores, a
+    /// word at a time where aligned — so a reader copying the same bytes with
+    /// [`read_shared`](Window::read_shared) races with no data race, and the release
+    /// fence a ring writer puts before the copy orders it with the acquire fence of a
+    /// reader that saw one of its bytes (`ring.rs`, "Reading"). `BENCHMARKS.md` has
+    /// what it costs against `memcpy`.
     ///
     /// # Safety
     /// The range must lie inside the window, inside the object's verified size, and the
@@ -111,9 +118,7 @@ impl Window {
     pub unsafe fn write(&self, off: u64, buf: &[u8]) {
         // SAFETY: guaranteed by the caller; the source is a Rust slice that cannot overlap
         // a mapping Rust does not own.
-        unsafe {
-            std::ptr::copy_nonoverlapping(buf.as_ptr(), self.data_ptr_wrapping(off), buf.len())
-        }
+        unsafe { copy_to_shared(self.data_ptr_wrapping(off), buf) }
     }
 
     /// Copies data bytes `off..off + buf.len()` into `buf` with a plain `memcpy`, for
@@ -151,13 +156,14 @@ impl Window {
         unsafe { copy_shared(self.data_ptr_wrapping(off), buf) }
     }
 
-    /// Zeroes data bytes `off..off + n`.
+    /// Zeroes data bytes `off..off + n`, with relaxed atomic stores as
+    /// [`write`](Window::write) copies (another handle may write the same bytes).
     ///
     /// # Safety
     /// As for [`Window::write`].
     pub unsafe fn zero(&self, off: u64, n: u64) {
         // SAFETY: guaranteed by the caller.
-        unsafe { std::ptr::write_bytes(self.data_ptr_wrapping(off), 0, n as usize) }
+        unsafe { zero_shared(self.data_ptr_wrapping(off), n as usize) }
     }
 
     /// Pre-faults window bytes `from..to` (offsets from the window's start, header
@@ -234,6 +240,66 @@ unsafe fn copy_shared(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
     }
 }
 
+/// Copies `src` to `dst` with relaxed atomic stores: single bytes up to the first
+/// 8-byte boundary of `dst`, then aligned 8-byte words, then single bytes. The twin of
+/// [`copy_shared`]; relaxed atomic stores of 8 bytes are plain `mov`s on x86_64 and
+/// `str`s on aarch64, but the compiler may neither merge them into wider vector stores
+/// nor call `memcpy`.
+///
+/// # Safety
+/// `dst .. dst + src.len()` must be writable memory for the whole copy, and must not
+/// overlap `src`.
+#[inline]
+unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
+    let n = src.len();
+    let head = dst.align_offset(8).min(n);
+    let store8 = |i: usize| {
+        // SAFETY: `i < n`, inside the writable range; `AtomicU8` has no alignment needs.
+        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(src[i], Ordering::Relaxed) }
+    };
+    for i in 0..head {
+        store8(i);
+    }
+    let words = (n - head) / 8;
+    let from = src.as_ptr();
+    for w in 0..words {
+        let i = head + 8 * w;
+        // SAFETY: `dst + i` is 8-aligned (past the head) and `i + 8 <= n`, inside the
+        // writable range; `from + i .. + 8` lies inside `src` (an unaligned load of
+        // initialised bytes).
+        unsafe {
+            let v = from.add(i).cast::<u64>().read_unaligned();
+            (*dst.add(i).cast::<AtomicU64>()).store(v, Ordering::Relaxed);
+        }
+    }
+    for i in head + 8 * words..n {
+        store8(i);
+    }
+}
+
+/// Zeroes `n` bytes at `dst` with relaxed atomic stores, as [`copy_to_shared`] copies.
+///
+/// # Safety
+/// `dst .. dst + n` must be writable memory for the whole call.
+unsafe fn zero_shared(dst: *mut u8, n: usize) {
+    let head = dst.align_offset(8).min(n);
+    let store8 = |i: usize| {
+        // SAFETY: `i < n`, inside the writable range.
+        unsafe { (*dst.add(i).cast::<AtomicU8>()).store(0, Ordering::Relaxed) }
+    };
+    for i in 0..head {
+        store8(i);
+    }
+    let words = (n - head) / 8;
+    for w in 0..words {
+        // SAFETY: `dst + head + 8 * w` is 8-aligned and its 8 bytes lie inside the range.
+        unsafe { (*dst.add(head + 8 * w).cast::<AtomicU64>()).store(0, Ordering::Relaxed) }
+    }
+    for i in head + 8 * words..n {
+        store8(i);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +315,27 @@ mod tests {
                 // SAFETY: every byte was written by the copy.
                 let got: Vec<u8> = dst.iter().map(|b| unsafe { b.assume_init() }).collect();
                 assert_eq!(got, src[start..start + len], "start {start} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn copy_to_shared_and_zero_shared_touch_exactly_their_range_at_every_alignment() {
+        let src: Vec<u8> = (1..=200u8).collect();
+        for start in 0..9 {
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100] {
+                let mut dst = vec![0xAAu8; 120];
+                // SAFETY: `start + len <= 109 <= 120`, inside `dst`, which `src` does not
+                // overlap.
+                unsafe { copy_to_shared(dst.as_mut_ptr().add(start), &src[..len]) };
+                assert_eq!(dst[start..start + len], src[..len], "start {start} len {len}");
+                assert!(dst[..start].iter().all(|&b| b == 0xAA), "before {start}");
+                assert!(dst[start + len..].iter().all(|&b| b == 0xAA), "after {len}");
+                // SAFETY: as above.
+                unsafe { zero_shared(dst.as_mut_ptr().add(start), len) };
+                assert!(dst[start..start + len].iter().all(|&b| b == 0), "zeroed");
+                assert!(dst[..start].iter().all(|&b| b == 0xAA), "before {start}");
+                assert!(dst[start + len..].iter().all(|&b| b == 0xAA), "after {len}");
             }
         }
     }
