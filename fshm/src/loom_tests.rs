@@ -515,7 +515,6 @@ fn loom_a_lossy_reader_lapped_by_the_writer_accepts_only_whole_bytes() {
 /// Ring: the same with a writer that raises `hwm` with the read-modify-write (another
 /// handle wrote since its last write).
 #[test]
-fn loom_a_lossy_reader_lapped_by_a_writer_taking_the_read_modify_write_accepts_only_whole_bytes(
-) {
+fn loom_a_lossy_reader_lapped_by_a_writer_taking_the_read_modify_write_accepts_only_whole_bytes() {
     check(|| writer_laps_a_lossy_reader(false));
 }

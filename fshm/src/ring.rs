@@ -129,6 +129,7 @@ impl Core {
             // copy, which the check below detects.
             unsafe { window.read_shared(pos % cap, dst) };
         }
+        #[cfg(feature = "__test-hooks")]
         if let Some(hook) = crate::test_hooks::ring_read_pause() {
             hook();
         }
@@ -184,6 +185,7 @@ impl Core {
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring (`ring_claim` verified it); the handle is writable.
         unsafe { self.window()?.write(pos % cap, buf) };
+        #[cfg(feature = "__test-hooks")]
         if self.append {
             if let Some(hook) = crate::test_hooks::append_pause() {
                 hook();

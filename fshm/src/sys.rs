@@ -170,7 +170,8 @@ fn prot(writable: bool) -> i32 {
 
 /// `pread`s exactly `buf.len()` bytes at `offset` (`EIO` if the object is shorter).
 pub(crate) fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<(), Errno> {
-    pread_exact_uninit(fd, uninit(buf), offset)
+    // SAFETY: `pread_exact_uninit` only lets the kernel write bytes into the view.
+    pread_exact_uninit(fd, unsafe { uninit(buf) }, offset)
 }
 
 /// `pread_exact` into memory that may be uninitialised; on `Ok` every byte of `buf` is
@@ -206,10 +207,14 @@ pub(crate) fn pread_exact_uninit(
 }
 
 /// Views an initialised buffer as one that a read may fill.
-pub(crate) fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`. The view must never be used to
-    // write uninitialised bytes into `buf`: fshm's read paths only copy initialised
-    // bytes (from the kernel or the mapping) into the buffers they are given.
+///
+/// # Safety
+/// The view must never be used to write an uninitialised byte into `buf` (safe code
+/// could then read it as a `u8`): pass it only to fshm's read paths, which copy
+/// initialised bytes (from the kernel or the mapping) into the buffers they are given.
+pub(crate) unsafe fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; that no uninitialised byte is
+    // written through the view is the caller's promise.
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
@@ -627,7 +632,8 @@ pub(crate) fn futex_wake_all(word: &crate::sync::AtomicU32) {
     futex_model::wake_all(word);
 }
 
-/// `lseek(fd, off, whence)`: the new offset.
+/// `lseek(fd, off, whence)`: the new offset (the C layer's fd coherence).
+#[cfg(feature = "__c-layer")]
 pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Errno> {
     // SAFETY: plain system call on a descriptor the caller borrows.
     retry(-1, || unsafe { libc::lseek(fd.as_raw_fd(), off, whence) }).map(|r| r as u64)

@@ -328,7 +328,11 @@ mod tests {
                 // SAFETY: `start + len <= 109 <= 120`, inside `dst`, which `src` does not
                 // overlap.
                 unsafe { copy_to_shared(dst.as_mut_ptr().add(start), &src[..len]) };
-                assert_eq!(dst[start..start + len], src[..len], "start {start} len {len}");
+                assert_eq!(
+                    dst[start..start + len],
+                    src[..len],
+                    "start {start} len {len}"
+                );
                 assert!(dst[..start].iter().all(|&b| b == 0xAA), "before {start}");
                 assert!(dst[start + len..].iter().all(|&b| b == 0xAA), "after {len}");
                 // SAFETY: as above.

@@ -254,6 +254,7 @@ async fn reap(ring: Arc<Ring>, readable: AsyncFd<RingFd>) {
 }
 
 /// Waits asleep in rings, in this process (a test hook).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn pending() -> usize {
     RINGS
         .lock()
@@ -263,6 +264,7 @@ pub(crate) fn pending() -> usize {
 }
 
 /// Whether waits go through io_uring here (`None`: not tried yet).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn supported() -> Option<bool> {
     match SUPPORT.load(Ordering::Relaxed) {
         YES => Some(true),
