@@ -661,22 +661,36 @@ const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
 #[cfg(not(fshm_loom))]
 const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
 
-/// Registers this process for expedited global memory barriers, once; whether it is
-/// registered (kernels since 4.16).
+/// Registers this process for expedited global memory barriers; whether it is
+/// registered (kernels since 4.16). The answer is cached in an atomic, not a
+/// `OnceLock`: a process forked while another thread was inside a `OnceLock`'s
+/// initialisation would wait for it forever (the forking test harnesses' children did).
+/// Threads racing to register both make the call, which is idempotent; a forked child
+/// keeps the registration with its copy of the address space.
 #[cfg(not(fshm_loom))]
 pub(crate) fn membarrier_registered() -> bool {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        // SAFETY: plain system call without pointers.
-        unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
-                0,
-                0,
-            ) == 0
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+    static REGISTERED: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match REGISTERED.load(Ordering::Acquire) {
+        YES => true,
+        NO => false,
+        _ => {
+            // SAFETY: plain system call without pointers.
+            let ok = unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                    0,
+                    0,
+                ) == 0
+            };
+            REGISTERED.store(if ok { YES } else { NO }, Ordering::Release);
+            ok
         }
-    })
+    }
 }
 
 /// Makes every thread of every registered process that is running now execute a full
