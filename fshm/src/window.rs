@@ -1,6 +1,33 @@
 //! The fixed virtual window: one `MAP_SHARED` mapping of the header and the whole
 //! maximum data size, made once per handle (on its first use), so no process remaps
 //! when another grows the stream. This file holds every raw access to the mapping.
+//!
+//! **What is guaranteed about racing bytes.** Every access fshm itself makes to data
+//! bytes that another handle may access at the same time is atomic: writes
+//! ([`Window::write`], [`Window::zero`]) are relaxed atomic stores and racing reads
+//! ([`Window::read_shared`]) relaxed atomic loads — 8-byte words where the address is
+//! 8-aligned, single bytes at the edges, so a word of the reader and a word of the
+//! writer cover the same bytes only when both are aligned alike. That makes a race
+//! between a writer and a reader (a lossy ring reader lapped by the writer, a linear
+//! stream's committed bytes rewritten while read) no data race in Rust's memory model,
+//! and lets the ring's overrun check pair the writer's release fence with the reader's
+//! acquire fence (`ring.rs`, `overrun_after_copy`; the `loom` model
+//! `loom_a_lossy_reader_lapped_by_the_writer_accepts_only_whole_bytes`). What a racing
+//! reader copies is per byte some value the byte held: no atomicity across bytes or
+//! words is promised or relied on — whole-write visibility comes from the length and
+//! `hwm` protocols, never from the copy. Not covered:
+//! - [`Window::read_stable`] is a plain `memcpy`, for bytes the protocol keeps from
+//!   being written during the copy (an attached lossless reader's: "Trusted reads").
+//! - Bytes the kernel copies (`pwrite`, `pread`) and bytes C code copies (the `FILE*`'s
+//!   in-place refills, glibc's `memcpy`) are outside Rust's model; they behave as
+//!   another process's accesses do.
+//! - In-place writes through a `Reservation` are the caller's own stores into a
+//!   `&mut [u8]` (plain, or whatever the caller uses): a lossy ring reader copying the
+//!   same bytes at the same time still detects the overrun by `hwm`, which the claim
+//!   raised before lending the bytes, but the language-level race between the caller's
+//!   plain stores and its atomic loads is not excluded.
+//! - Another process's accesses are whatever its code does; a process with write access
+//!   is trusted (crate docs, "Trust").
 
 use crate::header::{Header, Layout, DATA_OFFSET};
 use crate::sys;
