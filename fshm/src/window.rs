@@ -6,8 +6,8 @@
 //! bytes that another handle may access at the same time is atomic: writes
 //! ([`Window::write`], [`Window::zero`]) are relaxed atomic stores and racing reads
 //! ([`Window::read_shared`]) relaxed atomic loads — 8-byte words where the address is
-//! 8-aligned, single bytes at the edges, so a word of the reader and a word of the
-//! writer cover the same bytes only when both are aligned alike. That makes a race
+//! 8-aligned (writes on x86_64: 16-byte SSE2 stores where 16-aligned, atomic per byte
+//! at least), single bytes at the edges. That makes a race
 //! between a writer and a reader (a lossy ring reader lapped by the writer, a linear
 //! stream's committed bytes rewritten while read) no data race in Rust's memory model,
 //! and lets the ring's overrun check pair the writer's release fence with the reader's
@@ -101,7 +101,8 @@ impl Window {
     pub fn header(&self) -> &Header {
         // SAFETY: the mapping starts page-aligned with at least DATA_OFFSET bytes that
         // the caller verified exist in the object (open checks the size before use);
-        // `Header` is all atomics and padding, valid for any bytes.
+        // `Header` is all atomics and `UnsafeCell` padding, valid for any bytes and for
+        // other processes changing them.
         unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
@@ -133,7 +134,8 @@ impl Window {
     /// Copies `buf` into data bytes `off..off + buf.len()` while other processes (or
     /// other mappings of this process) may read or write them: the copy has the
     /// semantics of a per-byte atomic memcpy (Rust RFC 3301) — relaxed atomic stores, a
-    /// word at a time where aligned — so a reader copying the same bytes with
+    /// word at a time where aligned (16 bytes on x86_64) — so a reader copying the same
+    /// bytes with
     /// [`read_shared`](Window::read_shared) races with no data race, and the release
     /// fence a ring writer puts before the copy orders it with the acquire fence of a
     /// reader that saw one of its bytes (`ring.rs`, "Reading"). `BENCHMARKS.md` has
@@ -338,21 +340,45 @@ unsafe fn copy_to_shared(dst: *mut u8, src: &[u8]) {
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 unsafe fn store_blocks16(dst: *mut u8, src: *const u8, blocks: usize) {
-    // SAFETY: the caller's ranges; `movdqa` needs the 16-aligned `dst` it promises, and
-    // the loop runs `blocks > 0` times, advancing both pointers by 16.
+    // SAFETY: the caller's ranges; `movdqa` needs the 16-aligned `dst` it promises.
+    // The first loop stores `blocks / 4` runs of 64 bytes, the second the `blocks % 4`
+    // blocks left, each advancing both pointers by what it stored; `blocks > 0`.
     unsafe {
         std::arch::asm!(
+            "test {quads}, {quads}",
+            "jz 3f",
             "2:",
-            "movdqu {x}, xmmword ptr [{src}]",
-            "movdqa xmmword ptr [{dst}], {x}",
+            "movdqu {a}, xmmword ptr [{src}]",
+            "movdqu {b}, xmmword ptr [{src} + 16]",
+            "movdqu {c}, xmmword ptr [{src} + 32]",
+            "movdqu {d}, xmmword ptr [{src} + 48]",
+            "movdqa xmmword ptr [{dst}], {a}",
+            "movdqa xmmword ptr [{dst} + 16], {b}",
+            "movdqa xmmword ptr [{dst} + 32], {c}",
+            "movdqa xmmword ptr [{dst} + 48], {d}",
+            "add {src}, 64",
+            "add {dst}, 64",
+            "dec {quads}",
+            "jnz 2b",
+            "3:",
+            "test {rest}, {rest}",
+            "jz 5f",
+            "4:",
+            "movdqu {a}, xmmword ptr [{src}]",
+            "movdqa xmmword ptr [{dst}], {a}",
             "add {src}, 16",
             "add {dst}, 16",
-            "dec {n}",
-            "jnz 2b",
+            "dec {rest}",
+            "jnz 4b",
+            "5:",
             src = inout(reg) src => _,
             dst = inout(reg) dst => _,
-            n = inout(reg) blocks => _,
-            x = out(xmm_reg) _,
+            quads = inout(reg) blocks / 4 => _,
+            rest = inout(reg) blocks % 4 => _,
+            a = out(xmm_reg) _,
+            b = out(xmm_reg) _,
+            c = out(xmm_reg) _,
+            d = out(xmm_reg) _,
             options(nostack),
         );
     }
