@@ -338,8 +338,9 @@ impl Header {
         let h = Header::zero();
         h.init(layout);
         let mut out = [0u8; OWNER_FIELDS_END];
-        // SAFETY: `Header` is `repr(C)` plain data (atomics and byte arrays) at least
-        // `OWNER_FIELDS_END` bytes long; `h` is a local nobody else touches.
+        // SAFETY: `Header` is `repr(C)` plain data (atomics and `Pad`s, byte arrays in
+        // `UnsafeCell`s) at least `OWNER_FIELDS_END` bytes long; `h` is a local nobody
+        // else touches, so no byte changes while the view lives.
         let bytes = unsafe {
             std::slice::from_raw_parts((&h as *const Header).cast::<u8>(), OWNER_FIELDS_END)
         };
@@ -385,8 +386,9 @@ pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys:
     let mut h = Box::new(Header::zero());
     let size = std::mem::size_of::<Header>().min(upto);
     // SAFETY: the box is ours alone and `size` is within it; `Header` is `repr(C)` and
-    // made of atomics and byte arrays, for which every bit pattern the read stores is
-    // valid, and the view only ever receives initialised bytes.
+    // made of atomics and `Pad`s (byte arrays in `UnsafeCell`s), for which every bit
+    // pattern the read stores is valid, and the view only ever receives initialised
+    // bytes.
     let bytes = unsafe {
         std::slice::from_raw_parts_mut(
             (&mut *h as *mut Header).cast::<std::mem::MaybeUninit<u8>>(),

@@ -18,9 +18,10 @@
 //! `hwm` protocols, never from the copy. Not covered:
 //! - [`Window::read_stable`] is a plain `memcpy`, for bytes the protocol keeps from
 //!   being written during the copy (an attached lossless reader's: "Trusted reads").
-//! - Bytes the kernel copies (`pwrite`, `pread`) and bytes C code copies (the `FILE*`'s
-//!   in-place refills, glibc's `memcpy`) are outside Rust's model; they behave as
-//!   another process's accesses do.
+//! - Bytes the kernel copies (`pwrite`, `pread`) and bytes C code copies (glibc's
+//!   `fread` out of the `FILE*`'s in-place refills) are outside Rust's model; they
+//!   behave as another process's accesses do. (`fshm-ffi`'s own copy out of a refill
+//!   uses this file's shared copy: `c_layer::copy_from_mapping`.)
 //! - In-place writes through a `Reservation` are the caller's own stores into a
 //!   `&mut [u8]` (plain, or whatever the caller uses): a lossy ring reader copying the
 //!   same bytes at the same time still detects the overrun by `hwm`, which the claim
@@ -241,7 +242,7 @@ pub(crate) fn map_window(
 ///
 /// # Safety
 /// `src .. src + dst.len()` must be readable memory for the whole copy.
-unsafe fn copy_shared(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
+pub(crate) unsafe fn copy_shared(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
     let n = dst.len();
     let head = src.align_offset(8).min(n);
     let load8 = |i: usize| {
