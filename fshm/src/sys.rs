@@ -665,8 +665,9 @@ const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
 /// registered (kernels since 4.16). The answer is cached in an atomic, not a
 /// `OnceLock`: a process forked while another thread was inside a `OnceLock`'s
 /// initialisation would wait for it forever (the forking test harnesses' children did).
-/// Threads racing to register both make the call, which is idempotent; a forked child
-/// keeps the registration with its copy of the address space.
+/// Threads racing to register both make the call, which is idempotent. A forked child
+/// keeps the cached answer, as it did with the `OnceLock`: the kernel copies the
+/// registration with the address space and clears it only at `exec`.
 #[cfg(not(fshm_loom))]
 pub(crate) fn membarrier_registered() -> bool {
     use std::sync::atomic::{AtomicU8, Ordering};
