@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Each model builds a header in process memory (`Header::zero`) and a few data bytes in
-//! `loom` cells, and runs the protocol steps the stream code runs (`stream::publish_len`,
+//! `loom` cells (`loom` atomics for the lossy ring, whose reader races with the writer
+//! by design and must then reject what it copied), and runs the protocol steps the stream code runs (`stream::publish_len`,
 //! `linear::raise_hwm`/`gap_end`, the `ring.rs` steps, `wait::wait_on`/`notify`) from
 //! two or three threads. `loom` explores their interleavings and the values each load
 //! may see; a data cell read while a write to it is not ordered before the read (an
