@@ -7,6 +7,12 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cargo run --release -p fshm-bench -- --quick
+# The benchmark measures fshm's default build (plus internal `__reactor-stats` and
+# fshm-ffi's `__c-layer`): no test hook may be compiled into its hot paths.
+if nm -C "${CARGO_TARGET_DIR:-target}/release/fshm-bench" | grep -q 'fshm::test_hooks'; then
+    echo "fshm-bench was built with fshm's test hooks (feature __test-hooks)" >&2
+    exit 1
+fi
 left=$(find /dev/shm -maxdepth 1 -name 'fshm-bench-*' -printf '%f\n' | sort)
 if [ -n "$left" ]; then
     echo "fshm-bench left objects in /dev/shm:" >&2

@@ -33,3 +33,28 @@ pub fn run(kind: &str, chunk: usize) -> io::Result<Vec<f64>> {
     let secs = start.elapsed().as_secs_f64();
     Ok(vec![total as f64 / secs / 1e6])
 }
+
+/// `copy-write`: what a ring write's copy costs with nobody reading: one process writes
+/// `volume` bytes in `chunk`-byte writes into a 16 MiB lossy ring it owns (warm: the
+/// ring is written whole once first). MB/s.
+pub fn write(chunk: usize, volume: u64) -> io::Result<Vec<f64>> {
+    let cap: u64 = 16 << 20;
+    let name = format!("/fshm-bench-{}-copyw", std::process::id());
+    let mut owner = OpenOptions::new()
+        .ring(cap, RingPolicy::Lossy)
+        .create(&name)?;
+    let buf = vec![7u8; chunk.max(1)];
+    let mut done = 0u64;
+    while done < cap {
+        owner.write_all(&buf)?;
+        done += buf.len() as u64;
+    }
+    let mut total = 0u64;
+    let start = Instant::now();
+    while total < volume {
+        owner.write_all(&buf)?;
+        total += buf.len() as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(vec![total as f64 / secs / 1e6])
+}

@@ -68,6 +68,7 @@ pub fn run(args: &[String]) -> io::Result<Vec<f64>> {
         "pp-spin" | "pp-nospin" | "pp-pipe" | "pp-socket" => pingpong_job(kind, num(1)?),
         k if k.starts_with("open-") => open_job(k, num(1)?),
         "copy-shared" | "copy-stable" => crate::copy_cost::run(kind, num(1)? as usize),
+        "copy-write" => crate::copy_cost::write(num(1)? as usize, num(2)?),
         #[cfg(feature = "async")]
         k if k.starts_with("async-") => crate::async_jobs::run(k, num),
         k if k.starts_with("ev-") => crate::event_jobs::run(k, num),

@@ -291,9 +291,13 @@ impl Cookie {
             (unsafe { self.spill_now() }, SPILL)
         };
         // SAFETY: `from .. from + kept` lies in the last refill (committed bytes in the
-        // mapping); `to` holds `size >= kept` bytes and is ours.
+        // mapping, which another handle may overwrite meanwhile: the per-byte-atomic
+        // copy); `to` holds `size >= kept` bytes and is ours.
         unsafe {
-            std::ptr::copy_nonoverlapping(from, to, kept);
+            fshm::c_layer::copy_from_mapping(
+                from.cast::<u8>(),
+                std::slice::from_raw_parts_mut(to.cast::<std::mem::MaybeUninit<u8>>(), kept),
+            );
             self.set_buffer(to, size);
             (*f)._IO_read_ptr = to.add(read);
             (*f)._IO_read_end = to.add(kept);

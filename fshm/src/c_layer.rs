@@ -21,6 +21,18 @@ use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
+/// Copies `dst.len()` bytes at `src`, in a handle's mapping, with the per-byte-atomic
+/// copy that fshm's own racing reads use (relaxed atomic loads, `window.rs`): for
+/// bytes another handle may overwrite meanwhile, which a plain copy would race with.
+///
+/// # Safety
+/// `src .. src + dst.len()` must lie in a live handle's mapping, in bytes the object
+/// holds (such as an [`InPlace`] range), for the whole copy.
+pub unsafe fn copy_from_mapping(src: *const u8, dst: &mut [MaybeUninit<u8>]) {
+    // SAFETY: the caller's promise.
+    unsafe { crate::window::copy_shared(src, dst) }
+}
+
 /// Committed bytes of a linear stream, in place in a handle's mapping
 /// ([`Stream::in_place`]).
 #[derive(Debug, Clone, Copy)]

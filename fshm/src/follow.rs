@@ -79,7 +79,8 @@ impl Follower<'_> {
 
 impl Read for Follower<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_uninit(crate::sys::uninit(buf))
+        // SAFETY: `read_uninit` writes only bytes copied from the stream.
+        self.read_uninit(unsafe { crate::sys::uninit(buf) })
     }
 }
 

@@ -42,6 +42,7 @@
 use crate::error::not_fshm;
 use crate::sync::{AtomicU32, AtomicU64};
 use crate::sys;
+use std::cell::UnsafeCell;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 
@@ -96,12 +97,29 @@ pub const LOCK_APPEND: u64 = 1;
 /// First OFD lock byte of the lock object for the reader slots (`LOCK_SLOT0 + k`).
 pub const LOCK_SLOT0: u64 = 2;
 
+/// Header bytes fshm never reads or writes but other processes may (padding, reserved
+/// fields, fields of later versions): in an `UnsafeCell`, so that no `&Header` asserts
+/// they do not change.
+#[repr(transparent)]
+pub(crate) struct Pad<const N: usize>(UnsafeCell<[u8; N]>);
+
+impl<const N: usize> Pad<N> {
+    const fn zero() -> Pad<N> {
+        Pad(UnsafeCell::new([0; N]))
+    }
+}
+
+// SAFETY: no code reaches the bytes through a `Pad` (the field is private and `Pad` has
+// no accessor); only a raw byte view of a whole header in process memory
+// (`Header::image`) reads them, while no one else can write them.
+unsafe impl<const N: usize> Sync for Pad<N> {}
+
 /// One reader slot (64 bytes).
 #[repr(C)]
 pub(crate) struct Slot {
     pub pos: AtomicU64,
     pub active: AtomicU32,
-    _pad: [u8; 52],
+    _pad: Pad<52>,
 }
 
 /// The header as it lies in shared memory. Every field is atomic: other processes
@@ -118,30 +136,30 @@ pub(crate) struct Header {
     pub reader_slots: AtomicU32,
     pub lock_ino: AtomicU64,
     pub owner_pid: AtomicU32,
-    _pad0: [u8; 4],
+    _pad0: Pad<4>,
     pub owner_pidns: AtomicU64,
     // 64: writer side
     pub len: AtomicU64,
-    _reserved72: [u8; 8],
+    _reserved72: Pad<8>,
     pub alloc: AtomicU64,
-    _pad1: [u8; 40],
+    _pad1: Pad<40>,
     // 128: reader wake-up
     pub seq: AtomicU32,
-    _pad2: [u8; 60],
+    _pad2: Pad<60>,
     // 192: owner
     pub owner_state: AtomicU32,
-    _pad3: [u8; 60],
+    _pad3: Pad<60>,
     // 256: lossless ring writer wake-up
     pub space_seq: AtomicU32,
-    _pad4: [u8; 60],
+    _pad4: Pad<60>,
     // 320: reader attachments
     pub slot_gen: AtomicU32,
     pub followers: AtomicU32,
-    _pad5: [u8; 56],
+    _pad5: Pad<56>,
     // 384: writers only (a lossy ring reader loads it after each copy)
     pub hwm: AtomicU64,
     pub ring_writer: AtomicU64,
-    _pad6: [u8; 624],
+    _pad6: Pad<624>,
     // 1024: reader slots
     pub slots: [Slot; READER_SLOTS as usize],
 }
@@ -186,24 +204,24 @@ macro_rules! zero_header {
             reader_slots: AtomicU32::new(0),
             lock_ino: AtomicU64::new(0),
             owner_pid: AtomicU32::new(0),
-            _pad0: [0; 4],
+            _pad0: Pad::zero(),
             owner_pidns: AtomicU64::new(0),
             len: AtomicU64::new(0),
-            _reserved72: [0; 8],
+            _reserved72: Pad::zero(),
             alloc: AtomicU64::new(0),
-            _pad1: [0; 40],
+            _pad1: Pad::zero(),
             seq: AtomicU32::new(0),
-            _pad2: [0; 60],
+            _pad2: Pad::zero(),
             owner_state: AtomicU32::new(0),
-            _pad3: [0; 60],
+            _pad3: Pad::zero(),
             space_seq: AtomicU32::new(0),
-            _pad4: [0; 60],
+            _pad4: Pad::zero(),
             slot_gen: AtomicU32::new(0),
             followers: AtomicU32::new(0),
-            _pad5: [0; 56],
+            _pad5: Pad::zero(),
             hwm: AtomicU64::new(0),
             ring_writer: AtomicU64::new(0),
-            _pad6: [0; 624],
+            _pad6: Pad::zero(),
             slots: $slots,
         }
     };
@@ -295,7 +313,7 @@ impl Header {
             Slot {
                 pos: AtomicU64::new(0),
                 active: AtomicU32::new(0),
-                _pad: [0; 52],
+                _pad: Pad::zero(),
             }
         }; READER_SLOTS as usize])
     }
@@ -308,7 +326,7 @@ impl Header {
         zero_header!(|| std::array::from_fn(|_| Slot {
             pos: AtomicU64::new(0),
             active: AtomicU32::new(0),
-            _pad: [0; 52],
+            _pad: Pad::zero(),
         }))
     }
 
@@ -320,8 +338,9 @@ impl Header {
         let h = Header::zero();
         h.init(layout);
         let mut out = [0u8; OWNER_FIELDS_END];
-        // SAFETY: `Header` is `repr(C)` plain data (atomics and byte arrays) at least
-        // `OWNER_FIELDS_END` bytes long; `h` is a local nobody else touches.
+        // SAFETY: `Header` is `repr(C)` plain data (atomics and `Pad`s, byte arrays in
+        // `UnsafeCell`s) at least `OWNER_FIELDS_END` bytes long; `h` is a local nobody
+        // else touches, so no byte changes while the view lives.
         let bytes = unsafe {
             std::slice::from_raw_parts((&h as *const Header).cast::<u8>(), OWNER_FIELDS_END)
         };
@@ -367,8 +386,9 @@ pub(crate) fn read_header(fd: &OwnedFd, upto: usize) -> Result<Box<Header>, sys:
     let mut h = Box::new(Header::zero());
     let size = std::mem::size_of::<Header>().min(upto);
     // SAFETY: the box is ours alone and `size` is within it; `Header` is `repr(C)` and
-    // made of atomics and byte arrays, for which every bit pattern the read stores is
-    // valid, and the view only ever receives initialised bytes.
+    // made of atomics and `Pad`s (byte arrays in `UnsafeCell`s), for which every bit
+    // pattern the read stores is valid, and the view only ever receives initialised
+    // bytes.
     let bytes = unsafe {
         std::slice::from_raw_parts_mut(
             (&mut *h as *mut Header).cast::<std::mem::MaybeUninit<u8>>(),

@@ -224,6 +224,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "__c-layer")]
 #[doc(hidden)]
 pub mod c_layer;
 mod error;
@@ -243,6 +244,7 @@ mod ring;
 mod stream;
 mod sync;
 mod sys;
+#[cfg(feature = "__test-hooks")]
 #[doc(hidden)]
 pub mod test_hooks;
 mod wait;
@@ -262,9 +264,11 @@ pub use reactor::tokio::AsyncStream;
 pub use stream::{Role, Stream, WaitStatus};
 pub use zerocopy::{FollowerMut, Reservation};
 
-/// Async-wait internals for tests and benchmarks (hidden): registrations pending in
-/// this process's reactor, its threads (alive now, most at once, started), and whether
-/// it sleeps in `futex_waitv`.
+/// Async-wait internals for tests and benchmarks (hidden; internal feature
+/// `__reactor-stats`, not part of the API): registrations pending in this process's
+/// reactor, its threads (alive now, most at once, started), and whether it sleeps in
+/// `futex_waitv`.
+#[cfg(feature = "__reactor-stats")]
 #[doc(hidden)]
 pub mod reactor_stats {
     /// Registrations pending in this process.

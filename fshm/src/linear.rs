@@ -161,6 +161,9 @@ impl Core {
             // the handle is writable, so the mapping is too.
             unsafe { self.window()?.write(pos, &buf[..n as usize]) };
         }
+        #[cfg(not(feature = "__test-hooks"))]
+        let _ = appending;
+        #[cfg(feature = "__test-hooks")]
         if appending {
             if let Some(hook) = crate::test_hooks::append_pause() {
                 hook();

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Each model builds a header in process memory (`Header::zero`) and a few data bytes in
-//! `loom` cells, and runs the protocol steps the stream code runs (`stream::publish_len`,
+//! `loom` cells (`loom` atomics for the lossy ring, whose reader races with the writer
+//! by design and must then reject what it copied), and runs the protocol steps the stream code runs (`stream::publish_len`,
 //! `linear::raise_hwm`/`gap_end`, the `ring.rs` steps, `wait::wait_on`/`notify`) from
 //! two or three threads. `loom` explores their interleavings and the values each load
 //! may see; a data cell read while a write to it is not ordered before the read (an
@@ -20,8 +21,8 @@
 use crate::header::Header;
 use crate::linear::{gap_end, raise_hwm};
 use crate::ring::{
-    announce_write, attach_slot, publish_ring_len, publish_slot_pos, room_known, scan_slots,
-    wait_for_room,
+    announce_write, attach_slot, overrun_after_copy, publish_ring_len, publish_slot_pos,
+    room_known, scan_slots, wait_for_room,
 };
 use crate::stream::publish_len;
 use crate::wait::{self, Waited};
@@ -434,4 +435,87 @@ fn loom_a_commit_with_nobody_waiting_makes_no_wake_call() {
         assert_eq!(crate::sys::futex_wakes(&s.h.seq), 0);
         assert_eq!(crate::sys::futex_wakes(&s.h.space_seq), 0);
     });
+}
+
+/// A lossy ring in process memory: the header and `N` data bytes as relaxed atomics,
+/// as `Window::write` stores them and `Window::read_shared` loads them — a lossy
+/// reader's copy races with the writer by design, so the cells may not be plain ones.
+struct LossyRing<const N: usize> {
+    h: Header,
+    data: [loom::sync::atomic::AtomicU8; N],
+}
+
+/// One write of `[pos, end)` by the only writer (`Core::ring_claim` without slots, the
+/// copy, `Core::ring_publish`); `fast_fence`: the writer's token stood (the plain store
+/// of `hwm` and a release fence), else the read-modify-write.
+fn lossy_write<const N: usize>(r: &LossyRing<N>, pos: u64, end: u64, fast_fence: bool) {
+    assert!(!announce_write(&r.h, end, fast_fence, false, 0));
+    for p in pos..end {
+        r.data[p as usize % N].store(byte(1, p), Ordering::Relaxed);
+    }
+    publish_ring_len(&r.h, pos, end);
+}
+
+/// A lossy read at `pos` (`Core::ring_read` without the cursor): `None` for an overrun,
+/// else the bytes it accepts.
+fn lossy_read<const N: usize>(r: &LossyRing<N>, pos: u64) -> Option<Vec<u8>> {
+    let cap = N as u64;
+    let len = r.h.len.load(Ordering::Acquire);
+    if pos >= len {
+        return Some(Vec::new());
+    }
+    if pos < len.saturating_sub(cap) {
+        return None;
+    }
+    let n = (len - pos).min(cap);
+    let copy: Vec<u8> = (pos..pos + n)
+        .map(|p| r.data[p as usize % N].load(Ordering::Relaxed))
+        .collect();
+    (!overrun_after_copy(&r.h, pos, cap)).then_some(copy)
+}
+
+/// A full ring of 2 (positions 0 and 1 committed) that a writer laps with two one-byte
+/// writes while a lossy reader reads from position 0.
+fn writer_laps_a_lossy_reader(fast_fence: bool) {
+    const CAP: usize = 2;
+    let r = Arc::new(LossyRing::<CAP> {
+        h: Header::zero(),
+        data: std::array::from_fn(|_| loom::sync::atomic::AtomicU8::new(0)),
+    });
+    lossy_write(&r, 0, 2, fast_fence);
+    let writer = {
+        let r = r.clone();
+        thread::spawn(move || {
+            lossy_write(&r, 2, 3, fast_fence);
+            lossy_write(&r, 3, 4, fast_fence);
+        })
+    };
+    for pos in [0, 1] {
+        if let Some(got) = lossy_read(&r, pos) {
+            for (p, b) in (pos..).zip(got) {
+                assert_eq!(b, byte(1, p), "accepted a byte of another position at {p}");
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(r.h.len.load(Ordering::Acquire), 4);
+    assert!(lossy_read(&r, 0).is_none(), "lapped bytes read as whole");
+    assert_eq!(lossy_read(&r, 2), Some(vec![byte(1, 2), byte(1, 3)]));
+}
+
+/// Ring: a lossy reader lapped by the writer either gets exactly the bytes written for
+/// the positions it reads or reports an overrun, never bytes of a later lap that it
+/// accepts — the release fence before a writer's relaxed stores pairs with the acquire
+/// fence after the reader's relaxed loads (`ring::overrun_after_copy`). The writer's
+/// token stood: the plain store of `hwm`.
+#[test]
+fn loom_a_lossy_reader_lapped_by_the_writer_accepts_only_whole_bytes() {
+    check(|| writer_laps_a_lossy_reader(true));
+}
+
+/// Ring: the same with a writer that raises `hwm` with the read-modify-write (another
+/// handle wrote since its last write).
+#[test]
+fn loom_a_lossy_reader_lapped_by_a_writer_taking_the_read_modify_write_accepts_only_whole_bytes() {
+    check(|| writer_laps_a_lossy_reader(false));
 }

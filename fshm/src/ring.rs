@@ -26,7 +26,10 @@
 //! **Reading** `[p, p + k)`: copy, then (after an acquire fence) load `hwm`; bytes below
 //! `hwm - capacity` may have been overwritten during the copy, so if `p` is below it the
 //! copy is discarded and the read fails with an [`Overrun`](crate::Overrun) that says
-//! how many bytes were lost, moving the position to the oldest byte still held.
+//! how many bytes were lost, moving the position to the oldest byte still held. The
+//! reader copies with relaxed atomic loads and writers store with relaxed atomic stores
+//! after a release fence (`Window::read_shared`, `Window::write`), so a byte read from a
+//! write in progress carries that write's `hwm` with it (`overrun_after_copy`).
 //!
 //! **Lossless readers** attach to one of the header's 32 slots: the slot is owned
 //! through an OFD write lock on byte `2 + k` of the stream's lock object (`liveness.rs`;
@@ -126,11 +129,11 @@ impl Core {
             // copy, which the check below detects.
             unsafe { window.read_shared(pos % cap, dst) };
         }
+        #[cfg(feature = "__test-hooks")]
         if let Some(hook) = crate::test_hooks::ring_read_pause() {
             hook();
         }
-        fence(Ordering::Acquire);
-        if !trusted && pos < h.hwm.load(Ordering::Acquire).saturating_sub(cap) {
+        if !trusted && overrun_after_copy(h, pos, cap) {
             // A writer overwrote some of these bytes while we copied them.
             return Err(self.overrun(c, pos));
         }
@@ -182,6 +185,7 @@ impl Core {
         // SAFETY: `pos % cap + len <= 2 * cap` inside the double-mapped window; the
         // object holds the whole ring (`ring_claim` verified it); the handle is writable.
         unsafe { self.window()?.write(pos % cap, buf) };
+        #[cfg(feature = "__test-hooks")]
         if self.append {
             if let Some(hook) = crate::test_hooks::append_pause() {
                 hook();
@@ -426,8 +430,30 @@ pub(crate) fn announce_write(
     } else {
         h.hwm.fetch_max(end, Ordering::SeqCst);
         crate::sync::seqcst_write_then_load();
+        // A release read-modify-write orders what came before it, not the copy after
+        // it: the fence a lossy reader's acquire fence pairs with (`overrun_after_copy`).
+        // No instruction on x86_64, where the locked read-modify-write is a full barrier.
+        fence(Ordering::Release);
     }
     lossless && h.slot_gen.load(Ordering::SeqCst) != slot_gen_seen
+}
+
+/// A lossy reader's check after copying bytes from position `pos` of a ring of
+/// `capacity` bytes with relaxed atomic loads (`Window::read_shared`): whether a writer
+/// may have overwritten any of them during the copy, and the copy must be discarded.
+///
+/// Writers raise `hwm` to the end of a write, then a release fence (`announce_write`,
+/// or the sequentially consistent read-modify-write), then store the bytes with relaxed
+/// atomic stores (`Window::write`). If the copy loaded any byte of a write, the acquire
+/// fence here synchronises with that write's release fence, so the load of `hwm` below
+/// sees at least that write's end, and a position that write overwrote lies below
+/// `hwm - capacity`: reported. (Fence-to-fence synchronisation needs the bytes to be
+/// atomics on both sides; with plain stores the pairing proves nothing.) The `loom`
+/// model `loom_a_lossy_reader_lapped_by_the_writer_accepts_only_whole_bytes` checks it.
+#[inline]
+pub(crate) fn overrun_after_copy(h: &Header, pos: u64, capacity: u64) -> bool {
+    fence(Ordering::Acquire);
+    pos < h.hwm.load(Ordering::Acquire).saturating_sub(capacity)
 }
 
 /// A ring writer's publication of `[pos, end)`: one compare-and-swap of the length from

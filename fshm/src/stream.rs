@@ -693,7 +693,9 @@ impl Stream {
     /// Reads at `pos` without moving the handle's position (like `pread`).
     pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
         let mut c = self.cursor.lock();
-        self.core.read_locked(&mut c, pos, sys::uninit(buf))
+        // SAFETY: the read path writes only bytes copied from the stream into the view.
+        self.core
+            .read_locked(&mut c, pos, unsafe { sys::uninit(buf) })
     }
 
     /// Writes at `pos` without moving the handle's position (like `pwrite`); ignores
@@ -826,8 +828,9 @@ impl Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.core
-            .read_cursor(&mut self.cursor.lock(), sys::uninit(buf))
+        // SAFETY: the read path writes only bytes copied from the stream into the view.
+        let buf = unsafe { sys::uninit(buf) };
+        self.core.read_cursor(&mut self.cursor.lock(), buf)
     }
 }
 
@@ -942,8 +945,9 @@ impl Core {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.core
-            .read_cursor(self.cursor.get_mut(), sys::uninit(buf))
+        // SAFETY: the read path writes only bytes copied from the stream into the view.
+        let buf = unsafe { sys::uninit(buf) };
+        self.core.read_cursor(self.cursor.get_mut(), buf)
     }
 }
 

@@ -170,7 +170,8 @@ fn prot(writable: bool) -> i32 {
 
 /// `pread`s exactly `buf.len()` bytes at `offset` (`EIO` if the object is shorter).
 pub(crate) fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<(), Errno> {
-    pread_exact_uninit(fd, uninit(buf), offset)
+    // SAFETY: `pread_exact_uninit` only lets the kernel write bytes into the view.
+    pread_exact_uninit(fd, unsafe { uninit(buf) }, offset)
 }
 
 /// `pread_exact` into memory that may be uninitialised; on `Ok` every byte of `buf` is
@@ -206,10 +207,14 @@ pub(crate) fn pread_exact_uninit(
 }
 
 /// Views an initialised buffer as one that a read may fill.
-pub(crate) fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`. The view must never be used to
-    // write uninitialised bytes into `buf`: fshm's read paths only copy initialised
-    // bytes (from the kernel or the mapping) into the buffers they are given.
+///
+/// # Safety
+/// The view must never be used to write an uninitialised byte into `buf` (safe code
+/// could then read it as a `u8`): pass it only to fshm's read paths, which copy
+/// initialised bytes (from the kernel or the mapping) into the buffers they are given.
+pub(crate) unsafe fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; that no uninitialised byte is
+    // written through the view is the caller's promise.
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
@@ -627,7 +632,8 @@ pub(crate) fn futex_wake_all(word: &crate::sync::AtomicU32) {
     futex_model::wake_all(word);
 }
 
-/// `lseek(fd, off, whence)`: the new offset.
+/// `lseek(fd, off, whence)`: the new offset (the C layer's fd coherence).
+#[cfg(feature = "__c-layer")]
 pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Errno> {
     // SAFETY: plain system call on a descriptor the caller borrows.
     retry(-1, || unsafe { libc::lseek(fd.as_raw_fd(), off, whence) }).map(|r| r as u64)
@@ -655,22 +661,37 @@ const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
 #[cfg(not(fshm_loom))]
 const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
 
-/// Registers this process for expedited global memory barriers, once; whether it is
-/// registered (kernels since 4.16).
+/// Registers this process for expedited global memory barriers; whether it is
+/// registered (kernels since 4.16). The answer is cached in an atomic, not a
+/// `OnceLock`: a process forked while another thread was inside a `OnceLock`'s
+/// initialisation would wait for it forever (the forking test harnesses' children did).
+/// Threads racing to register both make the call, which is idempotent. A forked child
+/// keeps the cached answer, as it did with the `OnceLock`: the kernel copies the
+/// registration with the address space and clears it only at `exec`.
 #[cfg(not(fshm_loom))]
 pub(crate) fn membarrier_registered() -> bool {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        // SAFETY: plain system call without pointers.
-        unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
-                0,
-                0,
-            ) == 0
+    use std::sync::atomic::{AtomicU8, Ordering};
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+    static REGISTERED: AtomicU8 = AtomicU8::new(UNKNOWN);
+    match REGISTERED.load(Ordering::Acquire) {
+        YES => true,
+        NO => false,
+        _ => {
+            // SAFETY: plain system call without pointers.
+            let ok = unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                    0,
+                    0,
+                ) == 0
+            };
+            REGISTERED.store(if ok { YES } else { NO }, Ordering::Release);
+            ok
         }
-    })
+    }
 }
 
 /// Makes every thread of every registered process that is running now execute a full

@@ -480,7 +480,9 @@ impl Read for FollowerMut<'_> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let Stream { core, cursor } = &mut *self.stream;
         let c = cursor.get_mut();
-        let buf = crate::sys::uninit(buf);
+        // SAFETY: the view goes only to `read_cursor`, which writes only bytes copied
+        // from the stream.
+        let buf = unsafe { crate::sys::uninit(buf) };
         loop {
             let n = core.read_cursor(c, buf)?;
             if n > 0 || buf.is_empty() {

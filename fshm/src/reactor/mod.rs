@@ -594,6 +594,7 @@ fn retire(r: &Reactor, shard: &Arc<Shard>) -> bool {
 }
 
 /// Registrations pending in this process (a test hook).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn registrations() -> usize {
     current().map_or(0, |r| {
         r.shards.lock().iter().map(|s| s.regs.lock().len()).sum()
@@ -602,6 +603,7 @@ pub(crate) fn registrations() -> usize {
 
 /// Reactor threads alive now, the most alive at once, and how many were started, in
 /// this process.
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn thread_counts() -> (usize, usize, usize) {
     current().map_or((0, 0, 0), |r| {
         (
@@ -613,6 +615,7 @@ pub(crate) fn thread_counts() -> (usize, usize, usize) {
 }
 
 /// Whether this process's reactor sleeps in `futex_waitv` (`false`: it polls).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn uses_futex_waitv() -> bool {
     reactor().waitv
 }

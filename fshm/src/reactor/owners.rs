@@ -219,6 +219,7 @@ fn run(w: &'static Watcher) {
 }
 
 /// Watches in this process that still stand (a test hook).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn standing() -> usize {
     let Some(w) = current() else { return 0 };
     let all: Vec<Arc<OwnerWatch>> = w

@@ -203,7 +203,8 @@ impl AsyncBufRead for AsyncStream {
                 this.buf = vec![0; BUF_SIZE].into_boxed_slice();
             }
             let mut buf = std::mem::take(&mut this.buf);
-            let r = this.poll_follow(cx, crate::sys::uninit(&mut buf));
+            // SAFETY: the follow read path writes only bytes copied from the stream.
+            let r = this.poll_follow(cx, unsafe { crate::sys::uninit(&mut buf) });
             this.buf = buf;
             let n = ready!(r)?;
             this.start = 0;

@@ -392,6 +392,7 @@ pub(super) fn forget_words(start: usize, len: usize) -> Vec<Arc<Slot>> {
 }
 
 /// Waits asleep in rings, in this process (a test hook).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn pending() -> usize {
     RINGS
         .lock()
@@ -401,6 +402,7 @@ pub(crate) fn pending() -> usize {
 }
 
 /// Whether waits go through io_uring here (`None`: not tried yet).
+#[cfg(feature = "__reactor-stats")]
 pub(crate) fn supported() -> Option<bool> {
     match SUPPORT.load(Ordering::Relaxed) {
         YES => Some(true),
