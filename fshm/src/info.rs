@@ -2,8 +2,8 @@
 
 use crate::error::{os, Result};
 use crate::header::{
-    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS, FLAG_PERSISTENT,
-    LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    read_header, refusal_error, Header, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS,
+    FLAG_PERSISTENT, LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS, VERSION,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -11,6 +11,7 @@ use crate::name::Name;
 use crate::sys;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 pub use crate::sys::SHM_DIR;
 
@@ -84,7 +85,7 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
         // Readers' tokens are on the lock object, which only writers may open; others
         // count the slots the header marks taken (a dead reader's slot stays marked
         // until a writer finds it dead).
-        match liveness::open_lock_object(name, layout.lock_ino) {
+        match liveness::open_lock_object(name, fd.as_fd(), &layout) {
             Ok(lock) => {
                 for k in 0..u64::from(READER_SLOTS) {
                     let held = sys::ofd_write_locked(lock.as_fd(), LOCK_SLOT0 + k)
@@ -202,19 +203,45 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
 #[doc(alias = "fshm_force_destroy")]
 pub fn force_destroy(name: &str) -> Result<()> {
     let name = Name::new(name)?;
-    // The lock object first: a leftover one goes even where the stream's name is gone.
-    liveness::remove_lock_object(&name);
+    // The lock object first, as the header names it (a regular file of the stream's
+    // owner, of the recorded inode): found only while the stream's name is there.
+    if let Ok(fd) = sys::shm_open(
+        name.as_c(),
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) {
+        let regular = sys::fstat(fd.as_fd()).is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG);
+        if let (true, Ok(h)) = (regular, read_header(&fd, FIXED_FIELDS)) {
+            liveness::remove_recorded_lock_object(
+                &name,
+                fd.as_fd(),
+                h.lock_key.load(Ordering::Relaxed),
+                h.lock_ino.load(Ordering::Relaxed),
+            );
+        }
+    }
     sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
 }
+
+/// How long a reclaim waits for another process's reclaim of the same name to end
+/// before giving up with `WouldBlock` (`EAGAIN`): the holder of the name's reclaim
+/// token may be any process that may write the stream, and it may hold it forever.
+pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Removes `name` if it is a non-persistent fshm stream whose owner died; returns
 /// whether it removed it. A live owner's stream, a persistent one, and objects that are
 /// not fshm streams are never removed, and of two processes racing to reclaim one name,
-/// exactly one removes it.
+/// exactly one removes it. The leftover of a creator that died before its stream was
+/// ready counts as a dead stream: an empty object, or a header without its magic, whose
+/// owner token nobody holds (a live creator holds it from its first step on).
+///
+/// Never waits for long: if another process holds the name's reclaim token (it is
+/// reclaiming the name, or holds the token to stall others) for longer than
+/// [`RECLAIM_PATIENCE`], this fails with `WouldBlock` and removes nothing.
 ///
 /// # Errors
 /// `InvalidInput` for a bad name; `PermissionDenied` if this process may not open it
-/// read-write.
+/// read-write; `WouldBlock` (`EAGAIN`) as above.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -227,7 +254,8 @@ pub fn force_destroy(name: &str) -> Result<()> {
 /// ```
 pub fn reclaim(name: &str) -> Result<bool> {
     let name = Name::new(name)?;
-    // A reclaim in progress elsewhere is waited for, then the name looked at again.
+    // A reclaim in progress elsewhere is waited for (bounded), then the name looked at
+    // again.
     for _ in 0..4 {
         if sys::shm_identity(name.as_c()).is_none() {
             return Ok(false);
@@ -235,7 +263,7 @@ pub fn reclaim(name: &str) -> Result<bool> {
         match reclaim_dead(&name)? {
             Reclaim::Removed => return Ok(true),
             Reclaim::Refused => return Ok(false),
-            Reclaim::Busy(lock) => await_reclaim(&lock),
+            Reclaim::Busy(busy) => await_reclaim(&name, busy)?,
             Reclaim::Gone => {}
         }
     }
@@ -246,17 +274,32 @@ pub fn reclaim(name: &str) -> Result<bool> {
 /// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
 /// must first take the reclaim token on the stream's lock object (which only writers
 /// can open, so no reader can hold it off), and the name is removed only if it still
-/// refers to the object whose owner was found dead.
+/// refers to the object whose owner was found dead. A creator's leftover
+/// (`creation_leftover`) has no lock object yet: its reclaimer takes the owner token
+/// instead, which also keeps a creator that has not taken it yet from using the object.
+/// Never waits: a token held elsewhere gives `Busy`.
 pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     let n = name.as_str();
-    let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
+    let fd = match sys::shm_open(
+        name.as_c(),
+        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) {
         Ok(fd) => fd,
         Err(libc::ENOENT) => return Ok(Reclaim::Removed),
         Err(e) => return Err(os(n, e, "cannot open to reclaim")),
     };
+    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    if ours.mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(Reclaim::Refused);
+    }
+    let ident = (ours.dev, ours.ino);
     let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = match h.layout() {
         Ok(l) => l,
+        Err(Refusal::NotReady) if creation_leftover(&h, ours.size) => {
+            return reclaim_leftover(name, fd, ident)
+        }
         Err(_) => return Ok(Reclaim::Refused),
     };
     if layout.flags & FLAG_PERSISTENT != 0 {
@@ -265,7 +308,7 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
         return Ok(Reclaim::Refused);
     }
-    let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
+    let lock_fd = match liveness::open_lock_object(name, fd.as_fd(), &layout) {
         Ok(lock_fd) => lock_fd,
         // Gone or replaced: another reclaimer has just removed the stream's name (it
         // removes the stream's name first, then the lock object's), so look at the name
@@ -276,21 +319,80 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
         .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
     {
-        return Ok(Reclaim::Busy(lock_fd));
+        return Ok(Reclaim::Busy(Busy {
+            lock: Some(lock_fd),
+            byte: LOCK_RECLAIM,
+            stream: fd,
+            ident,
+        }));
     }
-    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     match sys::shm_identity(name.as_c()) {
-        Some(id) if id == (ours.dev, ours.ino) => {}
+        Some(id) if id == ident => {}
         _ => return Ok(Reclaim::Refused),
     }
     // The stream's name first: a racing reclaimer that still finds it also finds the
-    // lock object, whose token this process holds (it waits), and one that finds the
-    // lock object gone knows the stream's name is gone too.
+    // lock object, whose token this process holds, and one that finds the lock object
+    // gone knows the stream's name is gone too.
     match sys::shm_unlink(name.as_c()) {
         Ok(()) | Err(libc::ENOENT) => {}
         Err(e) => return Err(os(n, e, "cannot remove the dead stream")),
     }
-    liveness::remove_lock_object_if(name, lock_fd.as_fd());
+    liveness::remove_lock_object_if(name, layout.lock_key, lock_fd.as_fd());
+    Ok(Reclaim::Removed)
+}
+
+/// Whether a header refused as not ready (no magic) on an object of `size` bytes is
+/// what a creator leaves when it dies before its stream is ready: nothing at all (it
+/// died before writing the header), or this version's header without its magic (a
+/// creator writes every other field first). Anything else without a magic is no fshm
+/// object, and no reclaim removes it.
+fn creation_leftover(h: &Header, size: u64) -> bool {
+    size == 0
+        || (h.version.load(Ordering::Relaxed) == VERSION
+            && u64::from(h.data_offset.load(Ordering::Relaxed)) == DATA_OFFSET
+            && h.reader_slots.load(Ordering::Relaxed) == READER_SLOTS)
+}
+
+/// Reclaims a creator's leftover (`creation_leftover`) open on `fd`, whose identity is
+/// `ident`: takes its owner token (a live creator holds it from its first step on, so
+/// this fails while one sets up, and a creator that comes later finds it held and makes
+/// a new object), then looks again and removes the name if it still refers to the
+/// object, with the lock object its header names, if any.
+fn reclaim_leftover(name: &Name, fd: OwnedFd, ident: (u64, u64)) -> Result<Reclaim> {
+    let n = name.as_str();
+    if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
+        return Ok(Reclaim::Refused);
+    }
+    if !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER)
+        .map_err(|e| os(n, e, "cannot take the owner lock"))?
+    {
+        return Ok(Reclaim::Busy(Busy {
+            lock: None,
+            byte: LOCK_OWNER,
+            stream: fd,
+            ident,
+        }));
+    }
+    // Holding the owner token, nobody changes the object any more: look again (a
+    // creator may have finished before the token was taken here).
+    let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
+    if h.layout() != Err(Refusal::NotReady) || !creation_leftover(&h, st.size) {
+        return Ok(Reclaim::Gone);
+    }
+    if sys::shm_identity(name.as_c()) != Some(ident) {
+        return Ok(Reclaim::Gone);
+    }
+    match sys::shm_unlink(name.as_c()) {
+        Ok(()) | Err(libc::ENOENT) => {}
+        Err(e) => return Err(os(n, e, "cannot remove the dead creation")),
+    }
+    liveness::remove_recorded_lock_object(
+        name,
+        fd.as_fd(),
+        h.lock_key.load(Ordering::Relaxed),
+        h.lock_ino.load(Ordering::Relaxed),
+    );
     Ok(Reclaim::Removed)
 }
 
@@ -303,14 +405,74 @@ pub(crate) enum Reclaim {
     /// The dead stream's lock object is gone or replaced: another reclaimer removed (or
     /// is removing) the stream; look at the name again.
     Gone,
-    /// Another process is reclaiming the name: its lock object, whose reclaim token it
-    /// holds.
-    Busy(OwnedFd),
+    /// Another process holds the token this reclaim needs.
+    Busy(Busy),
 }
 
-/// Waits until the reclaim in progress on `lock` (a lock object) has ended.
-pub(crate) fn await_reclaim(lock: &OwnedFd) {
-    if sys::ofd_lock_wait(lock.as_fd(), LOCK_RECLAIM).is_ok() {
-        let _ = sys::ofd_unlock(lock.as_fd(), LOCK_RECLAIM);
+/// A token another process holds, which a reclaim needs.
+pub(crate) struct Busy {
+    /// The lock object holding the token (`None`: the stream object itself).
+    lock: Option<OwnedFd>,
+    /// The token's byte.
+    byte: u64,
+    /// The stream object, and its identity.
+    stream: OwnedFd,
+    ident: (u64, u64),
+}
+
+/// Waits, at most [`RECLAIM_PATIENCE`], until the token in `busy` is free or the name
+/// no longer refers to that object (or, for a creator's leftover, its header became
+/// ready): polls with `F_OFD_SETLK` and growing naps, never `F_OFD_SETLKW` (the holder
+/// may be any process that can open the object, and it may never let go).
+///
+/// # Errors
+/// `WouldBlock` (`EAGAIN`) once the patience is spent.
+pub(crate) fn await_reclaim(name: &Name, busy: Busy) -> Result<()> {
+    let n = name.as_str();
+    let fd = busy.lock.as_ref().unwrap_or(&busy.stream).as_fd();
+    let deadline = Instant::now() + RECLAIM_PATIENCE;
+    let mut nap = Duration::from_micros(200);
+    loop {
+        if sys::ofd_try_lock(fd, busy.byte).map_err(|e| os(n, e, "cannot query the reclaim lock"))? {
+            let _ = sys::ofd_unlock(fd, busy.byte);
+            return Ok(());
+        }
+        if sys::shm_identity(name.as_c()) != Some(busy.ident) {
+            return Ok(());
+        }
+        if busy.lock.is_none() {
+            let ready = read_header(&busy.stream, FIXED_FIELDS)
+                .map(|h| h.layout().is_ok())
+                .unwrap_or(true);
+            if ready {
+                return Ok(());
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(os(
+                n,
+                libc::EAGAIN,
+                format!(
+                    "not reclaimed: another process holds the token of its reclaim (it is \
+                     reclaiming the name, or holding the token) for more than {} ms",
+                    RECLAIM_PATIENCE.as_millis()
+                ),
+            ));
+        }
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// For a creator whose new object `ours` a reclaimer is removing (it holds the object's
+/// owner token): waits, at most [`RECLAIM_PATIENCE`], until the name no longer refers
+/// to it, so that the creator's next `O_EXCL` attempt finds the name free.
+pub(crate) fn await_removal(name: &Name, ours: (u64, u64)) {
+    let deadline = Instant::now() + RECLAIM_PATIENCE;
+    let mut nap = Duration::from_micros(50);
+    while sys::shm_identity(name.as_c()) == Some(ours) && Instant::now() < deadline {
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
     }
 }

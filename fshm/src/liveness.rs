@@ -48,7 +48,7 @@
 //! section.
 
 use crate::error::{os, Result};
-use crate::header::{LOCK_OWNER, LOCK_RECLAIM};
+use crate::header::{Layout, LOCK_OWNER};
 use crate::name::Name;
 use crate::sys::{self, Errno};
 use std::ffi::CString;
@@ -118,26 +118,31 @@ const LOCK_MARK: &str = "%lock";
 /// The system's longest file name, which a lock object's name must fit too.
 const SYSTEM_NAME_MAX: usize = 255;
 
-/// The lock object's name for `shm_open`: the stream's object name followed by
-/// `%lock`; where that would pass 255 bytes, the object name's first 234 bytes, `%lock`
-/// and the 16 hex digits of the FNV-1a hash of the whole object name. Two long names
-/// whose hashes collide would share a lock object name; the creation of the second
-/// replaces the first's (as a leftover) only where its creator may remove it — the same
-/// user's stream, as /dev/shm is sticky — and the first stream's writers then find the
-/// inode changed and fail cleanly (`open_lock_object`): never a silent share.
-pub(crate) fn lock_object_name(name: &Name) -> CString {
+/// How many fresh keys a creator tries when a lock object's name is taken (never
+/// expected: the keys are random).
+const LOCK_NAME_TRIES: u32 = 4;
+
+/// The lock object's name for `shm_open`, given the stream's object name and the key
+/// recorded in its header (`lock_key`): the object name, `%lock.` and the key's 16 hex
+/// digits; where that would pass 255 bytes, the object name's first 217 bytes, `%lock`,
+/// the 16 hex digits of the FNV-1a hash of the whole object name, `.` and the key.
+/// The key is random (`getrandom`), so nobody can know the name before the owner
+/// creates the object (`create_lock_object`), and the name says whose stream it serves.
+pub(crate) fn lock_object_name(name: &Name, key: u64) -> CString {
     let object = name.as_c().to_bytes();
     let bare = object.strip_prefix(b"/").unwrap_or(object);
+    let tail = format!(".{key:016x}");
     let mut out = b"/".to_vec();
-    if bare.len() + LOCK_MARK.len() <= SYSTEM_NAME_MAX {
+    if bare.len() + LOCK_MARK.len() + tail.len() <= SYSTEM_NAME_MAX {
         out.extend_from_slice(bare);
         out.extend_from_slice(LOCK_MARK.as_bytes());
     } else {
-        let keep = SYSTEM_NAME_MAX - LOCK_MARK.len() - 16;
+        let keep = SYSTEM_NAME_MAX - LOCK_MARK.len() - 16 - tail.len();
         out.extend_from_slice(&bare[..keep]);
         out.extend_from_slice(LOCK_MARK.as_bytes());
         out.extend_from_slice(format!("{:016x}", fnv1a(bare)).as_bytes());
     }
+    out.extend_from_slice(tail.as_bytes());
     // The stream's object name holds no NUL (checked by `Name`), nor does the rest.
     CString::new(out).unwrap_or_default()
 }
@@ -163,46 +168,65 @@ pub(crate) fn lock_object_mode(stream_mode: u32) -> u32 {
     mode
 }
 
-/// Creates the lock object of a stream whose name this process has just created
-/// (`O_EXCL`), so any object already under the lock object's name is a leftover of an
-/// earlier stream of that name (removed without it): it is replaced. Returns the
-/// descriptor and the inode number to record in the header.
-pub(crate) fn create_lock_object(name: &Name, stream_mode: u32) -> Result<(OwnedFd, u64)> {
-    let n = name.as_str();
-    let lock_name = lock_object_name(name);
-    let mode = lock_object_mode(stream_mode);
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
-    let mut tries = 3;
-    let fd = loop {
-        match sys::shm_open(&lock_name, flags, mode) {
-            Err(libc::EEXIST) if tries > 0 => {
-                tries -= 1;
-                // A leftover: replaced, but not while a process reclaiming the earlier
-                // stream still holds its reclaim token (it removes the name itself, if
-                // the name still refers to that object, before it lets go).
-                if let Ok(old) = sys::shm_open(&lock_name, libc::O_RDWR, 0) {
-                    if sys::ofd_lock_wait(old.as_fd(), LOCK_RECLAIM).is_ok() {
-                        let _ = sys::ofd_unlock(old.as_fd(), LOCK_RECLAIM);
-                    }
-                }
-                match sys::shm_unlink(&lock_name) {
-                    Ok(()) | Err(libc::ENOENT) => {}
-                    Err(e) => {
-                        return Err(os(
-                            n,
-                            e,
-                            "cannot replace the leftover lock object of an earlier stream",
-                        ))
-                    }
-                }
-            }
-            r => break r,
+/// A new lock object key: random, never 0 (0 marks "none" in the header).
+pub(crate) fn new_lock_key(n: &str) -> Result<u64> {
+    loop {
+        match sys::random_u64() {
+            Ok(0) => {}
+            Ok(key) => return Ok(key),
+            Err(e) => return Err(os(n, e, "cannot draw the lock object's random name")),
         }
     }
-    .map_err(|e| os(n, e, "cannot create the stream's lock object"))?;
+}
+
+/// Creates the lock object of a stream whose name this process has just created, under
+/// the name of `key` (`O_CREAT|O_EXCL`, so the object is one this process made: no other
+/// user can have opened it or locked any of its bytes). Made with the owner's bits only,
+/// then given [`lock_object_mode`] of `stream_mode` once its owner and type are
+/// checked. A name already taken (never expected: the key is random) is retried with a
+/// new key a few times, never waited on and never removed. Returns the descriptor, the
+/// key it used and the inode number to record in the header.
+pub(crate) fn create_lock_object(
+    name: &Name,
+    mut key: u64,
+    stream_mode: u32,
+) -> Result<(OwnedFd, u64, u64)> {
+    let n = name.as_str();
+    let mode = lock_object_mode(stream_mode);
+    let mut tries = LOCK_NAME_TRIES;
+    let fd = loop {
+        let lock_name = lock_object_name(name, key);
+        match sys::shm_create_excl(&lock_name, 0o600) {
+            Ok(fd) => break fd,
+            Err(libc::EEXIST) if tries > 1 => {
+                tries -= 1;
+                key = new_lock_key(n)?;
+            }
+            Err(libc::EEXIST) => {
+                return Err(os(
+                    n,
+                    libc::EEXIST,
+                    format!(
+                        "cannot create the stream's lock object: {LOCK_NAME_TRIES} random \
+                         names were all taken (last {})",
+                        sys::shm_path(&lock_name)
+                    ),
+                ))
+            }
+            Err(e) => return Err(os(n, e, "cannot create the stream's lock object")),
+        }
+    };
     let made = (|| {
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        // The umask may have narrowed the mode (never widened it).
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != me {
+            return Err(os(
+                n,
+                libc::EPROTO,
+                "the stream's new lock object is not a regular file of this user",
+            ));
+        }
         if st.mode & 0o7777 != mode {
             sys::fchmod(fd.as_fd(), mode)
                 .map_err(|e| os(n, e, "cannot set the lock object's mode"))?;
@@ -210,47 +234,85 @@ pub(crate) fn create_lock_object(name: &Name, stream_mode: u32) -> Result<(Owned
         Ok(st.ino)
     })();
     match made {
-        Ok(ino) => Ok((fd, ino)),
+        Ok(ino) => Ok((fd, key, ino)),
         Err(e) => {
-            let _ = sys::shm_unlink(&lock_name);
+            remove_lock_object_if(name, key, fd.as_fd());
             Err(e)
         }
     }
 }
 
-/// Opens the lock object of a stream whose header records `lock_ino`.
+/// Opens the lock object of the stream open on `stream`, whose header records
+/// `layout.lock_key` and `layout.lock_ino`, and checks that it is the one made with
+/// the stream: that inode, a regular file, of the stream object's owner.
 ///
 /// # Errors
 /// `PermissionDenied` for a process that may not write the stream (the lock object's
-/// mode admits writers only); `NotFound` if the lock object is gone or belongs to
-/// another stream of the same name (this stream was removed).
-pub(crate) fn open_lock_object(name: &Name, lock_ino: u64) -> Result<OwnedFd> {
+/// mode admits writers only); `NotFound` if the lock object is gone or is not the
+/// stream's (this stream was removed, or another user put an object there).
+pub(crate) fn open_lock_object(
+    name: &Name,
+    stream: BorrowedFd<'_>,
+    layout: &Layout,
+) -> Result<OwnedFd> {
     let n = name.as_str();
-    let fd = sys::shm_open(&lock_object_name(name), libc::O_RDWR, 0)
-        .map_err(|e| os(n, e, "cannot open the stream's lock object"))?;
+    let fd = sys::shm_open(
+        &lock_object_name(name, layout.lock_key),
+        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(|e| os(n, e, "cannot open the stream's lock object"))?;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-    if st.ino != lock_ino {
+    let owner = sys::fstat(stream).map_err(|e| os(n, e, "fstat"))?.uid;
+    if st.ino != layout.lock_ino || st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != owner {
         return Err(os(
             n,
             libc::ENOENT,
-            "the stream's lock object belongs to a newer stream of this name (this one was removed)",
+            "the object under the stream's lock object name is not its lock object (the \
+             stream was removed, or another user's object is there)",
         ));
     }
     Ok(fd)
 }
 
-/// Removes the lock object's name, if there is one.
-pub(crate) fn remove_lock_object(name: &Name) {
-    let _ = sys::shm_unlink(&lock_object_name(name));
-}
-
-/// Removes the lock object's name if it still refers to the object open on `lock`
-/// (a reclaimer holding its reclaim token, so no creator replaces it meanwhile).
-pub(crate) fn remove_lock_object_if(name: &Name, lock: BorrowedFd<'_>) {
-    let lock_name = lock_object_name(name);
+/// Removes the lock object's name of `key` if it still refers to the object open on
+/// `lock` (the lock object this process made or checked).
+pub(crate) fn remove_lock_object_if(name: &Name, key: u64, lock: BorrowedFd<'_>) {
+    let lock_name = lock_object_name(name, key);
     let ours = sys::fstat(lock).map(|st| (st.dev, st.ino));
     if ours.is_ok() && sys::shm_identity(&lock_name) == ours.ok() {
         let _ = sys::shm_unlink(&lock_name);
+    }
+}
+
+/// Removes the lock object that the header of the stream open on `stream` names, if
+/// it is that stream's: a regular file of the stream object's owner, of the recorded
+/// inode where one is recorded (`lock_ino`, 0 while a creator had not recorded it).
+pub(crate) fn remove_recorded_lock_object(
+    name: &Name,
+    stream: BorrowedFd<'_>,
+    key: u64,
+    lock_ino: u64,
+) {
+    if key == 0 {
+        return;
+    }
+    let Ok(owner) = sys::fstat(stream).map(|st| st.uid) else {
+        return;
+    };
+    let lock_name = lock_object_name(name, key);
+    let Ok(fd) = sys::shm_open(&lock_name, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW, 0)
+    else {
+        return;
+    };
+    let Ok(st) = sys::fstat(fd.as_fd()) else {
+        return;
+    };
+    if st.mode & libc::S_IFMT == libc::S_IFREG
+        && st.uid == owner
+        && (lock_ino == 0 || st.ino == lock_ino)
+    {
+        remove_lock_object_if(name, key, fd.as_fd());
     }
 }
 
@@ -271,25 +333,42 @@ mod tests {
     }
 
     #[test]
-    fn lock_object_names_are_marked_and_fit_the_system_limit() {
+    fn lock_object_names_are_marked_keyed_and_fit_the_system_limit() {
         let name = Name::new("/x").unwrap();
-        assert_eq!(lock_object_name(&name).to_str().unwrap(), "/x%lock");
+        assert_eq!(
+            lock_object_name(&name, 0xab).to_str().unwrap(),
+            "/x%lock.00000000000000ab"
+        );
         // No lock object's name decodes to a stream name: listings leave them out.
-        assert_eq!(crate::name::stream_name("x%lock"), None);
-        let fits = "f".repeat(250);
-        let lock = lock_object_name(&Name::new(&fits).unwrap());
+        assert_eq!(crate::name::stream_name("x%lock.00000000000000ab"), None);
+        let fits = "f".repeat(233);
+        let lock = lock_object_name(&Name::new(&fits).unwrap(), 1);
         assert_eq!(lock.to_bytes().len(), 1 + 255);
-        assert!(lock.to_str().unwrap().ends_with("%lock"));
+        assert!(lock.to_str().unwrap().starts_with(&format!("/{fits}%lock.")));
         let (a, b) = ("a".repeat(255), format!("{}b", "a".repeat(254)));
         let (la, lb) = (
-            lock_object_name(&Name::new(&a).unwrap()),
-            lock_object_name(&Name::new(&b).unwrap()),
+            lock_object_name(&Name::new(&a).unwrap(), 7),
+            lock_object_name(&Name::new(&b).unwrap(), 7),
         );
         assert_eq!(la.to_bytes().len(), 1 + 255);
         assert_ne!(
             la, lb,
             "long names differing only at the end get distinct lock objects"
         );
+        assert!(la.to_str().unwrap().ends_with(".0000000000000007"));
         assert_eq!(crate::name::stream_name(la.to_str().unwrap()), None);
+        assert_ne!(
+            lock_object_name(&name, 1),
+            lock_object_name(&name, 2),
+            "the key is in the name"
+        );
+    }
+
+    #[test]
+    fn lock_keys_are_random_and_never_zero() {
+        let keys: std::collections::HashSet<u64> =
+            (0..64).map(|_| new_lock_key("/x").unwrap()).collect();
+        assert_eq!(keys.len(), 64);
+        assert!(!keys.contains(&0));
     }
 }

@@ -5,7 +5,8 @@
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
     read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
-    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_INO_AT, LOCK_KEY_END, MAGIC, MAX_SIZE_LIMIT,
+    OWNER_FIELDS_END,
 };
 use crate::info::Reclaim;
 use crate::liveness::{self, OwnerState};
@@ -13,6 +14,7 @@ use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Default maximum size of a stream: 1 GiB.
@@ -105,7 +107,12 @@ impl OpenOptions {
     }
 
     /// On create: if the name exists, is a non-persistent fshm stream, and its owner is
-    /// dead, remove it and create afresh (default: fail with `AlreadyExists`).
+    /// dead, remove it and create afresh (default: fail with `AlreadyExists`). So is the
+    /// leftover of a creator that died before its stream was ready (an empty object, or
+    /// a header without its magic, whose owner token nobody holds). The create then fails
+    /// with `WouldBlock` (`EAGAIN`) instead of waiting if another process holds the
+    /// name's reclaim token for longer than [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE)
+    /// (see [`reclaim`](crate::reclaim)).
     pub fn reclaim(&mut self, reclaim: bool) -> &mut Self {
         self.reclaim = reclaim;
         self
@@ -188,49 +195,75 @@ impl OpenOptions {
 
     /// Creates the stream `name` as its owner (`O_CREAT|O_EXCL`).
     ///
+    /// Nothing another user can put in `/dev/shm` makes a create wait: the stream's
+    /// object and its lock object are both new objects this call makes (`O_EXCL`), the
+    /// lock object under a random name recorded in the header, and a create never waits
+    /// on a lock another user could hold (with [`reclaim`](Self::reclaim), at most
+    /// [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE) for a reclaim in progress). A failed
+    /// create leaves nothing behind.
+    ///
     /// # Errors
-    /// `AlreadyExists` (`EEXIST`) if the name exists (unless reclaimed);
-    /// `InvalidInput` (`EINVAL`) for a bad name, mode, size or option; and the errors of
-    /// `shm_open`, `fallocate` and `mmap`.
+    /// `AlreadyExists` (`EEXIST`) if the name exists (unless reclaimed), naming the
+    /// object in `/dev/shm` and its owner; `WouldBlock` (`EAGAIN`) if a reclaim could not
+    /// finish in time (see [`reclaim`](Self::reclaim)); `InvalidInput` (`EINVAL`) for a
+    /// bad name, mode, size or option; and the errors of `shm_open`, `fallocate` and
+    /// `mmap`.
     #[doc(alias = "fshm_create")]
     pub fn create(&self, name: &str) -> Result<Stream> {
         let name = Name::new(name)?;
-        let layout = self.check_create(name.as_str())?;
+        let n = name.as_str();
+        let layout = self.check_create(n)?;
         // Reclaims: each removal is followed by a fresh O_EXCL attempt, which another
-        // creator may win; a reclaim found in progress is waited for, then looked at again.
+        // creator may win; a reclaim found in progress is waited for (bounded), then the
+        // name looked at again.
         let mut reclaims_left = 4;
-        let fd = loop {
+        // A new object that a reclaimer removed before this process held its owner token
+        // (it looked like a dead creator's leftover) is made again.
+        let mut removals_left = 4;
+        loop {
             // Created with the owner's bits only: nobody else can open the object
             // before the owner holds its token (`set_up_owner` then applies the mode).
-            match sys::shm_open(
-                name.as_c(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-                self.mode & 0o700,
-            ) {
-                Ok(fd) => break fd,
+            let fd = match sys::shm_create_excl(name.as_c(), self.mode & 0o700) {
+                Ok(fd) => fd,
                 Err(libc::EEXIST) if self.reclaim && reclaims_left > 0 => {
                     reclaims_left -= 1;
                     match crate::info::reclaim_dead(&name)? {
                         Reclaim::Removed | Reclaim::Gone => {}
-                        Reclaim::Busy(lock) => crate::info::await_reclaim(&lock),
+                        Reclaim::Busy(busy) => crate::info::await_reclaim(&name, busy)?,
                         Reclaim::Refused => {
                             return Err(os(
-                                name.as_str(),
+                                n,
                                 libc::EEXIST,
-                                "exists and its owner is alive, or it is persistent",
+                                format!(
+                                    "cannot create: {} exists and is not a dead stream's (its \
+                                     owner is alive, it is persistent, or it is no fshm stream)",
+                                    taken_by(&name)
+                                ),
                             ))
                         }
                     }
+                    continue;
                 }
-                Err(e) => return Err(os(name.as_str(), e, "cannot create")),
-            }
-        };
-        match self.set_up_owner(&name, fd, layout) {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                let _ = sys::shm_unlink(name.as_c());
-                liveness::remove_lock_object(&name);
-                Err(e)
+                Err(libc::EEXIST) => {
+                    return Err(os(
+                        n,
+                        libc::EEXIST,
+                        format!("cannot create: {} exists", taken_by(&name)),
+                    ))
+                }
+                Err(e) => return Err(os(n, e, "cannot create")),
+            };
+            match self.set_up_owner(&name, fd, layout)? {
+                Some(stream) => return Ok(stream),
+                None if removals_left > 0 => removals_left -= 1,
+                None => {
+                    return Err(os(
+                        n,
+                        libc::EAGAIN,
+                        "cannot create: each new object was removed by a reclaimer before \
+                         this process could take it",
+                    ))
+                }
             }
         }
     }
@@ -276,66 +309,126 @@ impl OpenOptions {
             ring_capacity,
             flags,
             lock_ino: 0, // set once the lock object exists
+            lock_key: 0,
             owner_pid: std::process::id(),
             owner_pidns: sys::pid_namespace(),
         })
     }
 
-    fn set_up_owner(&self, name: &Name, fd: OwnedFd, mut layout: Layout) -> Result<Stream> {
+    /// Makes the new object open on `fd` a stream. `Ok(None)`: a reclaimer removed the
+    /// object before this process held its owner token (it then looked like a dead
+    /// creator's leftover), so the caller makes a new one. On error, removes what it made.
+    fn set_up_owner(&self, name: &Name, fd: OwnedFd, mut layout: Layout) -> Result<Option<Stream>> {
         let n = name.as_str();
-        // The liveness token first, while no other user can open the object: from now
-        // on guests see a live owner setting up.
-        if !liveness::take_owner_token(fd.as_fd())
-            .map_err(|e| os(n, e, "cannot take the owner lock"))?
-        {
-            return Err(os(n, libc::EAGAIN, "owner lock already held"));
+        // The liveness token first, while only this user can open the object: from now
+        // on guests see a live owner setting up, and reclaimers leave the object alone.
+        // Only a reclaimer (this user or root) can hold it already: it is removing the
+        // object, which it took for a dead creator's leftover.
+        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+        let ours = (st.dev, st.ino);
+        let token = liveness::take_owner_token(fd.as_fd())
+            .map_err(|e| os(n, e, "cannot take the owner lock"));
+        match token {
+            Ok(true) => {}
+            Ok(false) => {
+                crate::info::await_removal(name, ours);
+                return Ok(None);
+            }
+            Err(e) => {
+                unlink_if_ours(name, ours);
+                return Err(e);
+            }
         }
+        // A reclaimer that held the token before this process removed the name first:
+        // the object is nobody's stream then. Holding the token, no reclaimer removes it
+        // from now on.
+        if sys::shm_identity(name.as_c()) != Some(ours) {
+            return Ok(None);
+        }
+        let mut lock = None;
+        match self.set_up_locked(name, &fd, st, &mut layout, &mut lock) {
+            Ok(window) => {
+                let (lock_fd, _) = lock.expect("a set-up stream has its lock object");
+                let size = DATA_OFFSET + layout.ring_capacity;
+                let stream = Stream::new(
+                    name.clone(),
+                    fd,
+                    window,
+                    layout,
+                    Role::Owner,
+                    true,
+                    self.append,
+                    size,
+                    Some(ours),
+                );
+                stream.core.set_lock_object(lock_fd);
+                Ok(Some(stream))
+            }
+            Err(e) => {
+                if let Some((lock_fd, key)) = lock {
+                    liveness::remove_lock_object_if(name, key, lock_fd.as_fd());
+                }
+                unlink_if_ours(name, ours);
+                Err(e)
+            }
+        }
+    }
+
+    /// The owner's set-up once it holds the token: mode, header (every field but the
+    /// magic, with the lock object's key), lock object, its inode, memory, magic.
+    /// `lock` receives the lock object and its key as soon as it exists, for the
+    /// caller's clean-up.
+    fn set_up_locked(
+        &self,
+        name: &Name,
+        fd: &OwnedFd,
+        st: sys::Stat,
+        layout: &mut Layout,
+        lock: &mut Option<(OwnedFd, u64)>,
+    ) -> Result<Option<crate::window::Window>> {
+        let n = name.as_str();
         // Created with the owner's bits, narrowed by the umask: set the exact mode
         // where it differs.
-        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
         if st.mode & 0o7777 != self.mode {
             sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
         }
-        let (lock_fd, lock_ino) = liveness::create_lock_object(name, self.mode)?;
+        // The header page but the magic, with the lock object's key: this allocates the
+        // page (ENOSPC here, never a SIGBUS later) and sets the object's size; a creator
+        // killed from now on leaves a leftover that reclaim recognises, and whose lock
+        // object it can find. Then the lock object, under the key's name; then its key
+        // (a collision gives a new one) and inode.
+        layout.lock_key = liveness::new_lock_key(n)?;
+        let mut page = [0u8; DATA_OFFSET as usize];
+        page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(*layout));
+        sys::pwrite_all(fd.as_fd(), &page[8..], 8)
+            .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
+        let (lock_fd, key, lock_ino) = liveness::create_lock_object(name, layout.lock_key, self.mode)?;
+        *lock = Some((lock_fd, key));
+        layout.lock_key = key;
         layout.lock_ino = lock_ino;
+        let image = Header::image(*layout);
+        sys::pwrite_all(fd.as_fd(), &image[LOCK_INO_AT..LOCK_KEY_END], LOCK_INO_AT as u64)
+            .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
         // A ring reserves all its memory now; a linear stream only its header, and
         // grows with its first write (see `grow`).
-        let size = DATA_OFFSET + layout.ring_capacity;
-        let window = if layout.ring_capacity != 0 {
+        if layout.ring_capacity != 0 {
+            let size = DATA_OFFSET + layout.ring_capacity;
             sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
-            let window = crate::window::map_window(&fd, layout, true)
+            let window = crate::window::map_window(fd, *layout, true)
                 .map_err(|e| os(n, e, "cannot map the stream"))?;
-            window.header().init(layout);
             // Both views of the ring's data, so the writer never takes a page fault.
             // SAFETY: both views of the data map the ring's `capacity` bytes, reserved
             // just above; the owner's mapping is writable.
             unsafe { window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len()) };
-            Some(window)
+            window.header().magic.store(MAGIC, Ordering::Release);
+            Ok(Some(window))
         } else {
             // A linear stream's header is written through the fd, so creating and
-            // closing a stream maps nothing (the window is mapped on first use): the
-            // whole header page but the magic, which allocates the page (ENOSPC here,
-            // never a SIGBUS later) and sets the object's size, then the magic.
-            let mut page = [0u8; DATA_OFFSET as usize];
-            page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(layout));
-            sys::pwrite_all(fd.as_fd(), &page[8..], 8)
-                .and_then(|_| sys::pwrite_all(fd.as_fd(), &page[..8], 0))
+            // closing a stream maps nothing (the window is mapped on first use).
+            sys::pwrite_all(fd.as_fd(), &image[..8], 0)
                 .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
-            None
-        };
-        let stream = Stream::new(
-            name.clone(),
-            fd,
-            window,
-            layout,
-            Role::Owner,
-            true,
-            self.append,
-            size,
-            Some((st.dev, st.ino)),
-        );
-        stream.core.set_lock_object(lock_fd);
-        Ok(stream)
+            Ok(None)
+        }
     }
 
     /// Opens the existing stream `name` as a guest: read-write where the mode bits allow,
@@ -417,6 +510,24 @@ pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bo
     }
     let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
     Ok((fd, false))
+}
+
+/// Removes the name if it still refers to the object `ours` (a create's clean-up: the
+/// name may have been removed and made again by someone else meanwhile).
+fn unlink_if_ours(name: &Name, ours: (u64, u64)) {
+    if sys::shm_identity(name.as_c()) == Some(ours) {
+        let _ = sys::shm_unlink(name.as_c());
+    }
+}
+
+/// What a create that found the name taken says about it: the object's path in
+/// `/dev/shm` and its owner, as far as this process can see.
+fn taken_by(name: &Name) -> String {
+    let path = sys::shm_path(name.as_c());
+    match sys::shm_lstat(name.as_c()) {
+        Some(st) => format!("{path} (owner uid {}, mode {:o})", st.uid, st.mode & 0o7777),
+        None => path,
+    }
 }
 
 /// The creation handshake, guest side: waits (bounded) for an owner that is still
