@@ -83,10 +83,6 @@ pub const OWNER_CLOSED: u32 = 2;
 
 /// End of the header fields a new owner sets (through `owner_state`).
 pub(crate) const OWNER_FIELDS_END: usize = 196;
-/// Offset of `lock_ino`, and the end of `lock_key`: the bytes a new owner writes once
-/// its lock object exists (`lock_ino` to `lock_key`; those between keep their values).
-pub(crate) const LOCK_INO_AT: usize = 40;
-pub(crate) const LOCK_KEY_END: usize = 80;
 /// Offset of `owner_state`.
 pub(crate) const OWNER_STATE_AT: u64 = 192;
 /// Offset of `seq` and of `space_seq` (the futex words).
@@ -160,8 +156,6 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, len) == 64);
     assert!(std::mem::offset_of!(Header, lock_key) == 72);
     assert!(std::mem::offset_of!(Header, lock_key) + 8 <= FIXED_FIELDS);
-    assert!(std::mem::offset_of!(Header, lock_ino) == LOCK_INO_AT);
-    assert!(std::mem::offset_of!(Header, lock_key) + 8 == LOCK_KEY_END);
     assert!(std::mem::offset_of!(Header, seq) == 128);
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);

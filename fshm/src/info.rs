@@ -2,8 +2,8 @@
 
 use crate::error::{os, Result};
 use crate::header::{
-    read_header, refusal_error, Header, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS,
-    FLAG_PERSISTENT, LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS, VERSION,
+    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS, FLAG_PERSISTENT,
+    LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -231,9 +231,10 @@ pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 /// Removes `name` if it is a non-persistent fshm stream whose owner died; returns
 /// whether it removed it. A live owner's stream, a persistent one, and objects that are
 /// not fshm streams are never removed, and of two processes racing to reclaim one name,
-/// exactly one removes it. The leftover of a creator that died before its stream was
-/// ready counts as a dead stream: an empty object, or a header without its magic, whose
-/// owner token nobody holds (a live creator holds it from its first step on).
+/// exactly one removes it. What creators of this name that died before publishing the
+/// stream left (objects under its creation names, see
+/// [`OpenOptions::create`](crate::OpenOptions::create)) is removed too (it is never
+/// under the name itself, and does not count in the result).
 ///
 /// Never waits for long: if another process holds the name's reclaim token (it is
 /// reclaiming the name, or holds the token to stall others) for longer than
@@ -254,6 +255,7 @@ pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 /// ```
 pub fn reclaim(name: &str) -> Result<bool> {
     let name = Name::new(name)?;
+    reclaim_dead_creations(&name);
     // A reclaim in progress elsewhere is waited for (bounded), then the name looked at
     // again.
     for _ in 0..4 {
@@ -274,10 +276,8 @@ pub fn reclaim(name: &str) -> Result<bool> {
 /// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
 /// must first take the reclaim token on the stream's lock object (which only writers
 /// can open, so no reader can hold it off), and the name is removed only if it still
-/// refers to the object whose owner was found dead. A creator's leftover
-/// (`creation_leftover`) has no lock object yet: its reclaimer takes the owner token
-/// instead, which also keeps a creator that has not taken it yet from using the object.
-/// Never waits: a token held elsewhere gives `Busy`.
+/// refers to the object whose owner was found dead. Never waits: a token held
+/// elsewhere gives `Busy`.
 pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     let n = name.as_str();
     let fd = match sys::shm_open(
@@ -295,12 +295,8 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     }
     let ident = (ours.dev, ours.ino);
     let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-    let layout = match h.layout() {
-        Ok(l) => l,
-        Err(Refusal::NotReady) if creation_leftover(&h, ours.size) => {
-            return reclaim_leftover(name, fd, ident)
-        }
-        Err(_) => return Ok(Reclaim::Refused),
+    let Ok(layout) = h.layout() else {
+        return Ok(Reclaim::Refused);
     };
     if layout.flags & FLAG_PERSISTENT != 0 {
         return Ok(Reclaim::Refused);
@@ -320,9 +316,7 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
         .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
     {
         return Ok(Reclaim::Busy(Busy {
-            lock: Some(lock_fd),
-            byte: LOCK_RECLAIM,
-            stream: fd,
+            lock: lock_fd,
             ident,
         }));
     }
@@ -341,59 +335,56 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     Ok(Reclaim::Removed)
 }
 
-/// Whether a header refused as not ready (no magic) on an object of `size` bytes is
-/// what a creator leaves when it dies before its stream is ready: nothing at all (it
-/// died before writing the header), or this version's header without its magic (a
-/// creator writes every other field first). Anything else without a magic is no fshm
-/// object, and no reclaim removes it.
-fn creation_leftover(h: &Header, size: u64) -> bool {
-    size == 0
-        || (h.version.load(Ordering::Relaxed) == VERSION
-            && u64::from(h.data_offset.load(Ordering::Relaxed)) == DATA_OFFSET
-            && h.reader_slots.load(Ordering::Relaxed) == READER_SLOTS)
-}
-
-/// Reclaims a creator's leftover (`creation_leftover`) open on `fd`, whose identity is
-/// `ident`: takes its owner token (a live creator holds it from its first step on, so
-/// this fails while one sets up, and a creator that comes later finds it held and makes
-/// a new object), then looks again and removes the name if it still refers to the
-/// object, with the lock object its header names, if any.
-fn reclaim_leftover(name: &Name, fd: OwnedFd, ident: (u64, u64)) -> Result<Reclaim> {
-    let n = name.as_str();
-    if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
-        return Ok(Reclaim::Refused);
+/// Removes what creators of the stream `name` that died before publishing it left:
+/// objects under its creation names (`<object name>%new.<key>`, `open.rs`) whose owner
+/// token nobody holds (a creator takes it first thing, so a live one keeps its object),
+/// with the lock objects their headers name. Takes each such object's owner token
+/// before removing it (never waiting for it), so a creator that comes after finds it
+/// held and makes a new object. Returns how many it removed; objects this process may
+/// not open are left alone.
+pub(crate) fn reclaim_dead_creations(name: &Name) -> usize {
+    let prefix = liveness::creation_prefix(name);
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        use std::os::unix::ffi::OsStrExt;
+        let file_name = entry.file_name();
+        if !file_name.as_bytes().starts_with(&prefix) {
+            continue;
+        }
+        let mut object = b"/".to_vec();
+        object.extend_from_slice(file_name.as_bytes());
+        let Ok(object) = std::ffi::CString::new(object) else {
+            continue;
+        };
+        let Ok(fd) = sys::shm_open(&object, libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW, 0)
+        else {
+            continue;
+        };
+        let Ok(st) = sys::fstat(fd.as_fd()) else {
+            continue;
+        };
+        if st.mode & libc::S_IFMT != libc::S_IFREG
+            || !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER).unwrap_or(false)
+            || sys::shm_identity(&object) != Some((st.dev, st.ino))
+        {
+            continue;
+        }
+        if let Ok(h) = read_header(&fd, FIXED_FIELDS) {
+            liveness::remove_recorded_lock_object(
+                name,
+                fd.as_fd(),
+                h.lock_key.load(Ordering::Relaxed),
+                h.lock_ino.load(Ordering::Relaxed),
+            );
+        }
+        if sys::shm_unlink(&object).is_ok() {
+            removed += 1;
+        }
     }
-    if !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER)
-        .map_err(|e| os(n, e, "cannot take the owner lock"))?
-    {
-        return Ok(Reclaim::Busy(Busy {
-            lock: None,
-            byte: LOCK_OWNER,
-            stream: fd,
-            ident,
-        }));
-    }
-    // Holding the owner token, nobody changes the object any more: look again (a
-    // creator may have finished before the token was taken here).
-    let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-    let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-    if h.layout() != Err(Refusal::NotReady) || !creation_leftover(&h, st.size) {
-        return Ok(Reclaim::Gone);
-    }
-    if sys::shm_identity(name.as_c()) != Some(ident) {
-        return Ok(Reclaim::Gone);
-    }
-    match sys::shm_unlink(name.as_c()) {
-        Ok(()) | Err(libc::ENOENT) => {}
-        Err(e) => return Err(os(n, e, "cannot remove the dead creation")),
-    }
-    liveness::remove_recorded_lock_object(
-        name,
-        fd.as_fd(),
-        h.lock_key.load(Ordering::Relaxed),
-        h.lock_ino.load(Ordering::Relaxed),
-    );
-    Ok(Reclaim::Removed)
+    removed
 }
 
 /// What a reclaim did.
@@ -409,44 +400,35 @@ pub(crate) enum Reclaim {
     Busy(Busy),
 }
 
-/// A token another process holds, which a reclaim needs.
+/// The reclaim token of a dead stream, which another process holds.
 pub(crate) struct Busy {
-    /// The lock object holding the token (`None`: the stream object itself).
-    lock: Option<OwnedFd>,
-    /// The token's byte.
-    byte: u64,
-    /// The stream object, and its identity.
-    stream: OwnedFd,
+    /// The stream's lock object.
+    lock: OwnedFd,
+    /// The identity of the stream object.
     ident: (u64, u64),
 }
 
-/// Waits, at most [`RECLAIM_PATIENCE`], until the token in `busy` is free or the name
-/// no longer refers to that object (or, for a creator's leftover, its header became
-/// ready): polls with `F_OFD_SETLK` and growing naps, never `F_OFD_SETLKW` (the holder
-/// may be any process that can open the object, and it may never let go).
+/// Waits, at most [`RECLAIM_PATIENCE`], until the reclaim token in `busy` is free or
+/// the name no longer refers to that stream: polls with `F_OFD_SETLK` and growing naps,
+/// never `F_OFD_SETLKW` (the holder may be any process that may write the stream, and
+/// it may never let go).
 ///
 /// # Errors
 /// `WouldBlock` (`EAGAIN`) once the patience is spent.
 pub(crate) fn await_reclaim(name: &Name, busy: Busy) -> Result<()> {
     let n = name.as_str();
-    let fd = busy.lock.as_ref().unwrap_or(&busy.stream).as_fd();
+    let fd = busy.lock.as_fd();
     let deadline = Instant::now() + RECLAIM_PATIENCE;
     let mut nap = Duration::from_micros(200);
     loop {
-        if sys::ofd_try_lock(fd, busy.byte).map_err(|e| os(n, e, "cannot query the reclaim lock"))? {
-            let _ = sys::ofd_unlock(fd, busy.byte);
+        if sys::ofd_try_lock(fd, LOCK_RECLAIM)
+            .map_err(|e| os(n, e, "cannot query the reclaim lock"))?
+        {
+            let _ = sys::ofd_unlock(fd, LOCK_RECLAIM);
             return Ok(());
         }
         if sys::shm_identity(name.as_c()) != Some(busy.ident) {
             return Ok(());
-        }
-        if busy.lock.is_none() {
-            let ready = read_header(&busy.stream, FIXED_FIELDS)
-                .map(|h| h.layout().is_ok())
-                .unwrap_or(true);
-            if ready {
-                return Ok(());
-            }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -454,25 +436,13 @@ pub(crate) fn await_reclaim(name: &Name, busy: Busy) -> Result<()> {
                 n,
                 libc::EAGAIN,
                 format!(
-                    "not reclaimed: another process holds the token of its reclaim (it is \
+                    "not reclaimed: another process has held its reclaim token (it is \
                      reclaiming the name, or holding the token) for more than {} ms",
                     RECLAIM_PATIENCE.as_millis()
                 ),
             ));
         }
         std::thread::sleep(nap.min(left));
-        nap = (nap * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// For a creator whose new object `ours` a reclaimer is removing (it holds the object's
-/// owner token): waits, at most [`RECLAIM_PATIENCE`], until the name no longer refers
-/// to it, so that the creator's next `O_EXCL` attempt finds the name free.
-pub(crate) fn await_removal(name: &Name, ours: (u64, u64)) {
-    let deadline = Instant::now() + RECLAIM_PATIENCE;
-    let mut nap = Duration::from_micros(50);
-    while sys::shm_identity(name.as_c()) == Some(ours) && Instant::now() < deadline {
-        std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(50));
     }
 }

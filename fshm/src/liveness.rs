@@ -129,17 +129,44 @@ const LOCK_NAME_TRIES: u32 = 4;
 /// The key is random (`getrandom`), so nobody can know the name before the owner
 /// creates the object (`create_lock_object`), and the name says whose stream it serves.
 pub(crate) fn lock_object_name(name: &Name, key: u64) -> CString {
+    keyed_name(name, LOCK_MARK, key)
+}
+
+/// Marks the name under which a creator builds a new stream before it publishes it
+/// under the stream's name (`open.rs`): like the lock object's, no stream name encodes
+/// to it.
+const CREATION_MARK: &str = "%new";
+
+/// The name under which a creator builds the stream `name` (`open.rs`), with a random
+/// `key`: as [`lock_object_name`], with `%new` for `%lock`.
+pub(crate) fn creation_name(name: &Name, key: u64) -> CString {
+    keyed_name(name, CREATION_MARK, key)
+}
+
+/// What every creation name of the stream `name` starts with, without the leading `/`
+/// (everything before the key's hex digits), for finding what dead creators left.
+pub(crate) fn creation_prefix(name: &Name) -> Vec<u8> {
+    let mut out = keyed_name(name, CREATION_MARK, 0).into_bytes();
+    out.truncate(out.len() - 16);
+    out.remove(0);
+    out
+}
+
+/// `/` + the object name + `mark` + `.` + 16 hex digits of `key`, or, where that would
+/// pass 255 bytes, the object name's first bytes, `mark`, the hash of the whole object
+/// name in 16 hex digits, `.` and the key.
+fn keyed_name(name: &Name, mark: &str, key: u64) -> CString {
     let object = name.as_c().to_bytes();
     let bare = object.strip_prefix(b"/").unwrap_or(object);
     let tail = format!(".{key:016x}");
     let mut out = b"/".to_vec();
-    if bare.len() + LOCK_MARK.len() + tail.len() <= SYSTEM_NAME_MAX {
+    if bare.len() + mark.len() + tail.len() <= SYSTEM_NAME_MAX {
         out.extend_from_slice(bare);
-        out.extend_from_slice(LOCK_MARK.as_bytes());
+        out.extend_from_slice(mark.as_bytes());
     } else {
-        let keep = SYSTEM_NAME_MAX - LOCK_MARK.len() - 16 - tail.len();
+        let keep = SYSTEM_NAME_MAX - mark.len() - 16 - tail.len();
         out.extend_from_slice(&bare[..keep]);
-        out.extend_from_slice(LOCK_MARK.as_bytes());
+        out.extend_from_slice(mark.as_bytes());
         out.extend_from_slice(format!("{:016x}", fnv1a(bare)).as_bytes());
     }
     out.extend_from_slice(tail.as_bytes());
@@ -362,6 +389,16 @@ mod tests {
             lock_object_name(&name, 2),
             "the key is in the name"
         );
+        assert_eq!(
+            creation_name(&name, 0xab).to_str().unwrap(),
+            "/x%new.00000000000000ab"
+        );
+        assert_eq!(creation_prefix(&name), b"x%new.");
+        let long = Name::new(&a).unwrap();
+        let made = creation_name(&long, 0x77);
+        assert!(made.to_bytes()[1..].starts_with(&creation_prefix(&long)));
+        assert_eq!(made.to_bytes().len(), 1 + 255);
+        assert_eq!(crate::name::stream_name(made.to_str().unwrap()), None);
     }
 
     #[test]

@@ -5,16 +5,15 @@
 use crate::error::{not_fshm, os, Result};
 use crate::header::{
     read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
-    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, LOCK_INO_AT, LOCK_KEY_END, MAGIC, MAX_SIZE_LIMIT,
-    OWNER_FIELDS_END,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
 use crate::info::Reclaim;
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys;
+use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Default maximum size of a stream: 1 GiB.
@@ -193,78 +192,86 @@ impl OpenOptions {
         self
     }
 
-    /// Creates the stream `name` as its owner (`O_CREAT|O_EXCL`).
+    /// Creates the stream `name` as its owner.
     ///
-    /// Nothing another user can put in `/dev/shm` makes a create wait: the stream's
-    /// object and its lock object are both new objects this call makes (`O_EXCL`), the
-    /// lock object under a random name recorded in the header, and a create never waits
-    /// on a lock another user could hold (with [`reclaim`](Self::reclaim), at most
-    /// [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE) for a reclaim in progress). A failed
-    /// create leaves nothing behind.
+    /// The stream is built whole under a random name of its own (`<object name>%new.<key>`,
+    /// `O_CREAT|O_EXCL`), then given its name in one step that fails if the name exists
+    /// (`renameat2` with `RENAME_NOREPLACE`): the name never refers to a half-made
+    /// stream, and a creator that dies leaves nothing under it. Nothing another user can
+    /// put in `/dev/shm` makes a create wait: the stream's object and its lock object are
+    /// new objects this call makes, the lock object under a random name recorded in the
+    /// header, and a create never waits on a lock another user could hold (with
+    /// [`reclaim`](Self::reclaim), at most [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE)
+    /// for a reclaim in progress). A failed create leaves nothing behind.
     ///
     /// # Errors
     /// `AlreadyExists` (`EEXIST`) if the name exists (unless reclaimed), naming the
     /// object in `/dev/shm` and its owner; `WouldBlock` (`EAGAIN`) if a reclaim could not
     /// finish in time (see [`reclaim`](Self::reclaim)); `InvalidInput` (`EINVAL`) for a
-    /// bad name, mode, size or option; and the errors of `shm_open`, `fallocate` and
-    /// `mmap`.
+    /// bad name, mode, size or option; and the errors of `shm_open`, `fallocate`, `mmap`
+    /// and `renameat2`.
     #[doc(alias = "fshm_create")]
     pub fn create(&self, name: &str) -> Result<Stream> {
         let name = Name::new(name)?;
         let n = name.as_str();
         let layout = self.check_create(n)?;
-        // Reclaims: each removal is followed by a fresh O_EXCL attempt, which another
-        // creator may win; a reclaim found in progress is waited for (bounded), then the
-        // name looked at again.
+        // Reclaims: each removal is followed by a fresh attempt, which another creator
+        // may win; a reclaim found in progress is waited for (bounded), then the name
+        // looked at again.
         let mut reclaims_left = 4;
-        // A new object that a reclaimer removed before this process held its owner token
-        // (it looked like a dead creator's leftover) is made again.
-        let mut removals_left = 4;
-        loop {
-            // Created with the owner's bits only: nobody else can open the object
-            // before the owner holds its token (`set_up_owner` then applies the mode).
-            let fd = match sys::shm_create_excl(name.as_c(), self.mode & 0o700) {
-                Ok(fd) => fd,
-                Err(libc::EEXIST) if self.reclaim && reclaims_left > 0 => {
-                    reclaims_left -= 1;
-                    match crate::info::reclaim_dead(&name)? {
-                        Reclaim::Removed | Reclaim::Gone => {}
-                        Reclaim::Busy(busy) => crate::info::await_reclaim(&name, busy)?,
-                        Reclaim::Refused => {
-                            return Err(os(
-                                n,
-                                libc::EEXIST,
-                                format!(
-                                    "cannot create: {} exists and is not a dead stream's (its \
-                                     owner is alive, it is persistent, or it is no fshm stream)",
-                                    taken_by(&name)
-                                ),
-                            ))
-                        }
-                    }
-                    continue;
-                }
-                Err(libc::EEXIST) => {
-                    return Err(os(
-                        n,
-                        libc::EEXIST,
-                        format!("cannot create: {} exists", taken_by(&name)),
-                    ))
-                }
-                Err(e) => return Err(os(n, e, "cannot create")),
-            };
-            match self.set_up_owner(&name, fd, layout)? {
-                Some(stream) => return Ok(stream),
-                None if removals_left > 0 => removals_left -= 1,
-                None => {
-                    return Err(os(
-                        n,
-                        libc::EAGAIN,
-                        "cannot create: each new object was removed by a reclaimer before \
-                         this process could take it",
-                    ))
-                }
+        let mut built: Option<Built> = None;
+        for _ in 0..16 {
+            // A taken name is seen before any work (and again at the rename, which
+            // settles races).
+            if sys::shm_lstat(name.as_c()).is_some() {
+                self.name_taken(&name, &mut reclaims_left)?;
+                continue;
             }
+            let b = match built.take() {
+                Some(b) => b,
+                None => self.build(&name, layout)?,
+            };
+            match sys::shm_rename_noreplace(&b.temp, name.as_c()) {
+                Ok(()) => return Ok(b.into_stream(self.append)),
+                // Taken meanwhile: looked at again above.
+                Err(libc::EEXIST) => built = Some(b),
+                // Removed by a reclaimer of dead creations that held its owner token
+                // before this process did (`build`): made again.
+                Err(libc::ENOENT) => {}
+                Err(e) => return Err(os(n, e, "cannot give the new stream its name")),
+            }
+        }
+        Err(os(
+            n,
+            libc::EAGAIN,
+            "cannot create: the name kept changing between attempts",
+        ))
+    }
+
+    /// A create found `name` taken: `Ok` to try again (it reclaimed the name, or another
+    /// reclaim of it ended), else the error the create returns.
+    fn name_taken(&self, name: &Name, reclaims_left: &mut u32) -> Result<()> {
+        let n = name.as_str();
+        if !self.reclaim || *reclaims_left == 0 {
+            return Err(os(
+                n,
+                libc::EEXIST,
+                format!("cannot create: {} exists", taken_by(name)),
+            ));
+        }
+        *reclaims_left -= 1;
+        match crate::info::reclaim_dead(name)? {
+            Reclaim::Removed | Reclaim::Gone => Ok(()),
+            Reclaim::Busy(busy) => crate::info::await_reclaim(name, busy),
+            Reclaim::Refused => Err(os(
+                n,
+                libc::EEXIST,
+                format!(
+                    "cannot create: {} exists and is not a dead stream's (its owner is \
+                     alive, it is persistent, or it is no fshm stream)",
+                    taken_by(name)
+                ),
+            )),
         }
     }
 
@@ -315,120 +322,85 @@ impl OpenOptions {
         })
     }
 
-    /// Makes the new object open on `fd` a stream. `Ok(None)`: a reclaimer removed the
-    /// object before this process held its owner token (it then looked like a dead
-    /// creator's leftover), so the caller makes a new one. On error, removes what it made.
-    fn set_up_owner(&self, name: &Name, fd: OwnedFd, mut layout: Layout) -> Result<Option<Stream>> {
+    /// Builds the stream `name` under a creation name of its own: a new object
+    /// (`O_EXCL`, the owner's bits only), its owner token taken first, then its mode,
+    /// lock object, memory and header. A creation name that is taken (never expected:
+    /// the key is random), or whose owner token a reclaimer of dead creations took
+    /// first (`info::reclaim_dead_creations`; it removes the object), gives a new one.
+    fn build(&self, name: &Name, mut layout: Layout) -> Result<Built> {
         let n = name.as_str();
-        // The liveness token first, while only this user can open the object: from now
-        // on guests see a live owner setting up, and reclaimers leave the object alone.
-        // Only a reclaimer (this user or root) can hold it already: it is removing the
-        // object, which it took for a dead creator's leftover.
-        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        let ours = (st.dev, st.ino);
-        let token = liveness::take_owner_token(fd.as_fd())
-            .map_err(|e| os(n, e, "cannot take the owner lock"));
-        match token {
-            Ok(true) => {}
-            Ok(false) => {
-                crate::info::await_removal(name, ours);
-                return Ok(None);
-            }
-            Err(e) => {
-                unlink_if_ours(name, ours);
-                return Err(e);
-            }
-        }
-        // A reclaimer that held the token before this process removed the name first:
-        // the object is nobody's stream then. Holding the token, no reclaimer removes it
-        // from now on.
-        if sys::shm_identity(name.as_c()) != Some(ours) {
-            return Ok(None);
-        }
-        let mut lock = None;
-        match self.set_up_locked(name, &fd, st, &mut layout, &mut lock) {
-            Ok(window) => {
-                let (lock_fd, _) = lock.expect("a set-up stream has its lock object");
-                let size = DATA_OFFSET + layout.ring_capacity;
-                let stream = Stream::new(
-                    name.clone(),
-                    fd,
-                    window,
-                    layout,
-                    Role::Owner,
-                    true,
-                    self.append,
-                    size,
-                    Some(ours),
-                );
-                stream.core.set_lock_object(lock_fd);
-                Ok(Some(stream))
-            }
-            Err(e) => {
-                if let Some((lock_fd, key)) = lock {
-                    liveness::remove_lock_object_if(name, key, lock_fd.as_fd());
+        let mut tries = 4;
+        let mut b = loop {
+            tries -= 1;
+            let temp = liveness::creation_name(name, liveness::new_lock_key(n)?);
+            let fd = match sys::shm_create_excl(&temp, self.mode & 0o700) {
+                Ok(fd) => fd,
+                Err(libc::EEXIST) if tries > 0 => continue,
+                Err(e) => return Err(os(n, e, "cannot create")),
+            };
+            let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+            let b = Built {
+                name: name.clone(),
+                temp,
+                fd: Some(fd),
+                ours: (st.dev, st.ino),
+                mode: st.mode,
+                lock: None,
+                window: None,
+                layout,
+            };
+            // The liveness token first, while only this user can open the object: a
+            // reclaimer of dead creations leaves the object alone from now on.
+            match liveness::take_owner_token(b.fd().as_fd()) {
+                Ok(true) => break b,
+                Ok(false) if tries > 0 => continue,
+                Ok(false) => {
+                    return Err(os(
+                        n,
+                        libc::EAGAIN,
+                        "cannot create: a reclaimer kept taking the new objects",
+                    ))
                 }
-                unlink_if_ours(name, ours);
-                Err(e)
+                Err(e) => return Err(os(n, e, "cannot take the owner lock")),
             }
-        }
-    }
-
-    /// The owner's set-up once it holds the token: mode, header (every field but the
-    /// magic, with the lock object's key), lock object, its inode, memory, magic.
-    /// `lock` receives the lock object and its key as soon as it exists, for the
-    /// caller's clean-up.
-    fn set_up_locked(
-        &self,
-        name: &Name,
-        fd: &OwnedFd,
-        st: sys::Stat,
-        layout: &mut Layout,
-        lock: &mut Option<(OwnedFd, u64)>,
-    ) -> Result<Option<crate::window::Window>> {
-        let n = name.as_str();
+        };
         // Created with the owner's bits, narrowed by the umask: set the exact mode
         // where it differs.
-        if st.mode & 0o7777 != self.mode {
-            sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
+        if b.mode & 0o7777 != self.mode {
+            sys::fchmod(b.fd().as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
         }
-        // The header page but the magic, with the lock object's key: this allocates the
-        // page (ENOSPC here, never a SIGBUS later) and sets the object's size; a creator
-        // killed from now on leaves a leftover that reclaim recognises, and whose lock
-        // object it can find. Then the lock object, under the key's name; then its key
-        // (a collision gives a new one) and inode.
-        layout.lock_key = liveness::new_lock_key(n)?;
-        let mut page = [0u8; DATA_OFFSET as usize];
-        page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(*layout));
-        sys::pwrite_all(fd.as_fd(), &page[8..], 8)
-            .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
-        let (lock_fd, key, lock_ino) = liveness::create_lock_object(name, layout.lock_key, self.mode)?;
-        *lock = Some((lock_fd, key));
-        layout.lock_key = key;
+        let (lock_fd, lock_key, lock_ino) =
+            liveness::create_lock_object(name, liveness::new_lock_key(n)?, self.mode)?;
+        b.lock = Some((lock_fd, lock_key));
+        layout.lock_key = lock_key;
         layout.lock_ino = lock_ino;
-        let image = Header::image(*layout);
-        sys::pwrite_all(fd.as_fd(), &image[LOCK_INO_AT..LOCK_KEY_END], LOCK_INO_AT as u64)
-            .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
+        b.layout = layout;
+        let fd = b.fd().as_fd();
         // A ring reserves all its memory now; a linear stream only its header, and
         // grows with its first write (see `grow`).
         if layout.ring_capacity != 0 {
             let size = DATA_OFFSET + layout.ring_capacity;
-            sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
-            let window = crate::window::map_window(fd, *layout, true)
+            sys::fallocate(fd, 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
+            let window = crate::window::map_window(b.fd(), layout, true)
                 .map_err(|e| os(n, e, "cannot map the stream"))?;
+            window.header().init(layout);
             // Both views of the ring's data, so the writer never takes a page fault.
             // SAFETY: both views of the data map the ring's `capacity` bytes, reserved
             // just above; the owner's mapping is writable.
             unsafe { window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len()) };
-            window.header().magic.store(MAGIC, Ordering::Release);
-            Ok(Some(window))
+            b.window = Some(window);
         } else {
+            let fd = b.fd().as_fd();
             // A linear stream's header is written through the fd, so creating and
-            // closing a stream maps nothing (the window is mapped on first use).
-            sys::pwrite_all(fd.as_fd(), &image[..8], 0)
-                .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
-            Ok(None)
+            // closing a stream maps nothing (the window is mapped on first use): the
+            // whole header page, which allocates it (ENOSPC here, never a SIGBUS later)
+            // and sets the object's size. One write: nobody opens the stream by its
+            // name before the rename that publishes it.
+            let mut page = [0u8; DATA_OFFSET as usize];
+            page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(layout));
+            sys::pwrite_all(fd, &page, 0).map_err(|(_, e)| os(n, e, "cannot write the header"))?;
         }
+        Ok(b)
     }
 
     /// Opens the existing stream `name` as a guest: read-write where the mode bits allow,
@@ -512,11 +484,57 @@ pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bo
     Ok((fd, false))
 }
 
-/// Removes the name if it still refers to the object `ours` (a create's clean-up: the
-/// name may have been removed and made again by someone else meanwhile).
-fn unlink_if_ours(name: &Name, ours: (u64, u64)) {
-    if sys::shm_identity(name.as_c()) == Some(ours) {
-        let _ = sys::shm_unlink(name.as_c());
+/// A stream built under its creation name, not yet published under its name. Dropped
+/// unpublished, it removes what it made (names that still refer to its objects only).
+struct Built {
+    name: Name,
+    temp: CString,
+    fd: Option<OwnedFd>,
+    ours: (u64, u64),
+    mode: u32,
+    lock: Option<(OwnedFd, u64)>,
+    window: Option<crate::window::Window>,
+    layout: Layout,
+}
+
+impl Built {
+    fn fd(&self) -> &OwnedFd {
+        self.fd.as_ref().expect("a built stream's object is open until published")
+    }
+
+    /// The owner's handle of the stream, now published under `name`.
+    fn into_stream(mut self, append: bool) -> Stream {
+        let fd = self.fd.take().expect("a built stream's object is open until published");
+        let (lock_fd, _) = self.lock.take().expect("a built stream has its lock object");
+        let size = DATA_OFFSET + self.layout.ring_capacity;
+        let stream = Stream::new(
+            self.name.clone(),
+            fd,
+            self.window.take(),
+            self.layout,
+            Role::Owner,
+            true,
+            append,
+            size,
+            Some(self.ours),
+        );
+        stream.core.set_lock_object(lock_fd);
+        stream
+    }
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let Some(fd) = self.fd.take() else {
+            return;
+        };
+        if let Some((lock, key)) = &self.lock {
+            liveness::remove_lock_object_if(&self.name, *key, lock.as_fd());
+        }
+        if sys::shm_identity(&self.temp) == Some(self.ours) {
+            let _ = sys::shm_unlink(&self.temp);
+        }
+        drop(fd);
     }
 }
 

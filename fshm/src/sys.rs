@@ -67,6 +67,30 @@ pub(crate) fn random_u64() -> Result<u64, Errno> {
     Ok(u64::from_ne_bytes(buf))
 }
 
+/// Gives the shm object `from` the name `to` if no object has it (`renameat2` with
+/// `RENAME_NOREPLACE` in the shm directory): one step, so `to` never names a half-made
+/// object, and `EEXIST` if `to` exists, whatever it is.
+pub(crate) fn shm_rename_noreplace(from: &CStr, to: &CStr) -> Result<(), Errno> {
+    let path = |object: &CStr| {
+        let mut p = SHM_DIR.as_bytes().to_vec();
+        p.extend_from_slice(object.to_bytes());
+        std::ffi::CString::new(p).map_err(|_| libc::EINVAL)
+    };
+    let (from, to) = (path(from)?, path(to)?);
+    // SAFETY: both paths are NUL-terminated and live for the duration of the call.
+    retry(-1, || unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    })
+    .map(drop)
+}
+
 /// `shm_unlink(name)`.
 pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
     // SAFETY: `name` is a valid NUL-terminated string.
