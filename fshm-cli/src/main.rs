@@ -115,6 +115,11 @@ enum Command {
     },
     /// Remove the streams whose owner died and that are not persistent (those whose
     /// name starts with PREFIX, if given), and print their names.
+    ///
+    /// A stream that cannot be removed now (another process has held its reclaim token
+    /// for over a second, or this user may not remove it) is skipped with a line on
+    /// standard error saying why, and gc goes on with the others; it then exits with
+    /// status 1.
     Gc {
         /// Only streams whose name starts with this (leading '/' optional).
         prefix: Option<String>,
@@ -276,10 +281,16 @@ fn run(command: Command) -> Result<(), Failure> {
                 match fshm::reclaim(&info.name) {
                     Ok(true) => writeln!(out, "removed {}", escape(&info.name))?,
                     Ok(false) => {}
-                    // Go on with the others (e.g. another user's stream we may not open).
+                    // Go on with the others: a stream whose reclaim token another
+                    // process holds (reclaim gives up after fshm::RECLAIM_PATIENCE),
+                    // another user's stream we may not open.
                     Err(e) => {
                         out.flush()?;
-                        eprintln!("fshm: {}", describe(&e));
+                        eprintln!(
+                            "fshm: gc: skipped {}: {}",
+                            escape(&info.name),
+                            describe(&e)
+                        );
                         failed = true;
                     }
                 }
