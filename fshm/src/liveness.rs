@@ -15,20 +15,46 @@
 //!   and a read lock keeps everyone else from taking a write lock there. So a token
 //!   that must be taken while readers have the stream open cannot live on the stream
 //!   object. It lives on the stream's **lock object**, a second, empty shm object named
-//!   `<object name>%lock` (no stream name encodes to a name ending so), created by the
-//!   owner with the stream, whose mode admits only the classes (user, group, other)
-//!   that may write the stream ([`lock_object_mode`]).
+//!   `<object name>%lock.<key>` (no stream name encodes to a name holding `%lock`),
+//!   created by the owner with the stream, whose mode admits only the classes (user,
+//!   group, other) that may write the stream ([`lock_object_mode`]).
+//!
+//! **Nobody else can have made it first.** The key is 64 random bits (`getrandom`),
+//! drawn at creation and recorded in the header (`lock_key`), so no one can know the
+//! lock object's name before the owner creates it: it is made with `O_CREAT|O_EXCL`
+//! (the owner's bits only until its owner and type are checked), so it is an object the
+//! owner made, that no other user has opened or locked. A name found taken (never
+//! expected) gets a new key, a few times, then a clear error; a create never waits on
+//! a lock in an object another user could have made or opened. (Before layout 3 the
+//! name was the predictable `<object name>%lock`: another user could create it first
+//! and hold a lock on it, and the owner's create waited for good.) Who opens the lock
+//! object later (appenders, lossless readers, reclaimers) opens the recorded name and
+//! checks that it is the recorded inode, a regular file, of the stream object's owner.
+//!
+//! The stream itself is built under a name of its own, `<object name>%new.<key>` (its
+//! own random key), and given its name when it is ready, in one step that fails if the
+//! name exists (`open.rs`): a stream's name never refers to a half-made object, so a
+//! creator killed midway leaves nothing that blocks a later create of the name.
+//! [`reclaim`](crate::reclaim) removes what it left under its creation name (an object
+//! whose owner token nobody holds: a creator takes it first thing).
 //!
 //! | token | object | byte | holder |
 //! |---|---|---:|---|
 //! | owner | stream | 0 | the owner, for its lifetime; taken at creation, before the mode admits anyone else |
-//! | reclaim | lock object | 0 | a process removing a dead owner's name |
+//! | reclaim | lock object | 0 | a process removing a dead owner's name (others try it for at most [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE), never wait in `F_OFD_SETLKW`) |
 //! | append | lock object | 1 | an appender, for one append (others wait for it in `F_OFD_SETLKW`) |
 //! | reader slot `k` | lock object | `2 + k` | the reader attached to slot `k` of a lossless ring |
 //!
-//! The header records the lock object's inode number (`lock_ino`): a process opening
-//! the lock object by name checks that it is the one made with its stream, not one of
-//! a later stream of the same name.
+//! The header records the lock object's inode number (`lock_ino`) besides its key: a
+//! process opening the lock object by name checks that it is the one made with its
+//! stream, not one of a later stream of the same name, nor another user's object.
+//!
+//! **Every wait on a token another user may hold is bounded.** The reclaim token may be
+//! held by any process that may write the stream, forever: a reclaim finding it held
+//! polls it (`F_OFD_SETLK`, growing naps) for at most
+//! [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE), then fails with `WouldBlock`.
+//! (Appenders do wait in `F_OFD_SETLKW` for the append token: only writers can hold it,
+//! and what writers can do to each other is outside this model.)
 //!
 //! Waiting for a token's holder to die is never woken by the holder (a dead process
 //! wakes nobody), so every wait re-probes on a bounded period, whatever wake-ups
@@ -206,17 +232,32 @@ pub(crate) fn new_lock_key(n: &str) -> Result<u64> {
     }
 }
 
+/// Two random keys, never 0: a creation name's and a lock object's.
+pub(crate) fn new_keys(n: &str) -> Result<(u64, u64)> {
+    loop {
+        match sys::random_u128() {
+            Ok(r) if r as u64 != 0 && (r >> 64) as u64 != 0 => {
+                return Ok((r as u64, (r >> 64) as u64))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(os(n, e, "cannot draw the stream's random names")),
+        }
+    }
+}
+
 /// Creates the lock object of a stream whose name this process has just created, under
 /// the name of `key` (`O_CREAT|O_EXCL`, so the object is one this process made: no other
 /// user can have opened it or locked any of its bytes). Made with the owner's bits only,
 /// then given [`lock_object_mode`] of `stream_mode` once its owner and type are
-/// checked. A name already taken (never expected: the key is random) is retried with a
-/// new key a few times, never waited on and never removed. Returns the descriptor, the
+/// checked (a regular file of `owner_uid`, the user who made the stream's object). A
+/// name already taken (never expected: the key is random) is retried with a new key a
+/// few times, never waited on and never removed. Returns the descriptor, the
 /// key it used and the inode number to record in the header.
 pub(crate) fn create_lock_object(
     name: &Name,
     mut key: u64,
     stream_mode: u32,
+    owner_uid: u32,
 ) -> Result<(OwnedFd, u64, u64)> {
     let n = name.as_str();
     let mode = lock_object_mode(stream_mode);
@@ -245,9 +286,7 @@ pub(crate) fn create_lock_object(
     };
     let made = (|| {
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != me {
+        if st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != owner_uid {
             return Err(os(
                 n,
                 libc::EPROTO,
@@ -300,6 +339,13 @@ pub(crate) fn open_lock_object(
         ));
     }
     Ok(fd)
+}
+
+/// Removes the lock object's name of `key` (its owner's close, once it found the
+/// stream's name still its own: the random name is its lock object's, and the sticky
+/// `/dev/shm` keeps an owner from removing another user's object).
+pub(crate) fn remove_lock_object(name: &Name, key: u64) {
+    let _ = sys::shm_unlink(&lock_object_name(name, key));
 }
 
 /// Removes the lock object's name of `key` if it still refers to the object open on

@@ -221,9 +221,11 @@ impl OpenOptions {
         let mut reclaims_left = 4;
         let mut built: Option<Built> = None;
         for _ in 0..16 {
-            // A taken name is seen before any work (and again at the rename, which
-            // settles races).
-            if sys::shm_lstat(name.as_c()).is_some() {
+            // A ring's memory is reserved as it is built: a taken name is seen before
+            // that work. (The rename settles every race; for a linear stream, whose
+            // building is cheap, it is the only look.)
+            if layout.ring_capacity != 0 && built.is_none() && sys::shm_lstat(name.as_c()).is_some()
+            {
                 self.name_taken(&name, &mut reclaims_left)?;
                 continue;
             }
@@ -233,8 +235,10 @@ impl OpenOptions {
             };
             match sys::shm_rename_noreplace(&b.temp, name.as_c()) {
                 Ok(()) => return Ok(b.into_stream(self.append)),
-                // Taken meanwhile: looked at again above.
-                Err(libc::EEXIST) => built = Some(b),
+                Err(libc::EEXIST) => {
+                    built = Some(b);
+                    self.name_taken(&name, &mut reclaims_left)?;
+                }
                 // Removed by a reclaimer of dead creations that held its owner token
                 // before this process did (`build`): made again.
                 Err(libc::ENOENT) => {}
@@ -330,9 +334,14 @@ impl OpenOptions {
     fn build(&self, name: &Name, mut layout: Layout) -> Result<Built> {
         let n = name.as_str();
         let mut tries = 4;
+        let mut lock_key;
         let mut b = loop {
             tries -= 1;
-            let temp = liveness::creation_name(name, liveness::new_lock_key(n)?);
+            // Two keys from one draw: the creation name's, and the lock object's (which
+            // the creation name, visible in /dev/shm, must not tell).
+            let (key, lock) = liveness::new_keys(n)?;
+            lock_key = lock;
+            let temp = liveness::creation_name(name, key);
             let fd = match sys::shm_create_excl(&temp, self.mode & 0o700) {
                 Ok(fd) => fd,
                 Err(libc::EEXIST) if tries > 0 => continue,
@@ -345,6 +354,7 @@ impl OpenOptions {
                 fd: Some(fd),
                 ours: (st.dev, st.ino),
                 mode: st.mode,
+                uid: st.uid,
                 lock: None,
                 window: None,
                 layout,
@@ -370,7 +380,7 @@ impl OpenOptions {
             sys::fchmod(b.fd().as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
         }
         let (lock_fd, lock_key, lock_ino) =
-            liveness::create_lock_object(name, liveness::new_lock_key(n)?, self.mode)?;
+            liveness::create_lock_object(name, lock_key, self.mode, b.uid)?;
         b.lock = Some((lock_fd, lock_key));
         layout.lock_key = lock_key;
         layout.lock_ino = lock_ino;
@@ -492,6 +502,7 @@ struct Built {
     fd: Option<OwnedFd>,
     ours: (u64, u64),
     mode: u32,
+    uid: u32,
     lock: Option<(OwnedFd, u64)>,
     window: Option<crate::window::Window>,
     layout: Layout,

@@ -1019,9 +1019,7 @@ impl Drop for Core {
             None => self.close_unmapped(),
         }
         if !self.is_persistent() && self.name_is_ours() {
-            if let Some(lock) = self.lock_object.get() {
-                liveness::remove_lock_object_if(&self.name, self.layout.lock_key, lock.as_fd());
-            }
+            liveness::remove_lock_object(&self.name, self.layout.lock_key);
             let _ = sys::shm_unlink(self.name.as_c());
         }
     }

@@ -55,7 +55,12 @@ pub(crate) fn shm_create_excl(name: &CStr, mode: u32) -> Result<OwnedFd, Errno> 
 /// Eight bytes from the kernel's random source (`getrandom`, which blocks only until
 /// the source is first seeded at boot).
 pub(crate) fn random_u64() -> Result<u64, Errno> {
-    let mut buf = [0u8; 8];
+    random_u128().map(|r| r as u64)
+}
+
+/// Sixteen bytes from the kernel's random source, as [`random_u64`].
+pub(crate) fn random_u128() -> Result<u128, Errno> {
+    let mut buf = [0u8; 16];
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: writes at most `buf.len() - got` bytes into the unfilled tail of `buf`.
@@ -64,7 +69,7 @@ pub(crate) fn random_u64() -> Result<u64, Errno> {
         })?;
         got += r as usize;
     }
-    Ok(u64::from_ne_bytes(buf))
+    Ok(u128::from_ne_bytes(buf))
 }
 
 /// Gives the shm object `from` the name `to` if no object has it (`renameat2` with
