@@ -286,11 +286,7 @@ fn run(command: Command) -> Result<(), Failure> {
                     // another user's stream we may not open.
                     Err(e) => {
                         out.flush()?;
-                        eprintln!(
-                            "fshm: gc: skipped {}: {}",
-                            escape(&info.name),
-                            describe(&e)
-                        );
+                        eprintln!("fshm: gc: skipped {}: {}", escape(&info.name), describe(&e));
                         failed = true;
                     }
                 }

@@ -1393,7 +1393,7 @@ fn gc_skips_a_stream_whose_reclaim_token_is_held_and_goes_on() {
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
         fl.l_type = libc::F_WRLCK as libc::c_short;
         fl.l_len = 1; // byte 0: the reclaim token
-        // SAFETY: `fl` is a valid flock for the call.
+                      // SAFETY: `fl` is a valid flock for the call.
         if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } != 0 {
             return b'L';
         }

@@ -210,7 +210,8 @@ pub fn force_destroy(name: &str) -> Result<()> {
         libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
         0,
     ) {
-        let regular = sys::fstat(fd.as_fd()).is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG);
+        let regular =
+            sys::fstat(fd.as_fd()).is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG);
         if let (true, Ok(h)) = (regular, read_header(&fd, FIXED_FIELDS)) {
             liveness::remove_recorded_lock_object(
                 &name,
@@ -359,8 +360,11 @@ pub(crate) fn reclaim_dead_creations(name: &Name) -> usize {
         let Ok(object) = std::ffi::CString::new(object) else {
             continue;
         };
-        let Ok(fd) = sys::shm_open(&object, libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW, 0)
-        else {
+        let Ok(fd) = sys::shm_open(
+            &object,
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+            0,
+        ) else {
             continue;
         };
         let Ok(st) = sys::fstat(fd.as_fd()) else {

@@ -374,8 +374,11 @@ pub(crate) fn remove_recorded_lock_object(
         return;
     };
     let lock_name = lock_object_name(name, key);
-    let Ok(fd) = sys::shm_open(&lock_name, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW, 0)
-    else {
+    let Ok(fd) = sys::shm_open(
+        &lock_name,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) else {
         return;
     };
     let Ok(st) = sys::fstat(fd.as_fd()) else {
@@ -417,7 +420,10 @@ mod tests {
         let fits = "f".repeat(233);
         let lock = lock_object_name(&Name::new(&fits).unwrap(), 1);
         assert_eq!(lock.to_bytes().len(), 1 + 255);
-        assert!(lock.to_str().unwrap().starts_with(&format!("/{fits}%lock.")));
+        assert!(lock
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("/{fits}%lock.")));
         let (a, b) = ("a".repeat(255), format!("{}b", "a".repeat(254)));
         let (la, lb) = (
             lock_object_name(&Name::new(&a).unwrap(), 7),

@@ -510,13 +510,21 @@ struct Built {
 
 impl Built {
     fn fd(&self) -> &OwnedFd {
-        self.fd.as_ref().expect("a built stream's object is open until published")
+        self.fd
+            .as_ref()
+            .expect("a built stream's object is open until published")
     }
 
     /// The owner's handle of the stream, now published under `name`.
     fn into_stream(mut self, append: bool) -> Stream {
-        let fd = self.fd.take().expect("a built stream's object is open until published");
-        let (lock_fd, _) = self.lock.take().expect("a built stream has its lock object");
+        let fd = self
+            .fd
+            .take()
+            .expect("a built stream's object is open until published");
+        let (lock_fd, _) = self
+            .lock
+            .take()
+            .expect("a built stream has its lock object");
         let size = DATA_OFFSET + self.layout.ring_capacity;
         let stream = Stream::new(
             self.name.clone(),

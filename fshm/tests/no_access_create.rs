@@ -112,7 +112,10 @@ fn create_use_and_close(name: &str) -> i32 {
         .create(name)
         .expect("create");
     s.write_all(b"hello").unwrap();
-    assert_eq!(common::read_all(&fshm::Stream::open(name).unwrap()), b"hello");
+    assert_eq!(
+        common::read_all(&fshm::Stream::open(name).unwrap()),
+        b"hello"
+    );
     drop(s);
     assert!(!common::shm_exists(name));
     assert!(common::lock_objects_of(name).is_empty());
@@ -133,7 +136,10 @@ fn a_locked_object_at_the_old_lock_name_stalls_no_create() {
     });
     bounded("root's create", None, || create_use_and_close(name));
     squatter.kill();
-    assert!(common::shm_exists(&old_lock), "the squatter's object was removed");
+    assert!(
+        common::shm_exists(&old_lock),
+        "the squatter's object was removed"
+    );
     let _ = std::fs::remove_file(common::shm_path(&old_lock));
     g.assert_gone();
 }
@@ -168,13 +174,20 @@ fn a_directory_at_the_old_lock_name_fails_no_create() {
 fn watch_and_squat(prefix: &str) {
     // SAFETY: plain system calls; `path` is NUL-terminated.
     let ino = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    assert!(ino >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+    assert!(
+        ino >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
     let path = c"/dev/shm";
     // SAFETY: `path` is NUL-terminated; `ino` is ours.
-    let w = unsafe {
-        libc::inotify_add_watch(ino, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO)
-    };
-    assert!(w >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+    let w =
+        unsafe { libc::inotify_add_watch(ino, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO) };
+    assert!(
+        w >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
     let prefix = prefix.trim_start_matches('/').to_owned();
     // The watcher runs in a thread of the attacker's process, so that `attacker`
     // reports once it is watching.
@@ -255,7 +268,10 @@ fn a_watcher_squatting_each_new_streams_lock_name_stalls_none_of_100_creates() {
     // The watcher's squats, removed as root; the streams left nothing.
     for name in &names {
         assert!(!common::shm_exists(name), "{name} was left");
-        assert!(common::lock_objects_of(name).is_empty(), "{name}'s lock object was left");
+        assert!(
+            common::lock_objects_of(name).is_empty(),
+            "{name}'s lock object was left"
+        );
         let _ = std::fs::remove_file(common::shm_path(&format!("{name}%lock")));
     }
 }
@@ -276,7 +292,11 @@ fn dead_stream_with_held_reclaim_token(name: &str) -> Child {
     let lock = common::lock_object_name(name);
     attacker(|| {
         let o = common::raw_shm_open(&lock, libc::O_RDWR, 0).expect("its own lock object");
-        assert_eq!(write_lock(o.fd, 0), 0, "the attacker takes the reclaim token");
+        assert_eq!(
+            write_lock(o.fd, 0),
+            0,
+            "the attacker takes the reclaim token"
+        );
         std::mem::forget(o);
     })
 }
@@ -328,10 +348,7 @@ fn a_held_reclaim_token_bounds_reclaim_and_reclaiming_creates() {
     // Once the holder lets go, the reclaim goes through.
     holder.kill();
     bounded("the reclaim once the token is free", None, || {
-        let s = fshm::OpenOptions::new()
-            .reclaim(true)
-            .create(name)
-            .unwrap();
+        let s = fshm::OpenOptions::new().reclaim(true).create(name).unwrap();
         drop(s);
         0
     });
@@ -349,8 +366,8 @@ fn a_create_that_fails_leaves_nothing_behind() {
     // The name squatted by another user: EEXIST at once, naming the object; nothing
     // of the victim's remains.
     let mut squatter = attacker(|| {
-        let o = common::raw_shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)
-            .unwrap();
+        let o =
+            common::raw_shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644).unwrap();
         std::mem::forget(o);
     });
     bounded("a create of a squatted name", Some(VICTIM), || {
@@ -364,26 +381,30 @@ fn a_create_that_fails_leaves_nothing_behind() {
     assert!(common::lock_objects_of(name).is_empty());
     fshm::force_destroy(name).unwrap();
     // A ring too large for memory: fails after the lock object exists; nothing remains.
-    bounded("a create that cannot reserve its memory", Some(VICTIM), || {
-        // SAFETY: plain system call with a valid rlimit.
-        let r = unsafe {
-            libc::setrlimit(
-                libc::RLIMIT_FSIZE,
-                &libc::rlimit {
-                    rlim_cur: 1 << 20,
-                    rlim_max: 1 << 20,
-                },
-            )
-        };
-        assert_eq!(r, 0);
-        // SAFETY: ignoring SIGXFSZ, so the write past the limit fails with EFBIG.
-        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-        let e = fshm::OpenOptions::new()
-            .ring(4 << 20, fshm::RingPolicy::Lossy)
-            .create(name)
-            .unwrap_err();
-        assert_eq!(fshm::errno_of(&e), libc::EFBIG, "{e}");
-        0
-    });
+    bounded(
+        "a create that cannot reserve its memory",
+        Some(VICTIM),
+        || {
+            // SAFETY: plain system call with a valid rlimit.
+            let r = unsafe {
+                libc::setrlimit(
+                    libc::RLIMIT_FSIZE,
+                    &libc::rlimit {
+                        rlim_cur: 1 << 20,
+                        rlim_max: 1 << 20,
+                    },
+                )
+            };
+            assert_eq!(r, 0);
+            // SAFETY: ignoring SIGXFSZ, so the write past the limit fails with EFBIG.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            let e = fshm::OpenOptions::new()
+                .ring(4 << 20, fshm::RingPolicy::Lossy)
+                .create(name)
+                .unwrap_err();
+            assert_eq!(fshm::errno_of(&e), libc::EFBIG, "{e}");
+            0
+        },
+    );
     g.assert_gone();
 }

@@ -435,8 +435,12 @@ fn a_squatted_lock_object_name_is_never_used_and_a_squatted_name_fails_at_once()
     // Another user creates what was once the lock object's name, open to all.
     let old_lock = format!("{name}%lock");
     as_user(OTHER, || {
-        let o =
-            raw_shm_open(&old_lock, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o666).unwrap();
+        let o = raw_shm_open(
+            &old_lock,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o666,
+        )
+        .unwrap();
         // SAFETY: plain system call on our descriptor.
         assert_eq!(unsafe { libc::fchmod(o.fd, 0o666) }, 0);
         0

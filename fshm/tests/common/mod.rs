@@ -68,7 +68,11 @@ impl NameGuard {
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
             .collect();
-        assert!(building.is_empty(), "{building:?} left in {}", fshm::SHM_DIR);
+        assert!(
+            building.is_empty(),
+            "{building:?} left in {}",
+            fshm::SHM_DIR
+        );
     }
 }
 
