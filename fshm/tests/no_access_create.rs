@@ -10,9 +10,12 @@
 //! - a user that creates its own stream, lets its owner die and holds the reclaim token
 //!   of its lock object: `fshm::reclaim`, a create with reclaim, and a reclaim of
 //!   another dead stream all return within the bound;
-//! - a create that fails leaves nothing behind.
+//! - a create that fails leaves nothing behind;
+//! - a creator killed before publishing its stream leaves nothing under the name, and
+//!   `fshm::reclaim` removes what it left under its creation name (not a live one's).
 //!
-//! The uid switch needs root; run as another user, each test says it is skipped.
+//! The uid switch needs root; run as another user, each test (but the last, which
+//! needs none) says it is skipped.
 
 mod common;
 
@@ -406,5 +409,62 @@ fn a_create_that_fails_leaves_nothing_behind() {
             0
         },
     );
+    g.assert_gone();
+}
+
+/// Where a creator of `name` builds it: `<name>%new.<key>` (a name without `/` inside).
+fn creation_object(name: &str, key: u64) -> String {
+    format!("{name}%new.{key:016x}")
+}
+
+#[test]
+fn what_a_killed_creator_left_blocks_nothing_and_reclaim_removes_it() {
+    let g = NameGuard::new("noacc-killed-creator");
+    let name = g.name();
+    // A creator killed before publishing leaves its object under its creation name,
+    // never under the stream's name: an empty one (killed at once), and one with a
+    // whole header naming its lock object (killed just before the rename).
+    let empty = creation_object(name, 0x1111);
+    drop(common::raw_shm_open(&empty, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600).unwrap());
+    let built = creation_object(name, 0x2222);
+    let mut child = fork_child(|| {
+        // A whole stream, its owner dead, moved to a creation name: what a creator
+        // killed just before its rename leaves (with its lock object).
+        let s = fshm::Stream::create(name).unwrap();
+        std::mem::forget(s);
+        std::fs::rename(common::shm_path(name), common::shm_path(&built)).unwrap();
+        // SAFETY: dies without closing, as a killed creator would.
+        unsafe { libc::_exit(0) }
+    });
+    assert_eq!(child.wait(), Status::Exited(0));
+    let left_lock = common::lock_object_name(name);
+    // A live creator's object (its owner token held) is left alone.
+    let live = creation_object(name, 0x3333);
+    let holder = Signal::new();
+    let mut live_creator = fork_child(|| {
+        let o = common::raw_shm_open(&live, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
+            .unwrap();
+        assert_eq!(write_lock(o.fd, 0), 0);
+        holder.notify();
+        loop {
+            // SAFETY: waits for the SIGKILL that ends the process.
+            unsafe { libc::pause() };
+        }
+    });
+    holder.wait();
+    // Nothing blocks a create of the name.
+    let s = fshm::Stream::create(name).unwrap();
+    drop(s);
+    assert_eq!(common::lock_objects_of(name), [left_lock.clone()]);
+    // reclaim removes the dead creators' objects, with the lock object a header names,
+    // and leaves the live one's.
+    assert!(!fshm::reclaim(name).unwrap());
+    assert!(!common::shm_exists(&empty));
+    assert!(!common::shm_exists(&built));
+    assert!(!common::shm_exists(&left_lock));
+    assert!(common::shm_exists(&live));
+    live_creator.kill();
+    assert!(!fshm::reclaim(name).unwrap());
+    assert!(!common::shm_exists(&live));
     g.assert_gone();
 }
