@@ -455,7 +455,10 @@ fn what_a_killed_creator_left_blocks_nothing_and_reclaim_removes_it() {
     // Nothing blocks a create of the name.
     let s = fshm::Stream::create(name).unwrap();
     drop(s);
-    assert_eq!(common::lock_objects_of(name), [left_lock.clone()]);
+    assert_eq!(
+        common::lock_objects_of(name),
+        std::slice::from_ref(&left_lock)
+    );
     // reclaim removes the dead creators' objects, with the lock object a header names,
     // and leaves the live one's.
     assert!(!fshm::reclaim(name).unwrap());
