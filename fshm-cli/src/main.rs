@@ -116,6 +116,9 @@ enum Command {
     /// Remove the streams whose owner died and that are not persistent (those whose
     /// name starts with PREFIX, if given), and print their names.
     ///
+    /// Also removes what creators killed before their stream was ready left (printed
+    /// as "removed NAME (unfinished creation)").
+    ///
     /// A stream that cannot be removed now (another process has held its reclaim token
     /// for over a second, or this user may not remove it) is skipped with a line on
     /// standard error saying why, and gc goes on with the others; it then exits with
@@ -290,6 +293,11 @@ fn run(command: Command) -> Result<(), Failure> {
                         failed = true;
                     }
                 }
+            }
+            // What creators killed before publishing their stream left (never under
+            // the stream's name: under `<object>%new.<key>`).
+            for name in fshm::reclaim_unfinished(prefix.as_deref().unwrap_or(""))? {
+                writeln!(out, "removed {} (unfinished creation)", escape(&name))?;
             }
             if failed {
                 out.flush()?;

@@ -1400,6 +1400,22 @@ fn gc_skips_a_stream_whose_reclaim_token_is_held_and_goes_on() {
         b'R'
     });
 
+    // And what a creator killed before publishing "-c-unfinished" left: an empty
+    // object under a creation name, nobody holding its owner byte.
+    let unfinished = Shm::with_suffix(&base, "-c-unfinished");
+    let creation = format!("{}%new.00000000000000ab", unfinished.name());
+    let c = std::ffi::CString::new(creation.as_str()).unwrap();
+    // SAFETY: `c` is NUL-terminated; the descriptor is closed at once.
+    unsafe {
+        let fd = libc::shm_open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        );
+        assert!(fd >= 0, "shm_open: {}", io::Error::last_os_error());
+        libc::close(fd);
+    }
+
     let start = Instant::now();
     let o = fshm(&["gc", &base]);
     let took = start.elapsed();
@@ -1407,7 +1423,16 @@ fn gc_skips_a_stream_whose_reclaim_token_is_held_and_goes_on() {
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert_eq!(o.status.code(), Some(1), "stdout: {out}\nstderr: {err}");
     assert!(took < Duration::from_secs(10), "gc took {took:?}");
-    assert_eq!(out, format!("removed {}\n", dead.name()), "stderr: {err}");
+    assert_eq!(
+        out,
+        format!(
+            "removed {}\nremoved {} (unfinished creation)\n",
+            dead.name(),
+            unfinished.name()
+        ),
+        "stderr: {err}"
+    );
+    assert!(!Path::new(&format!("/dev/shm{creation}")).exists());
     assert!(
         err.starts_with(&format!("fshm: gc: skipped {}: ", held.name())) && err.contains("reclaim"),
         "{err}"

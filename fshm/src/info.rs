@@ -235,7 +235,8 @@ pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 /// exactly one removes it. What creators of this name that died before publishing the
 /// stream left (objects under its creation names, see
 /// [`OpenOptions::create`](crate::OpenOptions::create)) is removed too (it is never
-/// under the name itself, and does not count in the result).
+/// under the name itself, and does not count in the result; [`reclaim_unfinished`]
+/// removes it for every name at once).
 ///
 /// Never waits for long: if another process holds the name's reclaim token (it is
 /// reclaiming the name, or holds the token to stall others) for longer than
@@ -357,38 +358,89 @@ pub(crate) fn reclaim_dead_creations(name: &Name) -> usize {
         }
         let mut object = b"/".to_vec();
         object.extend_from_slice(file_name.as_bytes());
-        let Ok(object) = std::ffi::CString::new(object) else {
-            continue;
-        };
-        let Ok(fd) = sys::shm_open(
-            &object,
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
-            0,
-        ) else {
-            continue;
-        };
-        let Ok(st) = sys::fstat(fd.as_fd()) else {
-            continue;
-        };
-        if st.mode & libc::S_IFMT != libc::S_IFREG
-            || !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER).unwrap_or(false)
-            || sys::shm_identity(&object) != Some((st.dev, st.ino))
-        {
-            continue;
-        }
-        if let Ok(h) = read_header(&fd, FIXED_FIELDS) {
-            liveness::remove_recorded_lock_object(
-                name,
-                fd.as_fd(),
-                h.lock_key.load(Ordering::Relaxed),
-                h.lock_ino.load(Ordering::Relaxed),
-            );
-        }
-        if sys::shm_unlink(&object).is_ok() {
-            removed += 1;
+        if let Ok(object) = std::ffi::CString::new(object) {
+            removed += usize::from(reclaim_dead_creation(name, &object));
         }
     }
     removed
+}
+
+/// Removes the creation object `object` of the stream `name` if its creator is dead
+/// (see [`reclaim_dead_creations`]); returns whether it did.
+fn reclaim_dead_creation(name: &Name, object: &std::ffi::CStr) -> bool {
+    let Ok(fd) = sys::shm_open(
+        object,
+        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) else {
+        return false;
+    };
+    let Ok(st) = sys::fstat(fd.as_fd()) else {
+        return false;
+    };
+    if st.mode & libc::S_IFMT != libc::S_IFREG
+        || !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER).unwrap_or(false)
+        || sys::shm_identity(object) != Some((st.dev, st.ino))
+    {
+        return false;
+    }
+    if let Ok(h) = read_header(&fd, FIXED_FIELDS) {
+        liveness::remove_recorded_lock_object(
+            name,
+            fd.as_fd(),
+            h.lock_key.load(Ordering::Relaxed),
+            h.lock_ino.load(Ordering::Relaxed),
+        );
+    }
+    sys::shm_unlink(object).is_ok()
+}
+
+/// Removes what creators killed before publishing their stream left in [`SHM_DIR`] (see
+/// [`reclaim`]), for every stream name starting with `prefix` (as for
+/// [`list_with_prefix`]); returns the names of the streams whose unfinished creations
+/// it removed, sorted. A live creator's object, and objects this process may not open,
+/// are left alone; names too long to be spelled out in a creation name (the object name
+/// past 217 bytes) are not found here (`reclaim` of the name finds them). Never waits.
+///
+/// # Errors
+/// The errors of reading [`SHM_DIR`].
+pub fn reclaim_unfinished(prefix: &str) -> Result<Vec<String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = format!("/{}", prefix.strip_prefix('/').unwrap_or(prefix));
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR)?.flatten() {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_bytes();
+        // `<object name>%new.<16 hex digits>`.
+        let Some(stem_len) = bytes.len().checked_sub(liveness::CREATION_MARK.len() + 17) else {
+            continue;
+        };
+        let (stem, tail) = bytes.split_at(stem_len);
+        let key = &tail[liveness::CREATION_MARK.len() + 1..];
+        if !tail.starts_with(liveness::CREATION_MARK.as_bytes())
+            || tail[liveness::CREATION_MARK.len()] != b'.'
+            || !key.iter().all(u8::is_ascii_hexdigit)
+        {
+            continue;
+        }
+        let Some(name) = std::str::from_utf8(stem).ok().and_then(Name::from_object) else {
+            continue;
+        };
+        if !name.as_str().starts_with(&prefix) {
+            continue;
+        }
+        let mut object = b"/".to_vec();
+        object.extend_from_slice(bytes);
+        let Ok(object) = std::ffi::CString::new(object) else {
+            continue;
+        };
+        if reclaim_dead_creation(&name, &object) {
+            out.push(name.as_str().to_owned());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// What a reclaim did.

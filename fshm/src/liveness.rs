@@ -161,7 +161,7 @@ pub(crate) fn lock_object_name(name: &Name, key: u64) -> CString {
 /// Marks the name under which a creator builds a new stream before it publishes it
 /// under the stream's name (`open.rs`): like the lock object's, no stream name encodes
 /// to it.
-const CREATION_MARK: &str = "%new";
+pub(crate) const CREATION_MARK: &str = "%new";
 
 /// The name under which a creator builds the stream `name` (`open.rs`), with a random
 /// `key`: as [`lock_object_name`], with `%new` for `%lock`.
