@@ -203,24 +203,9 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
 #[doc(alias = "fshm_force_destroy")]
 pub fn force_destroy(name: &str) -> Result<()> {
     let name = Name::new(name)?;
-    // The lock object first, as the header names it (a regular file of the stream's
-    // owner, of the recorded inode): found only while the stream's name is there.
-    if let Ok(fd) = sys::shm_open(
-        name.as_c(),
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
-        0,
-    ) {
-        let regular =
-            sys::fstat(fd.as_fd()).is_ok_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG);
-        if let (true, Ok(h)) = (regular, read_header(&fd, FIXED_FIELDS)) {
-            liveness::remove_recorded_lock_object(
-                &name,
-                fd.as_fd(),
-                h.lock_key.load(Ordering::Relaxed),
-                h.lock_ino.load(Ordering::Relaxed),
-            );
-        }
-    }
+    // The lock objects first, whatever key they have (a header may have been
+    // scribbled): a leftover one goes even where the stream's name is gone.
+    liveness::remove_lock_objects(&name);
     sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
 }
 

@@ -169,6 +169,42 @@ pub(crate) fn creation_name(name: &Name, key: u64) -> CString {
     keyed_name(name, CREATION_MARK, key)
 }
 
+/// What every lock object name of the stream `name` starts with, without the leading
+/// `/` (everything before the key's hex digits).
+pub(crate) fn lock_object_prefix(name: &Name) -> Vec<u8> {
+    let mut out = keyed_name(name, LOCK_MARK, 0).into_bytes();
+    out.truncate(out.len() - 16);
+    out.remove(0);
+    out
+}
+
+/// Removes every lock object name of the stream `name` in the shm directory (each
+/// `<object name>%lock.<16 hex digits>`, whatever key: the recorded one, and those that
+/// earlier streams of the name left), as far as this process may (the sticky
+/// `/dev/shm` keeps it from removing other users' objects).
+pub(crate) fn remove_lock_objects(name: &Name) {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = lock_object_prefix(name);
+    let Ok(dir) = std::fs::read_dir(sys::SHM_DIR) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_bytes();
+        let Some(key) = bytes.strip_prefix(prefix.as_slice()) else {
+            continue;
+        };
+        if key.len() != 16 || !key.iter().all(u8::is_ascii_hexdigit) {
+            continue;
+        }
+        let mut object = b"/".to_vec();
+        object.extend_from_slice(bytes);
+        if let Ok(object) = CString::new(object) {
+            let _ = sys::shm_unlink(&object);
+        }
+    }
+}
+
 /// What every creation name of the stream `name` starts with, without the leading `/`
 /// (everything before the key's hex digits), for finding what dead creators left.
 pub(crate) fn creation_prefix(name: &Name) -> Vec<u8> {
@@ -446,6 +482,7 @@ mod tests {
             "/x%new.00000000000000ab"
         );
         assert_eq!(creation_prefix(&name), b"x%new.");
+        assert_eq!(lock_object_prefix(&name), b"x%lock.");
         let long = Name::new(&a).unwrap();
         let made = creation_name(&long, 0x77);
         assert!(made.to_bytes()[1..].starts_with(&creation_prefix(&long)));
