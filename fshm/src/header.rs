@@ -10,8 +10,8 @@
 //!
 //! | offset | size | field | written by | meaning |
 //! |---:|---:|---|---|---|
-//! | 0 | 8 | `magic` | owner, once | `b"FSHMSTRM"` as a little-endian u64; stored last, with release, when the header is ready |
-//! | 8 | 4 | `version` | owner, once | layout version, `3` (version 2 named the lock object `<object name>%lock`, which anyone could create first; its streams are refused) |
+//! | 0 | 8 | `magic` | owner, once | `b"FSHMSTRM"` as a little-endian u64, set when the header is ready: since version 3 before the stream gets its name (the owner builds it under a creation name and renames it, `open.rs`), so a guest never finds it unset on a new stream; a guest still waits (bounded) for an unset magic while an owner token is held |
+//! | 8 | 4 | `version` | owner, once | layout version, `3`. Version 2 named the lock object `<object name>%lock`, which anyone could create first, and had no `lock_key`: a version-2 process would look for the lock object under the wrong name (appends and lossless readers failing with `ENOENT`, reclaims never removing), so the version changed and each side refuses the other's streams with `EPROTO` |
 //! | 12 | 4 | `data_offset` | owner, once | `4096` |
 //! | 16 | 8 | `max_size` | owner, once | maximum length in bytes (linear) or ring capacity's window |
 //! | 24 | 8 | `ring_capacity` | owner, once | `0` for a linear stream, else the ring capacity in bytes |
