@@ -83,7 +83,7 @@ pub(crate) fn shm_rename_noreplace(from: &CStr, to: &CStr) -> Result<(), Errno> 
     };
     let (from, to) = (path(from)?, path(to)?);
     // SAFETY: both paths are NUL-terminated and live for the duration of the call.
-    retry(-1, || unsafe {
+    let renamed = retry(-1, || unsafe {
         libc::syscall(
             libc::SYS_renameat2,
             libc::AT_FDCWD,
@@ -92,8 +92,20 @@ pub(crate) fn shm_rename_noreplace(from: &CStr, to: &CStr) -> Result<(), Errno> 
             to.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
-    })
-    .map(drop)
+    });
+    match renamed {
+        Ok(_) => Ok(()),
+        // A kernel or file system without RENAME_NOREPLACE (or a filter refusing the
+        // call): `link` also fails if `to` exists, then the first name goes.
+        Err(libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
+            // SAFETY: both paths are NUL-terminated and live for the duration of the call.
+            retry(-1, || unsafe { libc::link(from.as_ptr(), to.as_ptr()) })?;
+            // SAFETY: as above.
+            let _ = retry(-1, || unsafe { libc::unlink(from.as_ptr()) });
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `shm_unlink(name)`.
