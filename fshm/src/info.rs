@@ -274,6 +274,11 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     ) {
         Ok(fd) => fd,
         Err(libc::ENOENT) => return Ok(Reclaim::Removed),
+        // A directory (glibc's `shm_open` reports `EISDIR` as `EINVAL`), a symbolic
+        // link, a socket: no stream, never removed.
+        Err(libc::EISDIR | libc::EINVAL | libc::ELOOP | libc::ENXIO) => {
+            return Ok(Reclaim::Refused)
+        }
         Err(e) => return Err(os(n, e, "cannot open to reclaim")),
     };
     let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;

@@ -383,6 +383,30 @@ fn a_create_that_fails_leaves_nothing_behind() {
     squatter.kill();
     assert!(common::lock_objects_of(name).is_empty());
     fshm::force_destroy(name).unwrap();
+    // A directory there: EEXIST too, with reclaim or not, and it stays.
+    let dir = common::shm_path(name);
+    let mut c = fork_child(|| {
+        common::drop_privileges(HOSTILE);
+        std::fs::create_dir(&dir).map(|_| 0).unwrap_or(1)
+    });
+    assert_eq!(c.wait(), Status::Exited(0));
+    bounded(
+        "a create of a name that is a directory",
+        Some(VICTIM),
+        || {
+            for reclaim in [false, true] {
+                let e = fshm::OpenOptions::new()
+                    .reclaim(reclaim)
+                    .create(name)
+                    .unwrap_err();
+                assert_eq!(fshm::errno_of(&e), libc::EEXIST, "{e}");
+            }
+            assert!(!fshm::reclaim(name).unwrap());
+            0
+        },
+    );
+    assert!(dir.is_dir());
+    std::fs::remove_dir(&dir).unwrap();
     // A ring too large for memory: fails after the lock object exists; nothing remains.
     bounded(
         "a create that cannot reserve its memory",
