@@ -241,7 +241,19 @@ pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 /// # Ok(()) }
 /// ```
 pub fn reclaim(name: &str) -> Result<bool> {
+    reclaim_within(name, RECLAIM_PATIENCE)
+}
+
+/// [`reclaim`], waiting at most `patience` in all for a reclaim token that another
+/// process holds (`Duration::ZERO`: not at all). `fshm gc` tries every dead stream
+/// without waiting first, then gives those it found held one shared second, so that
+/// many held streams cannot hold it up longer than one.
+///
+/// # Errors
+/// As [`reclaim`]: `WouldBlock` (`EAGAIN`) once the patience is spent.
+pub fn reclaim_within(name: &str, patience: Duration) -> Result<bool> {
     let name = Name::new(name)?;
+    let deadline = Instant::now() + patience;
     reclaim_dead_creations(&name);
     // A reclaim in progress elsewhere is waited for (bounded), then the name looked at
     // again.
@@ -252,7 +264,7 @@ pub fn reclaim(name: &str) -> Result<bool> {
         match reclaim_dead(&name)? {
             Reclaim::Removed => return Ok(true),
             Reclaim::Refused => return Ok(false),
-            Reclaim::Busy(busy) => await_reclaim(&name, busy)?,
+            Reclaim::Busy(busy) => await_reclaim(&name, busy, deadline)?,
             Reclaim::Gone => {}
         }
     }
@@ -454,17 +466,16 @@ pub(crate) struct Busy {
     ident: (u64, u64),
 }
 
-/// Waits, at most [`RECLAIM_PATIENCE`], until the reclaim token in `busy` is free or
-/// the name no longer refers to that stream: polls with `F_OFD_SETLK` and growing naps,
+/// Waits, until `deadline` at most, until the reclaim token in `busy` is free or the
+/// name no longer refers to that stream: polls with `F_OFD_SETLK` and growing naps,
 /// never `F_OFD_SETLKW` (the holder may be any process that may write the stream, and
 /// it may never let go).
 ///
 /// # Errors
-/// `WouldBlock` (`EAGAIN`) once the patience is spent.
-pub(crate) fn await_reclaim(name: &Name, busy: Busy) -> Result<()> {
+/// `WouldBlock` (`EAGAIN`) once the deadline has passed.
+pub(crate) fn await_reclaim(name: &Name, busy: Busy, deadline: Instant) -> Result<()> {
     let n = name.as_str();
     let fd = busy.lock.as_fd();
-    let deadline = Instant::now() + RECLAIM_PATIENCE;
     let mut nap = Duration::from_micros(200);
     loop {
         if sys::ofd_try_lock(fd, LOCK_RECLAIM)
@@ -481,11 +492,8 @@ pub(crate) fn await_reclaim(name: &Name, busy: Busy) -> Result<()> {
             return Err(os(
                 n,
                 libc::EAGAIN,
-                format!(
-                    "not reclaimed: another process has held its reclaim token (it is \
-                     reclaiming the name, or holding the token) for more than {} ms",
-                    RECLAIM_PATIENCE.as_millis()
-                ),
+                "not reclaimed: another process holds its reclaim token (it is \
+                 reclaiming the name, or holding the token), and the patience is spent",
             ));
         }
         std::thread::sleep(nap.min(left));

@@ -251,8 +251,8 @@ mod zerocopy;
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use follow::{Follower, DEFAULT_SPIN};
 pub use info::{
-    force_destroy, inspect, list, list_with_prefix, reclaim, reclaim_unfinished, StreamInfo,
-    RECLAIM_PATIENCE, SHM_DIR,
+    force_destroy, inspect, list, list_with_prefix, reclaim, reclaim_unfinished, reclaim_within,
+    StreamInfo, RECLAIM_PATIENCE, SHM_DIR,
 };
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};

@@ -219,6 +219,8 @@ impl OpenOptions {
         // may win; a reclaim found in progress is waited for (bounded), then the name
         // looked at again.
         let mut reclaims_left = 4;
+        // Reclaims in progress elsewhere are waited for until then, in all.
+        let deadline = Instant::now() + crate::RECLAIM_PATIENCE;
         let mut built: Option<Built> = None;
         for _ in 0..16 {
             // A ring's memory is reserved as it is built: a taken name is seen before
@@ -226,7 +228,7 @@ impl OpenOptions {
             // building is cheap, it is the only look.)
             if layout.ring_capacity != 0 && built.is_none() && sys::shm_lstat(name.as_c()).is_some()
             {
-                self.name_taken(&name, &mut reclaims_left)?;
+                self.name_taken(&name, &mut reclaims_left, deadline)?;
                 continue;
             }
             let b = match built.take() {
@@ -237,7 +239,7 @@ impl OpenOptions {
                 Ok(()) => return Ok(b.into_stream(self.append)),
                 Err(libc::EEXIST) => {
                     built = Some(b);
-                    self.name_taken(&name, &mut reclaims_left)?;
+                    self.name_taken(&name, &mut reclaims_left, deadline)?;
                 }
                 // Removed by a reclaimer of dead creations that held its owner token
                 // before this process did (`build`): made again.
@@ -254,7 +256,7 @@ impl OpenOptions {
 
     /// A create found `name` taken: `Ok` to try again (it reclaimed the name, or another
     /// reclaim of it ended), else the error the create returns.
-    fn name_taken(&self, name: &Name, reclaims_left: &mut u32) -> Result<()> {
+    fn name_taken(&self, name: &Name, reclaims_left: &mut u32, deadline: Instant) -> Result<()> {
         let n = name.as_str();
         if !self.reclaim || *reclaims_left == 0 {
             return Err(os(
@@ -266,7 +268,7 @@ impl OpenOptions {
         *reclaims_left -= 1;
         match crate::info::reclaim_dead(name)? {
             Reclaim::Removed | Reclaim::Gone => Ok(()),
-            Reclaim::Busy(busy) => crate::info::await_reclaim(name, busy),
+            Reclaim::Busy(busy) => crate::info::await_reclaim(name, busy, deadline),
             Reclaim::Refused => Err(os(
                 n,
                 libc::EEXIST,

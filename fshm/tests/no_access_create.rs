@@ -339,6 +339,9 @@ fn a_held_reclaim_token_bounds_reclaim_and_reclaiming_creates() {
                 .create(name)
                 .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+            // Without patience: one look, no wait.
+            let e = fshm::reclaim_within(name, Duration::ZERO).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
             0
         });
     }
