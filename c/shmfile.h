@@ -46,9 +46,10 @@
  * the objects they had in shmfile 1.1.0. Changed from there: a flat name holding
  * '%' maps to another object ("/50%" was the object "/50%", now "/50%25").
  * Besides the stream's object, fshm keeps a small lock object for it,
- * "<object name>%lock" (shortened with a hash where that would pass NAME_MAX),
- * which only users who may write the stream can open; fshm_force_destroy
- * removes both.
+ * "<object name>%lock.<random key>" (shortened with a hash where that would
+ * pass NAME_MAX), which only users who may write the stream can open;
+ * fshm_force_destroy removes both. A new stream is built under a name of its
+ * own, "<object name>%new.<random key>", and appears under its name whole.
  *
  * TRUST. The mode bits, owning user and group decide, as for a file, who may
  * open a stream and how; a later fshm_chmod revokes no FILE* already open. A
@@ -82,6 +83,8 @@
  *           through a read-only guest's FILE* or fd.
  *   EEXIST  FSHM_OWNER on a name that exists (without FSHM_RECLAIM, or with it
  *           while the owner lives or the stream is persistent).
+ *   EAGAIN  FSHM_OWNER|FSHM_RECLAIM on a dead stream whose reclaim another
+ *           process has held for over a second (nothing was removed).
  *   ENOENT  FSHM_GUEST on a name that does not exist.
  *   EACCES  the mode bits allow this process neither reading nor writing.
  *   EPROTO  the name exists but is not an fshm stream, is of another layout
@@ -184,7 +187,8 @@ extern "C" {
  * stream, atomically with respect to appenders in every process. */
 #define FSHM_APPEND 8
 /* Addition, owner only: if the name exists, is a non-persistent fshm stream and
- * its owner died, remove it and create afresh. Never removes anything else. */
+ * its owner died, remove it and create afresh. Never removes anything else, and
+ * never waits more than a second for another process's reclaim (EAGAIN). */
 #define FSHM_RECLAIM 16
 /* Addition: reads block like a pipe's until data arrives or the owner closes or
  * dies (end-of-file), so `while (fgets(...))` follows a live stream. */

@@ -117,14 +117,32 @@ static void t_on_alarm(int sig)
     }
     if (getpid() == t_main_pid)
         for (i = 0; i < t_nnames; i++) {
-            /* The stream's object and its lock object "<object>%lock" (built with
+            /* The stream's object and its lock object "<object>%lock.<key>", the
+             * key (16 hex digits) read from the header at offset 72 (built with
              * async-signal-safe calls only; names here are short). */
-            char lock[sizeof t_names[0] + 8];
+            static const char hex[] = "0123456789abcdef";
+            char path[sizeof t_names[0] + 16];
+            char lock[sizeof t_names[0] + 32];
+            unsigned long long key = 0;
             size_t n = strlen(t_names[i]);
+            int fd, k;
+            if (n + 9 + 1 <= sizeof path) {
+                memcpy(path, "/dev/shm", 8);
+                memcpy(path + 8, t_names[i], n + 1);
+                fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0) {
+                    if (pread(fd, &key, sizeof key, 72) != (ssize_t)sizeof key)
+                        key = 0;
+                    close(fd);
+                }
+            }
             shm_unlink(t_names[i]);
-            if (n + 6 <= sizeof lock) {
+            if (key != 0 && n + 6 + 16 + 1 <= sizeof lock) {
                 memcpy(lock, t_names[i], n);
-                memcpy(lock + n, "%lock", 6);
+                memcpy(lock + n, "%lock.", 6);
+                for (k = 0; k < 16; k++)
+                    lock[n + 6 + k] = hex[(key >> (60 - 4 * k)) & 0xf];
+                lock[n + 6 + 16] = '\0';
                 shm_unlink(lock);
             }
         }

@@ -115,6 +115,14 @@ enum Command {
     },
     /// Remove the streams whose owner died and that are not persistent (those whose
     /// name starts with PREFIX, if given), and print their names.
+    ///
+    /// Also removes what creators killed before their stream was ready left (printed
+    /// as "removed NAME (unfinished creation)").
+    ///
+    /// A stream that cannot be removed now (another process holds its reclaim token:
+    /// such streams share one wait of a second in all; or this user may not remove it)
+    /// is skipped with a line on standard error saying why, and gc goes on with the
+    /// others; it then exits with status 1.
     Gc {
         /// Only streams whose name starts with this (leading '/' optional).
         prefix: Option<String>,
@@ -269,20 +277,42 @@ fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Gc { prefix } => {
             let mut failed = false;
+            let mut report = |out: &mut BufWriter<_>, name: &str, r: io::Result<bool>| {
+                match r {
+                    Ok(true) => writeln!(out, "removed {}", escape(name))?,
+                    Ok(false) => {}
+                    // Go on with the others: a stream whose reclaim token another
+                    // process holds, another user's stream we may not open.
+                    Err(e) => {
+                        out.flush()?;
+                        eprintln!("fshm: gc: skipped {}: {}", escape(name), describe(&e));
+                        failed = true;
+                    }
+                }
+                io::Result::Ok(())
+            };
+            // Every dead stream tried without waiting first; those whose reclaim token
+            // another process holds then share one wait of fshm::RECLAIM_PATIENCE, so
+            // that however many are held, gc is held up by one second at most.
+            let mut held = Vec::new();
             for info in list(prefix.as_deref())? {
                 if info.owner != fshm::OwnerState::Dead || info.persistent {
                     continue;
                 }
-                match fshm::reclaim(&info.name) {
-                    Ok(true) => writeln!(out, "removed {}", escape(&info.name))?,
-                    Ok(false) => {}
-                    // Go on with the others (e.g. another user's stream we may not open).
-                    Err(e) => {
-                        out.flush()?;
-                        eprintln!("fshm: {}", describe(&e));
-                        failed = true;
-                    }
+                match fshm::reclaim_within(&info.name, std::time::Duration::ZERO) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => held.push(info.name),
+                    r => report(&mut out, &info.name, r)?,
                 }
+            }
+            let deadline = std::time::Instant::now() + fshm::RECLAIM_PATIENCE;
+            for name in held {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                report(&mut out, &name, fshm::reclaim_within(&name, left))?;
+            }
+            // What creators killed before publishing their stream left (never under
+            // the stream's name: under `<object>%new.<key>`).
+            for name in fshm::reclaim_unfinished(prefix.as_deref().unwrap_or(""))? {
+                writeln!(out, "removed {} (unfinished creation)", escape(&name))?;
             }
             if failed {
                 out.flush()?;

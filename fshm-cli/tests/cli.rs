@@ -1287,6 +1287,162 @@ fn gc_removes_only_dead_non_persistent_streams() {
     assert!(dead_persistent.exists());
 }
 
+/// Forks a child that runs `f` as uid/gid 1002 when this process is root (else as this
+/// user: the attack needs no privilege, only another process), writes the byte `f`
+/// returns to a pipe, and then waits to be killed. Returns the child's pid once that
+/// byte came (asserting it is `b'R'`).
+fn fork_holder(f: impl FnOnce() -> u8) -> libc::pid_t {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", io::Error::last_os_error());
+    let (rd, wr) = (fds[0], fds[1]);
+    // SAFETY: fork has no preconditions; the child below never returns into the test
+    // harness (it ends with _exit or is killed).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: plain system calls with valid arguments.
+            unsafe {
+                if libc::geteuid() == 0
+                    && (libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(1002) != 0
+                        || libc::setuid(1002) != 0)
+                {
+                    return b'U';
+                }
+            }
+            f()
+        }))
+        .unwrap_or(b'P');
+        // SAFETY: writing one byte from a valid buffer to our pipe.
+        unsafe { libc::write(wr, (&status as *const u8).cast(), 1) };
+        if status != b'R' {
+            // SAFETY: _exit ends the child without running the parent's destructors.
+            unsafe { libc::_exit(1) };
+        }
+        loop {
+            // SAFETY: pause just waits for a signal (SIGKILL from the parent).
+            unsafe { libc::pause() };
+        }
+    }
+    // SAFETY: closing the parent's copy of the write end, which it does not use.
+    unsafe { libc::close(wr) };
+    // SAFETY: `rd` is ours to own from here on.
+    let rd = unsafe { OwnedFd::from_raw_fd(rd) };
+    let mut pfd = libc::pollfd {
+        fd: rd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd array of length 1.
+    let r = unsafe { libc::poll(&mut pfd, 1, TIMEOUT.as_millis() as libc::c_int) };
+    assert_eq!(r, 1, "the forked child did not answer in time");
+    let mut byte = [0u8; 1];
+    let n = std::fs::File::from(rd).read(&mut byte).unwrap();
+    assert_eq!((n, byte[0]), (1, b'R'), "the forked child failed");
+    pid
+}
+
+/// Kills and reaps a child of `fork_holder`.
+fn kill_holder(pid: libc::pid_t) {
+    // SAFETY: `pid` is our unreaped child, so it cannot have been reused.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
+#[test]
+fn gc_skips_a_stream_whose_reclaim_token_is_held_and_goes_on() {
+    let base = unique_name();
+    // A user makes its own stream (open to all), lets its owner die, and holds the
+    // reclaim token of the stream's lock object; "-b-dead" is an ordinary dead stream
+    // that gc reaches after it.
+    let held = Shm::with_suffix(&base, "-a-held");
+    let dead = Shm::with_suffix(&base, "-b-dead");
+    let name = held.name().to_owned();
+    let owner = fork_holder(|| {
+        let s = fshm::OpenOptions::new().mode(0o666).create(&name);
+        match s {
+            Ok(s) => {
+                std::mem::forget(s);
+                b'R'
+            }
+            Err(_) => b'E',
+        }
+    });
+    kill_holder(owner);
+    ForkedOwner::spawn(dead.name(), false).kill();
+    let lock_prefix = format!("{}%lock.", held.name().trim_start_matches('/'));
+    let lock = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|f| f.starts_with(&lock_prefix))
+        .expect("the held stream's lock object");
+    let holder = fork_holder(|| {
+        let c = std::ffi::CString::new(format!("/{lock}")).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDWR, 0) };
+        if fd < 0 {
+            return b'O';
+        }
+        // SAFETY: an all-zero flock is a valid value of this plain C struct.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_len = 1; // byte 0: the reclaim token
+                      // SAFETY: `fl` is a valid flock for the call.
+        if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } != 0 {
+            return b'L';
+        }
+        b'R'
+    });
+
+    // And what a creator killed before publishing "-c-unfinished" left: an empty
+    // object under a creation name, nobody holding its owner byte.
+    let unfinished = Shm::with_suffix(&base, "-c-unfinished");
+    let creation = format!("{}%new.00000000000000ab", unfinished.name());
+    let c = std::ffi::CString::new(creation.as_str()).unwrap();
+    // SAFETY: `c` is NUL-terminated; the descriptor is closed at once.
+    unsafe {
+        let fd = libc::shm_open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        );
+        assert!(fd >= 0, "shm_open: {}", io::Error::last_os_error());
+        libc::close(fd);
+    }
+
+    let start = Instant::now();
+    let o = fshm(&["gc", &base]);
+    let took = start.elapsed();
+    kill_holder(holder);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(took < Duration::from_secs(10), "gc took {took:?}");
+    assert_eq!(
+        out,
+        format!(
+            "removed {}\nremoved {} (unfinished creation)\n",
+            dead.name(),
+            unfinished.name()
+        ),
+        "stderr: {err}"
+    );
+    assert!(!Path::new(&format!("/dev/shm{creation}")).exists());
+    assert!(
+        err.starts_with(&format!("fshm: gc: skipped {}: ", held.name())) && err.contains("reclaim"),
+        "{err}"
+    );
+    assert!(held.exists() && !dead.exists());
+    // Once the holder is gone, gc removes it.
+    let out = ok_stdout(&["gc", &base]);
+    assert_eq!(out, format!("removed {}\n", held.name()));
+}
+
 // ---------------------------------------------------------------------------------------
 // Hierarchical names, escaped names, messages, exit statuses
 // ---------------------------------------------------------------------------------------

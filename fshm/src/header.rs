@@ -1,7 +1,7 @@
 //! The shared header at the start of every stream object: its layout, and the checks a
 //! process makes before trusting what another process wrote there.
 //!
-//! # Layout (version 2)
+//! # Layout (version 3)
 //!
 //! All integers are native-endian (little-endian on x86_64). The data starts at
 //! [`DATA_OFFSET`] (4096), page-aligned; byte `i` of the stream is at object offset
@@ -10,8 +10,8 @@
 //!
 //! | offset | size | field | written by | meaning |
 //! |---:|---:|---|---|---|
-//! | 0 | 8 | `magic` | owner, once | `b"FSHMSTRM"` as a little-endian u64; stored last, with release, when the header is ready |
-//! | 8 | 4 | `version` | owner, once | layout version, `2` |
+//! | 0 | 8 | `magic` | owner, once | `b"FSHMSTRM"` as a little-endian u64, set when the header is ready: since version 3 before the stream gets its name (the owner builds it under a creation name and renames it, `open.rs`), so a guest never finds it unset on a new stream; a guest still waits (bounded) for an unset magic while an owner token is held |
+//! | 8 | 4 | `version` | owner, once | layout version, `3`. Version 2 named the lock object `<object name>%lock`, which anyone could create first, and had no `lock_key`: a version-2 process would look for the lock object under the wrong name (appends and lossless readers failing with `ENOENT`, reclaims never removing), so the version changed and each side refuses the other's streams with `EPROTO` |
 //! | 12 | 4 | `data_offset` | owner, once | `4096` |
 //! | 16 | 8 | `max_size` | owner, once | maximum length in bytes (linear) or ring capacity's window |
 //! | 24 | 8 | `ring_capacity` | owner, once | `0` for a linear stream, else the ring capacity in bytes |
@@ -21,6 +21,7 @@
 //! | 48 | 4 | `owner_pid` | owner, once | the creating process's pid in its pid namespace (`0`: not recorded) — a hint, never the liveness token (`liveness.rs`, "Watching the owner") |
 //! | 56 | 8 | `owner_pidns` | owner, once | inode number of that pid namespace (`/proc/self/ns/pid`; `0`: not known); the pid means something only to processes in the same namespace |
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
+//! | 72 | 8 | `lock_key` | owner, once | the random key in the name of the stream's lock object (`liveness.rs`), never 0; read with the fixed fields |
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
 //! | 128 | 4 | `seq` | both | futex word for readers waiting for data: bit 0 set by a reader about to sleep; a commit that finds it set clears it (adding 1) and wakes |
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
@@ -35,7 +36,8 @@
 //! Everything not listed is zero and reserved. Besides the header bytes, fshm uses
 //! open-file-description write locks as kernel-released tokens: byte 0 of the stream
 //! object is held by the owner while it lives; on the stream's lock object
-//! (`<object name>%lock`, which only processes that may write the stream can open),
+//! (`<object name>%lock.<lock_key in 16 hex digits>`, a name nobody can know before
+//! the owner creates the object, which only processes that may write the stream can open),
 //! byte 0 by a process reclaiming the name, byte 1 by an appender while it appends, and
 //! byte `2 + k` by the reader attached to slot `k`. The rules are in `liveness.rs`.
 
@@ -51,7 +53,7 @@ pub const DATA_OFFSET: u64 = 4096;
 /// The header magic, `b"FSHMSTRM"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FSHMSTRM");
 /// The layout version this library reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Number of reader slots in the header.
 #[cfg(not(fshm_loom))]
 pub const READER_SLOTS: u32 = 32;
@@ -140,7 +142,7 @@ pub(crate) struct Header {
     pub owner_pidns: AtomicU64,
     // 64: writer side
     pub len: AtomicU64,
-    _reserved72: Pad<8>,
+    pub lock_key: AtomicU64,
     pub alloc: AtomicU64,
     _pad1: Pad<40>,
     // 128: reader wake-up
@@ -170,6 +172,8 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, owner_pid) == 48);
     assert!(std::mem::offset_of!(Header, owner_pidns) == 56);
     assert!(std::mem::offset_of!(Header, len) == 64);
+    assert!(std::mem::offset_of!(Header, lock_key) == 72);
+    assert!(std::mem::offset_of!(Header, lock_key) + 8 <= FIXED_FIELDS);
     assert!(std::mem::offset_of!(Header, seq) == 128);
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
@@ -207,7 +211,7 @@ macro_rules! zero_header {
             _pad0: Pad::zero(),
             owner_pidns: AtomicU64::new(0),
             len: AtomicU64::new(0),
-            _reserved72: Pad::zero(),
+            lock_key: AtomicU64::new(0),
             alloc: AtomicU64::new(0),
             _pad1: Pad::zero(),
             seq: AtomicU32::new(0),
@@ -235,6 +239,8 @@ pub(crate) struct Layout {
     pub flags: u32,
     /// Inode number of the stream's lock object.
     pub lock_ino: u64,
+    /// The random key in the lock object's name.
+    pub lock_key: u64,
     /// The owner's pid and pid namespace as it recorded them (0: not recorded): a hint
     /// for watching its death, never trusted as liveness.
     pub owner_pid: u32,
@@ -292,7 +298,8 @@ impl Header {
             return Err(Refusal::Corrupt("reader slots"));
         }
         let lock_ino = self.lock_ino.load(Ordering::Relaxed);
-        if lock_ino == 0 {
+        let lock_key = self.lock_key.load(Ordering::Relaxed);
+        if lock_ino == 0 || lock_key == 0 {
             return Err(Refusal::Corrupt("lock object"));
         }
         Ok(Layout {
@@ -300,6 +307,7 @@ impl Header {
             ring_capacity,
             flags,
             lock_ino,
+            lock_key,
             owner_pid: self.owner_pid.load(Ordering::Relaxed),
             owner_pidns: self.owner_pidns.load(Ordering::Relaxed),
         })
@@ -365,6 +373,7 @@ impl Header {
         self.flags.store(layout.flags, Ordering::Relaxed);
         self.reader_slots.store(READER_SLOTS, Ordering::Relaxed);
         self.lock_ino.store(layout.lock_ino, Ordering::Relaxed);
+        self.lock_key.store(layout.lock_key, Ordering::Relaxed);
         self.owner_pid.store(layout.owner_pid, Ordering::Relaxed);
         self.owner_pidns
             .store(layout.owner_pidns, Ordering::Relaxed);
@@ -373,8 +382,8 @@ impl Header {
     }
 }
 
-/// Bytes of the header holding its fixed fields (its first cache line).
-pub(crate) const FIXED_FIELDS: usize = 64;
+/// Bytes of the header holding its fixed fields: its first cache line and `lock_key`.
+pub(crate) const FIXED_FIELDS: usize = 80;
 
 /// Reads the header of an open object into a private copy (one `pread`, straight into
 /// it). Only the first `upto` bytes are read (the rest stay zero): opening needs just the
@@ -429,6 +438,7 @@ mod tests {
             ring_capacity: 0,
             flags: FLAG_PERSISTENT,
             lock_ino: 77,
+            lock_key: 0x0123_4567_89ab_cdef,
             owner_pid: 4242,
             owner_pidns: 4_026_531_836,
         }
@@ -457,9 +467,11 @@ mod tests {
         assert_eq!(u64_at(40), 77);
         assert_eq!(u32_at(48), 4242);
         assert_eq!(u64_at(56), 4_026_531_836);
+        assert_eq!(u64_at(72), 0x0123_4567_89ab_cdef);
         assert_eq!(u32_at(OWNER_STATE_AT as usize), OWNER_OPEN);
         // Everything else the owner writes is zero.
-        assert!(img[64..OWNER_STATE_AT as usize].iter().all(|&b| b == 0));
+        assert!(img[64..72].iter().all(|&b| b == 0));
+        assert!(img[80..OWNER_STATE_AT as usize].iter().all(|&b| b == 0));
     }
 
     #[test]
@@ -473,6 +485,9 @@ mod tests {
         assert_eq!(h.layout(), Err(Refusal::Corrupt("flags")));
         h.flags.store(0, Ordering::Relaxed);
         h.lock_ino.store(0, Ordering::Relaxed);
+        assert_eq!(h.layout(), Err(Refusal::Corrupt("lock object")));
+        h.lock_ino.store(77, Ordering::Relaxed);
+        h.lock_key.store(0, Ordering::Relaxed);
         assert_eq!(h.layout(), Err(Refusal::Corrupt("lock object")));
         h.magic.store(1, Ordering::Relaxed);
         assert_eq!(h.layout(), Err(Refusal::NotFshm));

@@ -3,7 +3,7 @@
 use crate::error::{os, Result};
 use crate::header::{
     read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS, FLAG_PERSISTENT,
-    LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -11,6 +11,7 @@ use crate::name::Name;
 use crate::sys;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 pub use crate::sys::SHM_DIR;
 
@@ -84,7 +85,7 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
         // Readers' tokens are on the lock object, which only writers may open; others
         // count the slots the header marks taken (a dead reader's slot stays marked
         // until a writer finds it dead).
-        match liveness::open_lock_object(name, layout.lock_ino) {
+        match liveness::open_lock_object(name, fd.as_fd(), &layout) {
             Ok(lock) => {
                 for k in 0..u64::from(READER_SLOTS) {
                     let held = sys::ofd_write_locked(lock.as_fd(), LOCK_SLOT0 + k)
@@ -202,19 +203,33 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
 #[doc(alias = "fshm_force_destroy")]
 pub fn force_destroy(name: &str) -> Result<()> {
     let name = Name::new(name)?;
-    // The lock object first: a leftover one goes even where the stream's name is gone.
-    liveness::remove_lock_object(&name);
+    // The lock objects first, whatever key they have (a header may have been
+    // scribbled): a leftover one goes even where the stream's name is gone.
+    liveness::remove_lock_objects(&name);
     sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
 }
+
+/// How long a reclaim waits for another process's reclaim of the same name to end
+/// before giving up with `WouldBlock` (`EAGAIN`): the holder of the name's reclaim
+/// token may be any process that may write the stream, and it may hold it forever.
+pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Removes `name` if it is a non-persistent fshm stream whose owner died; returns
 /// whether it removed it. A live owner's stream, a persistent one, and objects that are
 /// not fshm streams are never removed, and of two processes racing to reclaim one name,
-/// exactly one removes it.
+/// exactly one removes it. What creators of this name that died before publishing the
+/// stream left (objects under its creation names, see
+/// [`OpenOptions::create`](crate::OpenOptions::create)) is removed too (it is never
+/// under the name itself, and does not count in the result; [`reclaim_unfinished`]
+/// removes it for every name at once).
+///
+/// Never waits for long: if another process holds the name's reclaim token (it is
+/// reclaiming the name, or holds the token to stall others) for longer than
+/// [`RECLAIM_PATIENCE`], this fails with `WouldBlock` and removes nothing.
 ///
 /// # Errors
 /// `InvalidInput` for a bad name; `PermissionDenied` if this process may not open it
-/// read-write.
+/// read-write; `WouldBlock` (`EAGAIN`) as above.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -226,8 +241,22 @@ pub fn force_destroy(name: &str) -> Result<()> {
 /// # Ok(()) }
 /// ```
 pub fn reclaim(name: &str) -> Result<bool> {
+    reclaim_within(name, RECLAIM_PATIENCE)
+}
+
+/// [`reclaim`], waiting at most `patience` in all for a reclaim token that another
+/// process holds (`Duration::ZERO`: not at all). `fshm gc` tries every dead stream
+/// without waiting first, then gives those it found held one shared second, so that
+/// many held streams cannot hold it up longer than one.
+///
+/// # Errors
+/// As [`reclaim`]: `WouldBlock` (`EAGAIN`) once the patience is spent.
+pub fn reclaim_within(name: &str, patience: Duration) -> Result<bool> {
     let name = Name::new(name)?;
-    // A reclaim in progress elsewhere is waited for, then the name looked at again.
+    let deadline = Instant::now() + patience;
+    reclaim_dead_creations(&name);
+    // A reclaim in progress elsewhere is waited for (bounded), then the name looked at
+    // again.
     for _ in 0..4 {
         if sys::shm_identity(name.as_c()).is_none() {
             return Ok(false);
@@ -235,7 +264,7 @@ pub fn reclaim(name: &str) -> Result<bool> {
         match reclaim_dead(&name)? {
             Reclaim::Removed => return Ok(true),
             Reclaim::Refused => return Ok(false),
-            Reclaim::Busy(lock) => await_reclaim(&lock),
+            Reclaim::Busy(busy) => await_reclaim(&name, busy, deadline)?,
             Reclaim::Gone => {}
         }
     }
@@ -246,18 +275,32 @@ pub fn reclaim(name: &str) -> Result<bool> {
 /// Returns `Ok(true)` if it removed it. Two racing reclaimers cannot both remove: each
 /// must first take the reclaim token on the stream's lock object (which only writers
 /// can open, so no reader can hold it off), and the name is removed only if it still
-/// refers to the object whose owner was found dead.
+/// refers to the object whose owner was found dead. Never waits: a token held
+/// elsewhere gives `Busy`.
 pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     let n = name.as_str();
-    let fd = match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
+    let fd = match sys::shm_open(
+        name.as_c(),
+        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) {
         Ok(fd) => fd,
         Err(libc::ENOENT) => return Ok(Reclaim::Removed),
+        // A directory (glibc's `shm_open` reports `EISDIR` as `EINVAL`), a symbolic
+        // link, a socket: no stream, never removed.
+        Err(libc::EISDIR | libc::EINVAL | libc::ELOOP | libc::ENXIO) => {
+            return Ok(Reclaim::Refused)
+        }
         Err(e) => return Err(os(n, e, "cannot open to reclaim")),
     };
+    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+    if ours.mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(Reclaim::Refused);
+    }
+    let ident = (ours.dev, ours.ino);
     let h = read_header(&fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-    let layout = match h.layout() {
-        Ok(l) => l,
-        Err(_) => return Ok(Reclaim::Refused),
+    let Ok(layout) = h.layout() else {
+        return Ok(Reclaim::Refused);
     };
     if layout.flags & FLAG_PERSISTENT != 0 {
         return Ok(Reclaim::Refused);
@@ -265,7 +308,7 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead {
         return Ok(Reclaim::Refused);
     }
-    let lock_fd = match liveness::open_lock_object(name, layout.lock_ino) {
+    let lock_fd = match liveness::open_lock_object(name, fd.as_fd(), &layout) {
         Ok(lock_fd) => lock_fd,
         // Gone or replaced: another reclaimer has just removed the stream's name (it
         // removes the stream's name first, then the lock object's), so look at the name
@@ -276,22 +319,130 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     if !sys::ofd_try_lock(lock_fd.as_fd(), LOCK_RECLAIM)
         .map_err(|e| os(n, e, "cannot take the reclaim lock"))?
     {
-        return Ok(Reclaim::Busy(lock_fd));
+        return Ok(Reclaim::Busy(Busy {
+            lock: lock_fd,
+            ident,
+        }));
     }
-    let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     match sys::shm_identity(name.as_c()) {
-        Some(id) if id == (ours.dev, ours.ino) => {}
+        Some(id) if id == ident => {}
         _ => return Ok(Reclaim::Refused),
     }
     // The stream's name first: a racing reclaimer that still finds it also finds the
-    // lock object, whose token this process holds (it waits), and one that finds the
-    // lock object gone knows the stream's name is gone too.
+    // lock object, whose token this process holds, and one that finds the lock object
+    // gone knows the stream's name is gone too.
     match sys::shm_unlink(name.as_c()) {
         Ok(()) | Err(libc::ENOENT) => {}
         Err(e) => return Err(os(n, e, "cannot remove the dead stream")),
     }
-    liveness::remove_lock_object_if(name, lock_fd.as_fd());
+    liveness::remove_lock_object_if(name, layout.lock_key, lock_fd.as_fd());
     Ok(Reclaim::Removed)
+}
+
+/// Removes what creators of the stream `name` that died before publishing it left:
+/// objects under its creation names (`<object name>%new.<key>`, `open.rs`) whose owner
+/// token nobody holds (a creator takes it first thing, so a live one keeps its object),
+/// with the lock objects their headers name. Takes each such object's owner token
+/// before removing it (never waiting for it), so a creator that comes after finds it
+/// held and makes a new object. Returns how many it removed; objects this process may
+/// not open are left alone.
+pub(crate) fn reclaim_dead_creations(name: &Name) -> usize {
+    let prefix = liveness::creation_prefix(name);
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        use std::os::unix::ffi::OsStrExt;
+        let file_name = entry.file_name();
+        if !file_name.as_bytes().starts_with(&prefix) {
+            continue;
+        }
+        let mut object = b"/".to_vec();
+        object.extend_from_slice(file_name.as_bytes());
+        if let Ok(object) = std::ffi::CString::new(object) {
+            removed += usize::from(reclaim_dead_creation(name, &object));
+        }
+    }
+    removed
+}
+
+/// Removes the creation object `object` of the stream `name` if its creator is dead
+/// (see [`reclaim_dead_creations`]); returns whether it did.
+fn reclaim_dead_creation(name: &Name, object: &std::ffi::CStr) -> bool {
+    let Ok(fd) = sys::shm_open(
+        object,
+        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) else {
+        return false;
+    };
+    let Ok(st) = sys::fstat(fd.as_fd()) else {
+        return false;
+    };
+    if st.mode & libc::S_IFMT != libc::S_IFREG
+        || !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER).unwrap_or(false)
+        || sys::shm_identity(object) != Some((st.dev, st.ino))
+    {
+        return false;
+    }
+    if let Ok(h) = read_header(&fd, FIXED_FIELDS) {
+        liveness::remove_recorded_lock_object(
+            name,
+            fd.as_fd(),
+            h.lock_key.load(Ordering::Relaxed),
+            h.lock_ino.load(Ordering::Relaxed),
+        );
+    }
+    sys::shm_unlink(object).is_ok()
+}
+
+/// Removes what creators killed before publishing their stream left in [`SHM_DIR`] (see
+/// [`reclaim`]), for every stream name starting with `prefix` (as for
+/// [`list_with_prefix`]); returns the names of the streams whose unfinished creations
+/// it removed, sorted. A live creator's object, and objects this process may not open,
+/// are left alone; names too long to be spelled out in a creation name (the object name
+/// past 217 bytes) are not found here (`reclaim` of the name finds them). Never waits.
+///
+/// # Errors
+/// The errors of reading [`SHM_DIR`].
+pub fn reclaim_unfinished(prefix: &str) -> Result<Vec<String>> {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = format!("/{}", prefix.strip_prefix('/').unwrap_or(prefix));
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR)?.flatten() {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_bytes();
+        // `<object name>%new.<16 hex digits>`.
+        let Some(stem_len) = bytes.len().checked_sub(liveness::CREATION_MARK.len() + 17) else {
+            continue;
+        };
+        let (stem, tail) = bytes.split_at(stem_len);
+        let key = &tail[liveness::CREATION_MARK.len() + 1..];
+        if !tail.starts_with(liveness::CREATION_MARK.as_bytes())
+            || tail[liveness::CREATION_MARK.len()] != b'.'
+            || !key.iter().all(u8::is_ascii_hexdigit)
+        {
+            continue;
+        }
+        let Some(name) = std::str::from_utf8(stem).ok().and_then(Name::from_object) else {
+            continue;
+        };
+        if !name.as_str().starts_with(&prefix) {
+            continue;
+        }
+        let mut object = b"/".to_vec();
+        object.extend_from_slice(bytes);
+        let Ok(object) = std::ffi::CString::new(object) else {
+            continue;
+        };
+        if reclaim_dead_creation(&name, &object) {
+            out.push(name.as_str().to_owned());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// What a reclaim did.
@@ -303,14 +454,49 @@ pub(crate) enum Reclaim {
     /// The dead stream's lock object is gone or replaced: another reclaimer removed (or
     /// is removing) the stream; look at the name again.
     Gone,
-    /// Another process is reclaiming the name: its lock object, whose reclaim token it
-    /// holds.
-    Busy(OwnedFd),
+    /// Another process holds the token this reclaim needs.
+    Busy(Busy),
 }
 
-/// Waits until the reclaim in progress on `lock` (a lock object) has ended.
-pub(crate) fn await_reclaim(lock: &OwnedFd) {
-    if sys::ofd_lock_wait(lock.as_fd(), LOCK_RECLAIM).is_ok() {
-        let _ = sys::ofd_unlock(lock.as_fd(), LOCK_RECLAIM);
+/// The reclaim token of a dead stream, which another process holds.
+pub(crate) struct Busy {
+    /// The stream's lock object.
+    lock: OwnedFd,
+    /// The identity of the stream object.
+    ident: (u64, u64),
+}
+
+/// Waits, until `deadline` at most, until the reclaim token in `busy` is free or the
+/// name no longer refers to that stream: polls with `F_OFD_SETLK` and growing naps,
+/// never `F_OFD_SETLKW` (the holder may be any process that may write the stream, and
+/// it may never let go).
+///
+/// # Errors
+/// `WouldBlock` (`EAGAIN`) once the deadline has passed.
+pub(crate) fn await_reclaim(name: &Name, busy: Busy, deadline: Instant) -> Result<()> {
+    let n = name.as_str();
+    let fd = busy.lock.as_fd();
+    let mut nap = Duration::from_micros(200);
+    loop {
+        if sys::ofd_try_lock(fd, LOCK_RECLAIM)
+            .map_err(|e| os(n, e, "cannot query the reclaim lock"))?
+        {
+            let _ = sys::ofd_unlock(fd, LOCK_RECLAIM);
+            return Ok(());
+        }
+        if sys::shm_identity(name.as_c()) != Some(busy.ident) {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(os(
+                n,
+                libc::EAGAIN,
+                "not reclaimed: another process holds its reclaim token (it is \
+                 reclaiming the name, or holding the token), and the patience is spent",
+            ));
+        }
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(Duration::from_millis(50));
     }
 }

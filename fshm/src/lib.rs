@@ -47,8 +47,8 @@
 //! maps to another object (`/50%` was the object `/50%`), so a stream that an older
 //! program made under such a name is not found by that name. An object whose name holds
 //! a `%` followed by anything but `2F` or `25` is the encoding of no stream name:
-//! [`list`] leaves such objects out, streams' lock objects (`<object name>%lock`) among
-//! them.
+//! [`list`] leaves such objects out, streams' lock objects (`<object name>%lock.<key>`)
+//! and streams being built (`<object name>%new.<key>`) among them.
 //!
 //! ## Promises
 //!
@@ -192,14 +192,20 @@
 //! when a process opens it; a mode change never revokes a handle already open.
 //!
 //! - **No access**: cannot open, [`inspect`] or remove the stream; [`list`] leaves it
-//!   out. Anyone can see its name, owner and mode in `/dev/shm`.
+//!   out. Anyone can see its name, owner and mode in `/dev/shm`. Nothing such a user
+//!   puts in `/dev/shm` makes a create wait: the stream is built under a random name of
+//!   its own and published in one step, its lock object is a new object (`O_EXCL`)
+//!   under a random name recorded in the header; a name already taken fails at once
+//!   with `EEXIST` naming the object. A reclaim ([`reclaim`], `fshm gc`, a create with
+//!   [`OpenOptions::reclaim`]) waits at most [`RECLAIM_PATIENCE`] for a reclaim token
+//!   that someone holds, then fails with `WouldBlock`.
 //! - **Read-only** (the mode grants `r` only, or [`OpenOptions::read_only`]): reads,
 //!   follows, waits; cannot write by any path (the raw fd included), cannot attach to a
 //!   lossless ring, and cannot delay appenders, writers or opens, nor make a dead owner or
 //!   reader look alive, nor hide a death by waking futex words (waits re-check liveness
 //!   at least every 50 ms whatever wake-ups arrive). The tokens that must be taken while
 //!   readers have the stream open (appends, reader slots, reclaim) live on the stream's
-//!   lock object, `<object name>%lock`, which only the classes that may write the stream
+//!   lock object, `<object name>%lock.<key>`, which only the classes that may write the stream
 //!   can open; liveness probes see write locks only, which a read-only descriptor cannot
 //!   take. The owner creates the object with its own bits only and applies the mode after
 //!   it holds its token, so nobody else can get in first.
@@ -254,7 +260,10 @@ mod zerocopy;
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
-pub use info::{force_destroy, inspect, list, list_with_prefix, reclaim, StreamInfo, SHM_DIR};
+pub use info::{
+    force_destroy, inspect, list, list_with_prefix, reclaim, reclaim_unfinished, reclaim_within,
+    StreamInfo, RECLAIM_PATIENCE, SHM_DIR,
+};
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};

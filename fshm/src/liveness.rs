@@ -15,20 +15,46 @@
 //!   and a read lock keeps everyone else from taking a write lock there. So a token
 //!   that must be taken while readers have the stream open cannot live on the stream
 //!   object. It lives on the stream's **lock object**, a second, empty shm object named
-//!   `<object name>%lock` (no stream name encodes to a name ending so), created by the
-//!   owner with the stream, whose mode admits only the classes (user, group, other)
-//!   that may write the stream ([`lock_object_mode`]).
+//!   `<object name>%lock.<key>` (no stream name encodes to a name holding `%lock`),
+//!   created by the owner with the stream, whose mode admits only the classes (user,
+//!   group, other) that may write the stream ([`lock_object_mode`]).
+//!
+//! **Nobody else can have made it first.** The key is 64 random bits (`getrandom`),
+//! drawn at creation and recorded in the header (`lock_key`), so no one can know the
+//! lock object's name before the owner creates it: it is made with `O_CREAT|O_EXCL`
+//! (the owner's bits only until its owner and type are checked), so it is an object the
+//! owner made, that no other user has opened or locked. A name found taken (never
+//! expected) gets a new key, a few times, then a clear error; a create never waits on
+//! a lock in an object another user could have made or opened. (Before layout 3 the
+//! name was the predictable `<object name>%lock`: another user could create it first
+//! and hold a lock on it, and the owner's create waited for good.) Who opens the lock
+//! object later (appenders, lossless readers, reclaimers) opens the recorded name and
+//! checks that it is the recorded inode, a regular file, of the stream object's owner.
+//!
+//! The stream itself is built under a name of its own, `<object name>%new.<key>` (its
+//! own random key), and given its name when it is ready, in one step that fails if the
+//! name exists (`open.rs`): a stream's name never refers to a half-made object, so a
+//! creator killed midway leaves nothing that blocks a later create of the name.
+//! [`reclaim`](crate::reclaim) removes what it left under its creation name (an object
+//! whose owner token nobody holds: a creator takes it first thing).
 //!
 //! | token | object | byte | holder |
 //! |---|---|---:|---|
 //! | owner | stream | 0 | the owner, for its lifetime; taken at creation, before the mode admits anyone else |
-//! | reclaim | lock object | 0 | a process removing a dead owner's name |
+//! | reclaim | lock object | 0 | a process removing a dead owner's name (others try it for at most [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE), never wait in `F_OFD_SETLKW`) |
 //! | append | lock object | 1 | an appender, for one append (others wait for it in `F_OFD_SETLKW`) |
 //! | reader slot `k` | lock object | `2 + k` | the reader attached to slot `k` of a lossless ring |
 //!
-//! The header records the lock object's inode number (`lock_ino`): a process opening
-//! the lock object by name checks that it is the one made with its stream, not one of
-//! a later stream of the same name.
+//! The header records the lock object's inode number (`lock_ino`) besides its key: a
+//! process opening the lock object by name checks that it is the one made with its
+//! stream, not one of a later stream of the same name, nor another user's object.
+//!
+//! **Every wait on a token another user may hold is bounded.** The reclaim token may be
+//! held by any process that may write the stream, forever: a reclaim finding it held
+//! polls it (`F_OFD_SETLK`, growing naps) for at most
+//! [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE), then fails with `WouldBlock`.
+//! (Appenders do wait in `F_OFD_SETLKW` for the append token: only writers can hold it,
+//! and what writers can do to each other is outside this model.)
 //!
 //! Waiting for a token's holder to die is never woken by the holder (a dead process
 //! wakes nobody), so every wait re-probes on a bounded period, whatever wake-ups
@@ -48,7 +74,7 @@
 //! section.
 
 use crate::error::{os, Result};
-use crate::header::{LOCK_OWNER, LOCK_RECLAIM};
+use crate::header::{Layout, LOCK_OWNER};
 use crate::name::Name;
 use crate::sys::{self, Errno};
 use std::ffi::CString;
@@ -118,26 +144,94 @@ const LOCK_MARK: &str = "%lock";
 /// The system's longest file name, which a lock object's name must fit too.
 const SYSTEM_NAME_MAX: usize = 255;
 
-/// The lock object's name for `shm_open`: the stream's object name followed by
-/// `%lock`; where that would pass 255 bytes, the object name's first 234 bytes, `%lock`
-/// and the 16 hex digits of the FNV-1a hash of the whole object name. Two long names
-/// whose hashes collide would share a lock object name; the creation of the second
-/// replaces the first's (as a leftover) only where its creator may remove it — the same
-/// user's stream, as /dev/shm is sticky — and the first stream's writers then find the
-/// inode changed and fail cleanly (`open_lock_object`): never a silent share.
-pub(crate) fn lock_object_name(name: &Name) -> CString {
+/// How many fresh keys a creator tries when a lock object's name is taken (never
+/// expected: the keys are random).
+const LOCK_NAME_TRIES: u32 = 4;
+
+/// The lock object's name for `shm_open`, given the stream's object name and the key
+/// recorded in its header (`lock_key`): the object name, `%lock.` and the key's 16 hex
+/// digits; where that would pass 255 bytes, the object name's first 217 bytes, `%lock`,
+/// the 16 hex digits of the FNV-1a hash of the whole object name, `.` and the key.
+/// The key is random (`getrandom`), so nobody can know the name before the owner
+/// creates the object (`create_lock_object`), and the name says whose stream it serves.
+pub(crate) fn lock_object_name(name: &Name, key: u64) -> CString {
+    keyed_name(name, LOCK_MARK, key)
+}
+
+/// Marks the name under which a creator builds a new stream before it publishes it
+/// under the stream's name (`open.rs`): like the lock object's, no stream name encodes
+/// to it.
+pub(crate) const CREATION_MARK: &str = "%new";
+
+/// The name under which a creator builds the stream `name` (`open.rs`), with a random
+/// `key`: as [`lock_object_name`], with `%new` for `%lock`.
+pub(crate) fn creation_name(name: &Name, key: u64) -> CString {
+    keyed_name(name, CREATION_MARK, key)
+}
+
+/// What every lock object name of the stream `name` starts with, without the leading
+/// `/` (everything before the key's hex digits).
+pub(crate) fn lock_object_prefix(name: &Name) -> Vec<u8> {
+    let mut out = keyed_name(name, LOCK_MARK, 0).into_bytes();
+    out.truncate(out.len() - 16);
+    out.remove(0);
+    out
+}
+
+/// Removes every lock object name of the stream `name` in the shm directory (each
+/// `<object name>%lock.<16 hex digits>`, whatever key: the recorded one, and those that
+/// earlier streams of the name left), as far as this process may (the sticky
+/// `/dev/shm` keeps it from removing other users' objects).
+pub(crate) fn remove_lock_objects(name: &Name) {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = lock_object_prefix(name);
+    let Ok(dir) = std::fs::read_dir(sys::SHM_DIR) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_bytes();
+        let Some(key) = bytes.strip_prefix(prefix.as_slice()) else {
+            continue;
+        };
+        if key.len() != 16 || !key.iter().all(u8::is_ascii_hexdigit) {
+            continue;
+        }
+        let mut object = b"/".to_vec();
+        object.extend_from_slice(bytes);
+        if let Ok(object) = CString::new(object) {
+            let _ = sys::shm_unlink(&object);
+        }
+    }
+}
+
+/// What every creation name of the stream `name` starts with, without the leading `/`
+/// (everything before the key's hex digits), for finding what dead creators left.
+pub(crate) fn creation_prefix(name: &Name) -> Vec<u8> {
+    let mut out = keyed_name(name, CREATION_MARK, 0).into_bytes();
+    out.truncate(out.len() - 16);
+    out.remove(0);
+    out
+}
+
+/// `/` + the object name + `mark` + `.` + 16 hex digits of `key`, or, where that would
+/// pass 255 bytes, the object name's first bytes, `mark`, the hash of the whole object
+/// name in 16 hex digits, `.` and the key.
+fn keyed_name(name: &Name, mark: &str, key: u64) -> CString {
     let object = name.as_c().to_bytes();
     let bare = object.strip_prefix(b"/").unwrap_or(object);
+    let tail = format!(".{key:016x}");
     let mut out = b"/".to_vec();
-    if bare.len() + LOCK_MARK.len() <= SYSTEM_NAME_MAX {
+    if bare.len() + mark.len() + tail.len() <= SYSTEM_NAME_MAX {
         out.extend_from_slice(bare);
-        out.extend_from_slice(LOCK_MARK.as_bytes());
+        out.extend_from_slice(mark.as_bytes());
     } else {
-        let keep = SYSTEM_NAME_MAX - LOCK_MARK.len() - 16;
+        let keep = SYSTEM_NAME_MAX - mark.len() - 16 - tail.len();
         out.extend_from_slice(&bare[..keep]);
-        out.extend_from_slice(LOCK_MARK.as_bytes());
+        out.extend_from_slice(mark.as_bytes());
         out.extend_from_slice(format!("{:016x}", fnv1a(bare)).as_bytes());
     }
+    out.extend_from_slice(tail.as_bytes());
     // The stream's object name holds no NUL (checked by `Name`), nor does the rest.
     CString::new(out).unwrap_or_default()
 }
@@ -163,46 +257,78 @@ pub(crate) fn lock_object_mode(stream_mode: u32) -> u32 {
     mode
 }
 
-/// Creates the lock object of a stream whose name this process has just created
-/// (`O_EXCL`), so any object already under the lock object's name is a leftover of an
-/// earlier stream of that name (removed without it): it is replaced. Returns the
-/// descriptor and the inode number to record in the header.
-pub(crate) fn create_lock_object(name: &Name, stream_mode: u32) -> Result<(OwnedFd, u64)> {
-    let n = name.as_str();
-    let lock_name = lock_object_name(name);
-    let mode = lock_object_mode(stream_mode);
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
-    let mut tries = 3;
-    let fd = loop {
-        match sys::shm_open(&lock_name, flags, mode) {
-            Err(libc::EEXIST) if tries > 0 => {
-                tries -= 1;
-                // A leftover: replaced, but not while a process reclaiming the earlier
-                // stream still holds its reclaim token (it removes the name itself, if
-                // the name still refers to that object, before it lets go).
-                if let Ok(old) = sys::shm_open(&lock_name, libc::O_RDWR, 0) {
-                    if sys::ofd_lock_wait(old.as_fd(), LOCK_RECLAIM).is_ok() {
-                        let _ = sys::ofd_unlock(old.as_fd(), LOCK_RECLAIM);
-                    }
-                }
-                match sys::shm_unlink(&lock_name) {
-                    Ok(()) | Err(libc::ENOENT) => {}
-                    Err(e) => {
-                        return Err(os(
-                            n,
-                            e,
-                            "cannot replace the leftover lock object of an earlier stream",
-                        ))
-                    }
-                }
-            }
-            r => break r,
+/// A new lock object key: random, never 0 (0 marks "none" in the header).
+pub(crate) fn new_lock_key(n: &str) -> Result<u64> {
+    loop {
+        match sys::random_u64() {
+            Ok(0) => {}
+            Ok(key) => return Ok(key),
+            Err(e) => return Err(os(n, e, "cannot draw the lock object's random name")),
         }
     }
-    .map_err(|e| os(n, e, "cannot create the stream's lock object"))?;
+}
+
+/// Two random keys, never 0: a creation name's and a lock object's.
+pub(crate) fn new_keys(n: &str) -> Result<(u64, u64)> {
+    loop {
+        match sys::random_u128() {
+            Ok(r) if r as u64 != 0 && (r >> 64) as u64 != 0 => {
+                return Ok((r as u64, (r >> 64) as u64))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(os(n, e, "cannot draw the stream's random names")),
+        }
+    }
+}
+
+/// Creates the lock object of a stream whose name this process has just created, under
+/// the name of `key` (`O_CREAT|O_EXCL`, so the object is one this process made: no other
+/// user can have opened it or locked any of its bytes). Made with the owner's bits only,
+/// then given [`lock_object_mode`] of `stream_mode` once its owner and type are
+/// checked (a regular file of `owner_uid`, the user who made the stream's object). A
+/// name already taken (never expected: the key is random) is retried with a new key a
+/// few times, never waited on and never removed. Returns the descriptor, the
+/// key it used and the inode number to record in the header.
+pub(crate) fn create_lock_object(
+    name: &Name,
+    mut key: u64,
+    stream_mode: u32,
+    owner_uid: u32,
+) -> Result<(OwnedFd, u64, u64)> {
+    let n = name.as_str();
+    let mode = lock_object_mode(stream_mode);
+    let mut tries = LOCK_NAME_TRIES;
+    let fd = loop {
+        let lock_name = lock_object_name(name, key);
+        match sys::shm_create_excl(&lock_name, 0o600) {
+            Ok(fd) => break fd,
+            Err(libc::EEXIST) if tries > 1 => {
+                tries -= 1;
+                key = new_lock_key(n)?;
+            }
+            Err(libc::EEXIST) => {
+                return Err(os(
+                    n,
+                    libc::EEXIST,
+                    format!(
+                        "cannot create the stream's lock object: {LOCK_NAME_TRIES} random \
+                         names were all taken (last {})",
+                        sys::shm_path(&lock_name)
+                    ),
+                ))
+            }
+            Err(e) => return Err(os(n, e, "cannot create the stream's lock object")),
+        }
+    };
     let made = (|| {
         let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        // The umask may have narrowed the mode (never widened it).
+        if st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != owner_uid {
+            return Err(os(
+                n,
+                libc::EPROTO,
+                "the stream's new lock object is not a regular file of this user",
+            ));
+        }
         if st.mode & 0o7777 != mode {
             sys::fchmod(fd.as_fd(), mode)
                 .map_err(|e| os(n, e, "cannot set the lock object's mode"))?;
@@ -210,47 +336,95 @@ pub(crate) fn create_lock_object(name: &Name, stream_mode: u32) -> Result<(Owned
         Ok(st.ino)
     })();
     match made {
-        Ok(ino) => Ok((fd, ino)),
+        Ok(ino) => Ok((fd, key, ino)),
         Err(e) => {
-            let _ = sys::shm_unlink(&lock_name);
+            remove_lock_object_if(name, key, fd.as_fd());
             Err(e)
         }
     }
 }
 
-/// Opens the lock object of a stream whose header records `lock_ino`.
+/// Opens the lock object of the stream open on `stream`, whose header records
+/// `layout.lock_key` and `layout.lock_ino`, and checks that it is the one made with
+/// the stream: that inode, a regular file, of the stream object's owner.
 ///
 /// # Errors
 /// `PermissionDenied` for a process that may not write the stream (the lock object's
-/// mode admits writers only); `NotFound` if the lock object is gone or belongs to
-/// another stream of the same name (this stream was removed).
-pub(crate) fn open_lock_object(name: &Name, lock_ino: u64) -> Result<OwnedFd> {
+/// mode admits writers only); `NotFound` if the lock object is gone or is not the
+/// stream's (this stream was removed, or another user put an object there).
+pub(crate) fn open_lock_object(
+    name: &Name,
+    stream: BorrowedFd<'_>,
+    layout: &Layout,
+) -> Result<OwnedFd> {
     let n = name.as_str();
-    let fd = sys::shm_open(&lock_object_name(name), libc::O_RDWR, 0)
-        .map_err(|e| os(n, e, "cannot open the stream's lock object"))?;
+    let fd = sys::shm_open(
+        &lock_object_name(name, layout.lock_key),
+        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(|e| os(n, e, "cannot open the stream's lock object"))?;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-    if st.ino != lock_ino {
+    let owner = sys::fstat(stream).map_err(|e| os(n, e, "fstat"))?.uid;
+    if st.ino != layout.lock_ino || st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != owner {
         return Err(os(
             n,
             libc::ENOENT,
-            "the stream's lock object belongs to a newer stream of this name (this one was removed)",
+            "the object under the stream's lock object name is not its lock object (the \
+             stream was removed, or another user's object is there)",
         ));
     }
     Ok(fd)
 }
 
-/// Removes the lock object's name, if there is one.
-pub(crate) fn remove_lock_object(name: &Name) {
-    let _ = sys::shm_unlink(&lock_object_name(name));
+/// Removes the lock object's name of `key` (its owner's close, once it found the
+/// stream's name still its own: the random name is its lock object's, and the sticky
+/// `/dev/shm` keeps an owner from removing another user's object).
+pub(crate) fn remove_lock_object(name: &Name, key: u64) {
+    let _ = sys::shm_unlink(&lock_object_name(name, key));
 }
 
-/// Removes the lock object's name if it still refers to the object open on `lock`
-/// (a reclaimer holding its reclaim token, so no creator replaces it meanwhile).
-pub(crate) fn remove_lock_object_if(name: &Name, lock: BorrowedFd<'_>) {
-    let lock_name = lock_object_name(name);
+/// Removes the lock object's name of `key` if it still refers to the object open on
+/// `lock` (the lock object this process made or checked).
+pub(crate) fn remove_lock_object_if(name: &Name, key: u64, lock: BorrowedFd<'_>) {
+    let lock_name = lock_object_name(name, key);
     let ours = sys::fstat(lock).map(|st| (st.dev, st.ino));
     if ours.is_ok() && sys::shm_identity(&lock_name) == ours.ok() {
         let _ = sys::shm_unlink(&lock_name);
+    }
+}
+
+/// Removes the lock object that the header of the stream open on `stream` names, if
+/// it is that stream's: a regular file of the stream object's owner, of the recorded
+/// inode where one is recorded (`lock_ino`, 0 while a creator had not recorded it).
+pub(crate) fn remove_recorded_lock_object(
+    name: &Name,
+    stream: BorrowedFd<'_>,
+    key: u64,
+    lock_ino: u64,
+) {
+    if key == 0 {
+        return;
+    }
+    let Ok(owner) = sys::fstat(stream).map(|st| st.uid) else {
+        return;
+    };
+    let lock_name = lock_object_name(name, key);
+    let Ok(fd) = sys::shm_open(
+        &lock_name,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) else {
+        return;
+    };
+    let Ok(st) = sys::fstat(fd.as_fd()) else {
+        return;
+    };
+    if st.mode & libc::S_IFMT == libc::S_IFREG
+        && st.uid == owner
+        && (lock_ino == 0 || st.ino == lock_ino)
+    {
+        remove_lock_object_if(name, key, fd.as_fd());
     }
 }
 
@@ -271,25 +445,56 @@ mod tests {
     }
 
     #[test]
-    fn lock_object_names_are_marked_and_fit_the_system_limit() {
+    fn lock_object_names_are_marked_keyed_and_fit_the_system_limit() {
         let name = Name::new("/x").unwrap();
-        assert_eq!(lock_object_name(&name).to_str().unwrap(), "/x%lock");
+        assert_eq!(
+            lock_object_name(&name, 0xab).to_str().unwrap(),
+            "/x%lock.00000000000000ab"
+        );
         // No lock object's name decodes to a stream name: listings leave them out.
-        assert_eq!(crate::name::stream_name("x%lock"), None);
-        let fits = "f".repeat(250);
-        let lock = lock_object_name(&Name::new(&fits).unwrap());
+        assert_eq!(crate::name::stream_name("x%lock.00000000000000ab"), None);
+        let fits = "f".repeat(233);
+        let lock = lock_object_name(&Name::new(&fits).unwrap(), 1);
         assert_eq!(lock.to_bytes().len(), 1 + 255);
-        assert!(lock.to_str().unwrap().ends_with("%lock"));
+        assert!(lock
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("/{fits}%lock.")));
         let (a, b) = ("a".repeat(255), format!("{}b", "a".repeat(254)));
         let (la, lb) = (
-            lock_object_name(&Name::new(&a).unwrap()),
-            lock_object_name(&Name::new(&b).unwrap()),
+            lock_object_name(&Name::new(&a).unwrap(), 7),
+            lock_object_name(&Name::new(&b).unwrap(), 7),
         );
         assert_eq!(la.to_bytes().len(), 1 + 255);
         assert_ne!(
             la, lb,
             "long names differing only at the end get distinct lock objects"
         );
+        assert!(la.to_str().unwrap().ends_with(".0000000000000007"));
         assert_eq!(crate::name::stream_name(la.to_str().unwrap()), None);
+        assert_ne!(
+            lock_object_name(&name, 1),
+            lock_object_name(&name, 2),
+            "the key is in the name"
+        );
+        assert_eq!(
+            creation_name(&name, 0xab).to_str().unwrap(),
+            "/x%new.00000000000000ab"
+        );
+        assert_eq!(creation_prefix(&name), b"x%new.");
+        assert_eq!(lock_object_prefix(&name), b"x%lock.");
+        let long = Name::new(&a).unwrap();
+        let made = creation_name(&long, 0x77);
+        assert!(made.to_bytes()[1..].starts_with(&creation_prefix(&long)));
+        assert_eq!(made.to_bytes().len(), 1 + 255);
+        assert_eq!(crate::name::stream_name(made.to_str().unwrap()), None);
+    }
+
+    #[test]
+    fn lock_keys_are_random_and_never_zero() {
+        let keys: std::collections::HashSet<u64> =
+            (0..64).map(|_| new_lock_key("/x").unwrap()).collect();
+        assert_eq!(keys.len(), 64);
+        assert!(!keys.contains(&0));
     }
 }

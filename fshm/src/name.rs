@@ -12,7 +12,7 @@ use std::ffi::{CStr, CString};
 
 /// Longest object name, in bytes, not counting its leading `/`: the encoded form of a
 /// stream name (each `/` between components counts 3 bytes, each `%` 3) must fit within
-/// the system's `NAME_MAX` (255). (A stream's lock object, `<object name>%lock`, is
+/// the system's `NAME_MAX` (255). (A stream's lock object, `<object name>%lock.<key>`, is
 /// named to fit as well: `liveness.rs`.)
 pub const OBJECT_NAME_MAX: usize = 255;
 
@@ -210,7 +210,7 @@ mod tests {
         let nested = format!("{}/{}", "a".repeat(120), "b".repeat(127));
         let n = Name::new(&nested).unwrap();
         assert_eq!(n.object_str().len(), 120 + 3 + 127 + 1);
-        let lock = crate::liveness::lock_object_name(&n);
+        let lock = crate::liveness::lock_object_name(&n, u64::MAX);
         assert!(lock.as_bytes().len() <= 255 + 1);
     }
 
@@ -228,6 +228,7 @@ mod tests {
             "a%zz",
             "a%lock",
             "a%2Fb%lock",
+            "a%lock.0123456789abcdef",
             "a/b",
             "%2E",
             "a%2F.",
@@ -237,8 +238,8 @@ mod tests {
             assert_eq!(stream_name(object), None, "{object:?}");
         }
         let n = Name::new("/x/y").unwrap();
-        let lock = crate::liveness::lock_object_name(&n);
-        assert_eq!(lock.to_str().unwrap(), "/x%2Fy%lock");
+        let lock = crate::liveness::lock_object_name(&n, 0x1234);
+        assert_eq!(lock.to_str().unwrap(), "/x%2Fy%lock.0000000000001234");
         assert_eq!(stream_name(lock.to_str().unwrap()), None);
     }
 }

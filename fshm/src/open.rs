@@ -12,6 +12,7 @@ use crate::liveness::{self, OwnerState};
 use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys;
+use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -105,7 +106,12 @@ impl OpenOptions {
     }
 
     /// On create: if the name exists, is a non-persistent fshm stream, and its owner is
-    /// dead, remove it and create afresh (default: fail with `AlreadyExists`).
+    /// dead, remove it and create afresh (default: fail with `AlreadyExists`). So is the
+    /// leftover of a creator that died before its stream was ready (an empty object, or
+    /// a header without its magic, whose owner token nobody holds). The create then fails
+    /// with `WouldBlock` (`EAGAIN`) instead of waiting if another process holds the
+    /// name's reclaim token for longer than [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE)
+    /// (see [`reclaim`](crate::reclaim)).
     pub fn reclaim(&mut self, reclaim: bool) -> &mut Self {
         self.reclaim = reclaim;
         self
@@ -186,52 +192,92 @@ impl OpenOptions {
         self
     }
 
-    /// Creates the stream `name` as its owner (`O_CREAT|O_EXCL`).
+    /// Creates the stream `name` as its owner.
+    ///
+    /// The stream is built whole under a random name of its own (`<object name>%new.<key>`,
+    /// `O_CREAT|O_EXCL`), then given its name in one step that fails if the name exists
+    /// (`renameat2` with `RENAME_NOREPLACE`): the name never refers to a half-made
+    /// stream, and a creator that dies leaves nothing under it. Nothing another user can
+    /// put in `/dev/shm` makes a create wait: the stream's object and its lock object are
+    /// new objects this call makes, the lock object under a random name recorded in the
+    /// header, and a create never waits on a lock another user could hold (with
+    /// [`reclaim`](Self::reclaim), at most [`RECLAIM_PATIENCE`](crate::RECLAIM_PATIENCE)
+    /// for a reclaim in progress). A failed create leaves nothing behind.
     ///
     /// # Errors
-    /// `AlreadyExists` (`EEXIST`) if the name exists (unless reclaimed);
-    /// `InvalidInput` (`EINVAL`) for a bad name, mode, size or option; and the errors of
-    /// `shm_open`, `fallocate` and `mmap`.
+    /// `AlreadyExists` (`EEXIST`) if the name exists (unless reclaimed), naming the
+    /// object in `/dev/shm` and its owner; `WouldBlock` (`EAGAIN`) if a reclaim could not
+    /// finish in time (see [`reclaim`](Self::reclaim)); `InvalidInput` (`EINVAL`) for a
+    /// bad name, mode, size or option; and the errors of `shm_open`, `fallocate`, `mmap`
+    /// and `renameat2`.
     #[doc(alias = "fshm_create")]
     pub fn create(&self, name: &str) -> Result<Stream> {
         let name = Name::new(name)?;
-        let layout = self.check_create(name.as_str())?;
-        // Reclaims: each removal is followed by a fresh O_EXCL attempt, which another
-        // creator may win; a reclaim found in progress is waited for, then looked at again.
+        let n = name.as_str();
+        let layout = self.check_create(n)?;
+        // Reclaims: each removal is followed by a fresh attempt, which another creator
+        // may win; a reclaim found in progress is waited for (bounded), then the name
+        // looked at again.
         let mut reclaims_left = 4;
-        let fd = loop {
-            // Created with the owner's bits only: nobody else can open the object
-            // before the owner holds its token (`set_up_owner` then applies the mode).
-            match sys::shm_open(
-                name.as_c(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-                self.mode & 0o700,
-            ) {
-                Ok(fd) => break fd,
-                Err(libc::EEXIST) if self.reclaim && reclaims_left > 0 => {
-                    reclaims_left -= 1;
-                    match crate::info::reclaim_dead(&name)? {
-                        Reclaim::Removed | Reclaim::Gone => {}
-                        Reclaim::Busy(lock) => crate::info::await_reclaim(&lock),
-                        Reclaim::Refused => {
-                            return Err(os(
-                                name.as_str(),
-                                libc::EEXIST,
-                                "exists and its owner is alive, or it is persistent",
-                            ))
-                        }
-                    }
+        // Reclaims in progress elsewhere are waited for until then, in all.
+        let deadline = Instant::now() + crate::RECLAIM_PATIENCE;
+        let mut built: Option<Built> = None;
+        for _ in 0..16 {
+            // A ring's memory is reserved as it is built: a taken name is seen before
+            // that work. (The rename settles every race; for a linear stream, whose
+            // building is cheap, it is the only look.)
+            if layout.ring_capacity != 0 && built.is_none() && sys::shm_lstat(name.as_c()).is_some()
+            {
+                self.name_taken(&name, &mut reclaims_left, deadline)?;
+                continue;
+            }
+            let b = match built.take() {
+                Some(b) => b,
+                None => self.build(&name, layout)?,
+            };
+            match sys::shm_rename_noreplace(&b.temp, name.as_c()) {
+                Ok(()) => return Ok(b.into_stream(self.append)),
+                Err(libc::EEXIST) => {
+                    built = Some(b);
+                    self.name_taken(&name, &mut reclaims_left, deadline)?;
                 }
-                Err(e) => return Err(os(name.as_str(), e, "cannot create")),
+                // Removed by a reclaimer of dead creations that held its owner token
+                // before this process did (`build`): made again.
+                Err(libc::ENOENT) => {}
+                Err(e) => return Err(os(n, e, "cannot give the new stream its name")),
             }
-        };
-        match self.set_up_owner(&name, fd, layout) {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                let _ = sys::shm_unlink(name.as_c());
-                liveness::remove_lock_object(&name);
-                Err(e)
-            }
+        }
+        Err(os(
+            n,
+            libc::EAGAIN,
+            "cannot create: the name kept changing between attempts",
+        ))
+    }
+
+    /// A create found `name` taken: `Ok` to try again (it reclaimed the name, or another
+    /// reclaim of it ended), else the error the create returns.
+    fn name_taken(&self, name: &Name, reclaims_left: &mut u32, deadline: Instant) -> Result<()> {
+        let n = name.as_str();
+        if !self.reclaim || *reclaims_left == 0 {
+            return Err(os(
+                n,
+                libc::EEXIST,
+                format!("cannot create: {} exists", taken_by(name)),
+            ));
+        }
+        *reclaims_left -= 1;
+        match crate::info::reclaim_dead(name)? {
+            Reclaim::Removed | Reclaim::Gone => Ok(()),
+            Reclaim::Busy(busy) => crate::info::await_reclaim(name, busy, deadline),
+            Reclaim::Refused => Err(os(
+                n,
+                libc::EEXIST,
+                format!(
+                    "cannot create: {} exists and is not a dead stream's (its owner is \
+                     alive, it is persistent, or it is no fshm stream)",
+                    taken_by(name)
+                ),
+            )),
         }
     }
 
@@ -276,66 +322,97 @@ impl OpenOptions {
             ring_capacity,
             flags,
             lock_ino: 0, // set once the lock object exists
+            lock_key: 0,
             owner_pid: std::process::id(),
             owner_pidns: sys::pid_namespace(),
         })
     }
 
-    fn set_up_owner(&self, name: &Name, fd: OwnedFd, mut layout: Layout) -> Result<Stream> {
+    /// Builds the stream `name` under a creation name of its own: a new object
+    /// (`O_EXCL`, the owner's bits only), its owner token taken first, then its mode,
+    /// lock object, memory and header. A creation name that is taken (never expected:
+    /// the key is random), or whose owner token a reclaimer of dead creations took
+    /// first (`info::reclaim_dead_creations`; it removes the object), gives a new one.
+    fn build(&self, name: &Name, mut layout: Layout) -> Result<Built> {
         let n = name.as_str();
-        // The liveness token first, while no other user can open the object: from now
-        // on guests see a live owner setting up.
-        if !liveness::take_owner_token(fd.as_fd())
-            .map_err(|e| os(n, e, "cannot take the owner lock"))?
-        {
-            return Err(os(n, libc::EAGAIN, "owner lock already held"));
-        }
+        let mut tries = 4;
+        let mut lock_key;
+        let mut b = loop {
+            tries -= 1;
+            // Two keys from one draw: the creation name's, and the lock object's (which
+            // the creation name, visible in /dev/shm, must not tell).
+            let (key, lock) = liveness::new_keys(n)?;
+            lock_key = lock;
+            let temp = liveness::creation_name(name, key);
+            let fd = match sys::shm_create_excl(&temp, self.mode & 0o700) {
+                Ok(fd) => fd,
+                Err(libc::EEXIST) if tries > 0 => continue,
+                Err(e) => return Err(os(n, e, "cannot create")),
+            };
+            let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
+            let b = Built {
+                name: name.clone(),
+                temp,
+                fd: Some(fd),
+                ours: (st.dev, st.ino),
+                mode: st.mode,
+                uid: st.uid,
+                lock: None,
+                window: None,
+                layout,
+            };
+            // The liveness token first, while only this user can open the object: a
+            // reclaimer of dead creations leaves the object alone from now on.
+            match liveness::take_owner_token(b.fd().as_fd()) {
+                Ok(true) => break b,
+                Ok(false) if tries > 0 => continue,
+                Ok(false) => {
+                    return Err(os(
+                        n,
+                        libc::EAGAIN,
+                        "cannot create: a reclaimer kept taking the new objects",
+                    ))
+                }
+                Err(e) => return Err(os(n, e, "cannot take the owner lock")),
+            }
+        };
         // Created with the owner's bits, narrowed by the umask: set the exact mode
         // where it differs.
-        let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-        if st.mode & 0o7777 != self.mode {
-            sys::fchmod(fd.as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
+        if b.mode & 0o7777 != self.mode {
+            sys::fchmod(b.fd().as_fd(), self.mode).map_err(|e| os(n, e, "cannot set the mode"))?;
         }
-        let (lock_fd, lock_ino) = liveness::create_lock_object(name, self.mode)?;
+        let (lock_fd, lock_key, lock_ino) =
+            liveness::create_lock_object(name, lock_key, self.mode, b.uid)?;
+        b.lock = Some((lock_fd, lock_key));
+        layout.lock_key = lock_key;
         layout.lock_ino = lock_ino;
+        b.layout = layout;
+        let fd = b.fd().as_fd();
         // A ring reserves all its memory now; a linear stream only its header, and
         // grows with its first write (see `grow`).
-        let size = DATA_OFFSET + layout.ring_capacity;
-        let window = if layout.ring_capacity != 0 {
-            sys::fallocate(fd.as_fd(), 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
-            let window = crate::window::map_window(&fd, layout, true)
+        if layout.ring_capacity != 0 {
+            let size = DATA_OFFSET + layout.ring_capacity;
+            sys::fallocate(fd, 0, size).map_err(|e| os(n, e, "cannot reserve memory"))?;
+            let window = crate::window::map_window(b.fd(), layout, true)
                 .map_err(|e| os(n, e, "cannot map the stream"))?;
             window.header().init(layout);
             // Both views of the ring's data, so the writer never takes a page fault.
             // SAFETY: both views of the data map the ring's `capacity` bytes, reserved
             // just above; the owner's mapping is writable.
             unsafe { window.populate(DATA_OFFSET, DATA_OFFSET + window.data_len()) };
-            Some(window)
+            b.window = Some(window);
         } else {
+            let fd = b.fd().as_fd();
             // A linear stream's header is written through the fd, so creating and
             // closing a stream maps nothing (the window is mapped on first use): the
-            // whole header page but the magic, which allocates the page (ENOSPC here,
-            // never a SIGBUS later) and sets the object's size, then the magic.
+            // whole header page, which allocates it (ENOSPC here, never a SIGBUS later)
+            // and sets the object's size. One write: nobody opens the stream by its
+            // name before the rename that publishes it.
             let mut page = [0u8; DATA_OFFSET as usize];
             page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(layout));
-            sys::pwrite_all(fd.as_fd(), &page[8..], 8)
-                .and_then(|_| sys::pwrite_all(fd.as_fd(), &page[..8], 0))
-                .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
-            None
-        };
-        let stream = Stream::new(
-            name.clone(),
-            fd,
-            window,
-            layout,
-            Role::Owner,
-            true,
-            self.append,
-            size,
-            Some((st.dev, st.ino)),
-        );
-        stream.core.set_lock_object(lock_fd);
-        Ok(stream)
+            sys::pwrite_all(fd, &page, 0).map_err(|(_, e)| os(n, e, "cannot write the header"))?;
+        }
+        Ok(b)
     }
 
     /// Opens the existing stream `name` as a guest: read-write where the mode bits allow,
@@ -417,6 +494,79 @@ pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bo
     }
     let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
     Ok((fd, false))
+}
+
+/// A stream built under its creation name, not yet published under its name. Dropped
+/// unpublished, it removes what it made (names that still refer to its objects only).
+struct Built {
+    name: Name,
+    temp: CString,
+    fd: Option<OwnedFd>,
+    ours: (u64, u64),
+    mode: u32,
+    uid: u32,
+    lock: Option<(OwnedFd, u64)>,
+    window: Option<crate::window::Window>,
+    layout: Layout,
+}
+
+impl Built {
+    fn fd(&self) -> &OwnedFd {
+        self.fd
+            .as_ref()
+            .expect("a built stream's object is open until published")
+    }
+
+    /// The owner's handle of the stream, now published under `name`.
+    fn into_stream(mut self, append: bool) -> Stream {
+        let fd = self
+            .fd
+            .take()
+            .expect("a built stream's object is open until published");
+        let (lock_fd, _) = self
+            .lock
+            .take()
+            .expect("a built stream has its lock object");
+        let size = DATA_OFFSET + self.layout.ring_capacity;
+        let stream = Stream::new(
+            self.name.clone(),
+            fd,
+            self.window.take(),
+            self.layout,
+            Role::Owner,
+            true,
+            append,
+            size,
+            Some(self.ours),
+        );
+        stream.core.set_lock_object(lock_fd);
+        stream
+    }
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let Some(fd) = self.fd.take() else {
+            return;
+        };
+        if let Some((lock, key)) = &self.lock {
+            liveness::remove_lock_object_if(&self.name, *key, lock.as_fd());
+        }
+        if sys::shm_identity(&self.temp) == Some(self.ours) {
+            let _ = sys::shm_unlink(&self.temp);
+        }
+        drop(fd);
+    }
+}
+
+/// What a create that found the name taken says about it: the object's path in
+/// `/dev/shm` and its owner, as far as this process can see.
+fn taken_by(name: &Name) -> String {
+    let path = sys::shm_path(name.as_c());
+    match sys::shm_lstat(name.as_c()) {
+        Some(st) => format!("{path} (owner uid {}, mode {:o})", st.uid, st.mode & 0o7777),
+        None => path,
+    }
 }
 
 /// The creation handshake, guest side: waits (bounded) for an owner that is still

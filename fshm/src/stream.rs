@@ -218,7 +218,9 @@ impl Core {
     /// The stream's lock object, opened now if this is the first use.
     pub(crate) fn lock_object(&self) -> Result<BorrowedFd<'_>> {
         self.lock_object
-            .get_or_try_init(|| liveness::open_lock_object(&self.name, self.layout.lock_ino))
+            .get_or_try_init(|| {
+                liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout)
+            })
             .map(AsFd::as_fd)
     }
 
@@ -1021,7 +1023,7 @@ impl Drop for Core {
             None => self.close_unmapped(),
         }
         if !self.is_persistent() && self.name_is_ours() {
-            liveness::remove_lock_object(&self.name);
+            liveness::remove_lock_object(&self.name, self.layout.lock_key);
             let _ = sys::shm_unlink(self.name.as_c());
         }
     }

@@ -40,6 +40,74 @@ pub(crate) fn shm_open(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Er
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode)`: a new object that
+/// this call made, never one that was there before (nor a link to one).
+pub(crate) fn shm_create_excl(name: &CStr, mode: u32) -> Result<OwnedFd, Errno> {
+    let oflag = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let fd = retry(-1, || {
+        // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+        unsafe { libc::shm_open(name.as_ptr(), oflag, mode as libc::mode_t) }
+    })?;
+    // SAFETY: `shm_open` returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Eight bytes from the kernel's random source (`getrandom`, which blocks only until
+/// the source is first seeded at boot).
+pub(crate) fn random_u64() -> Result<u64, Errno> {
+    random_u128().map(|r| r as u64)
+}
+
+/// Sixteen bytes from the kernel's random source, as [`random_u64`].
+pub(crate) fn random_u128() -> Result<u128, Errno> {
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: writes at most `buf.len() - got` bytes into the unfilled tail of `buf`.
+        let r = retry(-1, || unsafe {
+            libc::getrandom(buf[got..].as_mut_ptr().cast(), buf.len() - got, 0)
+        })?;
+        got += r as usize;
+    }
+    Ok(u128::from_ne_bytes(buf))
+}
+
+/// Gives the shm object `from` the name `to` if no object has it (`renameat2` with
+/// `RENAME_NOREPLACE` in the shm directory): one step, so `to` never names a half-made
+/// object, and `EEXIST` if `to` exists, whatever it is.
+pub(crate) fn shm_rename_noreplace(from: &CStr, to: &CStr) -> Result<(), Errno> {
+    let path = |object: &CStr| {
+        let mut p = SHM_DIR.as_bytes().to_vec();
+        p.extend_from_slice(object.to_bytes());
+        std::ffi::CString::new(p).map_err(|_| libc::EINVAL)
+    };
+    let (from, to) = (path(from)?, path(to)?);
+    // SAFETY: both paths are NUL-terminated and live for the duration of the call.
+    let renamed = retry(-1, || unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    });
+    match renamed {
+        Ok(_) => Ok(()),
+        // A kernel or file system without RENAME_NOREPLACE (or a filter refusing the
+        // call): `link` also fails if `to` exists, then the first name goes.
+        Err(libc::EINVAL | libc::ENOSYS | libc::EPERM) => {
+            // SAFETY: both paths are NUL-terminated and live for the duration of the call.
+            retry(-1, || unsafe { libc::link(from.as_ptr(), to.as_ptr()) })?;
+            // SAFETY: as above.
+            let _ = retry(-1, || unsafe { libc::unlink(from.as_ptr()) });
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// `shm_unlink(name)`.
 pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
     // SAFETY: `name` is a valid NUL-terminated string.
@@ -220,6 +288,31 @@ pub(crate) unsafe fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
 
 /// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
 pub const SHM_DIR: &str = "/dev/shm";
+
+/// Where the shm name `object` (with its leading `/`) lives: `/dev/shm/<object>`, for
+/// messages (escaped by the caller's display, as names may hold any byte).
+pub(crate) fn shm_path(object: &CStr) -> String {
+    format!("{SHM_DIR}{}", object.to_string_lossy())
+}
+
+/// `lstat` of the shm name `object` (with its leading `/`), if there is one.
+pub(crate) fn shm_lstat(object: &CStr) -> Option<Stat> {
+    let mut path = SHM_DIR.as_bytes().to_vec();
+    path.extend_from_slice(object.to_bytes());
+    let path = std::ffi::CString::new(path).ok()?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+    let r = unsafe { libc::lstat(path.as_ptr(), &mut st) };
+    (r == 0).then_some(Stat {
+        size: st.st_size as u64,
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
 
 /// `(st_dev, st_ino)` of the object that the shm name `object` (with its leading `/`)
 /// refers to now, if any.

@@ -21,6 +21,7 @@ const RING_CAPACITY: u64 = 24;
 const FLAGS: u64 = 32;
 const READER_SLOTS: u64 = 36;
 const LOCK_INO: u64 = 40;
+const LOCK_KEY: u64 = 72;
 const LEN: u64 = 64;
 const HWM: u64 = 384;
 const ALLOC: u64 = 80;
@@ -237,8 +238,10 @@ fn malformed_fixed_fields_are_refused_with_eproto() {
         ("ring-no-cap", vec![(FLAGS, u32b(2))]),
         ("cap-no-ring", vec![(RING_CAPACITY, u64b(4096))]),
         ("version", vec![(VERSION, u32b(1))]),
-        ("version-next", vec![(VERSION, u32b(3))]),
+        ("version-2", vec![(VERSION, u32b(2))]),
+        ("version-next", vec![(VERSION, u32b(4))]),
         ("no-lock-object", vec![(LOCK_INO, u64b(0))]),
+        ("no-lock-key", vec![(LOCK_KEY, u64b(0))]),
         ("data-offset", vec![(DATA_OFFSET_FIELD, u32b(0))]),
         ("slots", vec![(READER_SLOTS, u32b(1_000_000))]),
     ];

@@ -98,7 +98,7 @@ fn attacker(name: &str) -> (Child, Report, Signal) {
 fn attack(name: &str, fd: libc::c_int, locks: [i32; 2], ready: &Signal) -> i32 {
     {
         let [read_lock, write_lock] = locks;
-        let lock_name = std::ffi::CString::new(format!("{name}%lock")).unwrap();
+        let lock_name = std::ffi::CString::new(common::lock_object_name(name)).unwrap();
         // SAFETY: `lock_name` is NUL-terminated.
         let lfd = unsafe { libc::shm_open(lock_name.as_ptr(), libc::O_RDONLY, 0) };
         let lock_object = if lfd >= 0 {
@@ -333,7 +333,7 @@ fn only_the_classes_that_may_write_can_open_the_lock_object() {
                 assert_eq!(libc::setgid(1001), 0);
                 assert_eq!(libc::setuid(1001), 0);
             }
-            let lock = common::raw_shm_open(&format!("{name}%lock"), libc::O_RDWR, 0);
+            let lock = common::raw_shm_open(&common::lock_object_name(name), libc::O_RDWR, 0);
             let got = lock.map(drop).map_err(|e| e.raw_os_error());
             let want = if member_may {
                 Ok(())

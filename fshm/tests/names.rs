@@ -175,7 +175,7 @@ fn listing_shows_stream_names_and_filters_by_prefix() {
     // stream (so an fshm header is there to be found).
     let real = object_path(&names[0]);
     let companion = c.entry(PathBuf::from(format!(
-        "{}%lock",
+        "{}%lock.0123456789abcdef",
         object_path(&format!("{base}/none")).display()
     )));
     let bad_escape = c.entry(PathBuf::from(format!("{}{base}%zz", fshm::SHM_DIR)));

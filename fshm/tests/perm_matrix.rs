@@ -62,7 +62,8 @@ fn fchown(fd: libc::c_int, uid: u32, gid: u32) {
 /// group) to `uid:gid`, as an administrator would.
 fn chown_stream(fd: libc::c_int, name: &str, uid: u32, gid: u32) {
     fchown(fd, uid, gid);
-    let lock = std::ffi::CString::new(format!("/dev/shm{name}%lock")).unwrap();
+    let lock =
+        std::ffi::CString::new(format!("/dev/shm{}", common::lock_object_name(name))).unwrap();
     // SAFETY: plain system call on a NUL-terminated path.
     let r = unsafe { libc::chown(lock.as_ptr(), uid, gid) };
     assert_eq!(

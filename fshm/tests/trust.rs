@@ -94,7 +94,20 @@ fn write_locked(fd: libc::c_int, at: u64) -> bool {
 }
 
 fn lock_name(name: &str) -> String {
-    format!("{name}%lock")
+    common::lock_object_name(name)
+}
+
+/// The objects under creation names of `name` (`<name>%new.<key>`, a name without `/`
+/// inside).
+fn creation_objects(name: &str) -> Vec<String> {
+    let prefix = format!("{}%new.", name.trim_start_matches('/'));
+    std::fs::read_dir(fshm::SHM_DIR)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|f| f.starts_with(&prefix))
+        .map(|f| format!("/{f}"))
+        .collect()
 }
 
 /// `(st_dev, st_ino, st_mode & 0o7777)` of a name in /dev/shm.
@@ -413,23 +426,28 @@ fn a_chown_of_the_stream_alone_makes_the_new_owners_set_permissions_fail_and_cha
 }
 
 #[test]
-fn a_squatted_lock_object_name_fails_the_creation_and_is_never_used() {
+fn a_squatted_lock_object_name_is_never_used_and_a_squatted_name_fails_at_once() {
     if !root() {
         return;
     }
     let g = NameGuard::new("trust-squat");
     let name = g.name();
-    let lock = lock_name(name);
-    // Another user creates the lock object's name first, open to all.
+    // Another user creates what was once the lock object's name, open to all.
+    let old_lock = format!("{name}%lock");
     as_user(OTHER, || {
-        let o = raw_shm_open(&lock, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o666).unwrap();
+        let o = raw_shm_open(
+            &old_lock,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o666,
+        )
+        .unwrap();
         // SAFETY: plain system call on our descriptor.
         assert_eq!(unsafe { libc::fchmod(o.fd, 0o666) }, 0);
         0
     });
-    let squatted = identity(&lock).unwrap();
-    // (Squatting the stream's own name: EEXIST, and reclaim never removes an object
-    // that is not an fshm stream.)
+    let squatted = identity(&old_lock).unwrap();
+    // Squatting the stream's own name: EEXIST at once, naming the object, and reclaim
+    // never removes an object that is not an fshm stream.
     let other_name = NameGuard::new("trust-squat-name");
     as_user(OTHER, || {
         let o = common::plain_object(other_name.name(), b"not a stream, open to all");
@@ -438,43 +456,44 @@ fn a_squatted_lock_object_name_fails_the_creation_and_is_never_used() {
         0
     });
     as_user(OWNER, || {
-        let e = fshm::OpenOptions::new()
-            .reclaim(true)
-            .create(other_name.name())
-            .unwrap_err();
-        assert_eq!(fshm::errno_of(&e), libc::EEXIST, "{e}");
+        for reclaim in [false, true] {
+            let e = fshm::OpenOptions::new()
+                .reclaim(reclaim)
+                .create(other_name.name())
+                .unwrap_err();
+            assert_eq!(fshm::errno_of(&e), libc::EEXIST, "{e}");
+            let object = format!("/dev/shm{}", other_name.name());
+            assert!(e.to_string().contains(&object), "{e}");
+            assert!(e.to_string().contains(&format!("uid {}", OTHER.0)), "{e}");
+        }
         0
     });
     assert!(common::shm_exists(other_name.name()));
+    assert!(common::lock_objects_of(other_name.name()).is_empty());
     fshm::force_destroy(other_name.name()).unwrap();
+    // The squatter's object under the old lock name changes nothing: the lock object
+    // is a new one, the owner's, under a name of its own.
     as_user(OWNER, || {
-        // It cannot remove the squatter's object (sticky /dev/shm; glibc's shm_unlink
-        // reports the kernel's EPERM as EACCES).
-        let e = fshm::OpenOptions::new()
-            .mode(0o644)
-            .create(name)
-            .unwrap_err();
-        assert_eq!(fshm::errno_of(&e), libc::EACCES, "{e}");
-        assert!(e.to_string().contains(name), "{e}");
-        assert!(!common::shm_exists(name), "a half-made stream was left");
+        let s = fshm::OpenOptions::new().mode(0o644).create(name).unwrap();
+        let lock = lock_name(name);
+        assert_ne!(lock, old_lock);
+        let (_, _, mode) = identity(&lock).unwrap();
+        assert_eq!(mode, 0o600);
+        let st = std::fs::metadata(common::shm_path(&lock)).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&st), OWNER.0);
+        (&s).write_all(b"x").unwrap();
+        drop(s);
         0
     });
     assert_eq!(
-        identity(&lock),
+        identity(&old_lock),
         Some(squatted),
         "the squatter's object changed"
     );
-    // Its owner may remove it; the name then works.
     as_user(OTHER, || {
-        let c = std::ffi::CString::new(lock.as_str()).unwrap();
+        let c = std::ffi::CString::new(old_lock.as_str()).unwrap();
         // SAFETY: `c` is NUL-terminated.
         assert_eq!(unsafe { libc::shm_unlink(c.as_ptr()) }, 0);
-        0
-    });
-    as_user(OWNER, || {
-        let s = fshm::OpenOptions::new().mode(0o644).create(name).unwrap();
-        assert_eq!(identity(&lock_name(name)).unwrap().2, 0o600);
-        drop(s);
         0
     });
     g.assert_gone();
@@ -538,10 +557,12 @@ fn notify_on_ofd_setlk() -> Result<libc::c_int, String> {
 const NO_SECCOMP: i32 = 77;
 
 /// The creation window, stopped where it is widest: the owner has created the object
-/// (`O_CREAT|O_EXCL`) and is about to take its liveness token. A seccomp listener holds
-/// the owner's thread at that `fcntl` while another user tries to open the object. It
-/// must be refused — the object has the owner's bits only — for had it opened it, a read
-/// lock on the owner's byte would keep the owner from ever taking its token.
+/// under its creation name (`<object>%new.<key>`, `O_CREAT|O_EXCL`; the stream's name
+/// does not exist yet) and is about to take its liveness token. A seccomp listener
+/// holds the owner's thread at that `fcntl` while another user tries to open the
+/// object. It must be refused — the object has the owner's bits only — for had it
+/// opened it, a read lock on the owner's byte would keep the owner from ever taking its
+/// token.
 #[test]
 fn a_new_stream_admits_nobody_else_until_its_owner_holds_its_token() {
     if !root() {
@@ -587,14 +608,17 @@ fn a_new_stream_admits_nobody_else_until_its_owner_holds_its_token() {
                 // and let an intruder try, without failing before the answer (a panic
                 // here would leave that thread waiting for good).
                 let cmd = req.data.args[1];
-                let mode = identity(name).map(|i| i.2);
-                let owner_byte_held = raw_shm_open(name, libc::O_RDONLY, 0)
+                let name_there = common::shm_exists(name);
+                let building = creation_objects(name);
+                let object = building.first().cloned().unwrap_or_default();
+                let mode = identity(&object).map(|i| i.2);
+                let owner_byte_held = raw_shm_open(&object, libc::O_RDONLY, 0)
                     .map(|probe| write_locked(probe.fd, LOCK_OWNER))
                     .ok();
                 let got = Signal::new();
                 let mut intruder = fork_child(|| {
                     become_user(OTHER);
-                    let r = match raw_shm_open(name, libc::O_RDONLY, 0) {
+                    let r = match raw_shm_open(&object, libc::O_RDONLY, 0) {
                         Ok(o) => {
                             // What an intruder would do: hold the owner's byte.
                             ofd(o.fd, libc::F_OFD_SETLK, libc::F_RDLCK, LOCK_OWNER);
@@ -633,6 +657,8 @@ fn a_new_stream_admits_nobody_else_until_its_owner_holds_its_token() {
                 // Held at the owner's token: the object exists with the owner's bits
                 // only, and nobody holds the owner's byte yet.
                 assert_eq!(cmd, libc::F_OFD_SETLK as u64);
+                assert!(!name_there, "the name exists before the stream is made");
+                assert_eq!(building.len(), 1, "{building:?}");
                 assert_eq!(mode, Some(0o600));
                 assert_eq!(owner_byte_held, Some(false));
                 let s = created.expect("the owner takes its token and applies the mode");

@@ -81,14 +81,50 @@ impl NameGuard {
             self.name,
             fshm::SHM_DIR
         );
-        let lock_object = format!("{}%lock", self.name);
+        let left = lock_objects_of(&self.name);
+        assert!(left.is_empty(), "{left:?} left in {}", fshm::SHM_DIR);
+        let prefix = format!("{}%new.", self.name.trim_start_matches('/'));
+        let building: Vec<_> = std::fs::read_dir(fshm::SHM_DIR)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .collect();
         assert!(
-            !shm_exists(&lock_object),
-            "{lock_object} was left in {}",
+            building.is_empty(),
+            "{building:?} left in {}",
             fshm::SHM_DIR
         );
     }
 }
+
+/// The names (with a leading `/`) of the objects in `/dev/shm` that are lock objects of
+/// the stream `name` (a name without `/` inside): `<name>%lock.<key>`, any key.
+pub fn lock_objects_of(name: &str) -> Vec<String> {
+    let prefix = format!("{}%lock.", name.trim_start_matches('/'));
+    let mut out: Vec<String> = std::fs::read_dir(fshm::SHM_DIR)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|f| f.starts_with(&prefix))
+                .map(|f| format!("/{f}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The name (with its leading `/`) of the lock object of the stream `name` (a name
+/// without `/` inside): the one `<name>%lock.<key>` in `/dev/shm` (listing it needs no
+/// access to the stream). Panics unless there is exactly one.
+pub fn lock_object_name(name: &str) -> String {
+    let mut all = lock_objects_of(name);
+    assert_eq!(all.len(), 1, "lock objects of {name}: {all:?}");
+    all.pop().unwrap()
+}
+
+/// Header offset of `lock_key` (`fshm::header`).
+pub const LOCK_KEY_AT: libc::off_t = 72;
 
 impl Drop for NameGuard {
     fn drop(&mut self) {

@@ -1,0 +1,502 @@
+//! Users with no access to a stream cannot stall its creation, nor a reclaim: each
+//! attack below runs in real processes as another user (uid 1002), and each operation it
+//! targets runs in a forked child under a watchdog, so a hang fails the test instead of
+//! stalling the suite.
+//!
+//! - an object squatting what was once the lock object's name (`<object>%lock`), with a
+//!   write lock held on it, or a directory there;
+//! - a watcher that sees every new object in /dev/shm (inotify) and squats the lock
+//!   object's old name of each new stream at once;
+//! - a user that creates its own stream, lets its owner die and holds the reclaim token
+//!   of its lock object: `fshm::reclaim`, a create with reclaim, and a reclaim of
+//!   another dead stream all return within the bound;
+//! - a create that fails leaves nothing behind;
+//! - a creator killed before publishing its stream leaves nothing under the name, and
+//!   `fshm::reclaim` removes what it left under its creation name (not a live one's).
+//!
+//! The uid switch needs root; run as another user, each test (but the last, which
+//! needs none) says it is skipped.
+
+mod common;
+
+use common::{fork_child, Child, NameGuard, Signal, Status};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// The attacker's uid and gid: neither the streams' owner nor in their group.
+const HOSTILE: u32 = 1002;
+/// The victim's uid and gid (an unprivileged user; root's creates are checked too).
+const VICTIM: u32 = 1000;
+/// How long an operation under attack may take before the test calls it stalled: far
+/// more than any bound the library keeps (a reclaim gives up after 1 s), far less than
+/// forever.
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+/// Whether this process can switch users; if not, the test prints its skip line.
+fn root() -> bool {
+    !common::skip_unless_users_can_switch()
+}
+
+/// Runs `f` in a forked child (as `uid`, or as root for `None`) and waits for it under
+/// the watchdog: a child still running then is killed and the test fails, naming `what`.
+fn bounded(what: &str, uid: Option<u32>, f: impl FnOnce() -> i32) {
+    let mut child = fork_child(|| {
+        if let Some(uid) = uid {
+            common::drop_privileges(uid);
+        }
+        f()
+    });
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait() {
+            assert_eq!(status, Status::Exited(0), "{what} failed");
+            return;
+        }
+        if start.elapsed() > WATCHDOG {
+            child.kill();
+            panic!("{what} did not return within {WATCHDOG:?}: it is stalled");
+        }
+        // Polling for the child's exit (waitpid has no timeout).
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts a child as the attacker that runs `f`, then reports (one byte) and waits to
+/// be killed, keeping whatever `f` opened and locked.
+fn attacker(f: impl FnOnce()) -> Child {
+    let ready = Signal::new();
+    let child = fork_child(|| {
+        common::drop_privileges(HOSTILE);
+        f();
+        ready.notify();
+        loop {
+            // SAFETY: waits for the SIGKILL that ends the process.
+            unsafe { libc::pause() };
+        }
+    });
+    ready.wait();
+    child
+}
+
+/// A write lock on byte `byte` of `fd` (`F_OFD_SETLK`): 0 or errno.
+fn write_lock(fd: libc::c_int, byte: i64) -> i32 {
+    // SAFETY: an all-zero flock is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    // SAFETY: `fl` is a valid flock for the call.
+    if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } == 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap()
+    }
+}
+
+/// Squats `object` as the attacker would: created open to all, a write lock held on
+/// bytes 0 and 1 (the old reclaim and append tokens). The descriptor stays open.
+fn squat_with_lock(object: &str) {
+    let o = common::raw_shm_open(object, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o666)
+        .expect("the attacker creates the name");
+    // SAFETY: plain system call on the attacker's own descriptor.
+    assert_eq!(unsafe { libc::fchmod(o.fd, 0o666) }, 0);
+    assert_eq!(write_lock(o.fd, 0), 0);
+    assert_eq!(write_lock(o.fd, 1), 0);
+    std::mem::forget(o);
+}
+
+/// The victim's side: creates `name`, writes, appends (through the lock object), reads
+/// back, closes; nothing of it remains.
+fn create_use_and_close(name: &str) -> i32 {
+    let mut s = fshm::OpenOptions::new()
+        .mode(0o644)
+        .append(true)
+        .create(name)
+        .expect("create");
+    s.write_all(b"hello").unwrap();
+    assert_eq!(
+        common::read_all(&fshm::Stream::open(name).unwrap()),
+        b"hello"
+    );
+    drop(s);
+    assert!(!common::shm_exists(name));
+    assert!(common::lock_objects_of(name).is_empty());
+    0
+}
+
+#[test]
+fn a_locked_object_at_the_old_lock_name_stalls_no_create() {
+    if !root() {
+        return;
+    }
+    let g = NameGuard::new("noacc-locked");
+    let name = g.name();
+    let old_lock = format!("{name}%lock");
+    let mut squatter = attacker(|| squat_with_lock(&old_lock));
+    bounded("an unprivileged create", Some(VICTIM), || {
+        create_use_and_close(name)
+    });
+    bounded("root's create", None, || create_use_and_close(name));
+    squatter.kill();
+    assert!(
+        common::shm_exists(&old_lock),
+        "the squatter's object was removed"
+    );
+    let _ = std::fs::remove_file(common::shm_path(&old_lock));
+    g.assert_gone();
+}
+
+#[test]
+fn a_directory_at_the_old_lock_name_fails_no_create() {
+    if !root() {
+        return;
+    }
+    let g = NameGuard::new("noacc-dir");
+    let name = g.name();
+    let dir = common::shm_path(&format!("{name}%lock"));
+    let mut c = fork_child(|| {
+        common::drop_privileges(HOSTILE);
+        std::fs::create_dir(&dir).map(|_| 0).unwrap_or(1)
+    });
+    assert_eq!(c.wait(), Status::Exited(0));
+    bounded("root's create", None, || create_use_and_close(name));
+    bounded("an unprivileged create", Some(VICTIM), || {
+        create_use_and_close(name)
+    });
+    std::fs::remove_dir(&dir).unwrap();
+    g.assert_gone();
+}
+
+/// The watcher: inotify on /dev/shm; for every new object whose name starts with
+/// `prefix` and is a stream's object (no `%`), it creates `<object>%lock` open to all
+/// and write-locks it, and it tries to open every other new object of the prefix (the
+/// lock objects and the objects being built), keeping any it could open and
+/// read-locking their byte 0. It reports nothing: the victim's creations are what is
+/// checked.
+fn watch_and_squat(prefix: &str) {
+    // SAFETY: plain system calls; `path` is NUL-terminated.
+    let ino = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    assert!(
+        ino >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
+    let path = c"/dev/shm";
+    // SAFETY: `path` is NUL-terminated; `ino` is ours.
+    let w =
+        unsafe { libc::inotify_add_watch(ino, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO) };
+    assert!(
+        w >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
+    let prefix = prefix.trim_start_matches('/').to_owned();
+    // The watcher runs in a thread of the attacker's process, so that `attacker`
+    // reports once it is watching.
+    std::thread::Builder::new()
+        .spawn({
+            move || {
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    // SAFETY: reads into our own buffer.
+                    let n = unsafe { libc::read(ino, buf.as_mut_ptr().cast(), buf.len()) };
+                    if n <= 0 {
+                        continue;
+                    }
+                    let mut at = 0usize;
+                    while at < n as usize {
+                        // SAFETY: the kernel wrote whole inotify_event records.
+                        let ev = unsafe {
+                            std::ptr::read_unaligned(
+                                buf[at..].as_ptr().cast::<libc::inotify_event>(),
+                            )
+                        };
+                        let start = at + std::mem::size_of::<libc::inotify_event>();
+                        let raw = &buf[start..start + ev.len as usize];
+                        at = start + ev.len as usize;
+                        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+                        let Ok(file) = std::str::from_utf8(&raw[..end]) else {
+                            continue;
+                        };
+                        if !file.starts_with(&prefix) {
+                            continue;
+                        }
+                        if !file.contains('%') {
+                            let lock = format!("/{file}%lock");
+                            if let Ok(o) = common::raw_shm_open(
+                                &lock,
+                                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                                0o666,
+                            ) {
+                                write_lock(o.fd, 0);
+                                write_lock(o.fd, 1);
+                                std::mem::forget(o);
+                            }
+                        } else if let Ok(o) =
+                            common::raw_shm_open(&format!("/{file}"), libc::O_RDONLY, 0)
+                        {
+                            // An object it may read: hold a read lock on its byte 0.
+                            // SAFETY: an all-zero flock is valid; `fl` lives for the call.
+                            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+                            fl.l_type = libc::F_RDLCK as libc::c_short;
+                            fl.l_len = 1;
+                            // SAFETY: as above.
+                            unsafe { libc::fcntl(o.fd, libc::F_OFD_SETLK, &fl) };
+                            std::mem::forget(o);
+                        }
+                    }
+                }
+            }
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_watcher_squatting_each_new_streams_lock_name_stalls_none_of_100_creates() {
+    if !root() {
+        return;
+    }
+    let base = NameGuard::new("noacc-watch");
+    let prefix = format!("{}-", base.name());
+    let mut watcher = attacker(|| watch_and_squat(&prefix));
+    let names: Vec<String> = (0..100).map(|i| format!("{prefix}{i}")).collect();
+    bounded("100 creates under a watcher", Some(VICTIM), || {
+        for name in &names {
+            create_use_and_close(name);
+        }
+        0
+    });
+    watcher.kill();
+    // The watcher's squats, removed as root; the streams left nothing.
+    for name in &names {
+        assert!(!common::shm_exists(name), "{name} was left");
+        assert!(
+            common::lock_objects_of(name).is_empty(),
+            "{name}'s lock object was left"
+        );
+        let _ = std::fs::remove_file(common::shm_path(&format!("{name}%lock")));
+    }
+}
+
+/// Makes `name` a stream of the attacker whose owner died (mode 0666, so that anyone
+/// may reclaim it), and starts the attacker holding the reclaim token (byte 0) of its
+/// lock object.
+fn dead_stream_with_held_reclaim_token(name: &str) -> Child {
+    let mut owner = fork_child(|| {
+        common::drop_privileges(HOSTILE);
+        let s = fshm::OpenOptions::new().mode(0o666).create(name).unwrap();
+        std::mem::forget(s);
+        // SAFETY: dies without closing, as a killed owner would.
+        unsafe { libc::_exit(0) }
+    });
+    assert_eq!(owner.wait(), Status::Exited(0));
+    assert_eq!(fshm::inspect(name).unwrap().owner, fshm::OwnerState::Dead);
+    let lock = common::lock_object_name(name);
+    attacker(|| {
+        let o = common::raw_shm_open(&lock, libc::O_RDWR, 0).expect("its own lock object");
+        assert_eq!(
+            write_lock(o.fd, 0),
+            0,
+            "the attacker takes the reclaim token"
+        );
+        std::mem::forget(o);
+    })
+}
+
+/// A stream of `uid` whose owner died.
+fn dead_stream_of(uid: u32, name: &str) {
+    let mut owner = fork_child(|| {
+        common::drop_privileges(uid);
+        let s = fshm::OpenOptions::new().mode(0o644).create(name).unwrap();
+        std::mem::forget(s);
+        // SAFETY: dies without closing, as a killed owner would.
+        unsafe { libc::_exit(0) }
+    });
+    assert_eq!(owner.wait(), Status::Exited(0));
+}
+
+#[test]
+fn a_held_reclaim_token_bounds_reclaim_and_reclaiming_creates() {
+    if !root() {
+        return;
+    }
+    let g = NameGuard::new("noacc-reclaim");
+    let name = g.name();
+    let other = NameGuard::new("noacc-reclaim-other");
+    let mut holder = dead_stream_with_held_reclaim_token(name);
+    dead_stream_of(VICTIM, other.name());
+    for uid in [None, Some(VICTIM)] {
+        bounded("fshm::reclaim", uid, || {
+            let start = Instant::now();
+            let e = fshm::reclaim(name).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+            assert_eq!(fshm::errno_of(&e), libc::EAGAIN);
+            assert!(e.to_string().contains(name), "{e}");
+            assert!(start.elapsed() < Duration::from_secs(5));
+            let e = fshm::OpenOptions::new()
+                .reclaim(true)
+                .create(name)
+                .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+            // Without patience: one look, no wait.
+            let e = fshm::reclaim_within(name, Duration::ZERO).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+            0
+        });
+    }
+    assert!(common::shm_exists(name), "the held stream was removed");
+    // Another dead stream is reclaimed as usual meanwhile.
+    bounded("reclaiming another dead stream", None, || {
+        assert!(fshm::reclaim(other.name()).unwrap());
+        0
+    });
+    // Once the holder lets go, the reclaim goes through.
+    holder.kill();
+    bounded("the reclaim once the token is free", None, || {
+        let s = fshm::OpenOptions::new().reclaim(true).create(name).unwrap();
+        drop(s);
+        0
+    });
+    g.assert_gone();
+    other.assert_gone();
+}
+
+#[test]
+fn a_create_that_fails_leaves_nothing_behind() {
+    if !root() {
+        return;
+    }
+    let g = NameGuard::new("noacc-fails");
+    let name = g.name();
+    // The name squatted by another user: EEXIST at once, naming the object; nothing
+    // of the victim's remains.
+    let mut squatter = attacker(|| {
+        let o =
+            common::raw_shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644).unwrap();
+        std::mem::forget(o);
+    });
+    bounded("a create of a squatted name", Some(VICTIM), || {
+        let e = fshm::OpenOptions::new().create(name).unwrap_err();
+        assert_eq!(fshm::errno_of(&e), libc::EEXIST, "{e}");
+        assert!(e.to_string().contains(&format!("/dev/shm{name}")), "{e}");
+        assert!(e.to_string().contains("uid 1002"), "{e}");
+        0
+    });
+    squatter.kill();
+    assert!(common::lock_objects_of(name).is_empty());
+    fshm::force_destroy(name).unwrap();
+    // A directory there: EEXIST too, with reclaim or not, and it stays.
+    let dir = common::shm_path(name);
+    let mut c = fork_child(|| {
+        common::drop_privileges(HOSTILE);
+        std::fs::create_dir(&dir).map(|_| 0).unwrap_or(1)
+    });
+    assert_eq!(c.wait(), Status::Exited(0));
+    bounded(
+        "a create of a name that is a directory",
+        Some(VICTIM),
+        || {
+            for reclaim in [false, true] {
+                let e = fshm::OpenOptions::new()
+                    .reclaim(reclaim)
+                    .create(name)
+                    .unwrap_err();
+                assert_eq!(fshm::errno_of(&e), libc::EEXIST, "{e}");
+            }
+            assert!(!fshm::reclaim(name).unwrap());
+            0
+        },
+    );
+    assert!(dir.is_dir());
+    std::fs::remove_dir(&dir).unwrap();
+    // A ring too large for memory: fails after the lock object exists; nothing remains.
+    bounded(
+        "a create that cannot reserve its memory",
+        Some(VICTIM),
+        || {
+            // SAFETY: plain system call with a valid rlimit.
+            let r = unsafe {
+                libc::setrlimit(
+                    libc::RLIMIT_FSIZE,
+                    &libc::rlimit {
+                        rlim_cur: 1 << 20,
+                        rlim_max: 1 << 20,
+                    },
+                )
+            };
+            assert_eq!(r, 0);
+            // SAFETY: ignoring SIGXFSZ, so the write past the limit fails with EFBIG.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            let e = fshm::OpenOptions::new()
+                .ring(4 << 20, fshm::RingPolicy::Lossy)
+                .create(name)
+                .unwrap_err();
+            assert_eq!(fshm::errno_of(&e), libc::EFBIG, "{e}");
+            0
+        },
+    );
+    g.assert_gone();
+}
+
+/// Where a creator of `name` builds it: `<name>%new.<key>` (a name without `/` inside).
+fn creation_object(name: &str, key: u64) -> String {
+    format!("{name}%new.{key:016x}")
+}
+
+#[test]
+fn what_a_killed_creator_left_blocks_nothing_and_reclaim_removes_it() {
+    let g = NameGuard::new("noacc-killed-creator");
+    let name = g.name();
+    // A creator killed before publishing leaves its object under its creation name,
+    // never under the stream's name: an empty one (killed at once), and one with a
+    // whole header naming its lock object (killed just before the rename).
+    let empty = creation_object(name, 0x1111);
+    drop(common::raw_shm_open(&empty, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600).unwrap());
+    let built = creation_object(name, 0x2222);
+    let mut child = fork_child(|| {
+        // A whole stream, its owner dead, moved to a creation name: what a creator
+        // killed just before its rename leaves (with its lock object).
+        let s = fshm::Stream::create(name).unwrap();
+        std::mem::forget(s);
+        std::fs::rename(common::shm_path(name), common::shm_path(&built)).unwrap();
+        // SAFETY: dies without closing, as a killed creator would.
+        unsafe { libc::_exit(0) }
+    });
+    assert_eq!(child.wait(), Status::Exited(0));
+    let left_lock = common::lock_object_name(name);
+    // A live creator's object (its owner token held) is left alone.
+    let live = creation_object(name, 0x3333);
+    let holder = Signal::new();
+    let mut live_creator = fork_child(|| {
+        let o = common::raw_shm_open(&live, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
+            .unwrap();
+        assert_eq!(write_lock(o.fd, 0), 0);
+        holder.notify();
+        loop {
+            // SAFETY: waits for the SIGKILL that ends the process.
+            unsafe { libc::pause() };
+        }
+    });
+    holder.wait();
+    // Nothing blocks a create of the name.
+    let s = fshm::Stream::create(name).unwrap();
+    drop(s);
+    assert_eq!(
+        common::lock_objects_of(name),
+        std::slice::from_ref(&left_lock)
+    );
+    // reclaim removes the dead creators' objects, with the lock object a header names,
+    // and leaves the live one's.
+    assert!(!fshm::reclaim(name).unwrap());
+    assert!(!common::shm_exists(&empty));
+    assert!(!common::shm_exists(&built));
+    assert!(!common::shm_exists(&left_lock));
+    assert!(common::shm_exists(&live));
+    live_creator.kill();
+    // `fshm gc`'s sweep, by name prefix, finds it now.
+    assert_eq!(fshm::reclaim_unfinished(name).unwrap(), [name.to_owned()]);
+    assert!(!common::shm_exists(&live));
+    assert!(fshm::reclaim_unfinished(name).unwrap().is_empty());
+    g.assert_gone();
+}
