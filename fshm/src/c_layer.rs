@@ -201,7 +201,11 @@ impl CLayer for Stream {
     }
 
     fn reserve_in_place(&self, n: usize) -> Result<*mut u8> {
-        Ok(self.core.reserve(&mut self.cursor.lock(), n)?.as_ptr())
+        let patience = crate::zerocopy::Patience::Block;
+        Ok(self
+            .core
+            .reserve(&mut self.cursor.lock(), n, patience)?
+            .as_ptr())
     }
 
     fn commit_in_place(&self, n: usize) -> Result<()> {

@@ -227,6 +227,7 @@ pub mod header;
 mod info;
 mod linear;
 mod liveness;
+mod local;
 #[cfg(all(test, fshm_loom))]
 mod loom_tests;
 mod name;

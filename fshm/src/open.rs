@@ -333,7 +333,7 @@ impl OpenOptions {
             self.append,
             size,
             Some((st.dev, st.ino)),
-        );
+        )?;
         stream.core.set_lock_object(lock_fd);
         Ok(stream)
     }
@@ -387,7 +387,7 @@ impl OpenOptions {
             self.append,
             verified,
             None,
-        );
+        )?;
         if stream.is_ring() {
             // A ring reader starts at the oldest byte held; a lossless one attaches
             // first, then starts at the oldest byte held once its slot counts (ring.rs,
