@@ -82,9 +82,11 @@ pub trait CLayer {
     /// `fshm_consume`: moves the position past `n` of the bytes last lent.
     fn consume_in_place(&self, n: usize) -> Result<()>;
 
-    /// `fshm_reserve`: reserves `n` bytes at the end ([`Stream::reserve`]'s rule);
-    /// returns their address in the mapping.
-    fn reserve_in_place(&self, n: usize) -> Result<*mut u8>;
+    /// `fshm_reserve`, `fshm_reserve_timeout`: reserves `n` bytes at the end
+    /// ([`Stream::reserve`]'s rule); returns their address in the mapping. `timeout`:
+    /// `None` waits as [`Stream::reserve`], `Some(ZERO)` not at all
+    /// ([`Stream::try_reserve`]), else at most that long ([`Stream::reserve_timeout`]).
+    fn reserve_in_place(&self, n: usize, timeout: Option<std::time::Duration>) -> Result<*mut u8>;
 
     /// `fshm_commit`: commits the first `n` bytes of the open reservation and closes it.
     fn commit_in_place(&self, n: usize) -> Result<()>;
@@ -200,8 +202,15 @@ impl CLayer for Stream {
         self.core.consume_lent(&mut self.cursor.lock(), n as u64)
     }
 
-    fn reserve_in_place(&self, n: usize) -> Result<*mut u8> {
-        let patience = crate::zerocopy::Patience::Block;
+    fn reserve_in_place(&self, n: usize, timeout: Option<std::time::Duration>) -> Result<*mut u8> {
+        use crate::zerocopy::Patience;
+        let patience = match timeout {
+            None => Patience::Block,
+            Some(t) if t.is_zero() => Patience::Try,
+            Some(t) => std::time::Instant::now()
+                .checked_add(t)
+                .map_or(Patience::Block, Patience::Until),
+        };
         Ok(self
             .core
             .reserve(&mut self.cursor.lock(), n, patience)?
