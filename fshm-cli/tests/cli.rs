@@ -890,7 +890,14 @@ fn write_immutable_needs_create_and_no_ring() {
     let shm = Shm::new();
     for args in [
         &["write", shm.name(), "--immutable"][..],
-        &["write", shm.name(), "--create", "--immutable", "--ring", "4096"][..],
+        &[
+            "write",
+            shm.name(),
+            "--create",
+            "--immutable",
+            "--ring",
+            "4096",
+        ][..],
     ] {
         let o = fshm_with_input(args, b"x\n");
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));

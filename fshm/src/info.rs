@@ -2,8 +2,8 @@
 
 use crate::error::{os, Result};
 use crate::header::{
-    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE, FLAG_LOSSLESS, FLAG_PERSISTENT,
-    LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE, FLAG_LOSSLESS,
+    FLAG_PERSISTENT, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;

@@ -147,7 +147,10 @@ impl Drop for Local {
 }
 
 /// Every object a handle of this process holds a [`Local`] of.
-static REGISTRY: Lazy<Mutex<HashMap<(u64, u64), Weak<Local>>>> = Lazy::new(Mutex::default);
+static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(Mutex::default);
+
+/// Objects by (device, inode).
+type Registry = HashMap<(u64, u64), Weak<Local>>;
 
 /// The process-local state of the object `identity` (device, inode).
 pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {

@@ -25,6 +25,12 @@
 //! raised), under the append token for an append handle. `commit(k)` publishes the
 //! first `k` bytes as a write does (`len` with release; readers woken).
 //!
+//! **In one process** the protocol is enforced, not trusted (crate docs, "Safety of
+//! in-place reads"): a ring's claims come from one plain writer handle or from
+//! appenders (`local.rs`), descriptors handed out are read-only, and a reservation
+//! that holds the append token makes another handle's wait for it in the same thread
+//! an `EDEADLK`.
+//!
 //! The protocol over the header's atomics is the one of writes and reads; the only
 //! new functions are [`Core::lend`], [`Core::consume_lent`], [`Core::reserve`],
 //! [`Core::commit_reserved`] and [`Core::cancel_reserved`].
@@ -444,7 +450,10 @@ impl BufRead for Stream {
         // grows for these streams), and that no honest writer rewrites them until this
         // handle consumes them or is dropped; `&mut self` stays borrowed as long as the
         // slice, so neither happens meanwhile, and the window lives as long as `self`.
-        // Shared memory pages always hold initialised bytes.
+        // In this process every writer is honest: no descriptor handed out can write
+        // these streams (`AsFd`), and a ring's claims come from one writer (`local.rs`);
+        // other processes with write access are trusted (crate docs, "Safety of
+        // in-place reads"). Shared memory pages always hold initialised bytes.
         Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), n) })
     }
 
@@ -790,11 +799,14 @@ impl std::ops::DerefMut for Reservation<'_> {
         // SAFETY: `reserve` checked that the `len` bytes at `ptr` lie in this handle's
         // writable window and in the object's verified (or just allocated) size, and
         // claimed them: on an immutable stream under the append token, which every
-        // writer of every process takes; on a ring past the committed length, where
-        // only this handle writes (appenders take the token; a non-append ring writer
-        // must be the only writer, crate docs) and no lossless reader reads. Other
-        // processes may only read them (a lossy ring reader copying old bytes checks for
-        // an overrun after its copy), which changes nothing this reference sees.
+        // writer of every process takes; on a ring past the committed length, under the
+        // token for an appender, else as this process's only ring writer (`local.rs`:
+        // no other handle of this process claims ring bytes while this one lives), and
+        // no lossless reader reads them. No descriptor this process hands out can write
+        // them (`AsFd`: read-only for rings and immutable streams). Other processes
+        // with write access are trusted to follow the protocol (crate docs, "Safety of
+        // in-place reads"); a lossy reader copying old bytes checks for an overrun
+        // after its copy.
         // `&mut self` borrows the handle, so no second reservation or write of this
         // handle aliases it; shared memory pages always hold initialised bytes (zeros
         // from the kernel or bytes written before), so `[u8]` rather than
