@@ -243,6 +243,23 @@ static void lent_bytes_cannot_be_written_through_fileno(void)
     CHECK(fshm_consume(g, 4) == 0);
     p = fshm_read_in_place(g, &n);
     CHECK(p != NULL && n == 4 && memcmp(p, "more", 4) == 0);
+    /* Large writes (straight to the stream, through the kernel) keep fileno's
+     * offset at the position, as on a plain file. */
+    {
+        static unsigned char big[100 * 1024];
+        memset(big, 'b', sizeof big);
+        CHECK(fwrite(big, 1, sizeof big, owner) == sizeof big);
+        CHECK(fwrite(big, 1, sizeof big, owner) == sizeof big);
+        CHECK(fflush(owner) == 0);
+        CHECK(ftell(owner) == (long)(8 + 2 * sizeof big));
+        CHECK(lseek(fileno(owner), 0, SEEK_CUR) == (off_t)(4096 + 8 + 2 * sizeof big));
+        CHECK(fputs("end", owner) >= 0 && fflush(owner) == 0);
+        CHECK(fshm_consume(g, 4) == 0);
+        p = fshm_read_in_place(g, &n);
+        CHECK(p != NULL && n == 2 * sizeof big + 3);
+        CHECK(p[0] == 'b' && p[2 * sizeof big - 1] == 'b');
+        CHECK(memcmp(p + 2 * sizeof big, "end", 3) == 0);
+    }
     CHECK(fclose(g) == 0);
     CHECK(fclose(owner) == 0);
 }

@@ -2,7 +2,8 @@
 //! from the docs and outside the stable API.
 //!
 //! **Fd coherence.** The layer hands the stream's fd to its users beside the buffered
-//! stream, and keeps the fd's offset at `DATA_OFFSET + position`. Before each operation
+//! stream (the one `AsFd` gives: read-only on a ring or an immutable stream), and keeps
+//! the fd's offset at `DATA_OFFSET + position`. Before each operation
 //! it calls [`CLayer::absorb_fd_offset`]: if the fd's offset moved (the user called
 //! `read`, `write` or `lseek` on the fd), the position follows it, and if it moved past
 //! the committed length over bytes that exist in the object, those bytes were written
@@ -112,9 +113,10 @@ impl CLayer for Stream {
         }
         let pos = off - DATA_OFFSET;
         c.pos = pos;
-        // An immutable stream takes bytes in only through appends under the append
-        // token: bytes written through the fd never join it.
-        if s.writable && !s.is_immutable() {
+        // Bytes join only where the fd handed out can write them: not on a ring or an
+        // immutable stream, whose fd is read-only (an immutable stream takes bytes in
+        // only through appends under the append token, a ring only through its writers).
+        if s.writable && !s.hands_out_own_fd() {
             let len = s.checked_len()?;
             let end = pos.min(s.layout.max_size);
             // Commit only bytes that exist in the object: an lseek past the end wrote

@@ -271,6 +271,12 @@ impl Core {
         }
     }
 
+    /// Whether [`AsFd`] hands out a read-only descriptor of the handle's own rather
+    /// than `fd`, whose offset is then no business of the C layer's.
+    pub(crate) fn hands_out_own_fd(&self) -> bool {
+        self.lent_fd.is_some()
+    }
+
     /// Ring: makes this handle one of its process's writers of the ring, once
     /// (`local.rs`, "One ring writer per process").
     ///
