@@ -156,11 +156,12 @@ type Registry = HashMap<(u64, u64), Weak<Local>>;
 pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {
     watch_forks();
     let mut registry = REGISTRY.lock();
-    if let Some(local) = registry.get(&identity).and_then(Weak::upgrade) {
-        if local.is_current() {
-            return local;
-        }
-    }
+    // A parent's state a fork copied is replaced; it is dropped once the registry is
+    // unlocked (its drop locks the registry).
+    let stale = match registry.get(&identity).and_then(Weak::upgrade) {
+        Some(local) if local.is_current() => return local,
+        other => other,
+    };
     let local = Arc::new(Local {
         identity,
         generation: generation(),
@@ -168,6 +169,8 @@ pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {
         token_thread: AtomicU64::new(0),
     });
     registry.insert(identity, Arc::downgrade(&local));
+    drop(registry);
+    drop(stale);
     local
 }
 
