@@ -148,9 +148,12 @@ extern "C" {
  *   Several FILE*s on one stream in one process (fshm_open once per thread): each
  *   has its own fd, position, buffer and lock, like separate fopen(3)s of one file,
  *   and threads may use them at once without locking; FSHM_APPEND writes land whole
- *   across them, as across processes. A lossless ring's writer also waits for
- *   readers attached in its own process: a thread that holds an attached guest
- *   must keep reading it, or close it, for writers not to wait for ever.
+ *   across them, as across processes. A ring is written, in one process, through
+ *   one FILE* without FSHM_APPEND (from its first write until fclose) or through
+ *   FSHM_APPEND FILE*s only: a FILE* that would break this gets EBUSY. A lossless
+ *   ring's writer also waits for readers attached in its own process: a thread that
+ *   holds an attached guest must keep reading it, or close it, for writers not to
+ *   wait for ever.
  */
 
 /* fshm_open flags. Exactly one of FSHM_OWNER and FSHM_GUEST. */
