@@ -188,10 +188,7 @@ impl Stream {
         // in this process: a writable handle keeps its writable descriptor to itself.
         let lends = layout.ring_capacity != 0 || layout.flags & FLAG_IMMUTABLE != 0;
         let lent_fd = if writable && lends {
-            Some(
-                sys::reopen(fd.as_fd(), false)
-                    .map_err(|e| os(name.as_str(), e, "cannot open a read-only descriptor"))?,
-            )
+            Some(read_only_twin(&name, fd.as_fd(), identity)?)
         } else {
             None
         };
@@ -230,6 +227,31 @@ impl Stream {
                 reserved: None,
             }),
         })
+    }
+}
+
+/// A read-only descriptor of the object open on `fd` (a handle's `lent_fd`): its name
+/// opened again read-only where the name still refers to that object (`identity`, or
+/// asked of `fd`), else the object itself opened again through `/proc/self/fd`, which
+/// costs about a microsecond more (a path walk through procfs). Either is one `open`
+/// per writable handle of a ring or an immutable stream (BENCHMARKS.md, "Open +
+/// close").
+fn read_only_twin(
+    name: &Name,
+    fd: BorrowedFd<'_>,
+    identity: Option<(u64, u64)>,
+) -> Result<OwnedFd> {
+    let by_name = sys::shm_open(name.as_c(), libc::O_RDONLY, 0)
+        .ok()
+        .filter(|twin| {
+            let id = |fd| sys::fstat(fd).ok().map(|st| (st.dev, st.ino));
+            let ours = identity.or_else(|| id(fd));
+            ours.is_some() && id(twin.as_fd()) == ours
+        });
+    match by_name {
+        Some(twin) => Ok(twin),
+        None => sys::reopen(fd, false)
+            .map_err(|e| os(name.as_str(), e, "cannot open a read-only descriptor")),
     }
 }
 

@@ -388,3 +388,33 @@ fn assert_writable_mapping_refused(fd: std::os::fd::RawFd, who: &str) {
         "{who}"
     );
 }
+
+/// The read-only descriptor a handle hands out is of the handle's own object, also
+/// when its name has since been given to another stream (a clone made then opens the
+/// object through `/proc/self/fd`, not by the name).
+#[test]
+fn the_handed_out_descriptor_is_of_the_handles_own_object() {
+    let ino = |fd: std::os::fd::BorrowedFd<'_>| {
+        File::from(fd.try_clone_to_owned().unwrap())
+            .metadata()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap()
+    };
+    let g = NameGuard::new("fd-moved");
+    let first = immutable(g.name());
+    let guest = Stream::open(g.name()).unwrap();
+    fshm::force_destroy(g.name()).unwrap();
+    let second = immutable(g.name());
+    let clone = guest.try_clone().unwrap();
+    let own = ino(first.as_fd());
+    assert_eq!(ino(guest.as_fd()), own);
+    assert_eq!(ino(clone.as_fd()), own);
+    assert_ne!(ino(second.as_fd()), own);
+    let file = File::from(clone.as_fd().try_clone_to_owned().unwrap());
+    assert_eq!(
+        file.write_at(b"x", DATA_OFFSET).unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
+    drop((first, guest, clone, second));
+    g.assert_gone();
+}
