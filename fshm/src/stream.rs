@@ -740,7 +740,9 @@ impl Stream {
     /// with this handle's access, append mode and position. From then on the two
     /// positions are independent, as for two `open()`s of one file (unlike
     /// [`std::fs::File::try_clone`], whose clones share one offset). A writable clone of a
-    /// lossless ring attaches, as a new guest does.
+    /// lossless ring attaches, as a new guest does. A clone of a ring's writer without
+    /// append mode cannot write while that writer lives (`EBUSY`: in one process a ring
+    /// has one such writer; see the crate docs, "Safety of in-place reads").
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
