@@ -11,7 +11,8 @@
  * it by name. Each gets a FILE* that reads and writes the same bytes, with its
  * own position, like separate fopen(3)s of one file; fileno(3) on it is the
  * stream's real shm file descriptor (with glibc; other C libraries keep no
- * descriptor in a fopencookie(3) FILE, and fileno fails there with EBADF). A FILE*
+ * descriptor in a fopencookie(3) FILE, and fileno fails there with EBADF); on a
+ * ring or an immutable stream it is a read-only one (see ZERO-COPY). A FILE*
  * inherited across fork(2) shares that descriptor's offset with the parent's copy:
  * use it in one of the two processes only (or open a guest in the child).
  * Bytes written through a FILE* reach other handles when stdio passes them to the
@@ -154,9 +155,12 @@ extern "C" {
  *   Several FILE*s on one stream in one process (fshm_open once per thread): each
  *   has its own fd, position, buffer and lock, like separate fopen(3)s of one file,
  *   and threads may use them at once without locking; FSHM_APPEND writes land whole
- *   across them, as across processes. A lossless ring's writer also waits for
- *   readers attached in its own process: a thread that holds an attached guest
- *   must keep reading it, or close it, for writers not to wait for ever.
+ *   across them, as across processes. A ring is written, in one process, through
+ *   one FILE* without FSHM_APPEND (from its first write until fclose) or through
+ *   FSHM_APPEND FILE*s only: a FILE* that would break this gets EBUSY. A lossless
+ *   ring's writer also waits for readers attached in its own process: a thread that
+ *   holds an attached guest must keep reading it, or close it, for writers not to
+ *   wait for ever.
  */
 
 /* VERSION. The version of this header, which is the C API version: shmfile 1.1.0
@@ -201,8 +205,8 @@ extern "C" {
  * (fshm_reserve). Every write appends, serialised across processes as with
  * FSHM_APPEND; a write through a FILE* without FSHM_APPEND must start at the end,
  * or it fails with EINVAL (after an fseek back, or after another handle
- * appended), committing nothing. Bytes written with write(2) on fileno(f) never
- * join an immutable stream. Recorded in the stream: guests follow it too. */
+ * appended), committing nothing. fileno(f) is read-only (write(2) fails with
+ * EBADF; see ZERO-COPY). Recorded in the stream: guests follow it too. */
 #define FSHM_IMMUTABLE 128
 
 /* Opens or creates the stream `name`; `mode` (owner only) is applied exactly,
@@ -357,9 +361,15 @@ int fshm_lost_bytes(FILE *f, unsigned long long *lost);
  * back; fshm_consume and fshm_commit act on what those two returned. On a lossless ring do
  * not mix fread(3) and in-place reads: what stdio read ahead is released to the
  * writer, and an in-place read there fails with EINVAL.
- * Trust: the guarantee is the protocol's. A process with write permission can still
- * write the object directly (its own mapping, write(2) on the fd) and change bytes
- * while you read them; give processes you do not trust read-only mode bits.
+ * Trust: the guarantee is the protocol's. In this process the library keeps it:
+ * fileno(f) of a ring or an immutable stream is a read-only descriptor of its own
+ * (write(2), ftruncate(2) and a writable shared mmap(2) of it fail), and the
+ * writers of a ring in one process are one FILE* without FSHM_APPEND or any
+ * number with it (EBUSY otherwise), so no reservation is written by anyone else.
+ * Opening the object again by its path under /dev/shm is outside the library's
+ * reach. Other processes with write permission can still write the object
+ * directly (their own mapping or descriptor) and change bytes while you read them;
+ * give processes you do not trust read-only mode bits.
  * Thread safety: as fshm_wait (under flockfile(f) while other threads use f). */
 
 /* Returns the address of the committed bytes at f's position, where they lie in
@@ -384,12 +394,21 @@ int fshm_consume(FILE *f, size_t n);
  * does. On an immutable stream, and on a ring through an FSHM_APPEND FILE*, the
  * reservation holds the append lock until fshm_commit, as an append holds it for
  * its copy: fill it promptly. A process that dies holding a reservation commits
- * nothing and blocks nobody. While it is open, writes through f fail with EBUSY.
- * NULL with errno: EINVAL for n == 0, on a linear stream that is not immutable,
- * and (without FSHM_APPEND) when f is not at the end of an immutable stream;
- * EFBIG past the maximum size or the ring capacity; EBUSY when a reservation is
- * open on f; EBADF on a read-only FILE*; ENOSPC; ETIMEDOUT. */
+ * nothing and blocks nobody. While it is open, writes through f fail with EBUSY,
+ * and appends and reservations through other FILE*s of the same stream in the
+ * same thread fail with EDEADLK (they would wait for it forever; other threads
+ * wait). NULL with errno: EINVAL for n == 0, on a linear stream that is not
+ * immutable, and (without FSHM_APPEND) when f is not at the end of an immutable
+ * stream; EFBIG past the maximum size or the ring capacity; EBUSY when a
+ * reservation is open on f, or on a ring another FILE* of this process writes
+ * (see Trust above); EDEADLK; EBADF on a read-only FILE*; ENOSPC; ETIMEDOUT. */
 void *fshm_reserve(FILE *f, size_t n);
+
+/* fshm_reserve, waiting at most timeout_ms milliseconds for the append lock and
+ * a lossless ring's readers (0: not at all, then NULL with EAGAIN; negative: no
+ * limit, as fshm_reserve). NULL with errno: ETIMEDOUT past the timeout, EAGAIN,
+ * and fshm_reserve's errors. */
+void *fshm_reserve_timeout(FILE *f, size_t n, long timeout_ms);
 
 /* Commits the first n bytes of f's reservation (0: none) in one step, as one
  * write, and closes the reservation; f's position moves past them. 0, or -1 with

@@ -198,12 +198,155 @@ static void bad_input(void)
     CHECK(fclose(plain) == 0);
 }
 
+/* Lent bytes stay as they are in this process: fileno(f) of an immutable stream
+ * (owner's and guest's) is read-only while a C in-place read is lent, so write(2),
+ * pwrite(2), ftruncate(2) and a writable shared mmap(2) of it fail; the FILE*s still
+ * write, through descriptors of their own. */
+static void lent_bytes_cannot_be_written_through_fileno(void)
+{
+    char name[300];
+    FILE *owner, *g, *files[2];
+    const unsigned char *p;
+    size_t n = 0;
+    int i;
+    owner = fshm_open(t_name(name, sizeof name, "zc-fd"), 0600,
+                      FSHM_OWNER | FSHM_IMMUTABLE);
+    CHECK(owner != NULL);
+    CHECK(fputs("AAAA", owner) >= 0 && fflush(owner) == 0);
+    g = fshm_guest_open(name);
+    CHECK(g != NULL);
+    p = fshm_read_in_place(g, &n);
+    CHECK(p != NULL && n == 4 && p[0] == 'A');
+    if (!T_HAVE_FILENO) {
+        t_no_fileno(owner);
+        CHECK(fclose(g) == 0 && fclose(owner) == 0);
+        return;
+    }
+    files[0] = owner;
+    files[1] = g;
+    for (i = 0; i < 2; i++) {
+        int fd = fileno(files[i]);
+        void *m;
+        CHECK(fd >= 0);
+        CHECK_ERR(write(fd, "B", 1) == -1, EBADF);
+        CHECK_ERR(pwrite(fd, "B", 1, 4096) == -1, EBADF);
+        CHECK(ftruncate(fd, 4096) == -1);
+        errno = 0;
+        m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        CHECKF(m == MAP_FAILED && errno == EACCES,
+               "a writable shared mapping of fileno (errno %d)", errno);
+    }
+    CHECK(p[0] == 'A' && p[3] == 'A');
+    /* The FILE*s still write (appends), and the lent bytes stay. */
+    CHECK(fputs("more", owner) >= 0 && fflush(owner) == 0);
+    CHECK(p[0] == 'A' && memcmp(p, "AAAA", 4) == 0);
+    CHECK(fshm_consume(g, 4) == 0);
+    p = fshm_read_in_place(g, &n);
+    CHECK(p != NULL && n == 4 && memcmp(p, "more", 4) == 0);
+    /* Large writes (straight to the stream, through the kernel) keep fileno's
+     * offset at the position, as on a plain file. */
+    {
+        static unsigned char big[100 * 1024];
+        memset(big, 'b', sizeof big);
+        CHECK(fwrite(big, 1, sizeof big, owner) == sizeof big);
+        CHECK(fwrite(big, 1, sizeof big, owner) == sizeof big);
+        CHECK(fflush(owner) == 0);
+        CHECK(ftell(owner) == (long)(8 + 2 * sizeof big));
+        CHECK(lseek(fileno(owner), 0, SEEK_CUR) == (off_t)(4096 + 8 + 2 * sizeof big));
+        CHECK(fputs("end", owner) >= 0 && fflush(owner) == 0);
+        CHECK(fshm_consume(g, 4) == 0);
+        p = fshm_read_in_place(g, &n);
+        CHECK(p != NULL && n == 2 * sizeof big + 3);
+        CHECK(p[0] == 'b' && p[2 * sizeof big - 1] == 'b');
+        CHECK(memcmp(p + 2 * sizeof big, "end", 3) == 0);
+    }
+    CHECK(fclose(g) == 0);
+    CHECK(fclose(owner) == 0);
+}
+
+/* A reservation holds the append lock: another FILE*'s append or reservation in
+ * the same thread fails with EDEADLK instead of waiting for itself; another
+ * process's fshm_reserve_timeout gives up (EAGAIN at 0, ETIMEDOUT later). On a
+ * ring, a second writer of this process without FSHM_APPEND gets EBUSY. */
+static void reservations_never_wait_for_themselves(void)
+{
+    char name[300], ring_name[300];
+    struct fshm_options o = {0};
+    FILE *owner, *app, *ring, *other;
+    unsigned char *p;
+    int held[2], done[2];
+    pid_t pid;
+    owner = fshm_open(t_name(name, sizeof name, "zc-deadlock"), 0600,
+                      FSHM_OWNER | FSHM_IMMUTABLE);
+    CHECK(owner != NULL);
+    app = fshm_open(name, 0, FSHM_GUEST | FSHM_APPEND);
+    CHECK(app != NULL);
+    p = fshm_reserve(owner, 4);
+    CHECK(p != NULL);
+    memcpy(p, "resv", 4);
+    CHECK(fputs("x", app) >= 0);
+    CHECK_ERR(fflush(app) == EOF, EDEADLK);
+    clearerr(app);
+    CHECK_ERR(fshm_reserve(app, 1) == NULL, EDEADLK);
+    CHECK_ERR(fshm_reserve_timeout(app, 1, 0) == NULL, EDEADLK);
+    t_pipe(held);
+    t_pipe(done);
+    pid = t_fork();
+    if (pid == 0) {
+        FILE *c = fshm_open(name, 0, FSHM_GUEST | FSHM_APPEND);
+        CHECK(c != NULL);
+        CHECK_ERR(fshm_reserve_timeout(c, 1, 0) == NULL, EAGAIN);
+        CHECK_ERR(fshm_reserve_timeout(c, 1, 20) == NULL, ETIMEDOUT);
+        t_signal(done[1], 'd');
+        t_await(held[0]); /* the parent committed */
+        p = fshm_reserve_timeout(c, 1, -1);
+        CHECK(p != NULL);
+        p[0] = 'c';
+        CHECK(fshm_commit(c, 1) == 0);
+        CHECK(fclose(c) == 0);
+        t_child_exit(0);
+    }
+    t_await(done[0]);
+    CHECK(fshm_commit(owner, 4) == 0);
+    t_signal(held[1], 'h');
+    t_wait_ok(pid, "reserve_timeout");
+    p = fshm_reserve_timeout(app, 1, 0);
+    CHECK(p != NULL);
+    CHECK(fshm_commit(app, 0) == 0);
+    CHECK(fclose(app) == 0);
+    CHECK(fclose(owner) == 0);
+    close(held[0]);
+    close(held[1]);
+    close(done[0]);
+    close(done[1]);
+
+    o.size = sizeof o;
+    o.ring_capacity = 4096;
+    o.ring_policy = FSHM_RING_LOSSY;
+    ring = fshm_open_ex(t_name(ring_name, sizeof ring_name, "zc-two-writers"), 0600,
+                        FSHM_OWNER, &o);
+    CHECK(ring != NULL);
+    other = fshm_guest_open(ring_name);
+    CHECK(other != NULL);
+    p = fshm_reserve(ring, 64);
+    CHECK(p != NULL);
+    CHECK_ERR(fshm_reserve(other, 64) == NULL, EBUSY);
+    CHECK(fputs("x", other) >= 0);
+    CHECK_ERR(fflush(other) == EOF, EBUSY);
+    clearerr(other);
+    CHECK(fshm_commit(ring, 0) == 0);
+    CHECK(fclose(other) == 0);
+    CHECK(fclose(ring) == 0);
+}
+
 int main(void)
 {
     char name[300];
     struct fshm_options o = {0};
     t_init();
     bad_input();
+    lent_bytes_cannot_be_written_through_fileno();
+    reservations_never_wait_for_themselves();
     producer_and_consumer(t_name(name, sizeof name, "zc-linear"), NULL,
                           FSHM_IMMUTABLE);
     o.size = sizeof o;

@@ -103,6 +103,10 @@ enum Command {
         /// With --ring: the writer waits for attached readers instead of overrunning them.
         #[arg(long, requires = "ring")]
         lossless: bool,
+        /// Create an immutable stream: committed bytes are never rewritten, every write
+        /// appends, and readers may read them in place (not with --ring).
+        #[arg(long, requires = "create", conflicts_with = "ring")]
+        immutable: bool,
     },
     /// Remove streams by name.
     Rm {
@@ -228,11 +232,14 @@ fn run(command: Command) -> Result<(), Failure> {
             max_size,
             ring,
             lossless,
+            immutable,
         } => {
             check_name(&name)?;
             let s = if create {
                 let mut o = fshm::OpenOptions::new();
-                o.mode(mode.unwrap_or(0o600)).persist(persist);
+                o.mode(mode.unwrap_or(0o600))
+                    .persist(persist)
+                    .immutable(immutable);
                 if let Some(m) = max_size {
                     o.max_size(m);
                 }
@@ -416,6 +423,11 @@ fn stat_text(out: &mut impl Write, i: &fshm::StreamInfo, bytes: bool) -> io::Res
         "persistent:  {}",
         if i.persistent { "yes" } else { "no" }
     )?;
+    writeln!(
+        out,
+        "immutable:   {}",
+        if i.immutable { "yes" } else { "no" }
+    )?;
     writeln!(out, "ring:        {}", ring_text(i, bytes))
 }
 
@@ -436,7 +448,7 @@ fn json_str(s: &str) -> String {
 
 fn info_json(i: &fshm::StreamInfo) -> String {
     format!(
-        "{{\"name\":{},\"len\":{},\"max_size\":{},\"object_size\":{},\"mode\":\"{:04o}\",\"uid\":{},\"gid\":{},\"owner\":\"{}\",\"persistent\":{},\"ring_capacity\":{},\"lossless\":{},\"attached_readers\":{}}}",
+        "{{\"name\":{},\"len\":{},\"max_size\":{},\"object_size\":{},\"mode\":\"{:04o}\",\"uid\":{},\"gid\":{},\"owner\":\"{}\",\"persistent\":{},\"immutable\":{},\"ring_capacity\":{},\"lossless\":{},\"attached_readers\":{}}}",
         json_str(&i.name),
         i.len,
         i.max_size,
@@ -446,6 +458,7 @@ fn info_json(i: &fshm::StreamInfo) -> String {
         i.gid,
         i.owner.as_str(),
         i.persistent,
+        i.immutable,
         i.ring_capacity.map_or("null".to_owned(), |c| c.to_string()),
         i.lossless,
         i.attached_readers

@@ -376,6 +376,7 @@ fn stat_text_and_json() {
     assert_eq!(get("mode"), "0640");
     assert_eq!(get("owner"), "alive");
     assert_eq!(get("persistent"), "no");
+    assert_eq!(get("immutable"), "no");
     assert_eq!(get("ring"), "-");
     // SAFETY: getuid and getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -393,6 +394,7 @@ fn stat_text_and_json() {
     assert_eq!(json["mode"], "0640");
     assert_eq!(json["owner"], "alive");
     assert_eq!(json["persistent"], false);
+    assert_eq!(json["immutable"], false);
     assert_eq!(json["uid"], uid);
     assert_eq!(json["gid"], gid);
     assert_eq!(json["ring_capacity"], serde_json::Value::Null);
@@ -841,6 +843,66 @@ fn write_create_persist_keeps_the_name() {
     assert_eq!(info.mode, 0o604);
     assert_eq!(info.len, 11);
     assert_eq!(ok_stdout(&["cat", shm.name()]), "kept\nbytes\n");
+}
+
+#[test]
+fn write_create_immutable_makes_an_immutable_stream_that_stat_and_ls_show() {
+    let shm = Shm::new();
+    let o = fshm_with_input(
+        &["write", shm.name(), "--create", "--immutable", "--persist"],
+        b"first\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let info = fshm::inspect(shm.name()).unwrap();
+    assert!(info.immutable);
+    assert_eq!(info.len, 6);
+    // Guests append to it; committed bytes are never rewritten.
+    let o = fshm_with_input(&["write", shm.name()], b"second\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(ok_stdout(&["cat", shm.name()]), "first\nsecond\n");
+    let stat = ok_stdout(&["stat", shm.name()]);
+    assert!(stat.lines().any(|l| l == "immutable:   yes"), "{stat}");
+    let json = parse_json(&ok_stdout(&["stat", shm.name(), "--json"]));
+    assert_eq!(json["immutable"], true);
+    let ls = parse_json(&ok_stdout(&["ls", "--json"]));
+    let it = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == shm.name())
+        .unwrap_or_else(|| panic!("{} not listed", shm.name()));
+    assert_eq!(it["immutable"], true);
+    // A mutable stream says so too.
+    let other = Shm::new();
+    let _owner = create(other.name(), 0o600, b"x");
+    let json = parse_json(&ok_stdout(&["ls", "--json"]));
+    let it = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == other.name())
+        .unwrap();
+    assert_eq!(it["immutable"], false);
+}
+
+#[test]
+fn write_immutable_needs_create_and_no_ring() {
+    let shm = Shm::new();
+    for args in [
+        &["write", shm.name(), "--immutable"][..],
+        &[
+            "write",
+            shm.name(),
+            "--create",
+            "--immutable",
+            "--ring",
+            "4096",
+        ][..],
+    ] {
+        let o = fshm_with_input(args, b"x\n");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(!shm.exists(), "{args:?} created the stream");
+    }
 }
 
 #[test]
@@ -1542,7 +1604,7 @@ fn names_with_newline_and_escape_are_escaped_in_human_output() {
 
     let out = ok_stdout(&["stat", evil.name()]);
     assert!(!raw(&out), "raw escape in stat: {out:?}");
-    assert_eq!(out.lines().count(), 9, "{out:?}");
+    assert_eq!(out.lines().count(), 10, "{out:?}");
     assert_eq!(
         out.lines().next().unwrap(),
         format!("name:        {escaped}")

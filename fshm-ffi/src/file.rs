@@ -910,11 +910,15 @@ pub(crate) fn consume(f: *mut libc::FILE, n: usize) -> Result<(), c_int> {
     with_stream(f, |s| coherent(s, |s| io(s.consume_in_place(n))))
 }
 
-/// `fshm_reserve`.
-pub(crate) fn reserve(f: *mut libc::FILE, n: usize) -> Result<*mut u8, c_int> {
+/// `fshm_reserve` (`timeout` `None`), `fshm_reserve_timeout`.
+pub(crate) fn reserve(
+    f: *mut libc::FILE,
+    n: usize,
+    timeout: Option<std::time::Duration>,
+) -> Result<*mut u8, c_int> {
     with_cookie(f, |_| Ok(()))?;
     drain_stdio(f)?;
-    with_stream(f, |s| coherent(s, |s| io(s.reserve_in_place(n))))
+    with_stream(f, |s| coherent(s, |s| io(s.reserve_in_place(n, timeout))))
 }
 
 /// `fshm_commit`.

@@ -421,7 +421,29 @@ pub unsafe extern "C" fn fshm_consume(f: *mut libc::FILE, n: usize) -> c_int {
 /// As [`fshm_chmod`].
 #[no_mangle]
 pub unsafe extern "C" fn fshm_reserve(f: *mut libc::FILE, n: usize) -> *mut std::ffi::c_void {
-    guard(std::ptr::null_mut(), || Ok(file::reserve(f, n)?.cast()))
+    guard(std::ptr::null_mut(), || {
+        Ok(file::reserve(f, n, None)?.cast())
+    })
+}
+
+/// [`fshm_reserve`] waiting at most `timeout_ms` milliseconds for the append lock and
+/// a lossless ring's readers (0: not at all, `EAGAIN`; negative: no limit); NULL with
+/// `errno` (`ETIMEDOUT` past the timeout). See `shmfile.h`.
+///
+/// # Safety
+/// As [`fshm_chmod`].
+#[no_mangle]
+pub unsafe extern "C" fn fshm_reserve_timeout(
+    f: *mut libc::FILE,
+    n: usize,
+    timeout_ms: c_long,
+) -> *mut std::ffi::c_void {
+    guard(std::ptr::null_mut(), || {
+        let timeout = u64::try_from(timeout_ms)
+            .ok()
+            .map(std::time::Duration::from_millis);
+        Ok(file::reserve(f, n, timeout)?.cast())
+    })
 }
 
 /// Commits the first `n` bytes of `f`'s open reservation (0: none) and closes it.

@@ -499,7 +499,7 @@ impl Handle {
         let me = slf.get();
         let s = me.get()?;
         me.moving()?;
-        let reserve = || s.reserve_in_place(n).map(|p| p as usize);
+        let reserve = || s.reserve_in_place(n, None).map(|p| p as usize);
         let ptr = if me.write_may_wait() {
             py.detach(reserve)
         } else {

@@ -2,7 +2,8 @@
 //! from the docs and outside the stable API.
 //!
 //! **Fd coherence.** The layer hands the stream's fd to its users beside the buffered
-//! stream, and keeps the fd's offset at `DATA_OFFSET + position`. Before each operation
+//! stream (the one `AsFd` gives: read-only on a ring or an immutable stream), and keeps
+//! the fd's offset at `DATA_OFFSET + position`. Before each operation
 //! it calls [`CLayer::absorb_fd_offset`]: if the fd's offset moved (the user called
 //! `read`, `write` or `lseek` on the fd), the position follows it, and if it moved past
 //! the committed length over bytes that exist in the object, those bytes were written
@@ -94,9 +95,11 @@ pub trait CLayer {
     /// `fshm_consume`: moves the position past `n` of the bytes last lent.
     fn consume_in_place(&self, n: usize) -> Result<()>;
 
-    /// `fshm_reserve`: reserves `n` bytes at the end ([`Stream::reserve`]'s rule);
-    /// returns their address in the mapping.
-    fn reserve_in_place(&self, n: usize) -> Result<*mut u8>;
+    /// `fshm_reserve`, `fshm_reserve_timeout`: reserves `n` bytes at the end
+    /// ([`Stream::reserve`]'s rule); returns their address in the mapping. `timeout`:
+    /// `None` waits as [`Stream::reserve`], `Some(ZERO)` not at all
+    /// ([`Stream::try_reserve`]), else at most that long ([`Stream::reserve_timeout`]).
+    fn reserve_in_place(&self, n: usize, timeout: Option<std::time::Duration>) -> Result<*mut u8>;
 
     /// `fshm_commit`: commits the first `n` bytes of the open reservation and closes it.
     fn commit_in_place(&self, n: usize) -> Result<()>;
@@ -122,9 +125,10 @@ impl CLayer for Stream {
         }
         let pos = off - DATA_OFFSET;
         c.pos = pos;
-        // An immutable stream takes bytes in only through appends under the append
-        // token: bytes written through the fd never join it.
-        if s.writable && !s.is_immutable() {
+        // Bytes join only where the fd handed out can write them: not on a ring or an
+        // immutable stream, whose fd is read-only (an immutable stream takes bytes in
+        // only through appends under the append token, a ring only through its writers).
+        if s.writable && !s.hands_out_own_fd() {
             let len = s.checked_len()?;
             let end = pos.min(s.layout.max_size);
             // Commit only bytes that exist in the object: an lseek past the end wrote
@@ -212,8 +216,19 @@ impl CLayer for Stream {
         self.core.consume_lent(&mut self.cursor.lock(), n as u64)
     }
 
-    fn reserve_in_place(&self, n: usize) -> Result<*mut u8> {
-        Ok(self.core.reserve(&mut self.cursor.lock(), n)?.as_ptr())
+    fn reserve_in_place(&self, n: usize, timeout: Option<std::time::Duration>) -> Result<*mut u8> {
+        use crate::zerocopy::Patience;
+        let patience = match timeout {
+            None => Patience::Block,
+            Some(t) if t.is_zero() => Patience::Try,
+            Some(t) => std::time::Instant::now()
+                .checked_add(t)
+                .map_or(Patience::Block, Patience::Until),
+        };
+        Ok(self
+            .core
+            .reserve(&mut self.cursor.lock(), n, patience)?
+            .as_ptr())
     }
 
     fn commit_in_place(&self, n: usize) -> Result<()> {

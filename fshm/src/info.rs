@@ -2,8 +2,8 @@
 
 use crate::error::{os, Result};
 use crate::header::{
-    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_LOSSLESS, FLAG_PERSISTENT,
-    LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE, FLAG_LOSSLESS,
+    FLAG_PERSISTENT, LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -31,6 +31,9 @@ pub struct StreamInfo {
     pub lossless: bool,
     /// Whether the name outlives the owner.
     pub persistent: bool,
+    /// Whether the stream is immutable: committed bytes are never rewritten, every
+    /// write appends (see [`OpenOptions::immutable`](crate::OpenOptions::immutable)).
+    pub immutable: bool,
     /// Permission bits.
     pub mode: u32,
     /// Owning user.
@@ -112,6 +115,7 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
         ring_capacity: (layout.ring_capacity != 0).then_some(layout.ring_capacity),
         lossless: layout.flags & FLAG_LOSSLESS != 0,
         persistent: layout.flags & FLAG_PERSISTENT != 0,
+        immutable: layout.flags & FLAG_IMMUTABLE != 0,
         mode: st.mode & 0o7777,
         uid: st.uid,
         gid: st.gid,

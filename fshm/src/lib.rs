@@ -96,7 +96,9 @@
 //!
 //! Writes on a ring always land at the end. Handles opened with
 //! [`OpenOptions::append`] serialise with each other across processes; a handle without
-//! it writes lock-free and must then be the only writer.
+//! it writes lock-free and must then be the only writer. Within one process fshm
+//! enforces that: a second writer of the other kind gets `EBUSY` (see "Safety of
+//! in-place reads"); across processes it is the writers' rule to keep.
 //!
 //! ## Zero-copy
 //!
@@ -140,13 +142,62 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The guarantee is the protocol's, kept by every honest process, and the trust
-//! boundary of shared memory remains, as memmap2 documents for its shared maps: a
-//! process with write permission can still write the object directly (through its own
-//! mapping, or `write(2)` on the stream's descriptor, which the C API hands out) and
-//! change bytes while a `&[u8]` lends them; so can a second non-append writer of a ring
-//! that breaks the one-writer rule. Give processes you do not trust read-only mode bits:
-//! a read-only process can neither write the bytes nor take a reader slot.
+//! In one process, a ring's writers are one handle without append mode or any number
+//! of handles with it: a handle that would join the other kind gets `EBUSY`
+//! (`ResourceBusy`) — see "Safety of in-place reads". A reservation holding the append
+//! token makes another handle's append or reservation in the same thread fail with
+//! `EDEADLK` (`Deadlock`) instead of waiting for itself; [`Stream::try_reserve`] and
+//! [`Stream::reserve_timeout`] wait less.
+//!
+//! ## Safety of in-place reads
+//!
+//! `fill_buf` lends `&[u8]` and [`Stream::reserve`] lends `&mut [u8]` over shared
+//! memory. Such a reference promises that nothing writes the bytes while it lives (and,
+//! for `&mut`, that nothing else reads them through another path). What keeps the
+//! promise, and where it ends:
+//!
+//! - **Within this process, safe code cannot break it.** Every handle follows the
+//!   protocol: an immutable stream's bytes below the length are never written again
+//!   (appends only, under the append token; `write_at`, `set_len` and writes not at the
+//!   end fail); a reservation claims bytes past the length (under the append token, or
+//!   as the ring's only plain writer); a lossless ring's writer waits for an attached
+//!   reader's slot, which moves only on `consume`, and `fill_buf` borrows the handle
+//!   mutably so nothing else moves it. A ring's non-append writes claim the end
+//!   without a lock, so two such writers would claim the same bytes: in one process a
+//!   ring is written by one handle without append mode (from its first write or
+//!   reservation until it closes; clones, other guests, other threads and append handles
+//!   get `EBUSY`) or by any number of append handles (serialised by the append token).
+//!   Descriptors: [`AsFd`](std::os::fd::AsFd) and `AsRawFd` of a writable handle of a
+//!   ring or an immutable stream give a read-only descriptor of its own, opened when
+//!   the handle is made (`write`, `pwrite`, `ftruncate` and a writable shared `mmap`
+//!   of it fail with `EBADF`/`EACCES`); the descriptor the handle writes through is
+//!   never handed out (there is no `IntoRawFd` or `From<Stream> for OwnedFd`), and
+//!   [`Stream::try_clone`] opens its own. The C API's `fileno()` is that read-only
+//!   descriptor. A child made by `fork(2)` is another process (below); the rules start
+//!   afresh in it, for its own handles and its copies of its parent's alike.
+//! - **Opening the object again by a path is outside**, as it is for every memory map
+//!   (memmap2's documentation of `Mmap::map` explains why its constructors are
+//!   `unsafe`): `std::fs` can open `/dev/shm/<object name>` or
+//!   `/proc/self/fd/<descriptor>` for writing where the mode bits allow, and write the
+//!   bytes behind a reference. The standard library counts `/proc/self/mem` and
+//!   `/proc/self/fd/*` as entities outside the program, beyond Rust's safety guarantees
+//!   ([`std::os::unix::io`], "`/proc/self/mem` and similar OS features"); fshm counts a
+//!   stream's object opened by path the same way. Do not write a stream's object but
+//!   through fshm.
+//! - **Other processes with write access are trusted.** They can write the object
+//!   through their own mapping or descriptor and change bytes while this process lends
+//!   them; the protocol holds only while they follow it, as the one-writer rule of a
+//!   ring across processes does. Bytes whose change by an honest writer is part of the
+//!   protocol (a lossy ring reader's copy, which an overrun check follows) are copied
+//!   with atomic loads, never lent. Give processes you do not trust read-only mode
+//!   bits: a read-only process can neither write the bytes (its mapping is `PROT_READ`)
+//!   nor take a reader slot, so it can change nothing another process lends.
+//!
+//! One race is left in one process: a lossy reader's copy of old ring bytes that a
+//! reservation of the same process is overwriting (the reader throws the copy away as
+//! an overrun). Its loads are atomic; the reservation's stores through `&mut [u8]` are
+//! not, which the memory model counts as a data race. Read a ring that this process
+//! reserves in through an attached reader of a lossless ring, or in another process.
 //!
 //! ## Async
 //!
@@ -241,6 +292,7 @@ pub mod header;
 mod info;
 mod linear;
 mod liveness;
+mod local;
 #[cfg(all(test, fshm_loom))]
 mod loom_tests;
 mod name;

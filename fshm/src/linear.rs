@@ -132,8 +132,9 @@ impl Core {
         if through_kernel {
             // At the fd's own offset (a layer keeping the fd coherent), `write(2)` moves
             // the offset with the position: one system call fewer than `pwrite` and
-            // `lseek` afterwards.
-            let at_fd = c.fd_at == Some(pos);
+            // `lseek` afterwards. Not where the fd handed out is a read-only one of the
+            // handle's own (`Core::hands_out_own_fd`): its offset is not this one's.
+            let at_fd = c.fd_at == Some(pos) && !self.hands_out_own_fd();
             let done = if at_fd {
                 sys::write_all(self.fd.as_fd(), &buf[..n as usize])
             } else {

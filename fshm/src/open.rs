@@ -236,7 +236,7 @@ impl OpenOptions {
                 None => self.build(&name, layout)?,
             };
             match sys::shm_rename_noreplace(&b.temp, name.as_c()) {
-                Ok(()) => return Ok(b.into_stream(self.append)),
+                Ok(()) => return b.into_stream(self.append),
                 Err(libc::EEXIST) => {
                     built = Some(b);
                     self.name_taken(&name, &mut reclaims_left, deadline)?;
@@ -464,7 +464,7 @@ impl OpenOptions {
             self.append,
             verified,
             None,
-        );
+        )?;
         if stream.is_ring() {
             // A ring reader starts at the oldest byte held; a lossless one attaches
             // first, then starts at the oldest byte held once its slot counts (ring.rs,
@@ -517,18 +517,20 @@ impl Built {
             .expect("a built stream's object is open until published")
     }
 
-    /// The owner's handle of the stream, now published under `name`.
-    fn into_stream(mut self, append: bool) -> Stream {
+    /// The owner's handle of the stream, now published under `name`. If the handle
+    /// cannot be made (its read-only descriptor cannot be opened), the published name
+    /// and the lock object are removed again, if they are still this stream's.
+    fn into_stream(mut self, append: bool) -> Result<Stream> {
         let fd = self
             .fd
             .take()
             .expect("a built stream's object is open until published");
-        let (lock_fd, _) = self
+        let (lock_fd, key) = self
             .lock
             .take()
             .expect("a built stream has its lock object");
         let size = DATA_OFFSET + self.layout.ring_capacity;
-        let stream = Stream::new(
+        match Stream::new(
             self.name.clone(),
             fd,
             self.window.take(),
@@ -538,9 +540,19 @@ impl Built {
             append,
             size,
             Some(self.ours),
-        );
-        stream.core.set_lock_object(lock_fd);
-        stream
+        ) {
+            Ok(stream) => {
+                stream.core.set_lock_object(lock_fd);
+                Ok(stream)
+            }
+            Err(e) => {
+                liveness::remove_lock_object_if(&self.name, key, lock_fd.as_fd());
+                if sys::shm_identity(self.name.as_c()) == Some(self.ours) {
+                    let _ = sys::shm_unlink(self.name.as_c());
+                }
+                Err(e)
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Whether a handle created its stream or opened an existing one.
@@ -130,6 +130,16 @@ pub(crate) struct Core {
     /// creates and closes, never maps anything).
     window: OnceCell<Window>,
     pub(crate) fd: OwnedFd,
+    /// The descriptor [`AsFd`] hands out when it must not be `fd`: a read-only one of
+    /// its own, for a writable handle of a stream whose bytes may be lent or reserved in
+    /// place (a ring, an immutable stream; see the crate docs, "Safety of in-place
+    /// reads"). `None`: `fd` is handed out.
+    lent_fd: Option<OwnedFd>,
+    /// The process-local state of the object (`local.rs`), looked up on first need.
+    local: OnceCell<std::sync::Arc<crate::local::Local>>,
+    /// The process generation (`local.rs`) in which this handle counted itself among
+    /// its process's writers of a ring; 0: never (a fork's child counts it again).
+    ring_writer_joined: AtomicU64,
     /// The stream's lock object (`liveness.rs`): the owner's from creation, a writable
     /// guest's from its first append or attach.
     lock_object: OnceCell<OwnedFd>,
@@ -173,12 +183,23 @@ impl Stream {
         append: bool,
         verified: u64,
         identity: Option<(u64, u64)>,
-    ) -> Stream {
-        Stream {
+    ) -> Result<Stream> {
+        // Bytes of a ring or an immutable stream may be lent as `&[u8]` or `&mut [u8]`
+        // in this process: a writable handle keeps its writable descriptor to itself.
+        let lends = layout.ring_capacity != 0 || layout.flags & FLAG_IMMUTABLE != 0;
+        let lent_fd = if writable && lends {
+            Some(read_only_twin(&name, fd.as_fd(), identity)?)
+        } else {
+            None
+        };
+        Ok(Stream {
             core: Core {
                 name,
                 window: window.map_or_else(OnceCell::new, OnceCell::with_value),
                 fd,
+                lent_fd,
+                local: OnceCell::new(),
+                ring_writer_joined: AtomicU64::new(0),
                 lock_object: OnceCell::new(),
                 layout,
                 role,
@@ -205,7 +226,32 @@ impl Stream {
                 overconsumed: None,
                 reserved: None,
             }),
-        }
+        })
+    }
+}
+
+/// A read-only descriptor of the object open on `fd` (a handle's `lent_fd`): its name
+/// opened again read-only where the name still refers to that object (`identity`, or
+/// asked of `fd`), else the object itself opened again through `/proc/self/fd`, which
+/// costs about a microsecond more (a path walk through procfs). Either is one `open`
+/// per writable handle of a ring or an immutable stream (BENCHMARKS.md, "Open +
+/// close").
+fn read_only_twin(
+    name: &Name,
+    fd: BorrowedFd<'_>,
+    identity: Option<(u64, u64)>,
+) -> Result<OwnedFd> {
+    let by_name = sys::shm_open(name.as_c(), libc::O_RDONLY, 0)
+        .ok()
+        .filter(|twin| {
+            let id = |fd| sys::fstat(fd).ok().map(|st| (st.dev, st.ino));
+            let ours = identity.or_else(|| id(fd));
+            ours.is_some() && id(twin.as_fd()) == ours
+        });
+    match by_name {
+        Some(twin) => Ok(twin),
+        None => sys::reopen(fd, false)
+            .map_err(|e| os(name.as_str(), e, "cannot open a read-only descriptor")),
     }
 }
 
@@ -222,6 +268,79 @@ impl Core {
                 liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout)
             })
             .map(AsFd::as_fd)
+    }
+
+    /// The process-local state of the stream's object (`local.rs`), looked up now if
+    /// this is the first use (a guest asks the kernel for the object's identity).
+    /// In a child `fork(2)` made, a handle it copied looks it up again (its own
+    /// generation's).
+    pub(crate) fn local(&self) -> Result<std::sync::Arc<crate::local::Local>> {
+        let identity = || -> Result<(u64, u64)> {
+            match self.identity {
+                Some(id) => Ok(id),
+                None => {
+                    let st =
+                        sys::fstat(self.fd.as_fd()).map_err(|e| os(self.name(), e, "fstat"))?;
+                    Ok((st.dev, st.ino))
+                }
+            }
+        };
+        let local = self
+            .local
+            .get_or_try_init(|| Ok::<_, io::Error>(crate::local::of(identity()?)))?;
+        if local.is_current() {
+            Ok(local.clone())
+        } else {
+            Ok(crate::local::of(identity()?))
+        }
+    }
+
+    /// Whether [`AsFd`] hands out a read-only descriptor of the handle's own rather
+    /// than `fd`, whose offset is then no business of the C layer's.
+    pub(crate) fn hands_out_own_fd(&self) -> bool {
+        self.lent_fd.is_some()
+    }
+
+    /// Ring: makes this handle one of its process's writers of the ring, once
+    /// (`local.rs`, "One ring writer per process").
+    ///
+    /// # Errors
+    /// `EBUSY` where the process's other writers exclude this one.
+    #[inline]
+    pub(crate) fn join_ring_writers(&self) -> Result<()> {
+        if self.ring_writer_joined.load(Ordering::Relaxed) == crate::local::generation() {
+            return Ok(());
+        }
+        self.join_ring_writers_slow()
+    }
+
+    #[cold]
+    fn join_ring_writers_slow(&self) -> Result<()> {
+        let local = self.local()?;
+        local
+            .join_ring_writers(self.append)
+            .map_err(|why| os(self.name(), libc::EBUSY, why.message()))?;
+        self.ring_writer_joined
+            .store(crate::local::generation(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Before this handle waits for the append token: fails with `EDEADLK` if a
+    /// reservation made in this thread holds it through another handle of this process
+    /// (`local.rs`), for which the wait would never end. Only rings and immutable
+    /// streams have reservations.
+    pub(crate) fn check_token_wait(&self) -> Result<()> {
+        if !self.is_ring() && !self.is_immutable() {
+            return Ok(());
+        }
+        if self.local()?.token_held_by_this_thread() {
+            return Err(os(
+                self.name(),
+                libc::EDEADLK,
+                "a reservation open in this thread on another handle of this stream holds                  the append token: commit or drop it first",
+            ));
+        }
+        Ok(())
     }
 
     /// The lock object, for a change of the stream's mode or group. A caller who cannot
@@ -623,7 +742,9 @@ impl Stream {
     /// with this handle's access, append mode and position. From then on the two
     /// positions are independent, as for two `open()`s of one file (unlike
     /// [`std::fs::File::try_clone`], whose clones share one offset). A writable clone of a
-    /// lossless ring attaches, as a new guest does.
+    /// lossless ring attaches, as a new guest does. A clone of a ring's writer without
+    /// append mode cannot write while that writer lives (`EBUSY`: in one process a ring
+    /// has one such writer; see the crate docs, "Safety of in-place reads").
     ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
@@ -656,7 +777,7 @@ impl Stream {
             core.append,
             0,
             None,
-        );
+        )?;
         let pos = self.position();
         let mut c = clone.cursor.lock();
         c.pos = pos;
@@ -861,10 +982,19 @@ impl Core {
             return Err(self.reservation_open());
         }
         if self.is_ring() {
+            if self.writable {
+                self.join_ring_writers()?;
+                if self.append {
+                    self.check_token_wait()?;
+                }
+            }
             return self.ring_write(c, buf);
         }
         // An immutable stream's writes are appends (`OpenOptions::immutable`).
         if self.append || self.is_immutable() {
+            if self.writable {
+                self.check_token_wait()?;
+            }
             return self.append_locked(c, buf);
         }
         let pos = c.pos;
@@ -969,15 +1099,30 @@ impl Seek for Stream {
     }
 }
 
+/// The handle's descriptor of the stream's shared-memory object, for `fstat`, `poll`-free
+/// waits of your own, `fchmod`, passing to a child, and reading with `pread`.
+///
+/// A writable handle of a ring or of an immutable stream hands out a **read-only**
+/// descriptor of its own (the object opened again through `/proc/self/fd` when the
+/// handle was made): the bytes of such streams are lent in place, as `&[u8]` by
+/// [`fill_buf`](std::io::BufRead::fill_buf) and as `&mut [u8]` by
+/// [`Stream::reserve`], and safe code must not be able to write them behind those
+/// references (`write`, `pwrite`, `ftruncate` and a writable `mmap` of the descriptor
+/// all fail). The handle writes through a descriptor it keeps private. Its offset is
+/// its own too (the C layer keeps it at the handle's position). Other handles hand out
+/// the descriptor they read and write through. See the crate docs, "Safety of in-place
+/// reads".
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.core.fd.as_fd()
+        self.core.lent_fd.as_ref().unwrap_or(&self.core.fd).as_fd()
     }
 }
 
+/// As [`AsFd`]: a read-only descriptor for a writable handle of a ring or an immutable
+/// stream.
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        self.core.fd.as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }
 
@@ -994,6 +1139,11 @@ impl Drop for Core {
     /// and, unless the stream is persistent, removes the name — only if the name still
     /// refers to its own object.
     fn drop(&mut self) {
+        if *self.ring_writer_joined.get_mut() == crate::local::generation() {
+            if let Ok(local) = self.local() {
+                local.leave_ring_writers(self.append);
+            }
+        }
         if let Some(w) = self.window.get() {
             // Registrations of leaked async waits on this header's words go first.
             crate::reactor::forget_words(

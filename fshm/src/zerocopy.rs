@@ -25,6 +25,12 @@
 //! raised), under the append token for an append handle. `commit(k)` publishes the
 //! first `k` bytes as a write does (`len` with release; readers woken).
 //!
+//! **In one process** the protocol is enforced, not trusted (crate docs, "Safety of
+//! in-place reads"): a ring's claims come from one plain writer handle or from
+//! appenders (`local.rs`), descriptors handed out are read-only, and a reservation
+//! that holds the append token makes another handle's wait for it in the same thread
+//! an `EDEADLK`.
+//!
 //! The protocol over the header's atomics is the one of writes and reads; the only
 //! new functions are [`Core::lend`], [`Core::consume_lent`], [`Core::reserve`],
 //! [`Core::commit_reserved`] and [`Core::cancel_reserved`].
@@ -39,6 +45,49 @@ use std::io::{self, BufRead, Read};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// How long a reservation waits for the append token and for a lossless ring's
+/// readers to make room.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Patience {
+    /// As long as it takes (a lossless ring: up to the handle's write timeout).
+    Block,
+    /// Not at all: `EAGAIN` where it would wait.
+    Try,
+    /// Until the deadline (and no longer than a lossless ring's write timeout):
+    /// `ETIMEDOUT` past it.
+    Until(Instant),
+}
+
+/// Runs `claim` (which waits for a lossless ring's readers up to the cursor's write
+/// timeout) with that timeout cut to what `patience` allows; `Try` turns the timeout
+/// into `EAGAIN`.
+fn with_patience<T>(
+    core: &Core,
+    c: &mut Cursor,
+    patience: Patience,
+    claim: impl FnOnce(&mut Cursor) -> Result<T>,
+) -> Result<T> {
+    let allowed = match patience {
+        Patience::Block => return claim(c),
+        Patience::Try => Duration::ZERO,
+        Patience::Until(deadline) => deadline.saturating_duration_since(Instant::now()),
+    };
+    let saved = c.write_timeout;
+    c.write_timeout = Some(saved.map_or(allowed, |t| t.min(allowed)));
+    let r = claim(c);
+    c.write_timeout = saved;
+    match r {
+        Err(e) if matches!(patience, Patience::Try) && e.kind() == io::ErrorKind::TimedOut => {
+            Err(os(
+                core.name(),
+                libc::EAGAIN,
+                "attached readers have not made room for the reservation",
+            ))
+        }
+        r => r,
+    }
+}
 
 /// A reservation open on a handle: data bytes `[pos, pos + len)` are its own to fill.
 #[derive(Debug, Clone, Copy)]
@@ -182,16 +231,25 @@ impl Core {
     }
 
     /// Claims `n` bytes at the end for this handle to fill in place; returns their
-    /// address in the mapping. See the module docs.
+    /// address in the mapping. See the module docs. `patience` says how long to wait
+    /// for the append token and, on a lossless ring, for readers to make room.
     ///
     /// # Errors
-    /// `EBADF` on a read-only handle; `EBUSY` if a reservation is open on the handle;
-    /// `InvalidInput` for `n == 0`, on a linear stream that is not immutable, and where a
-    /// write would be refused (an immutable stream's handle not at the end);
-    /// `FileTooLarge` (`EFBIG`) past the maximum size or the ring's capacity; and the
-    /// errors of a write (`ENOSPC`, `ETIMEDOUT` for a lossless ring's write timeout).
+    /// `EBADF` on a read-only handle; `EBUSY` if a reservation is open on the handle,
+    /// and for a ring where another handle of this process writes (`local.rs`);
+    /// `EDEADLK` if a reservation of this thread holds the append token through another
+    /// handle; `InvalidInput` for `n == 0`, on a linear stream that is not immutable, and
+    /// where a write would be refused (an immutable stream's handle not at the end);
+    /// `FileTooLarge` (`EFBIG`) past the maximum size or the ring's capacity; `EAGAIN`
+    /// (`Patience::Try`) or `ETIMEDOUT` (`Patience::Until`, and a lossless ring's write
+    /// timeout) where it would wait longer; and the errors of a write (`ENOSPC`).
     #[inline]
-    pub(crate) fn reserve(&self, c: &mut Cursor, n: usize) -> Result<NonNull<u8>> {
+    pub(crate) fn reserve(
+        &self,
+        c: &mut Cursor,
+        n: usize,
+        patience: Patience,
+    ) -> Result<NonNull<u8>> {
         if !self.writable {
             return Err(self.ebadf());
         }
@@ -212,20 +270,70 @@ impl Core {
         if self.is_ring() && n > self.capacity() {
             return Err(self.past_ring_capacity("a reservation", n));
         }
+        if self.is_ring() {
+            self.join_ring_writers()?;
+        }
         if self.is_ring() && !self.append {
-            // The lock-free ring writer: no token to take or give back.
-            let pos = self.ring_claim(c, n)?;
+            // The lock-free ring writer (the only one of this process): no token to take
+            // or give back.
+            let pos = with_patience(self, c, patience, |c| self.ring_claim(c, n))?;
             return self.reserved_at(c, pos, pos % self.capacity(), n, false);
         }
         let lock = self.lock_object()?;
-        sys::ofd_lock_wait(lock, LOCK_APPEND)
-            .map_err(|e| os(self.name(), e, "cannot take the append lock"))?;
-        match self.claim_locked(c, n) {
-            Ok((pos, off)) => self.reserved_at(c, pos, off, n, true),
+        self.take_append_token(lock, patience)?;
+        match with_patience(self, c, patience, |c| self.claim_locked(c, n)) {
+            Ok((pos, off)) => {
+                if let Ok(local) = self.local() {
+                    local.token_taken_by_reservation();
+                }
+                self.reserved_at(c, pos, off, n, true)
+            }
             Err(e) => {
                 let _ = sys::ofd_unlock(lock, LOCK_APPEND);
                 Err(e)
             }
+        }
+    }
+
+    /// Takes the append token for a reservation, waiting as `patience` allows.
+    fn take_append_token(
+        &self,
+        lock: std::os::fd::BorrowedFd<'_>,
+        patience: Patience,
+    ) -> Result<()> {
+        let took = |e| os(self.name(), e, "cannot take the append lock");
+        // `EDEADLK` where the token is held by a reservation of this very thread, before
+        // `Try` could call it merely busy.
+        self.check_token_wait()?;
+        let deadline = match patience {
+            Patience::Block => return sys::ofd_lock_wait(lock, LOCK_APPEND).map_err(took),
+            Patience::Try => None,
+            Patience::Until(deadline) => Some(deadline),
+        };
+        // `fcntl` has no timed wait for a lock: poll, with naps growing as a read-only
+        // waiter's do (`wait.rs`).
+        let mut nap = Duration::from_micros(100);
+        loop {
+            if sys::ofd_try_lock(lock, LOCK_APPEND).map_err(took)? {
+                return Ok(());
+            }
+            let Some(deadline) = deadline else {
+                return Err(os(
+                    self.name(),
+                    libc::EAGAIN,
+                    "another writer holds the append token",
+                ));
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(os(
+                    self.name(),
+                    libc::ETIMEDOUT,
+                    "another writer held the append token past the timeout",
+                ));
+            }
+            std::thread::sleep(nap.min(deadline - now));
+            nap = (nap * 2).min(Duration::from_millis(10));
         }
     }
 
@@ -307,6 +415,9 @@ impl Core {
 
     fn release(&self, r: Reserved) {
         if r.locked {
+            if let Ok(local) = self.local() {
+                local.token_released_by_reservation();
+            }
             if let Ok(lock) = self.lock_object() {
                 let _ = sys::ofd_unlock(lock, LOCK_APPEND);
             }
@@ -339,7 +450,10 @@ impl BufRead for Stream {
         // grows for these streams), and that no honest writer rewrites them until this
         // handle consumes them or is dropped; `&mut self` stays borrowed as long as the
         // slice, so neither happens meanwhile, and the window lives as long as `self`.
-        // Shared memory pages always hold initialised bytes.
+        // In this process every writer is honest: no descriptor handed out can write
+        // these streams (`AsFd`), and a ring's claims come from one writer (`local.rs`);
+        // other processes with write access are trusted (crate docs, "Safety of
+        // in-place reads"). Shared memory pages always hold initialised bytes.
         Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), n) })
     }
 
@@ -552,6 +666,11 @@ impl Stream {
     /// hole no reader could tell from data.) A process that dies holding one commits
     /// nothing and blocks nobody (the kernel drops the token).
     ///
+    /// In one process, the handles writing a ring are one handle without append mode or
+    /// any number in append mode (see "Errors"), so that no two reservations, and no
+    /// reservation and write, claim the same bytes. To wait less, see
+    /// [`try_reserve`](Self::try_reserve) and [`reserve_timeout`](Self::reserve_timeout).
+    ///
     /// ```
     /// # fn main() -> std::io::Result<()> {
     /// use std::io::BufRead;
@@ -570,10 +689,64 @@ impl Stream {
     /// `n == 0`, on a linear stream that is not immutable (other handles may write
     /// anywhere there), and on an immutable stream's handle without append mode that is
     /// not at the end; `FileTooLarge` (`EFBIG`) past the maximum size or the ring's
-    /// capacity; the errors of a write (`ENOSPC`, `TimedOut`).
+    /// capacity; `ResourceBusy` (`EBUSY`) on a ring that another handle of this process
+    /// writes without append mode, or, for a handle without append mode, that handles of
+    /// this process append to (the handle that wrote first keeps the ring until it
+    /// closes); `Deadlock` (`EDEADLK`) where a reservation open in this thread on
+    /// another handle of the stream holds the append token (waiting for it would never
+    /// end; other threads' reservations are waited for); the errors of a write
+    /// (`ENOSPC`, `TimedOut`).
     #[inline]
     pub fn reserve(&mut self, n: usize) -> Result<Reservation<'_>> {
-        let ptr = self.core.reserve(self.cursor.get_mut(), n)?;
+        self.reserve_with(n, Patience::Block)
+    }
+
+    /// [`reserve`](Self::reserve) without waiting: where it would wait for the append
+    /// token (held by another appender or reservation) or for a lossless ring's
+    /// readers to make room, it fails with `WouldBlock` (`EAGAIN`) instead, reserving
+    /// nothing.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-try-reserve-{}", std::process::id());
+    /// let mut owner = fshm::OpenOptions::new().immutable(true).create(&name)?;
+    /// let mut other = owner.try_clone()?;
+    /// let r = owner.reserve(8)?;                        // holds the append token
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         let e = other.try_reserve(8).unwrap_err(); // held by another thread
+    ///         assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    ///     });
+    /// });
+    /// r.commit(0)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve); `WouldBlock` (`EAGAIN`) where it would wait.
+    pub fn try_reserve(&mut self, n: usize) -> Result<Reservation<'_>> {
+        self.reserve_with(n, Patience::Try)
+    }
+
+    /// [`reserve`](Self::reserve), waiting at most `timeout` for the append token and
+    /// for a lossless ring's readers to make room (and no longer than the
+    /// [write timeout](Stream::set_write_timeout)). The append token is an OFD lock,
+    /// which the kernel cannot wait for with a timeout: the wait for it polls, with
+    /// naps growing from 100 µs to 10 ms.
+    ///
+    /// # Errors
+    /// As [`reserve`](Self::reserve); `TimedOut` (`ETIMEDOUT`) past the timeout.
+    pub fn reserve_timeout(&mut self, n: usize, timeout: Duration) -> Result<Reservation<'_>> {
+        let patience = match Instant::now().checked_add(timeout) {
+            Some(deadline) => Patience::Until(deadline),
+            None => Patience::Block,
+        };
+        self.reserve_with(n, patience)
+    }
+
+    #[inline]
+    fn reserve_with(&mut self, n: usize, patience: Patience) -> Result<Reservation<'_>> {
+        let ptr = self.core.reserve(self.cursor.get_mut(), n, patience)?;
         let pos = self.cursor.get_mut().reserved.map_or(0, |r| r.pos);
         Ok(Reservation {
             stream: self,
@@ -628,11 +801,14 @@ impl std::ops::DerefMut for Reservation<'_> {
         // SAFETY: `reserve` checked that the `len` bytes at `ptr` lie in this handle's
         // writable window and in the object's verified (or just allocated) size, and
         // claimed them: on an immutable stream under the append token, which every
-        // writer of every process takes; on a ring past the committed length, where
-        // only this handle writes (appenders take the token; a non-append ring writer
-        // must be the only writer, crate docs) and no lossless reader reads. Other
-        // processes may only read them (a lossy ring reader copying old bytes checks for
-        // an overrun after its copy), which changes nothing this reference sees.
+        // writer of every process takes; on a ring past the committed length, under the
+        // token for an appender, else as this process's only ring writer (`local.rs`:
+        // no other handle of this process claims ring bytes while this one lives), and
+        // no lossless reader reads them. No descriptor this process hands out can write
+        // them (`AsFd`: read-only for rings and immutable streams). Other processes
+        // with write access are trusted to follow the protocol (crate docs, "Safety of
+        // in-place reads"); a lossy reader copying old bytes checks for an overrun
+        // after its copy.
         // `&mut self` borrows the handle, so no second reservation or write of this
         // handle aliases it; shared memory pages always hold initialised bytes (zeros
         // from the kernel or bytes written before), so `[u8]` rather than

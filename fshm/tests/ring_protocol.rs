@@ -34,17 +34,20 @@ fn read_all(r: &fshm::Stream) -> Vec<u8> {
 fn writers_taking_turns_keep_every_byte() {
     let g = NameGuard::new("turns");
     let owner = lossless(g.name(), 1 << 16);
-    let other = fshm::Stream::open(g.name()).unwrap();
     let reader = fshm::Stream::open(g.name()).unwrap();
     reader.attach().unwrap();
     let mut expect = Vec::new();
     for round in 0..50u8 {
         // Several writes in a row by one handle (its remembered length is used), then
-        // the other handle's turn.
+        // the next handle's turn. A process writes a ring through one handle at a time
+        // (a handle without append mode stays its writer until it closes), so each
+        // turn is a new handle's; `writers_in_two_processes_taking_turns_keep_every_byte`
+        // has two handles alternate.
+        let w = fshm::Stream::open(g.name()).unwrap();
+        w.detach(); // a writer, not a reader
         for k in 0..3u8 {
-            let w = if round % 2 == 0 { &owner } else { &other };
             let msg = [round, k, 0xA5, round ^ k];
-            (&*w).write_all(&msg).unwrap();
+            (&w).write_all(&msg).unwrap();
             expect.extend_from_slice(&msg);
         }
     }
