@@ -96,7 +96,10 @@
  *           default 1 GiB).
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.
  *   ENOBUFS a ring reader was overrun (see fshm_open_ex below).
- *   EBUSY   all 32 reader slots of a lossless ring are taken.
+ *   EBUSY   all 32 reader slots of a lossless ring are taken; a second writer
+ *           of a ring in this process (see fshm_reserve).
+ *   EDEADLK fshm_reserve and appends: this thread's own open reservation on
+ *           another handle of the stream holds what the call would wait for.
  *   EPERM   fshm_chmod, fshm_chgrp: this process may not change the stream's
  *           mode or group (as for fchmod(2), fchown(2)).
  *
