@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -30,11 +30,58 @@ fn retry<T: PartialEq + Copy>(fail: T, mut f: impl FnMut() -> T) -> Result<T, Er
     }
 }
 
-/// `shm_open(name, oflag | O_CLOEXEC, mode)`.
+/// `shm_open(name, oflag | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode)`: the one
+/// place that opens a shm object by name, so nothing at a stream's name can make an
+/// open hang or open something else than a stream.
+///
+/// Another user can put anything at a name in the world-writable `/dev/shm` before
+/// the caller comes, or swap it in between two calls (`renameat2(RENAME_EXCHANGE)`):
+/// - a FIFO: `O_NONBLOCK` makes its open return at once (a plain read-only open would
+///   wait for a writer forever);
+/// - a symbolic link: `O_NOFOLLOW` refuses it (`ELOOP`), whatever it points to;
+/// - a socket (`ENXIO`), a directory (`EISDIR` for writing), a device without a
+///   driver (`ENXIO`, `ENODEV`): refused by the open itself;
+/// - and whatever does open (a FIFO, a directory opened for reading, a device node —
+///   which only a process with `CAP_MKNOD` can make) is refused by an `fstat` of the
+///   descriptor just opened: only a regular file passes. Checking the path first and
+///   opening after would be a race; the descriptor is what every later call uses.
+///
+/// Each refusal is `EPROTO`, the errno of "not an fshm stream". An object this call
+/// creates (`O_CREAT|O_EXCL`) is a new regular file by the kernel's rule (an existing
+/// name of any kind, a symbolic link included, is `EEXIST`), so it is not looked at
+/// again. `O_NONBLOCK` stays set on the descriptor: it changes nothing for a regular
+/// file (reads, writes, `mmap` and OFD locks behave the same).
 pub(crate) fn shm_open(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let excl = libc::O_CREAT | libc::O_EXCL;
+    if oflag & excl == excl {
+        return shm_open_unchecked(name, oflag, mode);
+    }
+    shm_open_stat(name, oflag, mode).map(|(fd, _)| fd)
+}
+
+/// [`shm_open`], also returning the `fstat` of the descriptor it checked (always a
+/// regular file).
+pub(crate) fn shm_open_stat(name: &CStr, oflag: i32, mode: u32) -> Result<(OwnedFd, Stat), Errno> {
+    let fd = shm_open_unchecked(name, oflag, mode)?;
+    let st = fstat(fd.as_fd())?;
+    if st.mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(libc::EPROTO);
+    }
+    Ok((fd, st))
+}
+
+/// The open of [`shm_open`], without the `fstat`.
+fn shm_open_unchecked(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let flags = oflag | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     let fd = retry(-1, || {
         // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-        unsafe { libc::shm_open(name.as_ptr(), oflag | libc::O_CLOEXEC, mode as libc::mode_t) }
+        unsafe { libc::shm_open(name.as_ptr(), flags, mode as libc::mode_t) }
+    })
+    .map_err(|e| match e {
+        // The name holds no '/' (`name.rs`), so `ELOOP` can only be `O_NOFOLLOW`
+        // refusing a symbolic link at the name itself.
+        libc::ELOOP | libc::EISDIR | libc::ENXIO | libc::ENODEV => libc::EPROTO,
+        e => e,
     })?;
     // SAFETY: `shm_open` returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -48,6 +95,8 @@ pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
         // Another user's object in the sticky /dev/shm: glibc reports the kernel's
         // EPERM as EACCES, musl passes it on; fshm reports EACCES on both.
         Err(libc::EPERM) => Err(libc::EACCES),
+        // A directory at the name: not a stream (and not removable as one).
+        Err(libc::EISDIR) => Err(libc::EPROTO),
         Err(e) => Err(e),
     }
 }
@@ -216,8 +265,9 @@ pub(crate) fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
 /// Where POSIX shared memory objects live on Linux (glibc's `shm_open` directory).
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// `(st_dev, st_ino)` of the object that the shm name `object` (with its leading `/`)
-/// refers to now, if any.
+/// `(st_dev, st_ino)` of the entry that the shm name `object` (with its leading `/`)
+/// is now, if any: `lstat`, so a symbolic link at the name is the link itself (never
+/// the object it points to), and nothing is opened.
 pub(crate) fn shm_identity(object: &CStr) -> Option<(u64, u64)> {
     let mut path = SHM_DIR.as_bytes().to_vec();
     path.extend_from_slice(object.to_bytes());
@@ -225,8 +275,8 @@ pub(crate) fn shm_identity(object: &CStr) -> Option<(u64, u64)> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
-    let r = unsafe { libc::stat(path.as_ptr(), &mut st) };
-    (r == 0).then_some((st.st_dev, st.st_ino))
+    let r = retry(-1, || unsafe { libc::lstat(path.as_ptr(), &mut st) });
+    r.is_ok().then_some((st.st_dev, st.st_ino))
 }
 
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
@@ -634,7 +684,9 @@ pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Er
 }
 
 /// Opens the object open on `fd` again, as a new open file description (its own
-/// offset and OFD locks), through `/proc/self/fd`.
+/// offset and OFD locks), through `/proc/self/fd`. No name in `/dev/shm` is looked
+/// up: `/proc/self/fd/N` leads to the very object open on `fd` (a regular file,
+/// checked when it was opened), whatever is at its name now.
 pub(crate) fn reopen(fd: BorrowedFd<'_>, writable: bool) -> Result<OwnedFd, Errno> {
     let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|_| libc::EINVAL)?;
