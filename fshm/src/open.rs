@@ -418,7 +418,7 @@ impl OpenOptions {
                     n,
                     libc::EPERM,
                     format!(
-                        "owned by uid {}, not by uid {uid} as required (owner_uid)",
+                        "owned by uid {}, not by uid {uid} as the open requires",
                         st.uid
                     ),
                 ));

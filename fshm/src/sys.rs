@@ -49,8 +49,10 @@ fn retry<T: PartialEq + Copy>(fail: T, mut f: impl FnMut() -> T) -> Result<T, Er
 /// Each refusal is `EPROTO`, the errno of "not an fshm stream". An object this call
 /// creates (`O_CREAT|O_EXCL`) is a new regular file by the kernel's rule (an existing
 /// name of any kind, a symbolic link included, is `EEXIST`), so it is not looked at
-/// again. `O_NONBLOCK` stays set on the descriptor: it changes nothing for a regular
-/// file (reads, writes, `mmap` and OFD locks behave the same).
+/// again. Once the object is known to be a regular file, `O_NONBLOCK` is cleared
+/// again: the descriptor (which C callers get from `fileno`, Rust ones through
+/// `AsFd`) has the flags the caller asked for, so that, e.g., io_uring reads of it do
+/// not fail with `EAGAIN` where a page must be brought back from swap.
 pub(crate) fn shm_open(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
     let excl = libc::O_CREAT | libc::O_EXCL;
     if oflag & excl == excl {
@@ -67,6 +69,13 @@ pub(crate) fn shm_open_stat(name: &CStr, oflag: i32, mode: u32) -> Result<(Owned
     if st.mode & libc::S_IFMT != libc::S_IFREG {
         return Err(libc::EPROTO);
     }
+    // The file status flags the caller asked for, without `O_NONBLOCK` (the others
+    // `F_SETFL` sets, such as `O_APPEND`, from `oflag` as they were).
+    let settable = libc::O_APPEND | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+    // SAFETY: plain system call on the descriptor just opened.
+    retry(-1, || unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, oflag & settable)
+    })?;
     Ok((fd, st))
 }
 
