@@ -32,7 +32,8 @@ fn retry<T: PartialEq + Copy>(fail: T, mut f: impl FnMut() -> T) -> Result<T, Er
 
 /// `shm_open(name, oflag | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode)`: the one
 /// place that opens a shm object by name, so nothing at a stream's name can make an
-/// open hang or open something else than a stream.
+/// open hang or open something else than a stream. (The open is `open(2)` of the
+/// object's file in [`SHM_DIR`], which is what `shm_open` does on Linux.)
 ///
 /// Another user can put anything at a name in the world-writable `/dev/shm` before
 /// the caller comes, or swap it in between two calls (`renameat2(RENAME_EXCHANGE)`):
@@ -79,21 +80,45 @@ pub(crate) fn shm_open_stat(name: &CStr, oflag: i32, mode: u32) -> Result<(Owned
     Ok((fd, st))
 }
 
-/// The open of [`shm_open`], without the `fstat`.
+/// The open of [`shm_open`], without the `fstat`: `open(2)` of the object's file in
+/// [`SHM_DIR`], as the C library's `shm_open` does, but with the kernel's errors as
+/// they are (glibc's `shm_open` reports a directory as `EINVAL`, which would read as
+/// a bad name).
 fn shm_open_unchecked(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let path = shm_path(name)?;
     let flags = oflag | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     let fd = retry(-1, || {
-        // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-        unsafe { libc::shm_open(name.as_ptr(), flags, mode as libc::mode_t) }
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+        unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) }
     })
     .map_err(|e| match e {
-        // The name holds no '/' (`name.rs`), so `ELOOP` can only be `O_NOFOLLOW`
-        // refusing a symbolic link at the name itself.
+        // The object name holds no '/' (checked in `shm_path`), so `ELOOP` can only
+        // be `O_NOFOLLOW` refusing a symbolic link at the name itself.
         libc::ELOOP | libc::EISDIR | libc::ENXIO | libc::ENODEV => libc::EPROTO,
         e => e,
     })?;
-    // SAFETY: `shm_open` returned a fresh descriptor that nothing else owns.
+    // SAFETY: `open` returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The file of the shm object `name` (`/x`): `/dev/shm/x`. `EINVAL` for a name that is
+/// empty or holds a `/` past its first byte, `ENAMETOOLONG` past `NAME_MAX`, as
+/// `shm_open` reports them.
+fn shm_path(name: &CStr) -> Result<std::ffi::CString, Errno> {
+    let bytes = name.to_bytes();
+    let bare = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    if bare.is_empty() || bare.contains(&b'/') {
+        return Err(libc::EINVAL);
+    }
+    if bare.len() > 255 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    let mut path = Vec::with_capacity(SHM_DIR.len() + 1 + bare.len() + 1);
+    path.extend_from_slice(SHM_DIR.as_bytes());
+    path.push(b'/');
+    path.extend_from_slice(bare);
+    // No NUL inside: `bare` comes from a `CStr`.
+    std::ffi::CString::new(path).map_err(|_| libc::EINVAL)
 }
 
 /// `shm_unlink(name)`.
