@@ -468,9 +468,22 @@ fn a_stream_opened_before_a_swap_stays_the_stream() {
     // SAFETY: NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(f.as_ptr(), 0o600) }, 0);
     exchange(&p, &f).unwrap();
+    // Restores the names (also when the test fails), so the guard removes the stream.
+    struct Unswap<'a>(&'a CString, &'a CString);
+    impl Drop for Unswap<'_> {
+        fn drop(&mut self) {
+            let _ = exchange(self.0, self.1);
+        }
+    }
+    let unswap = Unswap(&p, &f);
     assert_eq!(common::read_all(&guest), b"mine");
-    refused("inspect after the swap", fshm::inspect(g.name()));
-    exchange(&p, &f).unwrap();
+    let n = g.name();
+    as_victim(
+        None,
+        "this user, after the swap",
+        &[("inspect", &|| refused("inspect", fshm::inspect(n)))],
+    );
+    drop(unswap);
     drop(guest);
     drop(owner);
     g.assert_gone();
