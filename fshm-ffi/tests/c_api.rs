@@ -277,6 +277,7 @@ c_tests! {
     hierarchical_names => "test_names.c",
     callback_errors_report_what_was_committed => "test_callback_errors.c",
     zero_copy_reads_and_writes => "test_zerocopy.c",
+    what_is_not_a_stream_is_refused_at_once => "test_not_a_stream.c",
 }
 
 /// A stream name unique to this test process and `tag`.
