@@ -220,10 +220,10 @@ fn entry(p: &std::path::Path) -> Option<(std::fs::FileType, u64)> {
 fn every_command_refuses_what_is_not_a_stream_at_once() {
     let switch = users_can_switch();
     let real = unique_name("real");
-    let _real_cleanup = Cleanup(vec![path_of(&real), PathBuf::from(format!(
-        "{}%lock",
-        path_of(&real).display()
-    ))]);
+    let _real_cleanup = Cleanup(vec![
+        path_of(&real),
+        PathBuf::from(format!("{}%lock", path_of(&real).display())),
+    ]);
     let real_stream = fshm::OpenOptions::new().mode(0o644).create(&real).unwrap();
     for kind in [Kind::Fifo, Kind::Socket, Kind::Directory, Kind::Symlink] {
         let name = unique_name("planted");
@@ -269,7 +269,11 @@ fn every_command_refuses_what_is_not_a_stream_at_once() {
             assert_eq!(entry(&path), before, "{kind:?}: fshm {args:?} changed it");
         }
         let prefix = &name[..name.len() - "planted".len()];
-        for args in [vec!["ls", &name], vec!["ls", "--json", prefix], vec!["gc", prefix]] {
+        for args in [
+            vec!["ls", &name],
+            vec!["ls", "--json", prefix],
+            vec!["gc", prefix],
+        ] {
             let o = fshm(&args);
             assert!(o.status.success(), "{kind:?}: fshm {args:?}: {o:?}");
             assert!(
@@ -338,7 +342,8 @@ fn ls_gc_and_stat_survive_a_stream_swapped_with_a_fifo_in_a_loop() {
     });
     let mut byte = [0u8];
     // SAFETY: reads one byte into a valid buffer from our pipe.
-    assert_eq!(unsafe { libc::read(ready[0], byte.as_mut_ptr().cast(), 1) }, 1);
+    let got = unsafe { libc::read(ready[0], byte.as_mut_ptr().cast(), 1) };
+    assert_eq!(got, 1, "the swapper never started");
     // [stat saw the stream, stat saw the FIFO]
     let mut seen = [0u32; 2];
     let mut round = 0;

@@ -225,7 +225,9 @@ fn every_entry_point_refuses(kind: Kind) {
             Some(_) => &[libc::EPROTO, libc::EACCES],
         };
         let steps: [(&str, &dyn Fn()); 9] = [
-            ("Stream::open", &|| refused("Stream::open", fshm::Stream::open(n))),
+            ("Stream::open", &|| {
+                refused("Stream::open", fshm::Stream::open(n))
+            }),
             ("open read-only", &|| {
                 refused(
                     "open read-only",
@@ -243,10 +245,7 @@ fn every_entry_point_refuses(kind: Kind) {
                 assert_eq!(fshm::list_with_prefix(n).unwrap(), [], "listed")
             }),
             ("list", &|| {
-                assert!(
-                    fshm::list().unwrap().iter().all(|i| i.name != n),
-                    "listed"
-                )
+                assert!(fshm::list().unwrap().iter().all(|i| i.name != n), "listed")
             }),
             ("reclaim", &|| {
                 failed_with("reclaim", fshm::reclaim(n), writers_refusal)
@@ -412,7 +411,7 @@ fn a_stream_swapped_with_a_fifo_in_a_loop_hangs_no_listing_or_open() {
             // in turn), never the FIFO.
             for info in fshm::list_with_prefix(prefix).unwrap() {
                 assert!(names.contains(&info.name.as_str()), "{info:?}");
-                assert_eq!(info.persistent, true);
+                assert!(info.persistent, "{info:?}");
             }
             tally(&mut seen, "inspect", fshm::inspect(a));
             tally(&mut seen, "inspect", fshm::inspect(b));
@@ -436,7 +435,11 @@ fn a_stream_swapped_with_a_fifo_in_a_loop_hangs_no_listing_or_open() {
             round += 1;
         }
     };
-    as_victim(None, "this user, against the swapper", &[("the rounds", &rounds)]);
+    as_victim(
+        None,
+        "this user, against the swapper",
+        &[("the rounds", &rounds)],
+    );
     if switch {
         as_victim(
             Some(VICTIM),

@@ -32,10 +32,7 @@ fn owner_only() -> Vec<(&'static str, fshm::OpenOptions)> {
         ("persist", new().persist(true).clone()),
         ("max_size", new().max_size(1 << 20).clone()),
         ("reclaim", new().reclaim(true).clone()),
-        (
-            "ring",
-            new().ring(4096, fshm::RingPolicy::Lossless).clone(),
-        ),
+        ("ring", new().ring(4096, fshm::RingPolicy::Lossless).clone()),
         ("immutable", new().immutable(true).clone()),
     ]
 }
@@ -116,7 +113,10 @@ fn owner_uid_admits_the_owner_and_refuses_everyone_else() {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     let g = NameGuard::new("owner-uid");
-    let mut owner = fshm::OpenOptions::new().mode(0o666).create(g.name()).unwrap();
+    let mut owner = fshm::OpenOptions::new()
+        .mode(0o666)
+        .create(g.name())
+        .unwrap();
     owner.write_all(b"abc").unwrap();
     let mut guest = fshm::OpenOptions::new()
         .owner_uid(me)
@@ -125,7 +125,9 @@ fn owner_uid_admits_the_owner_and_refuses_everyone_else() {
         .unwrap();
     guest.write_all(b"def").unwrap();
     for o in [
-        fshm::OpenOptions::new().owner_uid(me.wrapping_add(1)).clone(),
+        fshm::OpenOptions::new()
+            .owner_uid(me.wrapping_add(1))
+            .clone(),
         fshm::OpenOptions::new()
             .owner_uid(me.wrapping_add(1))
             .read_only(true)
@@ -138,8 +140,10 @@ fn owner_uid_admits_the_owner_and_refuses_everyone_else() {
             "{e}"
         );
         assert!(
-            e.to_string()
-                .contains(&format!("owned by uid {me}, not by uid {}", me.wrapping_add(1))),
+            e.to_string().contains(&format!(
+                "owned by uid {me}, not by uid {}",
+                me.wrapping_add(1)
+            )),
             "{e}"
         );
     }
@@ -163,7 +167,7 @@ fn a_guest_with_owner_uid_writes_nothing_into_a_squatters_stream() {
         let s = fshm::OpenOptions::new().mode(0o666).create(name).unwrap();
         ready.notify();
         done.wait();
-        i32::from(s.len() != 0)
+        i32::from(!s.is_empty())
     });
     ready.wait();
     assert_eq!(fshm::inspect(name).unwrap().uid, SQUATTER);
@@ -183,7 +187,10 @@ fn a_guest_with_owner_uid_writes_nothing_into_a_squatters_stream() {
     // A guest in another process, as another unprivileged user, alike.
     let mut other = fork_child(|| {
         common::drop_privileges(1003);
-        let e = fshm::OpenOptions::new().owner_uid(0).open(name).unwrap_err();
+        let e = fshm::OpenOptions::new()
+            .owner_uid(0)
+            .open(name)
+            .unwrap_err();
         i32::from(fshm::errno_of(&e) != libc::EPERM)
     });
     assert_eq!(other.wait(), Status::Exited(0));
