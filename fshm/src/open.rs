@@ -427,9 +427,11 @@ impl OpenOptions {
         let layout = await_ready(&name, &fd)?;
         // A ring is mapped at once (its reader starts at the oldest byte held), so its
         // size is checked now (again, if the object was opened while its owner was
-        // still reserving it). A linear stream's size is asked of the kernel again
-        // only when an access first needs more than is known: a guest that opens and
-        // closes makes no system call besides open, fstat, read the header, close.
+        // still reserving it). A linear stream's known size starts at 0, as the copy
+        // rule wants (`grow`: reads past it go through the kernel, so a guest that reads
+        // once maps nothing); it is asked of the kernel when an access first needs
+        // more. A guest that opens and closes makes no system call besides open, the
+        // check of what it opened (`fstat`, `fcntl`), read the header, close.
         let verified = if layout.ring_capacity != 0 {
             let need = DATA_OFFSET + layout.ring_capacity;
             let size = if st.size >= need {
@@ -445,7 +447,7 @@ impl OpenOptions {
             }
             size
         } else {
-            st.size
+            0
         };
         // The handle keeps its own copy of the fixed fields (`layout`) and bounds every
         // access by it; its window is mapped on first use, so opening and closing a
