@@ -60,8 +60,24 @@ impl Drop for Cleanup {
     }
 }
 
-/// Whether this process may switch users (tried once, in a forked child).
+/// Whether this process may switch users (tried once, in a forked child). If not,
+/// says that the calling test runs its attacker as this user (and fails instead where
+/// `FSHM_TEST_REQUIRE_PRIVILEGES` is set).
 fn users_can_switch() -> bool {
+    let can = can_switch_users();
+    if !can {
+        let thread = thread::current();
+        let test = thread.name().unwrap_or("?");
+        let why = "switching users needs root; the attacker runs as this user";
+        if std::env::var_os("FSHM_TEST_REQUIRE_PRIVILEGES").is_some_and(|v| !v.is_empty()) {
+            panic!("{test} cannot run as meant (FSHM_TEST_REQUIRE_PRIVILEGES is set): {why}");
+        }
+        let _ = writeln!(io::stderr(), "skipped part of {test}: {why}");
+    }
+    can
+}
+
+fn can_switch_users() -> bool {
     static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ANSWER.get_or_init(|| {
         let mut child = Forked::run(|| {
