@@ -71,6 +71,11 @@
  * It can also hold the append token or reader slots while it lives. Give
  * untrusted readers read-only mode bits. Whatever happens, a FILE* never puts
  * into the stream a byte that the caller did not pass to it.
+ * A name is not a credential: whoever creates a name first owns the stream
+ * there, and a guest of that name writes into that user's stream. A guest that
+ * must not opens with fshm_open_ex's check_owner (EPERM for another owner). What
+ * another user puts at a name (a FIFO, socket, directory, device or symbolic
+ * link, even swapped in between two calls) never makes an open wait: EPROTO.
  *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
