@@ -46,6 +46,9 @@
  * between components and each '%' takes 3 of them. Flat names without '%' map to
  * the objects they had in shmfile 1.1.0. Changed from there: a flat name holding
  * '%' maps to another object ("/50%" was the object "/50%", now "/50%25").
+ * A name starting with "sem." is refused (EINVAL): its object would be one of
+ * glibc's named semaphores (sem_open("/x") is /dev/shm/sem.x), which fshm must
+ * neither list, nor remove, nor share ("sem", "/sem/x", "/x/sem.y" are fine).
  * Besides the stream's object, fshm keeps a small lock object for it,
  * "<object name>%lock.<random key>" (shortened with a hash where that would
  * pass NAME_MAX), which only users who may write the stream can open;
@@ -70,14 +73,20 @@
  * It can also hold the append token or reader slots while it lives. Give
  * untrusted readers read-only mode bits. Whatever happens, a FILE* never puts
  * into the stream a byte that the caller did not pass to it.
+ * A name is not a credential: whoever creates a name first owns the stream
+ * there, and a guest of that name writes into that user's stream. A guest that
+ * must not opens with fshm_open_ex's check_owner (EPERM for another owner). What
+ * another user puts at a name (a FIFO, socket, directory, device or symbolic
+ * link, even swapped in between two calls) never makes an open wait: EPROTO.
  *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
  * ERRORS. Functions returning FILE* return NULL, and functions returning int
  * return -1, with errno set:
  *   EINVAL  name NULL or empty, holding an empty component ("//", a trailing
- *           '/') or a component "." or "..", or whose object name is longer than
- *           255 bytes (see NAMES); both or neither of FSHM_OWNER/FSHM_GUEST;
+ *           '/') or a component "." or "..", starting with "sem.", or whose
+ *           object name is longer than 255 bytes (see NAMES); both or neither of
+ *           FSHM_OWNER/FSHM_GUEST;
  *           unknown flag bits; FSHM_RECLAIM on a guest; FSHM_RDONLY on an owner;
  *           mode bits outside 07777; a NULL FILE*.
  *   EBADF   a FILE* that this library did not make (or already closed); a write
@@ -88,8 +97,11 @@
  *           process has held for over a second (nothing was removed).
  *   ENOENT  FSHM_GUEST on a name that does not exist.
  *   EACCES  the mode bits allow this process neither reading nor writing.
+ *   EPERM   a guest's check_owner (fshm_open_ex) found another owning user.
  *   EPROTO  the name exists but is not an fshm stream, is of another layout
- *           version, or its header is malformed.
+ *           version, or its header is malformed; at once for anything but a
+ *           regular file at the name (a FIFO, socket, directory, device or
+ *           symbolic link): nothing another user puts there makes an open wait.
  *   ETIMEDOUT  a guest opened a stream its owner was still setting up, and it did
  *           not become ready within 2 seconds; fshm_wait timed out.
  *   EFBIG   a write past the stream's maximum size (fshm_options.max_size, by
@@ -323,11 +335,17 @@ int fshm_owner_state(FILE *f);
  */
 struct fshm_options {
     size_t size;                      /* sizeof(struct fshm_options) */
+    /* Owner only: */
     unsigned long long max_size;      /* linear stream's maximum; 0: the
                                          default, 1 GiB; at most 16 TiB */
     unsigned long long ring_capacity; /* ring stream: bytes kept, a multiple of the
                                          page size; 0: a linear stream */
     int ring_policy;                  /* FSHM_RING_LOSSY or FSHM_RING_LOSSLESS */
+    /* Guest only (added after ring_policy; a program compiled without them passes
+     * the smaller size and keeps working): */
+    int check_owner;                  /* non-zero: refuse (EPERM) a stream that the
+                                         user owner_uid does not own */
+    uid_t owner_uid;                  /* the owning user required by check_owner */
 };
 
 /* A ring stream keeps only its last `ring_capacity` bytes and is append-only:
@@ -344,9 +362,18 @@ struct fshm_options {
 #define FSHM_RING_LOSSY 0
 #define FSHM_RING_LOSSLESS 1
 
-/* Addition: fshm_open with options (NULL: as fshm_open). Ring and size options
- * are for owners (EINVAL on a guest); `size` smaller than the struct, a bad
- * policy, or a capacity that is not a multiple of the page size: EINVAL. */
+/* Addition: fshm_open with options (NULL: as fshm_open). Each side's options are
+ * refused on the other with EINVAL, as are FSHM_RECLAIM and FSHM_IMMUTABLE on a
+ * guest and FSHM_RDONLY on an owner: max_size, ring_capacity and ring_policy
+ * (non-zero) on a guest, check_owner on an owner. (FSHM_PERSIST and `mode` stay
+ * ignored for guests, as in shmfile 1.1.0.) `size` that is no size this library
+ * knows (a later struct's is accepted when its unknown fields are zero), a bad
+ * policy, or a capacity that is not a multiple of the page size: EINVAL.
+ * check_owner: a name is not a credential. /dev/shm is shared by every user, and
+ * whoever creates a name first owns the stream there; a guest that writes secrets
+ * into a stream, or trusts what it reads, sets check_owner and the owner_uid it
+ * expects (e.g. the service's user), and a stream owned by anyone else fails with
+ * EPERM. The check is an fstat(2) of the descriptor the FILE* then uses. */
 FILE *fshm_open_ex(const char *name, mode_t mode, int fshm_flags,
                    const struct fshm_options *opts);
 

@@ -3,7 +3,9 @@
  * guests in separate processes, the flat shm object each name maps to ('/' as
  * "%2F", '%' as "%25"), no directory in /dev/shm, reclaim and fshm_force_destroy
  * by such names, every refused form (EINVAL, nothing created), a flat name that
- * looks like an escaped one, and the limit of 255 bytes (NAME_MAX) on the object name.
+ * looks like an escaped one, the limit of 255 bytes (NAME_MAX) on the object name,
+ * and names starting with "sem." (the files of glibc's named semaphores): EINVAL,
+ * and the semaphore's file left alone.
  *
  * The object names are computed here independently of the library, and probed
  * with shm_open(3) directly.
@@ -195,6 +197,55 @@ static void refused_forms(void)
     CHECK(entries_with_prefix(base + 1) == 0); /* nothing was created */
 }
 
+/* A name whose object would be one of glibc's named semaphores (sem_open("/x") is
+ * /dev/shm/sem.x): EINVAL everywhere, and the semaphore's file is left alone. A
+ * plain shm object of that name stands for the semaphore here (the file is all
+ * sem_open makes), so the test needs no -pthread. */
+static void semaphore_names(void)
+{
+    char sem_object[300], names[4][300], alike[300], alike_obj[300];
+    const char *token = base + 1; /* "fshm-ct-names-<pid>-<n>" */
+    int fd, i;
+    FILE *o;
+    snprintf(sem_object, sizeof sem_object, "/sem.%s", token);
+    reg(sem_object, sem_object);
+    fd = shm_open(sem_object, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0);
+    CHECK(close(fd) == 0);
+    snprintf(names[0], sizeof names[0], "sem.%s", token);
+    snprintf(names[1], sizeof names[1], "/sem.%s", token);
+    snprintf(names[2], sizeof names[2], "/sem.%s/x", token);
+    snprintf(names[3], sizeof names[3], "/sem.");
+    for (i = 0; i < 4; i++) {
+        const char *name = names[i];
+        CHECKF(fshm_create(name, 0600) == NULL && errno == EINVAL,
+               "fshm_create(\"%s\") should fail with EINVAL", name);
+        CHECKF(fshm_open(name, 0600, FSHM_OWNER | FSHM_RECLAIM) == NULL && errno == EINVAL,
+               "fshm_open(\"%s\", RECLAIM) should fail with EINVAL", name);
+        CHECKF(fshm_guest_open(name) == NULL && errno == EINVAL,
+               "fshm_guest_open(\"%s\") should fail with EINVAL", name);
+        CHECKF(fshm_force_destroy(name) == -1 && errno == EINVAL,
+               "fshm_force_destroy(\"%s\") should fail with EINVAL", name);
+    }
+    CHECK(object_exists(sem_object));
+    CHECK(shm_unlink(sem_object) == 0);
+    /* Look-alikes are names like any other. */
+    snprintf(alike, sizeof alike, "/sem/%s", token);
+    encode(alike, alike_obj, sizeof alike_obj);
+    reg(alike, alike_obj);
+    o = fshm_create(alike, 0600);
+    CHECK(o != NULL);
+    CHECK(object_exists(alike_obj));
+    CHECK(fclose(o) == 0);
+    snprintf(alike, sizeof alike, "%s/sem.x", base);
+    encode(alike, alike_obj, sizeof alike_obj);
+    reg(alike, alike_obj);
+    o = fshm_create(alike, 0600);
+    CHECK(o != NULL);
+    CHECK(fclose(o) == 0);
+    CHECK(!object_exists(alike_obj));
+}
+
 static void lookalike_of_an_escaped_name(void)
 {
     char nested[300], nested_obj[300], flat[300], flat_obj[300];
@@ -261,6 +312,7 @@ int main(void)
     persistent_owner_in_a_child_then_force_destroy();
     reclaim_by_a_hierarchical_name();
     refused_forms();
+    semaphore_names();
     lookalike_of_an_escaped_name();
     limit_on_the_object_name();
     t_cleanup();

@@ -3,7 +3,13 @@
  * bad options are EINVAL and create nothing (a bad ring policy too, on a linear
  * stream as on a ring); a small max_size gives EFBIG; a lossy ring reader that was
  * overrun gets ENOBUFS, learns how much it lost, and goes on after clearerr; a seek
- * past a ring's end is EINVAL and leaves the position where it was.
+ * past a ring's end is EINVAL and leaves the position where it was. Each side's
+ * options and flags on the other side are EINVAL and change nothing (owner-only
+ * ones on a guest, check_owner on an owner); FSHM_PERSIST and `mode` stay ignored
+ * for a guest, as in shmfile 1.1.0. check_owner admits the owning user and refuses
+ * any other with EPERM. `size` is a version's: the first struct's (without
+ * check_owner) is accepted, sizes between versions are not, a later struct's is
+ * when its unknown fields are zero.
  */
 #include "common.h"
 
@@ -18,6 +24,116 @@ static struct fshm_options opts(unsigned long long max, unsigned long long cap, 
     o.ring_capacity = cap;
     o.ring_policy = policy;
     return o;
+}
+
+/* The first struct fshm_options, before check_owner and owner_uid: what a program
+ * compiled then passes. */
+struct fshm_options_v1 {
+    size_t size;
+    unsigned long long max_size;
+    unsigned long long ring_capacity;
+    int ring_policy;
+};
+
+static void each_side_refuses_the_others_options(void)
+{
+    struct fshm_options o;
+    struct stat st;
+    FILE *f, *g;
+    /* On a name that does not exist: EINVAL, not ENOENT, and nothing created. */
+    o = opts(1 << 20, 0, FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST, &o) == NULL, EINVAL);
+    o = opts(0, (unsigned long long)sysconf(_SC_PAGESIZE), FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST, &o) == NULL, EINVAL);
+    o = opts(0, 0, FSHM_RING_LOSSLESS);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST, &o) == NULL, EINVAL);
+    CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | FSHM_RECLAIM) == NULL, EINVAL);
+    CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | FSHM_IMMUTABLE) == NULL, EINVAL);
+    CHECK_ERR(fshm_open(name, 0600, FSHM_OWNER | FSHM_RDONLY) == NULL, EINVAL);
+    o = opts(0, 0, FSHM_RING_LOSSY);
+    o.check_owner = 1;
+    o.owner_uid = geteuid();
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &o) == NULL, EINVAL);
+    CHECK(!t_exists(name));
+    /* On a stream that exists: the same, and nothing joins it. */
+    f = fshm_open(name, 0600, FSHM_OWNER);
+    CHECK(f != NULL);
+    CHECK(fputs("abc", f) >= 0 && fflush(f) == 0);
+    o = opts(1 << 20, 0, FSHM_RING_LOSSY);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST, &o) == NULL, EINVAL);
+    o = opts(0, 0, FSHM_RING_LOSSLESS);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST | FSHM_APPEND, &o) == NULL, EINVAL);
+    CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | FSHM_RECLAIM) == NULL, EINVAL);
+    CHECK_ERR(fshm_open(name, 0, FSHM_GUEST | FSHM_IMMUTABLE) == NULL, EINVAL);
+    /* shmfile 1.1.0's inputs a guest ignores: FSHM_PERSIST and the mode. */
+    g = fshm_open(name, 0644, FSHM_GUEST | FSHM_PERSIST);
+    CHECK(g != NULL);
+    CHECK(fclose(g) == 0);
+    CHECK(t_fstat(f, name, &st) == 0 && (st.st_mode & 07777) == 0600);
+    CHECK(fclose(f) == 0);
+    CHECK(!t_exists(name));
+}
+
+static void check_owner(void)
+{
+    struct fshm_options o;
+    FILE *f, *g;
+    char buf[16];
+    f = fshm_open(name, 0666, FSHM_OWNER);
+    CHECK(f != NULL);
+    CHECK(fputs("abc", f) >= 0 && fflush(f) == 0);
+    o = opts(0, 0, FSHM_RING_LOSSY);
+    o.check_owner = 1;
+    o.owner_uid = geteuid() + 1;
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST, &o) == NULL, EPERM);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST | FSHM_APPEND, &o) == NULL, EPERM);
+    CHECK_ERR(fshm_open_ex(name, 0, FSHM_GUEST | FSHM_RDONLY, &o) == NULL, EPERM);
+    /* check_owner 0: owner_uid is not looked at. */
+    o.check_owner = 0;
+    g = fshm_open_ex(name, 0, FSHM_GUEST, &o);
+    CHECK(g != NULL);
+    CHECK(fclose(g) == 0);
+    o.check_owner = 1;
+    o.owner_uid = geteuid();
+    g = fshm_open_ex(name, 0, FSHM_GUEST | FSHM_APPEND, &o);
+    CHECK(g != NULL);
+    CHECK(fputs("def", g) >= 0 && fclose(g) == 0);
+    CHECK(t_read_all(name, buf, sizeof buf) == 6 && strcmp(buf, "abcdef") == 0);
+    CHECK(fclose(f) == 0);
+    CHECK(!t_exists(name));
+}
+
+static void struct_sizes(void)
+{
+    struct fshm_options_v1 v1;
+    struct {
+        struct fshm_options o;
+        unsigned long long later; /* a field of a later shmfile.h */
+    } later;
+    FILE *f;
+    /* The first struct: accepted (a ring made through it). */
+    memset(&v1, 0, sizeof v1);
+    v1.size = sizeof v1;
+    v1.ring_capacity = (unsigned long long)sysconf(_SC_PAGESIZE);
+    v1.ring_policy = FSHM_RING_LOSSY;
+    f = fshm_open_ex(name, 0600, FSHM_OWNER, (const struct fshm_options *)&v1);
+    CHECK(f != NULL);
+    CHECK(fclose(f) == 0);
+    CHECK(!t_exists(name));
+    /* A size between versions, or short of the first: EINVAL. */
+    v1.size = sizeof v1 - 1;
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, (const struct fshm_options *)&v1) == NULL,
+              EINVAL);
+    /* A later struct whose unknown field is zero: accepted; set: EINVAL, as this
+     * library cannot honour it. */
+    memset(&later, 0, sizeof later);
+    later.o.size = sizeof later;
+    f = fshm_open_ex(name, 0600, FSHM_OWNER, &later.o);
+    CHECK(f != NULL);
+    CHECK(fclose(f) == 0);
+    later.later = 1;
+    CHECK_ERR(fshm_open_ex(name, 0600, FSHM_OWNER, &later.o) == NULL, EINVAL);
+    CHECK(!t_exists(name));
 }
 
 int main(void)
@@ -112,6 +228,10 @@ int main(void)
     CHECK(fclose(g) == 0);
     CHECK(fclose(f) == 0);
     CHECK(!t_exists(name));
+
+    each_side_refuses_the_others_options();
+    check_owner();
+    struct_sizes();
 
     t_cleanup();
     printf("test_options: ok\n");

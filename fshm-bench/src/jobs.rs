@@ -165,6 +165,8 @@ fn fshm_owner_file(name: &str, ring: u64, max_size: u64) -> io::Result<CFile> {
         max_size,
         ring_capacity: ring,
         ring_policy: shmfile::FSHM_RING_LOSSLESS,
+        check_owner: 0,
+        owner_uid: 0,
     };
     // SAFETY: `c` is NUL-terminated; `opts` is a complete options struct.
     let f = unsafe { fshm_open_ex(c.as_ptr(), 0o600, FSHM_OWNER, &opts) };

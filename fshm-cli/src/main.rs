@@ -6,7 +6,7 @@ mod text;
 use clap::{Parser, Subcommand};
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
-use text::{describe, escape, human, parse_size};
+use text::{describe, escape, human, parse_size, parse_user};
 
 /// Exit status of a command line that is wrong (clap uses it too).
 const EXIT_USAGE: u8 = 2;
@@ -67,6 +67,10 @@ enum Command {
     Cat {
         /// Stream name.
         name: String,
+        /// Only a stream that USER (a user name or uid) owns: one that another user
+        /// created under this name is refused.
+        #[arg(long, value_parser = parse_user, value_name = "USER")]
+        owner: Option<u32>,
     },
     /// Print the last lines of a stream; with -f, follow it until its owner ends it.
     Tail {
@@ -76,6 +80,10 @@ enum Command {
         /// Number of lines to print first.
         #[arg(short = 'n', long = "lines", default_value_t = 10)]
         lines: u64,
+        /// Only a stream that USER (a user name or uid) owns: one that another user
+        /// created under this name is refused.
+        #[arg(long, value_parser = parse_user, value_name = "USER")]
+        owner: Option<u32>,
         /// Stream name.
         name: String,
     },
@@ -107,6 +115,11 @@ enum Command {
         /// appends, and readers may read them in place (not with --ring).
         #[arg(long, requires = "create", conflicts_with = "ring")]
         immutable: bool,
+        /// Without --create: write only into a stream that USER (a user name or uid)
+        /// owns; one that another user created under this name is refused before a
+        /// byte is written.
+        #[arg(long, conflicts_with = "create", value_parser = parse_user, value_name = "USER")]
+        owner: Option<u32>,
     },
     /// Remove streams by name.
     Rm {
@@ -211,18 +224,19 @@ fn run(command: Command) -> Result<(), Failure> {
                 stat_text(&mut out, &info, bytes)?;
             }
         }
-        Command::Cat { name } => {
+        Command::Cat { name, owner } => {
             check_name(&name)?;
-            let s = fshm::OpenOptions::new().read_only(true).open(&name)?;
+            let s = guest_options(owner).read_only(true).open(&name)?;
             io::copy(&mut &s, &mut out)?;
         }
         Command::Tail {
             follow,
             lines,
+            owner,
             name,
         } => {
             check_name(&name)?;
-            tail(&mut out, &name, lines, follow)?
+            tail(&mut out, &name, lines, follow, owner)?
         }
         Command::Write {
             name,
@@ -233,6 +247,7 @@ fn run(command: Command) -> Result<(), Failure> {
             ring,
             lossless,
             immutable,
+            owner,
         } => {
             check_name(&name)?;
             let s = if create {
@@ -258,7 +273,7 @@ fn run(command: Command) -> Result<(), Failure> {
                     _ => Failure::Failed(e),
                 })?
             } else {
-                fshm::OpenOptions::new().append(true).open(&name)?
+                guest_options(owner).append(true).open(&name)?
             };
             copy_lines_through(&s)?;
         }
@@ -329,6 +344,15 @@ fn run(command: Command) -> Result<(), Failure> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// A guest's options: with `--owner`, only a stream that user owns.
+fn guest_options(owner: Option<u32>) -> fshm::OpenOptions {
+    let mut o = fshm::OpenOptions::new();
+    if let Some(uid) = owner {
+        o.owner_uid(uid);
+    }
+    o
 }
 
 /// Copies standard input into `s` one read at a time, so that followers see each line
@@ -497,8 +521,14 @@ fn tail_start(s: &fshm::Stream, len: u64, lines: u64) -> io::Result<u64> {
     Ok(oldest)
 }
 
-fn tail(out: &mut impl Write, name: &str, lines: u64, follow: bool) -> io::Result<()> {
-    let s = fshm::OpenOptions::new().read_only(true).open(name)?;
+fn tail(
+    out: &mut impl Write,
+    name: &str,
+    lines: u64,
+    follow: bool,
+    owner: Option<u32>,
+) -> io::Result<()> {
+    let s = guest_options(owner).read_only(true).open(name)?;
     let len = s.len();
     let start = tail_start(&s, len, lines)?;
     io::Seek::seek(&mut &s, io::SeekFrom::Start(start))?;

@@ -105,6 +105,46 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{s}' is too large"))
 }
 
+/// A user given on the command line: a user name (looked up with `getpwnam_r`), or a
+/// numeric uid.
+pub fn parse_user(s: &str) -> Result<u32, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|_| format!("invalid uid '{s}'"));
+    }
+    let unknown = || format!("no such user '{s}'");
+    let name = std::ffi::CString::new(s).map_err(|_| unknown())?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: an all-zero `passwd` is a valid value of this plain C struct.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `pwd`, `buf` (of the length passed) and
+        // `found` are valid out-pointers for the call, and `pwd`'s strings point into
+        // `buf`, which is not read after.
+        let r = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match r {
+            0 if found.is_null() => return Err(unknown()),
+            0 => return Ok(pwd.pw_uid),
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            libc::EINTR => {}
+            e => {
+                return Err(format!(
+                    "cannot look up user '{s}': {}",
+                    drop_os_error(&io::Error::from_raw_os_error(e).to_string())
+                ))
+            }
+        }
+    }
+}
+
 /// The text of an error for a person: `NAME: what went wrong: reason`, the stream named
 /// once (escaped) and no `os error` numbers. Errors that concern no stream are shown as
 /// they are, with the number dropped.
@@ -158,6 +198,18 @@ fn drop_os_error(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_are_names_or_uids() {
+        assert_eq!(parse_user("0"), Ok(0));
+        assert_eq!(parse_user("1002"), Ok(1002));
+        assert_eq!(parse_user("root"), Ok(0));
+        assert!(parse_user("no-such-user-fshm")
+            .unwrap_err()
+            .contains("no such user"));
+        assert!(parse_user("").is_err());
+        assert!(parse_user("99999999999").is_err());
+    }
 
     #[test]
     fn escapes_what_a_terminal_would_act_on() {

@@ -93,6 +93,10 @@ pub const FSHM_RING_LOSSY: c_int = 0;
 pub const FSHM_RING_LOSSLESS: c_int = 1;
 
 /// Options of [`fshm_open_ex`] (`struct fshm_options` in `shmfile.h`).
+///
+/// Fields are only ever added at the end; `size` says which ones the caller's copy of
+/// `shmfile.h` had: a caller compiled before `check_owner` existed passes the size of
+/// [`FshmOptionsV1`], and the fields past it are not read.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FshmOptions {
@@ -104,6 +108,72 @@ pub struct FshmOptions {
     pub ring_capacity: u64,
     /// [`FSHM_RING_LOSSY`] or [`FSHM_RING_LOSSLESS`].
     pub ring_policy: c_int,
+    /// Guest only: nonzero to refuse (`EPERM`) a stream that the user `owner_uid`
+    /// does not own.
+    pub check_owner: c_int,
+    /// The user a guest with `check_owner` requires to own the stream.
+    pub owner_uid: libc::uid_t,
+}
+
+/// The first `struct fshm_options`, without `check_owner` and `owner_uid`: the
+/// smallest `size` accepted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FshmOptionsV1 {
+    /// As [`FshmOptions::size`].
+    pub size: usize,
+    /// As [`FshmOptions::max_size`].
+    pub max_size: u64,
+    /// As [`FshmOptions::ring_capacity`].
+    pub ring_capacity: u64,
+    /// As [`FshmOptions::ring_policy`].
+    pub ring_policy: c_int,
+}
+
+/// Reads the caller's options. `size` must be the size of a version of the struct:
+/// [`FshmOptionsV1`]'s (the later fields then read as zero), or at least
+/// [`FshmOptions`]'s — larger only from a program compiled with a later `shmfile.h`,
+/// whose fields this library does not know, so they must be zero (unset): a field the
+/// caller set is never silently ignored. Anything else is `EINVAL`.
+///
+/// # Safety
+/// `opts` is null or points to a `struct fshm_options` of `opts->size` readable bytes.
+unsafe fn options_arg(opts: *const FshmOptions) -> Result<Option<FshmOptions>, c_int> {
+    if opts.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null, aligned and readable for at least its first field, `size`
+    // (caller's contract).
+    let size = unsafe { std::ptr::addr_of!((*opts).size).read() };
+    let known = std::mem::size_of::<FshmOptions>();
+    if size >= known {
+        // SAFETY: the caller's `size` readable bytes cover the current struct and the
+        // tail past it.
+        let (current, tail) = unsafe {
+            (
+                opts.read(),
+                std::slice::from_raw_parts(opts.cast::<u8>().add(known), size - known),
+            )
+        };
+        return match tail.iter().all(|&b| b == 0) {
+            true => Ok(Some(current)),
+            false => Err(libc::EINVAL),
+        };
+    }
+    if size != std::mem::size_of::<FshmOptionsV1>() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: `size` readable bytes are the first struct, a prefix of the current one
+    // with the same layout; the caller's struct is aligned for either.
+    let v1 = unsafe { opts.cast::<FshmOptionsV1>().read() };
+    Ok(Some(FshmOptions {
+        size: v1.size,
+        max_size: v1.max_size,
+        ring_capacity: v1.ring_capacity,
+        ring_policy: v1.ring_policy,
+        check_owner: 0,
+        owner_uid: 0,
+    }))
 }
 
 /// Opens or creates the stream `name` and returns a `FILE*` on it (see `shmfile.h`).
@@ -120,7 +190,8 @@ pub unsafe extern "C" fn fshm_open(
     unsafe { fshm_open_ex(name, mode, fshm_flags, std::ptr::null()) }
 }
 
-/// `fshm_open` with options: maximum size, ring capacity and policy (owner only).
+/// `fshm_open` with options: maximum size, ring capacity and policy (owner only), the
+/// owning user a guest requires (guest only).
 ///
 /// # Safety
 /// `name` is null or a NUL-terminated string; `opts` is null or points to a
@@ -135,13 +206,8 @@ pub unsafe extern "C" fn fshm_open_ex(
     guard(std::ptr::null_mut(), || {
         // SAFETY: forwarded caller contract.
         let name = unsafe { name_arg(name) }?;
-        // SAFETY: null or a readable struct (caller's contract); its size is checked
-        // before any field is used.
-        let opts = match unsafe { opts.as_ref() } {
-            None => None,
-            Some(o) if o.size < std::mem::size_of::<FshmOptions>() => return Err(libc::EINVAL),
-            Some(o) => Some(*o),
-        };
+        // SAFETY: forwarded caller contract.
+        let opts = unsafe { options_arg(opts) }?;
         let owner = fshm_flags & FSHM_OWNER != 0;
         let guest = fshm_flags & FSHM_GUEST != 0;
         if fshm_flags & !KNOWN_FLAGS != 0 || owner == guest {
@@ -150,8 +216,16 @@ pub unsafe extern "C" fn fshm_open_ex(
         let mut o = fshm::OpenOptions::new();
         o.append(fshm_flags & FSHM_APPEND != 0);
         if let Some(opts) = opts {
-            if !owner && (opts.max_size != 0 || opts.ring_capacity != 0) {
+            // The rule of `fshm::OpenOptions`: a side's options are refused on the
+            // other side (`shmfile.h`, "fshm_open_ex").
+            let owner_only = opts.max_size != 0
+                || opts.ring_capacity != 0
+                || opts.ring_policy != FSHM_RING_LOSSY;
+            if (!owner && owner_only) || (owner && opts.check_owner != 0) {
                 return Err(libc::EINVAL);
+            }
+            if opts.check_owner != 0 {
+                o.owner_uid(opts.owner_uid);
             }
             // A bad policy is refused on a linear stream too, where it is unused
             // (shmfile.h: "a bad policy ... EINVAL").
@@ -177,7 +251,8 @@ pub unsafe extern "C" fn fshm_open_ex(
                 .reclaim(fshm_flags & FSHM_RECLAIM != 0)
                 .create(name)
         } else {
-            // shmfile ignored FSHM_PERSIST for guests; so do we.
+            // shmfile 1.1.0 ignored FSHM_PERSIST and `mode` for guests; so do we (its
+            // programs must behave the same). Every owner-only addition is refused.
             if fshm_flags & (FSHM_RECLAIM | FSHM_IMMUTABLE) != 0 {
                 return Err(libc::EINVAL);
             }

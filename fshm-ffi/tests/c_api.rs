@@ -341,6 +341,7 @@ c_tests! {
     libuv_follows_streams_to_their_owners_death => "test_loop_uv.c",
     glib_follows_streams_to_their_owners_death => "test_loop_glib.c",
     fshm_poll_follows_streams_to_their_owners_death => "test_loop_poll.c",
+    what_is_not_a_stream_is_refused_at_once => "test_not_a_stream.c",
 }
 
 /// A stream name unique to this test process and `tag`.

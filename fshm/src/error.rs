@@ -70,6 +70,22 @@ pub(crate) fn not_fshm(stream: &str, what: impl Into<String>) -> io::Error {
     os(stream, libc::EPROTO, what)
 }
 
+/// The error of opening `stream`'s object by name (`sys::shm_open`): `EPROTO` from
+/// there means what is at the name is no regular file, which the message says.
+pub(crate) fn open_failed(stream: &str, errno: i32, what: &str) -> io::Error {
+    if errno == libc::EPROTO {
+        not_fshm(
+            stream,
+            format!(
+                "{what}: not an fshm stream (a directory, FIFO, socket, device or symbolic \
+                 link is at its name)"
+            ),
+        )
+    } else {
+        os(stream, errno, what)
+    }
+}
+
 /// A ring reader fell more than the capacity behind: `lost` bytes were overwritten
 /// before it read them. The inner error of the `io::Error` a ring read returns then
 /// (`errno` `ENOBUFS`, as for an overrun netlink socket); see [`overrun_of`]. The

@@ -1,6 +1,6 @@
 //! Looking at streams from outside: owner state, `inspect`, `list`, `force_destroy`.
 
-use crate::error::{os, Result};
+use crate::error::{open_failed, os, Result};
 use crate::header::{
     read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE, FLAG_LOSSLESS,
     FLAG_PERSISTENT, LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
@@ -52,7 +52,8 @@ pub struct StreamInfo {
 ///
 /// # Errors
 /// `NotFound`, `PermissionDenied` if it cannot be opened even read-only, `InvalidData`
-/// (`EPROTO`) if it is not an fshm stream.
+/// (`EPROTO`) if it is not an fshm stream — at once also for a FIFO, socket,
+/// directory, device or symbolic link at the name (see [`OpenOptions::open`](crate::OpenOptions::open)).
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -67,7 +68,8 @@ pub struct StreamInfo {
 pub fn inspect(name: &str) -> Result<StreamInfo> {
     let name = Name::new(name)?;
     let n = name.as_str();
-    let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
+    let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0)
+        .map_err(|e| open_failed(n, e, "cannot open"))?;
     info_of(&name, &fd)
 }
 
@@ -126,9 +128,11 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
 }
 
 /// Lists the fshm streams in [`SHM_DIR`], sorted by name. Objects that are not fshm
-/// streams, objects whose names are the encoding of no stream name (see the crate
-/// docs, "Names"; lock objects among them), and streams this process may not open
-/// even read-only, are left out. Each [`StreamInfo::name`] is the stream name
+/// streams (anything but a regular file among them, also one swapped in while the
+/// listing runs: nothing at a name can make it wait), objects whose names are the
+/// encoding of no stream name (see the crate docs, "Names"; lock objects and glibc's
+/// `sem.*` semaphores among them), and streams this process may not open even
+/// read-only, are left out. Each [`StreamInfo::name`] is the stream name
 /// (`/streams/my_stream`), not the object name.
 pub fn list() -> Result<Vec<StreamInfo>> {
     list_with_prefix("/")
@@ -158,9 +162,6 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
         let Ok(file_name) = entry.file_name().into_string() else {
             continue;
         };
-        if file_name.starts_with("sem.") {
-            continue;
-        }
         let Some(name) = Name::from_object(&file_name) else {
             continue;
         };
@@ -172,6 +173,8 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
             .metadata()
             .map(|m| m.len() >= DATA_OFFSET)
             .unwrap_or(false);
+        // A cheap first sort, not a check: the entry may be replaced before `inspect`
+        // opens it, which refuses anything but a regular file itself.
         if !is_file || !big_enough {
             continue;
         }
@@ -189,7 +192,7 @@ pub fn list_with_prefix(prefix: &str) -> Result<Vec<StreamInfo>> {
 ///
 /// # Errors
 /// `NotFound` if there is no such name, `PermissionDenied`, `InvalidInput` for a bad
-/// name.
+/// name, `InvalidData` (`EPROTO`) for a directory at the name (it is not removed).
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -210,7 +213,7 @@ pub fn force_destroy(name: &str) -> Result<()> {
     // The lock objects first, whatever key they have (a header may have been
     // scribbled): a leftover one goes even where the stream's name is gone.
     liveness::remove_lock_objects(&name);
-    sys::shm_unlink(name.as_c()).map_err(|e| os(name.as_str(), e, "cannot remove"))
+    sys::shm_unlink(name.as_c()).map_err(|e| open_failed(name.as_str(), e, "cannot remove"))
 }
 
 /// How long a reclaim waits for another process's reclaim of the same name to end
@@ -233,7 +236,8 @@ pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 ///
 /// # Errors
 /// `InvalidInput` for a bad name; `PermissionDenied` if this process may not open it
-/// read-write; `WouldBlock` (`EAGAIN`) as above.
+/// read-write; `WouldBlock` (`EAGAIN`) as above.; `InvalidData` (`EPROTO`) at once for a FIFO,
+/// socket, directory, device or symbolic link at the name.
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -292,10 +296,10 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
         Err(libc::ENOENT) => return Ok(Reclaim::Removed),
         // A directory (glibc's `shm_open` reports `EISDIR` as `EINVAL`), a symbolic
         // link, a socket: no stream, never removed.
-        Err(libc::EISDIR | libc::EINVAL | libc::ELOOP | libc::ENXIO) => {
+        Err(libc::EPROTO | libc::EISDIR | libc::EINVAL | libc::ELOOP | libc::ENXIO) => {
             return Ok(Reclaim::Refused)
         }
-        Err(e) => return Err(os(n, e, "cannot open to reclaim")),
+        Err(e) => return Err(open_failed(n, e, "cannot open to reclaim")),
     };
     let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     if ours.mode & libc::S_IFMT != libc::S_IFREG {

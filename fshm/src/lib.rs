@@ -29,8 +29,10 @@
 //! `/streams/my_stream`, `app/shard-3/events`. The leading `/` is optional (`metrics`
 //! and `/metrics` are one stream). Refused with `InvalidInput` (`EINVAL`): an empty
 //! name, an empty component (`//`, a trailing `/`), a component `.` or `..`, a NUL
-//! byte, and a name whose object name (below) is longer than [`OBJECT_NAME_MAX`] (255,
-//! the system's `NAME_MAX`) bytes.
+//! byte, a name whose object name (below) is longer than [`OBJECT_NAME_MAX`] (255,
+//! the system's `NAME_MAX`) bytes, and a name that starts with `sem.` (its object
+//! would be in glibc's namespace of named semaphores, `/dev/shm/sem.*`, which
+//! `sem_open` uses; `sem`, `/sem/x` and `/x/sem.y` are fine).
 //!
 //! `shm_open` takes only flat names, and fshm creates no directories in `/dev/shm`
 //! (another user could pre-create or swap them), so each name maps to one flat shm
@@ -235,7 +237,10 @@
 //! naming the stream; its inner error is a [`StreamError`], and [`errno_of`] gives the
 //! `errno` the C API reports. Objects that are not fshm streams, of another layout
 //! version, or with a malformed header are refused with `EPROTO`
-//! (`ErrorKind::InvalidData`).
+//! (`ErrorKind::InvalidData`); so is, at once, anything but a regular file at a
+//! stream's name (a FIFO, socket, directory, device or symbolic link): objects are
+//! opened by name without following links and without waiting, and the descriptor is
+//! checked before use.
 //!
 //! ## Trust
 //!
@@ -272,6 +277,10 @@
 //! - **Owner**: a writer that also changes the mode and group ([`Stream::set_permissions`]
 //!   and [`Stream::set_group`] change the lock object too: a `chmod`/`chown` of the
 //!   stream's object alone leaves the two disagreeing) and removes the name on close.
+//!
+//! A name is not a credential: whoever creates a name first owns the stream there, and a
+//! guest opening that name writes into, and reads from, that user's stream. A guest that
+//! must not ([`OpenOptions::owner_uid`]) names the user it expects.
 //!
 //! Give untrusted readers read-only mode bits, and write access only to processes you
 //! trust not to truncate the object, punch holes in it, or hold its tokens.

@@ -6,6 +6,8 @@
 //! so the name maps to one flat object name: `/` followed by the components joined by
 //! `%2F`, where every `%` inside a component is written `%25`. Decoding accepts only
 //! those two escapes, so the mapping is reversible and no two names share an object.
+//! Names whose object name would start with `sem.` are refused: that prefix is glibc's
+//! `sem_open` namespace in `/dev/shm`, which fshm shares with no other facility.
 
 use crate::error::{invalid, Result};
 use std::ffi::{CStr, CString};
@@ -20,6 +22,9 @@ pub const OBJECT_NAME_MAX: usize = 255;
 const SLASH: &str = "%2F";
 /// The escape of `%` inside a component.
 const PERCENT: &str = "%25";
+/// The prefix of glibc's named semaphores in `/dev/shm` (`sem_open("/x")` is the file
+/// `/dev/shm/sem.x`): no stream's object name starts with it.
+const SEMAPHORE_PREFIX: &str = "sem.";
 
 /// A checked stream name: its canonical form (`/a/b`) and its object name (`/a%2Fb`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +36,8 @@ pub(crate) struct Name {
 impl Name {
     /// Checks `name` and maps it to its object name. Refused (`EINVAL`): an empty name,
     /// an empty component (`//`, a trailing `/`), a component `.` or `..`, a NUL byte,
-    /// and a name whose object name would pass [`OBJECT_NAME_MAX`].
+    /// a name whose object name would pass [`OBJECT_NAME_MAX`], and one whose object
+    /// name would start with `sem.` (glibc's semaphores).
     pub fn new(name: &str) -> Result<Name> {
         let bare = name.strip_prefix('/').unwrap_or(name);
         let why = if bare.is_empty() {
@@ -44,6 +50,13 @@ impl Name {
             )
         } else if bare.split('/').any(|c| c == "." || c == "..") {
             Some("a stream name may not hold a component '.' or '..'".to_owned())
+        } else if bare.starts_with(SEMAPHORE_PREFIX) {
+            // The encoding leaves the first component's leading characters as they
+            // are, so the object name starts with `sem.` exactly when the name does.
+            Some(format!(
+                "a stream name may not start with '{SEMAPHORE_PREFIX}': /dev/shm/{SEMAPHORE_PREFIX}* \
+                 are glibc's named semaphores (sem_open), not streams"
+            ))
         } else {
             let len = encoded_len(bare);
             (len > OBJECT_NAME_MAX).then(|| {
@@ -75,7 +88,7 @@ impl Name {
     /// The stream name whose object name is `object` (with or without its leading
     /// `/`), or `None` if `object` is the encoding of no stream name: an escape other
     /// than `%2F` and `%25`, a stray `%`, an empty or `.`/`..` component, a `/`, a
-    /// companion object's name.
+    /// companion object's name, a semaphore's (`sem.*`).
     pub fn from_object(object: &str) -> Option<Name> {
         let bare = object.strip_prefix('/').unwrap_or(object);
         let mut text = String::with_capacity(bare.len() + 1);
@@ -163,6 +176,10 @@ mod tests {
             "a/./b",
             "a/..",
             "../a",
+            "sem.x",
+            "/sem.x",
+            "sem./x",
+            "/sem.",
             long.as_str(),
             long_by_escapes.as_str(),
         ] {
@@ -185,6 +202,11 @@ mod tests {
             ("/a%2Fb", "/a%252Fb"),
             ("/a/%25/b", "/a%2F%2525%2Fb"),
             ("/...", "/..."),
+            ("/sem", "/sem"),
+            ("/sem/x", "/sem%2Fx"),
+            ("/Sem.x", "/Sem.x"),
+            ("/x/sem.y", "/x%2Fsem.y"),
+            ("/asem.x", "/asem.x"),
             ("/a/.b/c.", "/a%2F.b%2Fc."),
         ] {
             let n = Name::new(name).unwrap();
@@ -234,6 +256,9 @@ mod tests {
             "a%2F.",
             "a%2F..%2Fb",
             "a%00",
+            "sem.x",
+            "/sem.x",
+            "sem.a%2Fb",
         ] {
             assert_eq!(stream_name(object), None, "{object:?}");
         }

@@ -2,7 +2,7 @@
 //! handshake and opt-in reclaim of a dead owner's name) and guest open (with the
 //! read-only fallback).
 
-use crate::error::{not_fshm, os, Result};
+use crate::error::{invalid, not_fshm, open_failed, os, Result};
 use crate::header::{
     read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
     FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
@@ -60,6 +60,7 @@ pub struct OpenOptions {
     pub(crate) read_only: bool,
     pub(crate) ring: Option<(u64, RingPolicy)>,
     pub(crate) immutable: bool,
+    pub(crate) owner_uid: Option<u32>,
 }
 
 impl Default for OpenOptions {
@@ -70,7 +71,24 @@ impl Default for OpenOptions {
 
 impl OpenOptions {
     /// Defaults: mode `0o600`, not persistent, maximum size 1 GiB, no reclaim, no
-    /// append, read-write.
+    /// append, read-write, linear, not immutable, any owning user.
+    ///
+    /// Some options apply to one side only. [`open`](Self::open) fails with
+    /// `InvalidInput` (`EINVAL`), naming them, when an option for creating a stream
+    /// holds anything but its default: [`mode`](Self::mode),
+    /// [`persist`](Self::persist), [`max_size`](Self::max_size),
+    /// [`reclaim`](Self::reclaim), [`ring`](Self::ring),
+    /// [`immutable`](Self::immutable) — they describe the stream being made, which
+    /// open does not make. [`create`](Self::create) fails the same way for the guest
+    /// options [`read_only`](Self::read_only) and [`owner_uid`](Self::owner_uid).
+    /// [`append`](Self::append) applies to both. Either failure changes nothing.
+    ///
+    /// ```
+    /// let name = format!("/doc-sides-{}", std::process::id());
+    /// let e = fshm::OpenOptions::new().persist(true).open(&name).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(e.to_string().contains("persist"));
+    /// ```
     pub fn new() -> Self {
         OpenOptions {
             mode: DEFAULT_MODE,
@@ -81,6 +99,7 @@ impl OpenOptions {
             read_only: false,
             ring: None,
             immutable: false,
+            owner_uid: None,
         }
     }
 
@@ -127,6 +146,35 @@ impl OpenOptions {
     /// Guest only: open read-only even where the mode bits would allow writing.
     pub fn read_only(&mut self, read_only: bool) -> &mut Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Guest only: open the stream only if the user `uid` owns it, else fail with
+    /// `PermissionDenied` (`EPERM`) and keep nothing open.
+    ///
+    /// `/dev/shm` is shared by every user, so a name is not a credential: whoever
+    /// creates a name first owns what is there, and a guest that opens it by name
+    /// writes into (or reads from) that user's stream. A guest that must not hand its
+    /// data to anyone else — or must not trust data from anyone else — names the user
+    /// it expects, typically the service's account. The check is an `fstat` of the
+    /// descriptor that the handle then uses, so nothing can be swapped in between.
+    /// It says who owns the stream, not who else may write it: the mode bits say that
+    /// ([`Stream::info`]).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-owner-uid-{}", std::process::id());
+    /// let owner = fshm::Stream::create(&name)?;
+    /// // SAFETY: geteuid has no preconditions.
+    /// let me = unsafe { libc::geteuid() };
+    /// let guest = fshm::OpenOptions::new().owner_uid(me).open(&name)?;
+    /// let e = fshm::OpenOptions::new().owner_uid(me + 1).open(&name).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    /// assert_eq!(fshm::errno_of(&e), libc::EPERM);
+    /// # drop((guest, owner)); Ok(()) }
+    /// ```
+    pub fn owner_uid(&mut self, uid: u32) -> &mut Self {
+        self.owner_uid = Some(uid);
         self
     }
 
@@ -289,6 +337,11 @@ impl OpenOptions {
         if self.read_only {
             return Err(bad("an owner cannot be read-only"));
         }
+        if self.owner_uid.is_some() {
+            return Err(bad(
+                "owner_uid applies to open only (a created stream is owned by its creator)",
+            ));
+        }
         let mut flags = if self.persist { FLAG_PERSISTENT } else { 0 };
         if self.immutable {
             if self.ring.is_some() {
@@ -422,32 +475,54 @@ impl OpenOptions {
     /// `NotFound` (`ENOENT`) if there is no such name; `PermissionDenied` (`EACCES`);
     /// `InvalidData` (`EPROTO`) if the object is not an fshm stream or its header is
     /// malformed; `TimedOut` (`ETIMEDOUT`) if its owner is still setting it up after
-    /// [`READY_TIMEOUT`]; `InvalidInput` (`EINVAL`) for a bad name or a ring option.
+    /// [`READY_TIMEOUT`]; `PermissionDenied` (`EPERM`) if the stream is not owned by
+    /// the user [`owner_uid`](Self::owner_uid) names; `InvalidInput` (`EINVAL`) for a
+    /// bad name or an option that applies to create only (see [`new`](Self::new)).
+    ///
+    /// What is at the name is opened without following a symbolic link and without
+    /// waiting (a FIFO would otherwise block the open), and anything but a regular
+    /// file — a FIFO, socket, directory, device or symbolic link — is `InvalidData`
+    /// (`EPROTO`) at once.
     #[doc(alias = "fshm_guest_open")]
     pub fn open(&self, name: &str) -> Result<Stream> {
         let name = Name::new(name)?;
         let n = name.as_str();
-        if self.ring.is_some() || self.immutable {
-            return Err(crate::error::invalid(
-                n,
-                "ring and immutable options apply to create only",
-            ));
+        self.check_open(n)?;
+        let (fd, st, writable) = open_existing(&name, self.read_only)?;
+        if let Some(uid) = self.owner_uid {
+            if st.uid != uid {
+                return Err(os(
+                    n,
+                    libc::EPERM,
+                    format!(
+                        "owned by uid {}, not by uid {uid} as the open requires",
+                        st.uid
+                    ),
+                ));
+            }
         }
-        let (fd, writable) = open_existing(&name, self.read_only)?;
         let layout = await_ready(&name, &fd)?;
         // A ring is mapped at once (its reader starts at the oldest byte held), so its
-        // size is checked now. A linear stream's size is asked of the kernel when an
-        // access first needs more than is known (`verified` starts at 0): a guest that
-        // opens and closes makes no system call besides open, read the header, close.
+        // size is checked now (again, if the object was opened while its owner was
+        // still reserving it). A linear stream's known size starts at 0, as the copy
+        // rule wants (`grow`: reads past it go through the kernel, so a guest that reads
+        // once maps nothing); it is asked of the kernel when an access first needs
+        // more. A guest that opens and closes makes no system call besides open, the
+        // check of what it opened (`fstat`, `fcntl`), read the header, close.
         let verified = if layout.ring_capacity != 0 {
-            let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
-            if st.size < DATA_OFFSET + layout.ring_capacity {
+            let need = DATA_OFFSET + layout.ring_capacity;
+            let size = if st.size >= need {
+                st.size
+            } else {
+                sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?.size
+            };
+            if size < need {
                 return Err(not_fshm(
                     n,
                     "malformed header (ring larger than the object)",
                 ));
             }
-            st.size
+            size
         } else {
             0
         };
@@ -480,20 +555,52 @@ impl OpenOptions {
         }
         Ok(stream)
     }
+
+    /// Refuses the options [`open`](Self::open) cannot honour: those that describe a
+    /// stream being created, when they hold anything but their defaults.
+    fn check_open(&self, name: &str) -> Result<()> {
+        let given: Vec<&str> = [
+            (self.mode != DEFAULT_MODE, "mode"),
+            (self.persist, "persist"),
+            (self.max_size != DEFAULT_MAX_SIZE, "max_size"),
+            (self.reclaim, "reclaim"),
+            (self.ring.is_some(), "ring"),
+            (self.immutable, "immutable"),
+        ]
+        .into_iter()
+        .filter_map(|(set, option)| set.then_some(option))
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        Err(invalid(
+            name,
+            format!(
+                "option{} {} {} to create only, not to open (the stream exists; its owner \
+                 chose these)",
+                if given.len() > 1 { "s" } else { "" },
+                given.join(", "),
+                if given.len() > 1 { "apply" } else { "applies" },
+            ),
+        ))
+    }
 }
 
-/// Opens an existing name read-write, falling back to read-only on `EACCES`.
-pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, bool)> {
+/// Opens an existing name read-write, falling back to read-only on `EACCES`: the
+/// descriptor, its `fstat` (a regular file: see `sys::shm_open`), whether it is
+/// writable.
+pub(crate) fn open_existing(name: &Name, read_only: bool) -> Result<(OwnedFd, sys::Stat, bool)> {
     let n = name.as_str();
     if !read_only {
-        match sys::shm_open(name.as_c(), libc::O_RDWR, 0) {
-            Ok(fd) => return Ok((fd, true)),
+        match sys::shm_open_stat(name.as_c(), libc::O_RDWR, 0) {
+            Ok((fd, st)) => return Ok((fd, st, true)),
             Err(libc::EACCES) => {}
-            Err(e) => return Err(os(n, e, "cannot open")),
+            Err(e) => return Err(open_failed(n, e, "cannot open")),
         }
     }
-    let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0).map_err(|e| os(n, e, "cannot open"))?;
-    Ok((fd, false))
+    let (fd, st) = sys::shm_open_stat(name.as_c(), libc::O_RDONLY, 0)
+        .map_err(|e| open_failed(n, e, "cannot open"))?;
+    Ok((fd, st, false))
 }
 
 /// A stream built under its creation name, not yet published under its name. Dropped

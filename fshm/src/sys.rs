@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -30,13 +30,74 @@ fn retry<T: PartialEq + Copy>(fail: T, mut f: impl FnMut() -> T) -> Result<T, Er
     }
 }
 
-/// `shm_open(name, oflag | O_CLOEXEC, mode)`.
+/// `shm_open(name, oflag | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode)`: the one
+/// place that opens a shm object by name, so nothing at a stream's name can make an
+/// open hang or open something else than a stream. (The open is `open(2)` of the
+/// object's file in [`SHM_DIR`], which is what `shm_open` does on Linux.)
+///
+/// Another user can put anything at a name in the world-writable `/dev/shm` before
+/// the caller comes, or swap it in between two calls (`renameat2(RENAME_EXCHANGE)`):
+/// - a FIFO: `O_NONBLOCK` makes its open return at once (a plain read-only open would
+///   wait for a writer forever);
+/// - a symbolic link: `O_NOFOLLOW` refuses it (`ELOOP`), whatever it points to;
+/// - a socket (`ENXIO`), a directory (`EISDIR` for writing), a device without a
+///   driver (`ENXIO`, `ENODEV`): refused by the open itself;
+/// - and whatever does open (a FIFO, a directory opened for reading, a device node —
+///   which only a process with `CAP_MKNOD` can make) is refused by an `fstat` of the
+///   descriptor just opened: only a regular file passes. Checking the path first and
+///   opening after would be a race; the descriptor is what every later call uses.
+///
+/// Each refusal is `EPROTO`, the errno of "not an fshm stream". An object this call
+/// creates (`O_CREAT|O_EXCL`) is a new regular file by the kernel's rule (an existing
+/// name of any kind, a symbolic link included, is `EEXIST`), so it is not looked at
+/// again. Once the object is known to be a regular file, `O_NONBLOCK` is cleared
+/// again: the descriptor (which C callers get from `fileno`, Rust ones through
+/// `AsFd`) has the flags the caller asked for, so that, e.g., io_uring reads of it do
+/// not fail with `EAGAIN` where a page must be brought back from swap.
 pub(crate) fn shm_open(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
-    let fd = retry(-1, || {
-        // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-        unsafe { libc::shm_open(name.as_ptr(), oflag | libc::O_CLOEXEC, mode as libc::mode_t) }
+    let excl = libc::O_CREAT | libc::O_EXCL;
+    if oflag & excl == excl {
+        return shm_open_unchecked(name, oflag, mode);
+    }
+    shm_open_stat(name, oflag, mode).map(|(fd, _)| fd)
+}
+
+/// [`shm_open`], also returning the `fstat` of the descriptor it checked (always a
+/// regular file).
+pub(crate) fn shm_open_stat(name: &CStr, oflag: i32, mode: u32) -> Result<(OwnedFd, Stat), Errno> {
+    let fd = shm_open_unchecked(name, oflag, mode)?;
+    let st = fstat(fd.as_fd())?;
+    if st.mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(libc::EPROTO);
+    }
+    // The file status flags the caller asked for, without `O_NONBLOCK` (the others
+    // `F_SETFL` sets, such as `O_APPEND`, from `oflag` as they were).
+    let settable = libc::O_APPEND | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+    // SAFETY: plain system call on the descriptor just opened.
+    retry(-1, || unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, oflag & settable)
     })?;
-    // SAFETY: `shm_open` returned a fresh descriptor that nothing else owns.
+    Ok((fd, st))
+}
+
+/// The open of [`shm_open`], without the `fstat`: `open(2)` of the object's file in
+/// [`SHM_DIR`], as the C library's `shm_open` does, but with the kernel's errors as
+/// they are (glibc's `shm_open` reports a directory as `EINVAL`, which would read as
+/// a bad name).
+fn shm_open_unchecked(name: &CStr, oflag: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let path = shm_file(name)?;
+    let flags = oflag | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let fd = retry(-1, || {
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+        unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) }
+    })
+    .map_err(|e| match e {
+        // The object name holds no '/' (checked in `shm_path`), so `ELOOP` can only
+        // be `O_NOFOLLOW` refusing a symbolic link at the name itself.
+        libc::ELOOP | libc::EISDIR | libc::ENXIO | libc::ENODEV => libc::EPROTO,
+        e => e,
+    })?;
+    // SAFETY: `open` returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -108,6 +169,26 @@ pub(crate) fn shm_rename_noreplace(from: &CStr, to: &CStr) -> Result<(), Errno> 
     }
 }
 
+/// The file of the shm object `name` (`/x`): `/dev/shm/x`. `EINVAL` for a name that is
+/// empty or holds a `/` past its first byte, `ENAMETOOLONG` past `NAME_MAX`, as
+/// `shm_open` reports them.
+fn shm_file(name: &CStr) -> Result<std::ffi::CString, Errno> {
+    let bytes = name.to_bytes();
+    let bare = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    if bare.is_empty() || bare.contains(&b'/') {
+        return Err(libc::EINVAL);
+    }
+    if bare.len() > 255 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    let mut path = Vec::with_capacity(SHM_DIR.len() + 1 + bare.len() + 1);
+    path.extend_from_slice(SHM_DIR.as_bytes());
+    path.push(b'/');
+    path.extend_from_slice(bare);
+    // No NUL inside: `bare` comes from a `CStr`.
+    std::ffi::CString::new(path).map_err(|_| libc::EINVAL)
+}
+
 /// `shm_unlink(name)`.
 pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
     // SAFETY: `name` is a valid NUL-terminated string.
@@ -116,6 +197,8 @@ pub(crate) fn shm_unlink(name: &CStr) -> Result<(), Errno> {
         // Another user's object in the sticky /dev/shm: glibc reports the kernel's
         // EPERM as EACCES, musl passes it on; fshm reports EACCES on both.
         Err(libc::EPERM) => Err(libc::EACCES),
+        // A directory at the name: not a stream (and not removable as one).
+        Err(libc::EISDIR) => Err(libc::EPROTO),
         Err(e) => Err(e),
     }
 }
@@ -314,8 +397,9 @@ pub(crate) fn shm_lstat(object: &CStr) -> Option<Stat> {
     })
 }
 
-/// `(st_dev, st_ino)` of the object that the shm name `object` (with its leading `/`)
-/// refers to now, if any.
+/// `(st_dev, st_ino)` of the entry that the shm name `object` (with its leading `/`)
+/// is now, if any: `lstat`, so a symbolic link at the name is the link itself (never
+/// the object it points to), and nothing is opened.
 pub(crate) fn shm_identity(object: &CStr) -> Option<(u64, u64)> {
     let mut path = SHM_DIR.as_bytes().to_vec();
     path.extend_from_slice(object.to_bytes());
@@ -323,8 +407,8 @@ pub(crate) fn shm_identity(object: &CStr) -> Option<(u64, u64)> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
-    let r = unsafe { libc::stat(path.as_ptr(), &mut st) };
-    (r == 0).then_some((st.st_dev, st.st_ino))
+    let r = retry(-1, || unsafe { libc::lstat(path.as_ptr(), &mut st) });
+    r.is_ok().then_some((st.st_dev, st.st_ino))
 }
 
 /// `mmap(NULL, len, prot, MAP_SHARED, fd, 0)`; returns the base address.
@@ -733,7 +817,9 @@ pub(crate) fn lseek(fd: BorrowedFd<'_>, off: i64, whence: i32) -> Result<u64, Er
 }
 
 /// Opens the object open on `fd` again, as a new open file description (its own
-/// offset and OFD locks), through `/proc/self/fd`.
+/// offset and OFD locks), through `/proc/self/fd`. No name in `/dev/shm` is looked
+/// up: `/proc/self/fd/N` leads to the very object open on `fd` (a regular file,
+/// checked when it was opened), whatever is at its name now.
 pub(crate) fn reopen(fd: BorrowedFd<'_>, writable: bool) -> Result<OwnedFd, Errno> {
     let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map_err(|_| libc::EINVAL)?;

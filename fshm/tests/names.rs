@@ -435,3 +435,72 @@ fn reclaim_and_force_destroy_use_the_mapping() {
     drop(s);
     assert_eq!(entries_with(&base[1..]), Vec::<String>::new());
 }
+
+#[test]
+fn names_in_glibcs_semaphore_namespace_are_refused_and_semaphores_left_alone() {
+    let mut c = Cleanup::default();
+    let token = unique_name("sem")[1..].to_owned();
+    // A real named semaphore: glibc keeps it in /dev/shm/sem.<name>.
+    let sem_name = std::ffi::CString::new(format!("/{token}")).unwrap();
+    let sem_file = c.entry(PathBuf::from(format!("{}/sem.{token}", fshm::SHM_DIR)));
+    // SAFETY: a NUL-terminated name; the variadic mode and value are the C types.
+    let sem = unsafe {
+        libc::sem_open(
+            sem_name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL,
+            0o600 as libc::c_uint,
+            1 as libc::c_uint,
+        )
+    };
+    assert_ne!(sem, libc::SEM_FAILED, "{}", std::io::Error::last_os_error());
+    assert!(sem_file.exists());
+    for name in [
+        format!("sem.{token}"),
+        format!("/sem.{token}"),
+        format!("/sem.{token}/x"),
+        "/sem.".to_owned(),
+    ] {
+        assert_einval(fshm::Stream::create(&name), &format!("create {name:?}"));
+        assert_einval(
+            fshm::OpenOptions::new().reclaim(true).create(&name),
+            &format!("create with reclaim {name:?}"),
+        );
+        assert_einval(fshm::Stream::open(&name), &format!("open {name:?}"));
+        assert_einval(fshm::inspect(&name), &format!("inspect {name:?}"));
+        assert_einval(fshm::reclaim(&name), &format!("reclaim {name:?}"));
+        assert_einval(
+            fshm::force_destroy(&name),
+            &format!("force_destroy {name:?}"),
+        );
+        assert_einval(fshm::object_name(&name), &format!("object_name {name:?}"));
+        let e = fshm::Stream::open(&name).unwrap_err();
+        assert!(e.to_string().contains("'sem.'"), "{name:?}: {e}");
+    }
+    // The semaphore's file is the encoding of no stream name: never listed.
+    assert_eq!(fshm::stream_name(&format!("sem.{token}")), None);
+    assert!(fshm::list()
+        .unwrap()
+        .iter()
+        .all(|i| !i.name.starts_with("/sem.")));
+    assert!(sem_file.exists(), "the semaphore was removed");
+    // SAFETY: `sem` is the open semaphore made above; it still works.
+    unsafe {
+        assert_eq!(libc::sem_trywait(sem), 0);
+        assert_eq!(libc::sem_post(sem), 0);
+        assert_eq!(libc::sem_close(sem), 0);
+        assert_eq!(libc::sem_unlink(sem_name.as_ptr()), 0);
+    }
+    // Names that only look alike are streams like any other.
+    for name in [
+        format!("/sem/{token}"),
+        format!("/{token}/sem.x"),
+        format!("/Sem.{token}"),
+        format!("/sem{token}"),
+    ] {
+        let name = c.name(name);
+        let s = fshm::Stream::create(&name).unwrap();
+        assert_eq!(fshm::inspect(&name).unwrap().name, name);
+        drop(s);
+    }
+    assert_eq!(entries_with(&token), Vec::<String>::new());
+}
