@@ -294,11 +294,9 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
     ) {
         Ok(fd) => fd,
         Err(libc::ENOENT) => return Ok(Reclaim::Removed),
-        // A directory (glibc's `shm_open` reports `EISDIR` as `EINVAL`), a symbolic
-        // link, a socket: no stream, never removed.
-        Err(libc::EPROTO | libc::EISDIR | libc::EINVAL | libc::ELOOP | libc::ENXIO) => {
-            return Ok(Reclaim::Refused)
-        }
+        // A FIFO, socket, directory, device or symbolic link: `EPROTO` at once
+        // (`sys::shm_open`), never removed; a create with reclaim reports the name as
+        // taken (`OpenOptions::create`).
         Err(e) => return Err(open_failed(n, e, "cannot open to reclaim")),
     };
     let ours = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;

@@ -314,7 +314,12 @@ impl OpenOptions {
             ));
         }
         *reclaims_left -= 1;
-        match crate::info::reclaim_dead(name)? {
+        let reclaimed = match crate::info::reclaim_dead(name) {
+            // Something that is no stream at all (a FIFO, a directory, ...): taken.
+            Err(e) if crate::error::errno_of(&e) == libc::EPROTO => Reclaim::Refused,
+            r => r?,
+        };
+        match reclaimed {
             Reclaim::Removed | Reclaim::Gone => Ok(()),
             Reclaim::Busy(busy) => crate::info::await_reclaim(name, busy, deadline),
             Reclaim::Refused => Err(os(
