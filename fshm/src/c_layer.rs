@@ -124,6 +124,12 @@ impl CLayer for Stream {
             return Ok(c.pos);
         }
         let pos = off - DATA_OFFSET;
+        if s.is_ring() {
+            // As a seek: a ring reader moved back no longer lends what writers may
+            // already overwrite (`trust_from`), and its slot follows the position.
+            s.seek_cursor(&mut c, std::io::SeekFrom::Start(pos))?;
+            return Ok(pos);
+        }
         c.pos = pos;
         // Bytes join only where the fd handed out can write them: not on a ring or an
         // immutable stream, whose fd is read-only (an immutable stream takes bytes in

@@ -1022,7 +1022,7 @@ impl Seek for &Stream {
 
 impl Core {
     /// `Seek::seek` with the cursor in hand.
-    fn seek_cursor(&self, c: &mut Cursor, to: SeekFrom) -> io::Result<u64> {
+    pub(crate) fn seek_cursor(&self, c: &mut Cursor, to: SeekFrom) -> io::Result<u64> {
         if to == SeekFrom::Current(0) {
             // "Where am I" (`stream_position`, C's `ftell`) moves nothing, so it answers
             // also where a ring has overwritten the position: the next read reports the
