@@ -59,3 +59,78 @@ fn fd_offset_absorbed_backwards_lets_the_writer_overwrite_lent_ring_bytes() {
         "bytes lent as &[u8] by fill_buf changed while the slice lived"
     );
 }
+
+/// `fork(2)` copies open file descriptions, and with them the OFD locks a handle holds:
+/// the append token of a reservation (and a reader's slot lock). A child that drops its
+/// copy of the parent's reservation (what "the rules start afresh in it, for its own
+/// handles and its copies of its parent's alike" allows) unlocks the shared
+/// description: the parent's reservation no longer holds the token, and another handle
+/// of the parent reserves the same bytes — two live `&mut [u8]` over one byte in the
+/// parent.
+#[test]
+fn a_forked_childs_drop_of_an_inherited_reservation_releases_the_parents_token() {
+    let g = NameGuard::new("rt-fork-token");
+    let mut owner = OpenOptions::new().immutable(true).create(g.name()).unwrap();
+    let mut other = owner.try_clone().unwrap();
+    let mut held = Some(owner.reserve(8).unwrap());
+    {
+        let held = &mut held;
+        let mut child = common::fork_child(move || {
+            drop(held.take()); // the child's copy: cancel_reserved → ofd_unlock
+            0
+        });
+        child.assert_success();
+    }
+    let mut r = held.take().unwrap();
+    r.fill(b'P');
+    let second = std::thread::scope(|s| {
+        s.spawn(|| match other.try_reserve(8) {
+            Ok(mut r2) => {
+                r2.fill(b'C');
+                Some(r2.position())
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+                None
+            }
+        })
+        .join()
+        .unwrap()
+    });
+    if let Some(at) = second {
+        assert_eq!(at, r.position(), "the same bytes of the stream");
+        assert_ne!(
+            r[0], b'C',
+            "another handle reserved and wrote the bytes of a live reservation"
+        );
+    }
+    r.commit(0).unwrap();
+}
+
+/// The child's commit of its copy of the parent's open reservation would publish bytes
+/// the parent still writes through its `&mut [u8]`: other handles of the parent would
+/// then lend them as `&[u8]`. Refused; the length does not move.
+#[test]
+fn a_forked_child_cannot_commit_the_parents_open_reservation() {
+    let g = NameGuard::new("rt-fork-commit");
+    let mut owner = OpenOptions::new().immutable(true).create(g.name()).unwrap();
+    let mut held = Some(owner.reserve(8).unwrap());
+    {
+        let held = &mut held;
+        let mut child = common::fork_child(move || {
+            let r = held.take().unwrap();
+            match r.commit(8) {
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => 0,
+                Err(_) => 2,
+                Ok(()) => 1,
+            }
+        });
+        child.assert_success();
+    }
+    let mut r = held.take().unwrap();
+    r.fill(b'P');
+    let guest = Stream::open(g.name()).unwrap();
+    assert_eq!(guest.len(), 0, "the child committed the parent's reservation");
+    r.commit(8).unwrap();
+    assert_eq!(guest.len(), 8);
+}
