@@ -158,7 +158,7 @@ impl Core {
         let pos = c.pos;
         let window = self.window()?;
         let (off, n) = if self.is_ring() {
-            if !self.is_lossless() || c.slot.is_none() {
+            if !self.is_lossless() || c.own_slot().is_none() {
                 return Err(self.not_in_place());
             }
             if pos < c.trust_from {
@@ -217,7 +217,7 @@ impl Core {
             ));
         }
         c.pos += n;
-        if c.slot.is_some() {
+        if c.own_slot().is_some() {
             self.publish_slot(c);
         }
         Ok(())

@@ -130,7 +130,53 @@ fn a_forked_child_cannot_commit_the_parents_open_reservation() {
     let mut r = held.take().unwrap();
     r.fill(b'P');
     let guest = Stream::open(g.name()).unwrap();
-    assert_eq!(guest.len(), 0, "the child committed the parent's reservation");
+    assert_eq!(
+        guest.len(),
+        0,
+        "the child committed the parent's reservation"
+    );
     r.commit(8).unwrap();
     assert_eq!(guest.len(), 8);
+}
+
+/// The reader slot's lock is an OFD lock too, and the slot lives in the shared header: a
+/// child that drops its copy of the parent's attached reader (returning through the
+/// parent's scopes after `fork`) detached the parent's slot, and the parent's writer
+/// then overwrote the bytes the parent's `fill_buf` still lent. Now the child's copy
+/// forgets the slot without touching it; the writer keeps waiting for the parent.
+#[test]
+fn a_forked_childs_drop_of_an_inherited_reader_leaves_the_parents_slot() {
+    let g = NameGuard::new("rt-fork-slot");
+    let mut w = OpenOptions::new()
+        .ring(RING, RingPolicy::Lossless)
+        .create(g.name())
+        .unwrap();
+    w.set_write_timeout(Some(std::time::Duration::from_millis(300)));
+    let mut r = Stream::open(g.name()).unwrap();
+    assert!(r.is_attached());
+    w.write_all(&[b'A'; RING as usize]).unwrap();
+    let lent = r.fill_buf().unwrap();
+    assert_eq!(lent.len(), RING as usize);
+    // SAFETY: the child only drops its copy of the reader and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // What returning from the fork's branch does: drop the handle (its copy).
+        drop(r);
+        // SAFETY: leaves the child at once.
+        unsafe { libc::_exit(0) };
+    }
+    let mut st = 0;
+    // SAFETY: `pid` is our own child; `st` a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+    assert!(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0);
+    let before = lent[0];
+    // The parent's reader still holds position 0: a full ring's write must wait.
+    let e = w.write(&[b'B'; RING as usize]);
+    assert!(
+        e.is_err(),
+        "the writer overwrote bytes the parent's fill_buf lends"
+    );
+    assert_eq!(lent[0], before);
+    assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
 }
