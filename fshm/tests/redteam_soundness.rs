@@ -180,3 +180,33 @@ fn a_forked_childs_drop_of_an_inherited_reader_leaves_the_parents_slot() {
     assert_eq!(lent[0], before);
     assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
 }
+
+/// Open issue (no UB; a broken promise of what `fill_buf` lends): a ring writer's claims
+/// skip its own reader slot ("a handle's own writes move its position to their end"),
+/// but a reservation that is dropped (or committed with 0) does not move the position.
+/// An attached handle that reserves over its own unread bytes and cancels then lends,
+/// through `fill_buf`, bytes no commit ever wrote.
+#[test]
+#[ignore = "reproducer of an open issue: a cancelled ring reservation clobbers its own handle's unread bytes"]
+fn a_cancelled_reservation_of_an_attached_handle_clobbers_its_unread_bytes() {
+    let g = NameGuard::new("rt-own-slot");
+    let mut w = OpenOptions::new()
+        .ring(RING, RingPolicy::Lossless)
+        .append(true)
+        .create(g.name())
+        .unwrap();
+    let mut me = OpenOptions::new().append(true).open(g.name()).unwrap();
+    me.attach().unwrap();
+    w.write_all(&[b'A'; RING as usize]).unwrap(); // the ring is full of my unread bytes
+    {
+        let mut r = me.reserve(100).unwrap(); // my own slot does not hold it back
+        r.fill(b'Z');
+        // dropped: nothing committed
+    }
+    let lent = me.fill_buf().unwrap();
+    assert_eq!(lent.len(), RING as usize);
+    assert!(
+        lent.iter().all(|&b| b == b'A'),
+        "fill_buf lends bytes of a reservation that was never committed"
+    );
+}
