@@ -210,3 +210,25 @@ fn a_cancelled_reservation_of_an_attached_handle_clobbers_its_unread_bytes() {
         "fill_buf lends bytes of a reservation that was never committed"
     );
 }
+
+/// The C layer's absorbed fd offset on a ring is checked as a seek: a position the
+/// ring does not hold (past its end) fails once, changes nothing, and the descriptor's
+/// offset goes back to the position.
+#[test]
+fn fd_offset_absorbed_past_a_rings_end_fails_once_and_changes_nothing() {
+    use fshm::c_layer::CLayer;
+    let g = NameGuard::new("rt-absorb-end");
+    let mut w = OpenOptions::new()
+        .ring(RING, RingPolicy::Lossless)
+        .create(g.name())
+        .unwrap();
+    let r = Stream::open(g.name()).unwrap();
+    w.write_all(b"abc").unwrap();
+    let mut f = File::from(r.as_fd().try_clone_to_owned().unwrap());
+    f.seek(SeekFrom::Start(DATA_OFFSET + 100)).unwrap();
+    let e = r.absorb_fd_offset().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    assert_eq!(r.position(), 0);
+    assert_eq!(f.stream_position().unwrap(), DATA_OFFSET);
+    assert_eq!(r.absorb_fd_offset().unwrap(), 0);
+}
