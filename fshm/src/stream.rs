@@ -353,7 +353,8 @@ impl Core {
             return Err(os(
                 self.name(),
                 libc::EDEADLK,
-                "a reservation open in this thread on another handle of this stream holds                  the append token: commit or drop it first",
+                "a reservation open in this thread on another handle of this stream holds \
+                 the append token: commit or drop it first",
             ));
         }
         Ok(())
