@@ -462,6 +462,10 @@ impl Handle {
     ) -> PyResult<Bound<'py, PyMemoryView>> {
         let me = slf.get();
         let s = me.get()?;
+        // Sampled before the GIL is released: another thread that moves the position
+        // while this one waits and lends (a read, a seek, a consume) moves it on, and
+        // the view then refuses to be exported (its bytes may already be overwritten).
+        let generation = me.generation.load(Ordering::Relaxed);
         let lend = |wait| s.lend_in_place(wait).map(|g| (g.ptr as usize, g.len));
         let (ptr, len) = if wait {
             py.detach(|| lend(true))
@@ -475,7 +479,7 @@ impl Handle {
             len: len as isize,
             writable: false,
             // An immutable stream's bytes stay valid while the handle lives.
-            generation: (!me.immutable).then(|| me.generation.load(Ordering::Relaxed)),
+            generation: (!me.immutable).then_some(generation),
         };
         let view = Bound::new(py, view)?;
         PyMemoryView::from(view.as_any())
@@ -499,6 +503,9 @@ impl Handle {
         let me = slf.get();
         let s = me.get()?;
         me.moving()?;
+        // Sampled before the GIL is released: a commit (or a move) by another thread
+        // while this one reserves makes the view refuse to be exported.
+        let generation = me.generation.load(Ordering::Relaxed);
         let reserve = || s.reserve_in_place(n, None).map(|p| p as usize);
         let ptr = if me.write_may_wait() {
             py.detach(reserve)
@@ -511,7 +518,7 @@ impl Handle {
             ptr,
             len: n as isize,
             writable: true,
-            generation: Some(me.generation.load(Ordering::Relaxed)),
+            generation: Some(generation),
         };
         let view = Bound::new(py, view)?;
         PyMemoryView::from(view.as_any())

@@ -124,6 +124,20 @@ impl CLayer for Stream {
             return Ok(c.pos);
         }
         let pos = off - DATA_OFFSET;
+        if s.is_ring() {
+            // As a seek: a ring reader moved back no longer lends what writers may
+            // already overwrite (`trust_from`), and its slot follows the position. A
+            // position the ring does not hold fails this call once; the fd's offset
+            // goes back to the position.
+            if let Err(e) = s.seek_cursor(&mut c, std::io::SeekFrom::Start(pos)) {
+                let back = (DATA_OFFSET + c.pos).min(i64::MAX as u64) as i64;
+                if sys::lseek(self.as_fd(), back, libc::SEEK_SET).is_ok() {
+                    c.fd_at = Some(c.pos);
+                }
+                return Err(e);
+            }
+            return Ok(pos);
+        }
         c.pos = pos;
         // Bytes join only where the fd handed out can write them: not on a ring or an
         // immutable stream, whose fd is read-only (an immutable stream takes bytes in

@@ -176,7 +176,12 @@
 //!   never handed out (there is no `IntoRawFd` or `From<Stream> for OwnedFd`), and
 //!   [`Stream::try_clone`] opens its own. The C API's `fileno()` is that read-only
 //!   descriptor. A child made by `fork(2)` is another process (below); the rules start
-//!   afresh in it, for its own handles and its copies of its parent's alike.
+//!   afresh in it, for its own handles and its copies of its parent's alike. What a
+//!   fork copies of the parent's in-place state stays the parent's, although the fork
+//!   shares its locks' open file descriptions: the child's copy of an open reservation
+//!   cannot commit (`InvalidInput`) and goes without releasing the append token, and
+//!   its copy of an attached reader holds no slot (it neither moves nor frees the
+//!   parent's; it may attach to one of its own).
 //! - **Opening the object again by a path is outside**, as it is for every memory map
 //!   (memmap2's documentation of `Mmap::map` explains why its constructors are
 //!   `unsafe`): `std::fs` can open `/dev/shm/<object name>` or

@@ -183,6 +183,13 @@ pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }
 
+/// [`generation`], with the fork handlers installed first, for a record that a child
+/// must tell from its own (a reader slot's).
+pub(crate) fn watched_generation() -> u64 {
+    watch_forks();
+    generation()
+}
+
 /// Installs, once, the fork handlers: the registry is locked across a fork (so that the
 /// child never finds it locked by a thread it does not have), and the child's
 /// generation moves on.

@@ -555,7 +555,7 @@ impl OpenOptions {
             if core.is_lossless() && writable && !self.append {
                 core.attach_locked(&mut c)?;
                 c.pos = c.trust_from;
-                core.publish_slot(&c);
+                core.publish_slot(&mut c);
             }
         }
         Ok(stream)

@@ -116,7 +116,7 @@ impl Core {
         }
         let n = (len - pos).min(buf.len() as u64).min(cap);
         self.ensure_readable(c, cap)?;
-        let trusted = c.slot.is_some() && pos >= c.trust_from && pos >= c.pos;
+        let trusted = c.own_slot().is_some() && pos >= c.trust_from && pos >= c.pos;
         let window = self.window()?;
         let dst = &mut buf[..n as usize];
         if trusted {
@@ -281,7 +281,8 @@ impl Core {
         // cannot tell a dead reader from a slow one, and says so.
         let lock = self.lock_object()?;
         let alive = |k: u32| sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true);
-        let Some(room) = wait_for_room(h, need, c.slot, &alive, c.write_deadline()) else {
+        let own = c.own_slot();
+        let Some(room) = wait_for_room(h, need, own, &alive, c.write_deadline()) else {
             return Err(os(
                 self.name(),
                 libc::ETIMEDOUT,
@@ -311,8 +312,8 @@ impl Core {
     }
 
     /// Publishes this reader's position in its slot and wakes a waiting writer.
-    pub(crate) fn publish_slot(&self, c: &Cursor) {
-        if let Some(k) = c.slot {
+    pub(crate) fn publish_slot(&self, c: &mut Cursor) {
+        if let Some(k) = c.own_slot() {
             publish_slot_pos(self.header(), k, c.pos);
         }
     }
@@ -331,7 +332,7 @@ impl Core {
                 "a read-only handle cannot attach to a lossless ring",
             ));
         }
-        if c.slot.is_some() {
+        if c.own_slot().is_some() {
             return Ok(());
         }
         // The real header: an attach into the stand-in of a handle that could not map
@@ -345,6 +346,7 @@ impl Core {
                 let held_from = attach_slot(h, k, c.pos, self.capacity());
                 c.trust_from = c.pos.max(held_from);
                 c.slot = Some(k);
+                c.slot_generation = crate::local::watched_generation();
                 return Ok(());
             }
         }
@@ -356,8 +358,11 @@ impl Core {
     }
 
     pub(crate) fn detach_locked(&self, c: &mut Cursor) {
+        // A fork's copy of the parent's slot forgets it without touching it.
+        let own = c.own_slot();
+        c.slot = None;
         c.trust_from = u64::MAX;
-        if let Some(k) = c.slot.take() {
+        if let Some(k) = own {
             let h = self.header();
             h.slots[k as usize].active.store(0, Ordering::SeqCst);
             if let Ok(lock) = self.lock_object() {

@@ -52,8 +52,11 @@ pub(crate) struct Cursor {
     /// handle knows: set when the fd-coherence layer reads or moves the offset
     /// (`c_layer`), moved on by writes made at it; `None` when unknown.
     pub(crate) fd_at: Option<u64>,
-    /// Lossless ring: the reader slot this handle is attached to.
+    /// Lossless ring: the reader slot this handle is attached to (read it through
+    /// [`Cursor::own_slot`]).
     pub(crate) slot: Option<u32>,
+    /// The process generation (`local.rs`) that attached `slot`.
+    pub(crate) slot_generation: u64,
     /// Ring: bytes this handle lost to overruns.
     pub(crate) lost: u64,
     /// Lossless ring: longest wait of a write for readers to make room.
@@ -81,6 +84,18 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
+    /// The reader slot this handle holds in this process. A child `fork(2)` made holds
+    /// none through its copy of an attached handle: the slot, its lock (an open file
+    /// description the fork shares) and the bytes it holds back are the parent's, so
+    /// the copy forgets it (and may attach again, to a slot of its own).
+    pub(crate) fn own_slot(&mut self) -> Option<u32> {
+        if self.slot.is_some() && self.slot_generation != crate::local::generation() {
+            self.slot = None;
+            self.trust_from = u64::MAX;
+        }
+        self.slot
+    }
+
     pub(crate) fn write_deadline(&self) -> Option<Instant> {
         self.write_timeout.map(|t| Instant::now() + t)
     }
@@ -215,6 +230,7 @@ impl Stream {
                 hwm_seen: 0,
                 fd_at: None,
                 slot: None,
+                slot_generation: 0,
                 lost: 0,
                 write_timeout: None,
                 room: 0,
@@ -337,7 +353,8 @@ impl Core {
             return Err(os(
                 self.name(),
                 libc::EDEADLK,
-                "a reservation open in this thread on another handle of this stream holds                  the append token: commit or drop it first",
+                "a reservation open in this thread on another handle of this stream holds \
+                 the append token: commit or drop it first",
             ));
         }
         Ok(())
@@ -730,7 +747,7 @@ impl Stream {
 
     /// Whether this handle is attached to a lossless ring's reader slot.
     pub fn is_attached(&self) -> bool {
-        self.cursor.lock().slot.is_some()
+        self.cursor.lock().own_slot().is_some()
     }
 
     /// This handle's position.
@@ -784,7 +801,7 @@ impl Stream {
         if core.is_lossless() && core.writable && !core.append {
             clone.core.attach_locked(&mut c)?;
             c.pos = c.trust_from;
-            clone.core.publish_slot(&c);
+            clone.core.publish_slot(&mut c);
         }
         drop(c);
         Ok(clone)
@@ -968,7 +985,7 @@ impl Core {
         let pos = c.pos;
         let n = self.read_locked(c, pos, buf)?;
         c.pos += n as u64;
-        if c.slot.is_some() {
+        if c.own_slot().is_some() {
             self.publish_slot(c);
         }
         Ok(n)
@@ -1022,7 +1039,7 @@ impl Seek for &Stream {
 
 impl Core {
     /// `Seek::seek` with the cursor in hand.
-    fn seek_cursor(&self, c: &mut Cursor, to: SeekFrom) -> io::Result<u64> {
+    pub(crate) fn seek_cursor(&self, c: &mut Cursor, to: SeekFrom) -> io::Result<u64> {
         if to == SeekFrom::Current(0) {
             // "Where am I" (`stream_position`, C's `ftell`) moves nothing, so it answers
             // also where a ring has overwritten the position: the next read reports the
@@ -1064,7 +1081,7 @@ impl Core {
             c.trust_from = c.trust_from.max(c.pos);
         }
         c.pos = p;
-        if c.slot.is_some() {
+        if c.own_slot().is_some() {
             self.publish_slot(c);
         }
         Ok(p)

@@ -96,6 +96,10 @@ pub(crate) struct Reserved {
     len: u64,
     /// Whether it holds the append token (released at commit or cancel).
     locked: bool,
+    /// The process generation (`local.rs`) that took the token. A child `fork(2)` made
+    /// shares the token's open file description with its parent: its copy of the
+    /// reservation must not unlock the parent's token when it goes.
+    generation: u64,
 }
 
 impl Core {
@@ -154,7 +158,7 @@ impl Core {
         let pos = c.pos;
         let window = self.window()?;
         let (off, n) = if self.is_ring() {
-            if !self.is_lossless() || c.slot.is_none() {
+            if !self.is_lossless() || c.own_slot().is_none() {
                 return Err(self.not_in_place());
             }
             if pos < c.trust_from {
@@ -213,7 +217,7 @@ impl Core {
             ));
         }
         c.pos += n;
-        if c.slot.is_some() {
+        if c.own_slot().is_some() {
             self.publish_slot(c);
         }
         Ok(())
@@ -367,7 +371,12 @@ impl Core {
         len: u64,
         locked: bool,
     ) -> Result<NonNull<u8>> {
-        c.reserved = Some(Reserved { pos, len, locked });
+        c.reserved = Some(Reserved {
+            pos,
+            len,
+            locked,
+            generation: crate::local::generation(),
+        });
         let ptr = self.window()?.data_ptr_wrapping(off);
         Ok(NonNull::new(ptr).expect("a mapping is never at 0"))
     }
@@ -376,7 +385,8 @@ impl Core {
     ///
     /// # Errors
     /// `InvalidInput` if no reservation is open, or `k` exceeds it (the reservation then
-    /// stays open).
+    /// stays open), and in a child `fork(2)` made for its copy of the parent's open
+    /// reservation (which then closes, committing nothing).
     #[inline]
     pub(crate) fn commit_reserved(&self, c: &mut Cursor, k: u64) -> Result<()> {
         let Some(r) = c.reserved else {
@@ -385,6 +395,16 @@ impl Core {
                 "no reservation is open on this handle",
             ));
         };
+        if r.generation != crate::local::generation() {
+            // A copy `fork(2)` made of the parent's open reservation: the bytes are the
+            // parent's to fill and commit. The copy closes, committing nothing.
+            c.reserved = None;
+            return Err(invalid(
+                self.name(),
+                "this reservation was opened by the parent process before fork(2): only \
+                 the parent may commit it",
+            ));
+        }
         if k > r.len {
             return Err(invalid(
                 self.name(),
@@ -414,7 +434,9 @@ impl Core {
     }
 
     fn release(&self, r: Reserved) {
-        if r.locked {
+        // In a forked child, an inherited reservation's token is the parent's: the
+        // child's copy goes without unlocking it.
+        if r.locked && r.generation == crate::local::generation() {
             if let Ok(local) = self.local() {
                 local.token_released_by_reservation();
             }

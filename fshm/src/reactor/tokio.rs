@@ -159,7 +159,8 @@ impl AsyncStream {
         let core = &self.stream.core;
         let c = self.stream.cursor.get_mut();
         self.start == self.end
-            && (core.is_immutable() || (core.is_ring() && core.is_lossless() && c.slot.is_some()))
+            && (core.is_immutable()
+                || (core.is_ring() && core.is_lossless() && c.own_slot().is_some()))
     }
 
     /// `poll_fill_buf` in place: the committed bytes at the position, in the mapping.
@@ -246,7 +247,7 @@ impl AsyncWrite for AsyncStream {
                 Err(e) if errno_of(&e) == libc::ETIMEDOUT => {
                     let n = (buf.len() as u64).min(core.capacity());
                     let need = (core.len() + n).saturating_sub(core.capacity());
-                    let own = c.slot;
+                    let own = c.own_slot();
                     ready!(this.waiter.poll_room(core, own, need, cx))?;
                 }
                 r => {
