@@ -18,6 +18,13 @@ use std::time::{Duration, Instant};
 /// hanging. Generous: tests run in parallel on small machines.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// [`PATIENCE`] scaled by [`time_factor`]: what the shared helpers below (children's
+/// exits, signals, announced sleeps) wait for before they fail the test. A hang still
+/// fails; a slow run (qemu-user, valgrind, a loaded machine) gets the time it needs.
+pub fn patience() -> Duration {
+    PATIENCE * time_factor()
+}
+
 /// The environment variable that scales every hard time bound of the tests (a whole
 /// number ≥ 1): set by `ci/cross.sh` (qemu-user) and `ci/reliability.sh` (valgrind),
 /// and by hand on a loaded machine.
@@ -229,7 +236,7 @@ impl Child {
     }
 
     pub fn wait(&mut self) -> Status {
-        self.wait_timeout(PATIENCE)
+        self.wait_timeout(patience())
     }
 
     /// Waits and asserts the child exited with code 0.
@@ -245,7 +252,7 @@ impl Child {
             // pid cannot have been reused).
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
         }
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience();
         loop {
             if let Some(s) = self.try_wait() {
                 return s;
@@ -256,12 +263,12 @@ impl Child {
     }
 }
 
-/// Waits (bounded by [`PATIENCE`]) for every child to exit with code 0, in whatever
+/// Waits (bounded by [`patience()`]) for every child to exit with code 0, in whatever
 /// order they end: the first that fails fails the test at once, naming it (the others
 /// are killed when the caller drops them), rather than after the children that wait
 /// for it give up.
 pub fn assert_all_succeed(children: &mut [Child]) {
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience();
     loop {
         let mut running = 0;
         for c in children.iter_mut() {
@@ -276,7 +283,8 @@ pub fn assert_all_succeed(children: &mut [Child]) {
         }
         assert!(
             Instant::now() < deadline,
-            "{running} children did not end within {PATIENCE:?}"
+            "{running} children did not end within {:?}",
+            patience()
         );
         // Polling the kernel for the children's exits (waitpid has no timeout).
         std::thread::sleep(Duration::from_millis(1));
@@ -344,10 +352,10 @@ impl Signal {
         self.send(&[1]);
     }
 
-    /// Receives exactly `n` bytes, failing the test after [`PATIENCE`].
+    /// Receives exactly `n` bytes, failing the test after [`patience()`].
     pub fn recv(&self, n: usize) -> Vec<u8> {
-        self.recv_timeout(n, PATIENCE)
-            .unwrap_or_else(|| panic!("no signal within {PATIENCE:?}"))
+        self.recv_timeout(n, patience())
+            .unwrap_or_else(|| panic!("no signal within {:?}", patience()))
     }
 
     /// Receives exactly `n` bytes, or `None` if they do not all come within `limit`.
@@ -720,9 +728,9 @@ impl SeqWord {
         u32::from_le_bytes(self.0.pread(128, 4).try_into().unwrap())
     }
 
-    /// Waits (bounded by [`PATIENCE`]) until a reader has announced its sleep.
+    /// Waits (bounded by [`patience()`]) until a reader has announced its sleep.
     pub fn wait_for_sleeper(&self) {
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience();
         while self.get() & 1 == 0 {
             assert!(Instant::now() < deadline, "no reader announced its sleep");
             std::thread::yield_now();
