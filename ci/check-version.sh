@@ -41,7 +41,7 @@ must=(
     "c/shmfile.h" "library version ($version, extra"
     "c/man/fshm_open.3" "This library (version $version, extra string"
     "c/man/shmfile_get_version.3" "$major, $minor and $patch (shmfile"
-    "README.md" "\`shmfile_get_version\` reports $version"
+    "docs/decisions-and-limits.md" "\`shmfile_get_version\` reports $version"
     "c/tests/test_cxx.cpp" "major == $major && minor == $minor && patch == $patch"
     "c/tests/test_errors.c" "\"before|shmfile $version\""
     "c/man/shmfile_get_version.3" "SHMFILE_VERSION_NUMBER $((major * 10000 + minor * 100 + patch))\""

@@ -1,1 +1,1 @@
-//! Examples live in this folder; see README.md.
+//! Examples live in this folder; see docs/workspace.md (and the README for the demo).

@@ -1,5 +1,5 @@
 //! One source for the facts the C documents repeat: the code's constants. c/shmfile.h,
-//! the man pages (c/man/*.3) and README.md state limits, defaults, flag values and
+//! the man pages (c/man/*.3), README.md and the guide (docs/*.md) state limits, defaults, flag values and
 //! errno lists again for their readers; each is checked here against the constant it
 //! copies, so that a change of one makes this test name every copy to update:
 //!
@@ -96,6 +96,17 @@ fn documents() -> Vec<(String, String)> {
             collapse(&read("README.md").replace('`', "")),
         ),
     ];
+    let mut guide: Vec<String> = std::fs::read_dir(root().join("docs"))
+        .expect("read docs")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    guide.sort();
+    docs.extend(guide.into_iter().map(|p| {
+        let text = collapse(&read(&p).replace('`', ""));
+        (p, text)
+    }));
     docs.extend(man_pages().into_iter().map(|(p, t)| (p, man_text(&t))));
     docs
 }
@@ -194,7 +205,7 @@ fn name_limit_is_stated_as_the_code_has_it() {
             "c/man/fshm_force_destroy.3",
             format!("longer than {max} bytes"),
         ),
-        ("README.md", format!("longer than {max} bytes")),
+        ("docs/names.md", format!("longer than {max} bytes")),
     ];
     check_must(&must, &mut bad);
     assert!(bad.is_empty(), "{}", bad.join("\n"));

@@ -228,7 +228,7 @@
 //! types it needs a runtime with I/O enabled. Dropping a
 //! future removes its registration. Without `futex_waitv` (Linux before 5.16, `ENOSYS`)
 //! the reactor polls its words with naps growing to 10 ms. The costs measured are in
-//! the README ("Async") and `BENCHMARKS.md`.
+//! `docs/async-and-event-loops.md` ("What it costs") and `BENCHMARKS.md`.
 //!
 //! Without a runtime, the same waits serve event loops and many streams:
 //! [`Stream::event_fd`] gives an [`EventFd`], a descriptor `poll`/`epoll`/`select` (and
@@ -383,5 +383,35 @@ pub mod reactor_stats {
     /// kernel lacks `futex_waitv` (for tests of that fallback).
     pub fn force_polling() {
         crate::reactor::FORCE_POLLING.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The code blocks of the README and of the guide (`docs/*.md`), compiled and run as
+/// doctests so that they cannot go stale: ```` ```rust ```` blocks run (lines starting
+/// with `# ` set up unique stream names and stand in for other processes); C and C++
+/// blocks are compiled and run by `fshm-ffi/tests/doc_blocks.rs`.
+#[cfg(doctest)]
+mod doc_blocks {
+    macro_rules! pages {
+        ($($name:ident = $path:literal;)*) => {
+            $(
+                #[doc = include_str!($path)]
+                pub struct $name;
+            )*
+        };
+    }
+    pages! {
+        Readme = "../../README.md";
+        Names = "../../docs/names.md";
+        Rings = "../../docs/rings.md";
+        WaitingAndLiveness = "../../docs/waiting-and-liveness.md";
+        ZeroCopy = "../../docs/zero-copy.md";
+        AsyncAndEventLoops = "../../docs/async-and-event-loops.md";
+        Trust = "../../docs/trust.md";
+        CAndMixedBuilds = "../../docs/c.md";
+        CommandLine = "../../docs/cli.md";
+        Python = "../../docs/python.md";
+        DecisionsAndLimits = "../../docs/decisions-and-limits.md";
+        Workspace = "../../docs/workspace.md";
     }
 }
