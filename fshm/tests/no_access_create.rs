@@ -30,7 +30,11 @@ const VICTIM: u32 = 1000;
 /// How long an operation under attack may take before the test calls it stalled: far
 /// more than any bound the library keeps (a reclaim gives up after 1 s), far less than
 /// forever.
-const WATCHDOG: Duration = Duration::from_secs(10);
+/// How long an attacked call may take before the test calls it stalled, scaled by the
+/// time factor of slow runs (qemu-user, valgrind).
+fn watchdog() -> Duration {
+    Duration::from_secs(10) * common::time_factor()
+}
 
 /// Whether this process can switch users; if not, the test prints its skip line.
 fn root() -> bool {
@@ -52,9 +56,12 @@ fn bounded(what: &str, uid: Option<u32>, f: impl FnOnce() -> i32) {
             assert_eq!(status, Status::Exited(0), "{what} failed");
             return;
         }
-        if start.elapsed() > WATCHDOG {
+        if start.elapsed() > watchdog() {
             child.kill();
-            panic!("{what} did not return within {WATCHDOG:?}: it is stalled");
+            panic!(
+                "{what} did not return within {:?}: it is stalled",
+                watchdog()
+            );
         }
         // Polling for the child's exit (waitpid has no timeout).
         std::thread::sleep(Duration::from_millis(5));

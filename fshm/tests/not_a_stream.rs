@@ -29,7 +29,11 @@ const ATTACKER: u32 = 1002;
 const VICTIM: u32 = 1003;
 /// How long a victim may take for all its calls. Each should take microseconds; a
 /// hang takes forever.
-const WATCHDOG: Duration = Duration::from_secs(60);
+/// How long an attacked call may take before the test calls it stalled, scaled by the
+/// time factor of slow runs (qemu-user, valgrind).
+fn watchdog() -> Duration {
+    Duration::from_secs(60) * common::time_factor()
+}
 
 /// Whether this process can make children of other users. If not, says that the
 /// calling test runs its attacker and victims as this user only (and fails instead
@@ -159,7 +163,7 @@ fn as_victim(uid: Option<u32>, who: &str, steps: &[(&str, &dyn Fn())]) {
         }
         0
     });
-    let deadline = Instant::now() + WATCHDOG;
+    let deadline = Instant::now() + watchdog();
     let mut started = None;
     let status = loop {
         while let Some(b) = progress.recv_timeout(1, Duration::from_millis(1)) {
@@ -171,7 +175,7 @@ fn as_victim(uid: Option<u32>, who: &str, steps: &[(&str, &dyn Fn())]) {
         if Instant::now() >= deadline {
             child.kill();
             let step = started.map_or("(before its first call)", |i| steps[i].0);
-            panic!("{who}: `{step}` hung for {WATCHDOG:?}");
+            panic!("{who}: `{step}` hung for {:?}", watchdog());
         }
     };
     assert_eq!(
