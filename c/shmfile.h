@@ -101,9 +101,11 @@
  *   EPROTO  the name exists but is not an fshm stream, is of another layout
  *           version, or its header is malformed; at once for anything but a
  *           regular file at the name (a FIFO, socket, directory, device or
- *           symbolic link): nothing another user puts there makes an open wait.
- *   ETIMEDOUT  a guest opened a stream its owner was still setting up, and it did
- *           not become ready within 2 seconds; fshm_wait timed out.
+ *           symbolic link), and for an empty object or a header without its
+ *           whole magic (streams are published whole: nothing at a name is a
+ *           stream being set up): nothing another user puts there makes an
+ *           open wait.
+ *   ETIMEDOUT  fshm_wait or fshm_reserve_timeout timed out.
  *   EFBIG   a write past the stream's maximum size (fshm_options.max_size, by
  *           default 1 GiB).
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.

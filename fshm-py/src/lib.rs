@@ -318,7 +318,6 @@ impl Handle {
     fn open(py: Python<'_>, name: &str, append: bool, readonly: bool) -> PyResult<Handle> {
         let mut o = fshm::OpenOptions::new();
         o.append(append).read_only(readonly);
-        // A guest may wait for the owner to finish setting the stream up.
         let s = py.detach(|| o.open(name)).map_err(py_err)?;
         Ok(Handle::wrap(s))
     }

@@ -4,26 +4,22 @@
 
 use crate::error::{invalid, not_fshm, open_failed, os, Result};
 use crate::header::{
-    read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
-    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    read_header, refusal_error, Header, Layout, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
 use crate::info::Reclaim;
-use crate::liveness::{self, OwnerState};
+use crate::liveness;
 use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Default maximum size of a stream: 1 GiB.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 /// Default mode bits of a new stream: owner read-write only.
 pub const DEFAULT_MODE: u32 = 0o600;
-/// How long a guest waits for an owner that is still setting the stream up.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a guest waits for an empty object to gain an owner before calling it foreign.
-const UNCLAIMED_GRACE: Duration = Duration::from_millis(50);
 
 /// Ring policy: what the writer does when a reader falls a whole capacity behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -479,8 +475,9 @@ impl OpenOptions {
     /// # Errors
     /// `NotFound` (`ENOENT`) if there is no such name; `PermissionDenied` (`EACCES`);
     /// `InvalidData` (`EPROTO`) if the object is not an fshm stream or its header is
-    /// malformed; `TimedOut` (`ETIMEDOUT`) if its owner is still setting it up after
-    /// [`READY_TIMEOUT`]; `PermissionDenied` (`EPERM`) if the stream is not owned by
+    /// malformed — at once, also for an empty object or a header without its magic
+    /// (a stream is published whole, so nothing at a name is a stream being set up);
+    /// `PermissionDenied` (`EPERM`) if the stream is not owned by
     /// the user [`owner_uid`](Self::owner_uid) names; `InvalidInput` (`EINVAL`) for a
     /// bad name or an option that applies to create only (see [`new`](Self::new)).
     ///
@@ -506,10 +503,9 @@ impl OpenOptions {
                 ));
             }
         }
-        let layout = await_ready(&name, &fd)?;
+        let layout = published_layout(&name, &fd)?;
         // A ring is mapped at once (its reader starts at the oldest byte held), so its
-        // size is checked now (again, if the object was opened while its owner was
-        // still reserving it). A linear stream's known size starts at 0, as the copy
+        // size is checked now. A linear stream's known size starts at 0, as the copy
         // rule wants (`grow`: reads past it go through the kernel, so a guest that reads
         // once maps nothing); it is asked of the kernel when an access first needs
         // more. A guest that opens and closes makes no system call besides open, the
@@ -693,51 +689,16 @@ fn taken_by(name: &Name) -> String {
     }
 }
 
-/// The creation handshake, guest side: waits (bounded) for an owner that is still
-/// setting the header up, and refuses objects that are not fshm streams.
-fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
+/// The header of a stream opened by name, checked: anything that is not a whole fshm
+/// header is refused at once with `EPROTO`. A create publishes its stream whole (built
+/// under a creation name, then renamed: [`OpenOptions::create`]), so a name never refers
+/// to a stream still being set up: an empty object or a header without its magic, or
+/// with a half-written one, is never an owner at work, whatever locks are held on it (a
+/// squatter's, who would otherwise make every open of the name wait).
+fn published_layout(name: &Name, fd: &OwnedFd) -> Result<Layout> {
     let n = name.as_str();
-    let start = Instant::now();
-    loop {
-        let h = read_header(fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-        let refusal = match h.layout() {
-            Ok(layout) => return Ok(layout),
-            Err(r) => r,
-        };
-        let owner_setting_up = match liveness::probe_owner(fd.as_fd()) {
-            OwnerState::Alive => true,
-            OwnerState::Unknown => {
-                return Err(os(n, libc::EIO, "cannot query the owner lock"));
-            }
-            _ => false,
-        };
-        // While an owner is writing the header, its magic may be seen half-written
-        // (each byte either still 0 or already the magic's): keep waiting for it.
-        let magic = h
-            .magic
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .to_le_bytes();
-        let half_written = magic
-            .iter()
-            .zip(MAGIC.to_le_bytes())
-            .all(|(&seen, want)| seen == 0 || seen == want);
-        match refusal {
-            Refusal::NotReady => {}
-            Refusal::NotFshm if half_written && owner_setting_up => {}
-            r => return Err(refusal_error(n, r)),
-        }
-        let waited = start.elapsed();
-        if !owner_setting_up && waited >= UNCLAIMED_GRACE {
-            return Err(not_fshm(
-                n,
-                "not an fshm stream (no header, no owner setting one up)",
-            ));
-        }
-        if waited >= READY_TIMEOUT {
-            return Err(os(n, libc::ETIMEDOUT, "its owner is still setting it up"));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
+    let h = read_header(fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
+    h.layout().map_err(|r| refusal_error(n, r))
 }
 
 impl Stream {

@@ -502,3 +502,68 @@ fn what_a_killed_creator_left_blocks_nothing_and_reclaim_removes_it() {
     assert!(fshm::reclaim_unfinished(name).unwrap().is_empty());
     g.assert_gone();
 }
+
+/// Squats `name` as the attacker would to make every open of it wait: a regular file
+/// readable by all (mode 0644) holding `header`, a write lock held on byte 0 (where an
+/// owner holds its liveness lock while it sets a stream up). The descriptor stays open.
+fn squat_unready(name: &str, header: &[u8]) {
+    let o = common::raw_shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)
+        .expect("the attacker creates the name");
+    // SAFETY: plain system call on the attacker's own descriptor.
+    assert_eq!(unsafe { libc::fchmod(o.fd, 0o644) }, 0);
+    o.ftruncate(8192);
+    o.pwrite(0, header);
+    assert_eq!(write_lock(o.fd, 0), 0);
+    std::mem::forget(o);
+}
+
+#[test]
+fn a_squatted_name_without_a_whole_header_is_refused_at_once() {
+    if !root() {
+        return;
+    }
+    // Streams are published whole, so what is at a name without a whole header is
+    // never a stream being set up, whatever lock its creator holds: refused at once.
+    let g = NameGuard::new("noacc-squat-unready");
+    let name = g.name();
+    // `fshm` in little-endian bytes, the magic half-written: its low half only.
+    let model = NameGuard::new("noacc-squat-model");
+    let real = fshm::Stream::create(model.name()).unwrap();
+    let magic = common::raw_shm_open(model.name(), libc::O_RDONLY, 0)
+        .unwrap()
+        .pread(0, 8);
+    drop(real);
+    let mut half = magic.clone();
+    half[4..].fill(0);
+    for (what, header) in [
+        ("a zero header", vec![0u8; 64]),
+        ("a half-written magic", half),
+    ] {
+        let mut squatter = attacker(|| squat_unready(name, &header));
+        for uid in [None, Some(VICTIM)] {
+            bounded(&format!("open of {what} as {uid:?}"), uid, || {
+                let t = Instant::now();
+                for read_only in [false, true] {
+                    let e = fshm::OpenOptions::new()
+                        .read_only(read_only)
+                        .open(name)
+                        .unwrap_err();
+                    assert_eq!(fshm::errno_of(&e), libc::EPROTO, "{what}: {e}");
+                    assert!(e.to_string().contains("not an fshm stream"), "{e}");
+                }
+                assert_eq!(common::errno(fshm::inspect(name)), libc::EPROTO);
+                // A refusal takes a few system calls; the squat used to cost each open
+                // a 2 s wait (then ETIMEDOUT).
+                let took = t.elapsed();
+                assert!(
+                    took < Duration::from_millis(500) * common::time_factor(),
+                    "{took:?}"
+                );
+                0
+            });
+        }
+        squatter.kill();
+        fshm::force_destroy(name).unwrap();
+    }
+    g.assert_gone();
+}
