@@ -285,8 +285,9 @@ impl OpenOptions {
                     built = Some(b);
                     self.name_taken(&name, &mut reclaims_left, deadline)?;
                 }
-                // Removed by a reclaimer of dead creations that held its owner token
-                // before this process did (`build`): made again.
+                // Removed by a reclaimer of dead creations that probed it before this
+                // process took its owner token (`build`; `info::reclaim_dead_creation`
+                // argues the race): made again.
                 Err(libc::ENOENT) => {}
                 Err(e) => return Err(os(n, e, "cannot give the new stream its name")),
             }
@@ -385,8 +386,17 @@ impl OpenOptions {
     /// Builds the stream `name` under a creation name of its own: a new object
     /// (`O_EXCL`, the owner's bits only), its owner token taken first, then its mode,
     /// lock object, memory and header. A creation name that is taken (never expected:
-    /// the key is random), or whose owner token a reclaimer of dead creations took
-    /// first (`info::reclaim_dead_creations`; it removes the object), gives a new one.
+    /// the key is random), or whose owner token someone else holds, gives a new one.
+    /// A reclaimer of dead creations (`info::reclaim_dead_creation`) removes the object
+    /// if it probes it before the token is taken; the rename then fails with `ENOENT`
+    /// and `create` builds anew.
+    ///
+    /// The final mode is set here, before publishing, though it lets a user it admits
+    /// for reading open the creation object (and hold a read lock there, which no
+    /// reclaimer needs to take: it probes): set after the rename, a guest opening the
+    /// name at once would find the owner-only bits, and be refused or demoted to
+    /// read-only, and a narrower final mode would come too late for a guest that
+    /// opened in between.
     fn build(&self, name: &Name, mut layout: Layout) -> Result<Built> {
         let n = name.as_str();
         let mut tries = 4;
@@ -416,7 +426,8 @@ impl OpenOptions {
                 layout,
             };
             // The liveness token first, while only this user can open the object: a
-            // reclaimer of dead creations leaves the object alone from now on.
+            // reclaimer of dead creations probes it and leaves the object alone from
+            // now on.
             match liveness::take_owner_token(b.fd().as_fd()) {
                 Ok(true) => break b,
                 Ok(false) if tries > 0 => continue,
