@@ -461,8 +461,11 @@ fn cap_fowner() -> bool {
 /// `ENOENT` and it builds the stream anew (`OpenOptions::create`), removing its own
 /// lock object. Either way no live stream loses anything.
 fn reclaim_dead_creation(name: &Name, object: &std::ffi::CStr) -> bool {
-    let Ok(fd) = sys::shm_open(object, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW, 0)
-    else {
+    let Ok(fd) = sys::shm_open(
+        object,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        0,
+    ) else {
         return false;
     };
     let Ok(st) = sys::fstat(fd.as_fd()) else {

@@ -567,3 +567,165 @@ fn a_squatted_name_without_a_whole_header_is_refused_at_once() {
     }
     g.assert_gone();
 }
+
+/// Makes `count` empty objects `<prefix><i:016x>` as the attacker, readable and
+/// writable by all (mode 0666), as fast as plain `open(2)` in `/dev/shm` allows.
+fn flood(prefix: &str, count: usize) {
+    bounded("the attacker's flood", Some(HOSTILE), || {
+        for i in 0..count {
+            let path = std::ffi::CString::new(format!("/dev/shm{prefix}{:016x}", i + 1)).unwrap();
+            // SAFETY: `path` is NUL-terminated; the descriptor is closed at once.
+            unsafe {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o666,
+                );
+                assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+                libc::fchmod(fd, 0o666);
+                libc::close(fd);
+            }
+        }
+        0
+    });
+}
+
+/// Removes every object in `/dev/shm` whose name starts with `prefix` (as root).
+fn remove_flood(prefix: &str) {
+    let prefix = prefix.trim_start_matches('/');
+    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_creation_look_alikes_keeps_reclaim_within_its_patience() {
+    if !root() {
+        return;
+    }
+    // 40,000 objects named like creation objects of the victim's stream, made by a user
+    // with no access to it: the victim cannot remove them (sticky /dev/shm), root can.
+    const FLOOD: usize = 40_000;
+    let g = NameGuard::new("noacc-flood");
+    let name = g.name();
+    let look_alikes = format!("{name}%new.");
+    struct Cleanup<'a>(&'a str);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            remove_flood(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&look_alikes);
+    flood(&look_alikes, FLOOD);
+    // The victim's own reclaim passes over what it may not remove, opening none of
+    // it: far within its patience (it used to open each, some 60 µs apiece).
+    bounded("the victim's reclaim", Some(VICTIM), || {
+        let s = fshm::OpenOptions::new().mode(0o644).create(name).unwrap();
+        let t = Instant::now();
+        assert!(!fshm::reclaim(name).unwrap(), "a live stream stays");
+        let took = t.elapsed();
+        assert!(
+            took < fshm::RECLAIM_PATIENCE / 2 * common::time_factor(),
+            "the victim's reclaim took {took:?}"
+        );
+        drop(s);
+        0
+    });
+    // Root may remove them (and does, as dead creations), but stops when its patience
+    // is spent: the promise is to take at most RECLAIM_PATIENCE, not to sweep all.
+    let left = || {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&look_alikes[1..])
+            })
+            .count()
+    };
+    let t = Instant::now();
+    assert!(!fshm::reclaim(name).unwrap());
+    let took = t.elapsed();
+    assert!(
+        took < fshm::RECLAIM_PATIENCE + Duration::from_millis(500) * common::time_factor(),
+        "root's reclaim took {took:?}"
+    );
+    assert!(left() < FLOOD, "root's reclaim removed none");
+    // `Duration::ZERO` looks for none.
+    let before = left();
+    assert!(!fshm::reclaim_within(name, Duration::ZERO).unwrap());
+    assert_eq!(left(), before);
+    drop(_cleanup);
+    assert_eq!(left(), 0);
+    g.assert_gone();
+}
+
+#[test]
+fn a_readers_read_lock_keeps_no_dead_creation_from_removal() {
+    if !root() {
+        return;
+    }
+    // A creator killed after giving its creation object the final mode (0644) leaves
+    // it readable by all; a reader takes a read lock on byte 0, where a reclaimer used
+    // to need the write lock. Reclaimers probe instead: the reader changes nothing.
+    let g = NameGuard::new("noacc-read-locked-creation");
+    let name = g.name();
+    let object = creation_object(name, 0xdead_beef);
+    bounded("the killed creator", Some(VICTIM), || {
+        let o = common::raw_shm_open(&object, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)
+            .unwrap();
+        // SAFETY: plain system call on this process's own descriptor.
+        assert_eq!(unsafe { libc::fchmod(o.fd, 0o644) }, 0);
+        o.ftruncate(1 << 20);
+        0
+    });
+    for who in [
+        "the victim's reclaim",
+        "the victim's reclaim_unfinished",
+        "root's gc sweep",
+    ] {
+        let o = object.clone();
+        let mut reader = attacker(move || {
+            let r = common::raw_shm_open(&o, libc::O_RDONLY, 0).expect("readable by all");
+            // SAFETY: an all-zero flock is a valid value of this plain C struct.
+            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+            fl.l_type = libc::F_RDLCK as libc::c_short;
+            fl.l_len = 1;
+            // SAFETY: `fl` is a valid flock for the call.
+            let r2 = unsafe { libc::fcntl(r.fd, libc::F_OFD_SETLK, &fl) };
+            assert_eq!(r2, 0, "{}", std::io::Error::last_os_error());
+            std::mem::forget(r);
+        });
+        match who {
+            "the victim's reclaim" => bounded(who, Some(VICTIM), || {
+                assert!(!fshm::reclaim(name).unwrap());
+                0
+            }),
+            "the victim's reclaim_unfinished" => bounded(who, Some(VICTIM), || {
+                assert_eq!(fshm::reclaim_unfinished(name).unwrap(), [name.to_owned()]);
+                0
+            }),
+            _ => assert_eq!(fshm::reclaim_unfinished(name).unwrap(), [name.to_owned()]),
+        }
+        reader.kill();
+        assert!(!common::shm_exists(&object), "{who} left the dead creation");
+        if who != "root's gc sweep" {
+            // Again, for the next reclaimer.
+            bounded("the killed creator", Some(VICTIM), || {
+                let o = common::raw_shm_open(
+                    &object,
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                    0o644,
+                )
+                .unwrap();
+                // SAFETY: plain system call on this process's own descriptor.
+                assert_eq!(unsafe { libc::fchmod(o.fd, 0o644) }, 0);
+                0
+            });
+        }
+    }
+    g.assert_gone();
+}
