@@ -590,12 +590,17 @@ fn flood(prefix: &str, count: usize) {
     });
 }
 
-/// Removes every object in `/dev/shm` whose name starts with `prefix` (as root).
-fn remove_flood(prefix: &str) {
-    let prefix = prefix.trim_start_matches('/');
-    for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
-        if e.file_name().to_string_lossy().starts_with(prefix) {
-            let _ = std::fs::remove_file(e.path());
+/// Removes, when dropped (also on failure), every object in `/dev/shm` whose name
+/// starts with the prefix it holds (as root).
+struct RemoveAll<'a>(&'a str);
+
+impl Drop for RemoveAll<'_> {
+    fn drop(&mut self) {
+        let prefix = self.0.trim_start_matches('/');
+        for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 }
@@ -611,13 +616,7 @@ fn a_flood_of_creation_look_alikes_keeps_reclaim_within_its_patience() {
     let g = NameGuard::new("noacc-flood");
     let name = g.name();
     let look_alikes = format!("{name}%new.");
-    struct Cleanup<'a>(&'a str);
-    impl Drop for Cleanup<'_> {
-        fn drop(&mut self) {
-            remove_flood(self.0);
-        }
-    }
-    let _cleanup = Cleanup(&look_alikes);
+    let cleanup = RemoveAll(&look_alikes);
     flood(&look_alikes, FLOOD);
     // The victim's own reclaim passes over what it may not remove, opening none of
     // it: far within its patience (it used to open each, some 60 µs apiece).
@@ -658,7 +657,7 @@ fn a_flood_of_creation_look_alikes_keeps_reclaim_within_its_patience() {
     let before = left();
     assert!(!fshm::reclaim_within(name, Duration::ZERO).unwrap());
     assert_eq!(left(), before);
-    drop(_cleanup);
+    drop(cleanup);
     assert_eq!(left(), 0);
     g.assert_gone();
 }
@@ -674,6 +673,7 @@ fn a_readers_read_lock_keeps_no_dead_creation_from_removal() {
     let g = NameGuard::new("noacc-read-locked-creation");
     let name = g.name();
     let object = creation_object(name, 0xdead_beef);
+    let _cleanup = RemoveAll(&object);
     bounded("the killed creator", Some(VICTIM), || {
         let o = common::raw_shm_open(&object, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)
             .unwrap();
