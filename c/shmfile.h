@@ -77,7 +77,11 @@
  * there, and a guest of that name writes into that user's stream. A guest that
  * must not opens with fshm_open_ex's check_owner (EPERM for another owner). What
  * another user puts at a name (a FIFO, socket, directory, device or symbolic
- * link, even swapped in between two calls) never makes an open wait: EPROTO.
+ * link, even swapped in between two calls) never makes an open wait: EPROTO;
+ * nor does a regular file without a whole header, whatever locks it holds (a
+ * stream is published whole: nothing at a name is a stream being set up). A
+ * user with no access still reads /proc/locks, which tells by inode whether an
+ * owner lives, how many lossless readers are attached and when appends happen.
  *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
