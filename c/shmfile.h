@@ -77,7 +77,11 @@
  * there, and a guest of that name writes into that user's stream. A guest that
  * must not opens with fshm_open_ex's check_owner (EPERM for another owner). What
  * another user puts at a name (a FIFO, socket, directory, device or symbolic
- * link, even swapped in between two calls) never makes an open wait: EPROTO.
+ * link, even swapped in between two calls) never makes an open wait: EPROTO;
+ * nor does a regular file without a whole header, whatever locks it holds (a
+ * stream is published whole: nothing at a name is a stream being set up). A
+ * user with no access still reads /proc/locks, which tells by inode whether an
+ * owner lives, how many lossless readers are attached and when appends happen.
  *
  * Link with -lshmfile (pkg-config --cflags --libs shmfile).
  *
@@ -101,9 +105,11 @@
  *   EPROTO  the name exists but is not an fshm stream, is of another layout
  *           version, or its header is malformed; at once for anything but a
  *           regular file at the name (a FIFO, socket, directory, device or
- *           symbolic link): nothing another user puts there makes an open wait.
- *   ETIMEDOUT  a guest opened a stream its owner was still setting up, and it did
- *           not become ready within 2 seconds; fshm_wait timed out.
+ *           symbolic link), and for an empty object or a header without its
+ *           whole magic (streams are published whole: nothing at a name is a
+ *           stream being set up): nothing another user puts there makes an
+ *           open wait.
+ *   ETIMEDOUT  fshm_wait or fshm_reserve_timeout timed out.
  *   EFBIG   a write past the stream's maximum size (fshm_options.max_size, by
  *           default 1 GiB).
  *   ENOSPC  /dev/shm is full; the stream stays usable up to what was committed.

@@ -315,7 +315,10 @@ fn run(command: Command) -> Result<(), Failure> {
             };
             // Every dead stream tried without waiting first; those whose reclaim token
             // another process holds then share one wait of fshm::RECLAIM_PATIENCE, so
-            // that however many are held, gc is held up by one second at most.
+            // that however many are held, gc is held up by one second at most. A reclaim
+            // without patience does not look for dead creations: the sweep below reads
+            // the directory once for every name, so gc's cost does not multiply the
+            // dead streams by the objects in /dev/shm.
             let mut held = Vec::new();
             for info in list(prefix.as_deref())? {
                 if info.owner != fshm::OwnerState::Dead || info.persistent {

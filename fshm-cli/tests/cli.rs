@@ -1505,6 +1505,62 @@ fn gc_skips_a_stream_whose_reclaim_token_is_held_and_goes_on() {
     assert_eq!(out, format!("removed {}\n", held.name()));
 }
 
+#[test]
+fn gc_reads_the_shm_directory_once_not_once_per_dead_stream() {
+    // 200 dead streams among 20,000 other objects (another user's, where the test runs
+    // as root): gc used to read the whole directory again for each dead stream it
+    // removed (4 million entries here, seconds); it reads it a few times in all.
+    const DEAD: usize = 200;
+    const JUNK: usize = 20_000;
+    let base = unique_name();
+    let dead: Vec<Shm> = (0..DEAD)
+        .map(|i| Shm::with_suffix(&base, &format!("-dead-{i}")))
+        .collect();
+    let junk_prefix = format!("{}-junk-", base.trim_start_matches('/'));
+    struct RemoveJunk(String);
+    impl Drop for RemoveJunk {
+        fn drop(&mut self) {
+            for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.0) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    let _junk = RemoveJunk(junk_prefix.clone());
+    let names: Vec<String> = dead.iter().map(|s| s.name().to_owned()).collect();
+    let maker = fork_holder(|| {
+        for name in &names {
+            match fshm::OpenOptions::new().mode(0o644).create(name) {
+                Ok(s) => std::mem::forget(s), // its owner dies with this process
+                Err(_) => return b'E',
+            }
+        }
+        for i in 0..JUNK {
+            let path = std::ffi::CString::new(format!("/dev/shm/{junk_prefix}{i}")).unwrap();
+            // SAFETY: `path` is NUL-terminated; the descriptor is closed at once.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) };
+            if fd < 0 {
+                return b'J';
+            }
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
+        }
+        b'R'
+    });
+    kill_holder(maker);
+    let start = Instant::now();
+    let o = fshm(&["gc", &base]);
+    let took = start.elapsed();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "stdout: {out}\nstderr: {err}");
+    assert_eq!(out.lines().count(), DEAD, "{out}");
+    assert!(dead.iter().all(|s| !s.exists()));
+    // A few directory reads of 20,000 entries take milliseconds; one per dead stream
+    // took seconds.
+    assert!(took < Duration::from_secs(1), "gc took {took:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Hierarchical names, escaped names, messages, exit statuses
 // ---------------------------------------------------------------------------------------

@@ -476,3 +476,72 @@ fn owner_refuses_a_stream_another_user_owns() {
     }
     drop(writer);
 }
+
+#[test]
+fn every_command_refuses_a_squatted_name_without_a_whole_header_at_once() {
+    // The attacker's regular file at a name (mode 0644), all zero or with half its
+    // magic, a write lock held on byte 0 where an owner setting a stream up would hold
+    // its token. Streams are published whole, so it is no stream being set up: every
+    // command says "not an fshm stream" at once (they waited 2 s, then timed out).
+    let switch = users_can_switch();
+    for (what, magic) in [("zero", [0u8; 8]), ("half magic", *b"FSHM\0\0\0\0")] {
+        let name = unique_name("unready");
+        let path = path_of(&name);
+        let _cleanup = Cleanup(vec![path.clone()]);
+        let mut planter = Forked::run(|| {
+            become_attacker(switch);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            let ok = f.is_ok_and(|f| {
+                use std::os::unix::fs::{FileExt, PermissionsExt};
+                f.set_permissions(std::fs::Permissions::from_mode(0o644))
+                    .is_ok()
+                    && f.set_len(8192).is_ok()
+                    && f.write_all_at(&magic, 0).is_ok()
+            });
+            i32::from(!ok)
+        });
+        assert_eq!(planter.wait(), 0, "planting {what}");
+        // The lock on the squatter's object (who holds it makes no difference to an
+        // open: only that a write lock is held).
+        let held = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        // SAFETY: an all-zero flock is a valid value of this plain C struct.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_len = 1;
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: `fl` is a valid flock for the call on our open descriptor.
+            let r = unsafe { libc::fcntl(held.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+            assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        }
+        for args in [
+            vec!["cat", &name],
+            vec!["tail", &name],
+            vec!["tail", "-f", &name],
+            vec!["stat", &name],
+        ] {
+            let t = Instant::now();
+            let o = fshm(&args);
+            let took = t.elapsed();
+            assert_eq!(o.status.code(), Some(1), "{what}: fshm {args:?}");
+            let err = text(&o.stderr);
+            assert!(
+                err.contains("not an fshm stream"),
+                "{what}: fshm {args:?}: {err}"
+            );
+            assert!(
+                took < Duration::from_secs(1),
+                "{what}: fshm {args:?} took {took:?}"
+            );
+        }
+        drop(held);
+    }
+}

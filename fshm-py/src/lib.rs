@@ -313,12 +313,22 @@ impl Handle {
         Ok(Handle::wrap(s))
     }
 
-    /// Opens the existing stream `name` as a guest.
+    /// Opens the existing stream `name` as a guest; with `owner_uid`, only if that user
+    /// owns it (`OpenOptions::owner_uid`: else `PermissionError`, `EPERM`).
     #[staticmethod]
-    fn open(py: Python<'_>, name: &str, append: bool, readonly: bool) -> PyResult<Handle> {
+    #[pyo3(signature = (name, append, readonly, owner_uid=None))]
+    fn open(
+        py: Python<'_>,
+        name: &str,
+        append: bool,
+        readonly: bool,
+        owner_uid: Option<u32>,
+    ) -> PyResult<Handle> {
         let mut o = fshm::OpenOptions::new();
         o.append(append).read_only(readonly);
-        // A guest may wait for the owner to finish setting the stream up.
+        if let Some(uid) = owner_uid {
+            o.owner_uid(uid);
+        }
         let s = py.detach(|| o.open(name)).map_err(py_err)?;
         Ok(Handle::wrap(s))
     }

@@ -79,3 +79,43 @@ def test_closed_stream_is_value_error(name):
     for op in (lambda: s.read(1), lambda: s.write(b"x"), s.tell, s.fileno, lambda: s.seek(0)):
         with pytest.raises(ValueError):
             op()
+
+
+def test_owner_uid(name):
+    """``owner_uid`` opens only a stream the named user owns: another owner is
+    PermissionError (EPERM) and nothing stays open. As root, the stream is another
+    user's (a forked child dropped to uid 1002 creates it, persistent, and exits);
+    else the current user's own, checked against another uid."""
+    me = os.geteuid()
+    if me == 0:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(1002)
+                os.setuid(1002)
+                fshm.create(name, mode=0o644, persist=True).close()
+                code = 0
+            except BaseException:
+                code = 3
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        owner, other = 1002, 0
+        made = None
+    else:
+        made = fshm.create(name, mode=0o644)
+        owner, other = me, me + 1
+    try:
+        with fshm.open(name, owner_uid=owner) as guest:
+            assert guest.info().uid == owner
+        with pytest.raises(PermissionError) as e:
+            fshm.open(name, owner_uid=other)
+        assert e.value.errno == errno.EPERM and e.value.filename == name
+        assert f"uid {owner}" in str(e.value)
+        with pytest.raises(PermissionError):
+            fshm.open(name, readonly=True, owner_uid=other)
+    finally:
+        if made is not None:
+            made.close()

@@ -3,7 +3,7 @@
 use crate::error::{open_failed, os, Result};
 use crate::header::{
     read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE, FLAG_LOSSLESS,
-    FLAG_PERSISTENT, LOCK_OWNER, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    FLAG_PERSISTENT, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -230,9 +230,16 @@ pub const RECLAIM_PATIENCE: Duration = Duration::from_secs(1);
 /// under the name itself, and does not count in the result; [`reclaim_unfinished`]
 /// removes it for every name at once).
 ///
-/// Never waits for long: if another process holds the name's reclaim token (it is
+/// Never takes long: if another process holds the name's reclaim token (it is
 /// reclaiming the name, or holds the token to stall others) for longer than
-/// [`RECLAIM_PATIENCE`], this fails with `WouldBlock` and removes nothing.
+/// [`RECLAIM_PATIENCE`], this fails with `WouldBlock` and removes nothing. The look for
+/// dead creators' objects shares that bound: it reads the shm directory once, looks
+/// only at the entries named like this name's creation objects, passes over those this
+/// process may not remove (another user's, in the sticky `/dev/shm`, without
+/// `CAP_FOWNER`: seen from the directory entry, nothing is opened), and stops when the
+/// patience is spent (what is left then stays for the next call, or
+/// [`reclaim_unfinished`]) — so no number of objects another user puts in `/dev/shm`
+/// makes a reclaim take longer.
 ///
 /// # Errors
 /// `InvalidInput` for a bad name; `PermissionDenied` if this process may not open it
@@ -252,17 +259,19 @@ pub fn reclaim(name: &str) -> Result<bool> {
     reclaim_within(name, RECLAIM_PATIENCE)
 }
 
-/// [`reclaim`], waiting at most `patience` in all for a reclaim token that another
-/// process holds (`Duration::ZERO`: not at all). `fshm gc` tries every dead stream
-/// without waiting first, then gives those it found held one shared second, so that
-/// many held streams cannot hold it up longer than one.
+/// [`reclaim`], taking at most about `patience` in all: waiting for a reclaim token that
+/// another process holds, and looking for dead creators' objects of the name
+/// (`Duration::ZERO`: neither; [`reclaim_unfinished`] removes those). `fshm gc` tries
+/// every dead stream without waiting first, then gives those it found held one shared
+/// second, so that many held streams cannot hold it up longer than one, and looks for
+/// dead creations once, for every name ([`reclaim_unfinished`]).
 ///
 /// # Errors
 /// As [`reclaim`]: `WouldBlock` (`EAGAIN`) once the patience is spent.
 pub fn reclaim_within(name: &str, patience: Duration) -> Result<bool> {
     let name = Name::new(name)?;
     let deadline = Instant::now() + patience;
-    reclaim_dead_creations(&name);
+    reclaim_dead_creations(&name, deadline);
     // A reclaim in progress elsewhere is waited for (bounded), then the name looked at
     // again.
     for _ in 0..4 {
@@ -348,21 +357,33 @@ pub(crate) fn reclaim_dead(name: &Name) -> Result<Reclaim> {
 /// Removes what creators of the stream `name` that died before publishing it left:
 /// objects under its creation names (`<object name>%new.<key>`, `open.rs`) whose owner
 /// token nobody holds (a creator takes it first thing, so a live one keeps its object),
-/// with the lock objects their headers name. Takes each such object's owner token
-/// before removing it (never waiting for it), so a creator that comes after finds it
-/// held and makes a new object. Returns how many it removed; objects this process may
-/// not open are left alone.
-pub(crate) fn reclaim_dead_creations(name: &Name) -> usize {
+/// with the lock objects their headers name. Returns how many it removed. Reads the
+/// directory once, looks only at entries with the name's creation prefix, passes over
+/// those this process may not remove ([`Remover`]), and stops at `deadline`: the cost of
+/// a call is bounded whatever other users put in the directory.
+pub(crate) fn reclaim_dead_creations(name: &Name, deadline: Instant) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    if Instant::now() >= deadline {
+        return 0;
+    }
     let prefix = liveness::creation_prefix(name);
     let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
         return 0;
     };
+    let remover = Remover::new();
     let mut removed = 0;
-    for entry in dir.flatten() {
-        use std::os::unix::ffi::OsStrExt;
+    for (seen, entry) in dir.flatten().enumerate() {
+        // The clock is cheap (vDSO), but not free: looked at every 256 entries, and
+        // before each candidate.
+        if seen % 256 == 255 && Instant::now() >= deadline {
+            break;
+        }
         let file_name = entry.file_name();
-        if !file_name.as_bytes().starts_with(&prefix) {
+        if !file_name.as_bytes().starts_with(&prefix) || !remover.may_remove(&entry) {
             continue;
+        }
+        if Instant::now() >= deadline {
+            break;
         }
         let mut object = b"/".to_vec();
         object.extend_from_slice(file_name.as_bytes());
@@ -373,12 +394,76 @@ pub(crate) fn reclaim_dead_creations(name: &Name) -> usize {
     removed
 }
 
+/// Which objects of the shm directory this process may remove, decided from the
+/// directory entry (`fstatat` without following links, nothing opened): in a sticky
+/// directory (`/dev/shm` is), only its own objects, unless it owns the directory or
+/// has `CAP_FOWNER`; and only regular files (nothing else is a creation object).
+struct Remover {
+    euid: u32,
+    any_owner: bool,
+}
+
+impl Remover {
+    fn new() -> Remover {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        let any_owner = match std::fs::metadata(SHM_DIR) {
+            Ok(dir) => dir.mode() & libc::S_ISVTX == 0 || dir.uid() == euid || cap_fowner(),
+            Err(_) => true, // then the unlink itself says
+        };
+        Remover { euid, any_owner }
+    }
+
+    fn may_remove(&self, entry: &std::fs::DirEntry) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        // `DirEntry::metadata` is an `fstatat` on the directory, not following links.
+        match entry.metadata() {
+            Ok(md) => md.file_type().is_file() && (self.any_owner || md.uid() == self.euid),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether this process has `CAP_FOWNER` in its effective set (which lets it remove
+/// other users' objects in a sticky directory).
+fn cap_fowner() -> bool {
+    const CAP_FOWNER: u32 = 3;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        // SAFETY: geteuid has no preconditions.
+        return unsafe { libc::geteuid() } == 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_FOWNER) != 0)
+}
+
 /// Removes the creation object `object` of the stream `name` if its creator is dead
 /// (see [`reclaim_dead_creations`]); returns whether it did.
+///
+/// The creator's liveness is probed, not taken: `F_OFD_GETLK` for a read lock sees the
+/// creator's write lock on byte 0 (its owner token) and nothing else, so a user who may
+/// only read the object (its final mode is set before it is published) cannot keep it
+/// from removal by holding a read lock there, as it could when a reclaimer had to take
+/// the write lock itself.
+///
+/// Without a token, against a live creator: a creator takes its owner token right after
+/// making the object (`O_EXCL`) and holds it for the rest of its life, and writes the
+/// header only after it. The steps here are: read the header, probe, check that the
+/// name still refers to the object read, unlink it, then remove the lock object the
+/// header named. A creator seen without its token at the probe had not yet taken it
+/// when the header was read, so that header names nothing of it (all zero). If such a
+/// creator goes on and publishes (renames) its object before the unlink here, the
+/// unlink finds no creation name (creation names are random and never reused) and
+/// nothing is removed; if the unlink comes first, the creator's rename fails with
+/// `ENOENT` and it builds the stream anew (`OpenOptions::create`), removing its own
+/// lock object. Either way no live stream loses anything.
 fn reclaim_dead_creation(name: &Name, object: &std::ffi::CStr) -> bool {
     let Ok(fd) = sys::shm_open(
         object,
-        libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
         0,
     ) else {
         return false;
@@ -386,28 +471,33 @@ fn reclaim_dead_creation(name: &Name, object: &std::ffi::CStr) -> bool {
     let Ok(st) = sys::fstat(fd.as_fd()) else {
         return false;
     };
-    if st.mode & libc::S_IFMT != libc::S_IFREG
-        || !sys::ofd_try_lock(fd.as_fd(), LOCK_OWNER).unwrap_or(false)
+    if st.mode & libc::S_IFMT != libc::S_IFREG {
+        return false;
+    }
+    let recorded = read_header(&fd, FIXED_FIELDS).ok().map(|h| {
+        (
+            h.lock_key.load(Ordering::Relaxed),
+            h.lock_ino.load(Ordering::Relaxed),
+        )
+    });
+    if liveness::probe_owner(fd.as_fd()) != OwnerState::Dead
         || sys::shm_identity(object) != Some((st.dev, st.ino))
+        || sys::shm_unlink(object).is_err()
     {
         return false;
     }
-    if let Ok(h) = read_header(&fd, FIXED_FIELDS) {
-        liveness::remove_recorded_lock_object(
-            name,
-            fd.as_fd(),
-            h.lock_key.load(Ordering::Relaxed),
-            h.lock_ino.load(Ordering::Relaxed),
-        );
+    if let Some((key, ino)) = recorded {
+        liveness::remove_recorded_lock_object(name, fd.as_fd(), key, ino);
     }
-    sys::shm_unlink(object).is_ok()
+    true
 }
 
 /// Removes what creators killed before publishing their stream left in [`SHM_DIR`] (see
 /// [`reclaim`]), for every stream name starting with `prefix` (as for
 /// [`list_with_prefix`]); returns the names of the streams whose unfinished creations
-/// it removed, sorted. A live creator's object, and objects this process may not open,
-/// are left alone; names too long to be spelled out in a creation name (the object name
+/// it removed, sorted. A live creator's object, and objects this process may not remove
+/// (another user's, seen from the directory entry without opening it: see
+/// [`reclaim`]), are left alone; names too long to be spelled out in a creation name (the object name
 /// past 217 bytes) are not found here (`reclaim` of the name finds them). Never waits.
 ///
 /// # Errors
@@ -416,6 +506,7 @@ pub fn reclaim_unfinished(prefix: &str) -> Result<Vec<String>> {
     use std::os::unix::ffi::OsStrExt;
     let prefix = format!("/{}", prefix.strip_prefix('/').unwrap_or(prefix));
     let mut out = Vec::new();
+    let remover = Remover::new();
     for entry in std::fs::read_dir(SHM_DIR)?.flatten() {
         let file_name = entry.file_name();
         let bytes = file_name.as_bytes();
@@ -434,7 +525,7 @@ pub fn reclaim_unfinished(prefix: &str) -> Result<Vec<String>> {
         let Some(name) = std::str::from_utf8(stem).ok().and_then(Name::from_object) else {
             continue;
         };
-        if !name.as_str().starts_with(&prefix) {
+        if !name.as_str().starts_with(&prefix) || !remover.may_remove(&entry) {
             continue;
         }
         let mut object = b"/".to_vec();

@@ -72,9 +72,10 @@
 //!   which the kernel drops when the owner dies; [`Stream::owner_state`] and [`inspect`]
 //!   report alive, closed or dead, and waits end when the owner closes or dies.
 //!   (A child forked by the owner shares that lock while it keeps the descriptor.)
-//! - **Creation is atomic for guests**: a guest that opens a name while the owner is
-//!   setting it up waits up to [`READY_TIMEOUT`] for the header, or fails with
-//!   `ETIMEDOUT`; it never acts on a half-written header.
+//! - **Creation is atomic for guests**: a stream is built under a name of its own and
+//!   published whole ([`OpenOptions::create`]), so a guest never sees a half-made
+//!   header and never waits for one: anything at a name without a whole header (an
+//!   empty object, a missing or half-written magic) is refused at once with `EPROTO`.
 //!
 //! ## Ring streams
 //!
@@ -332,7 +333,7 @@ pub use info::{
 };
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
-pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
+pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE};
 pub use reactor::future::{AsyncWaiter, WaitFuture};
 #[cfg(feature = "tokio")]
 pub use reactor::tokio::AsyncStream;

@@ -4,26 +4,22 @@
 
 use crate::error::{invalid, not_fshm, open_failed, os, Result};
 use crate::header::{
-    read_header, refusal_error, Header, Layout, Refusal, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
-    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAGIC, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    read_header, refusal_error, Header, Layout, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
 };
 use crate::info::Reclaim;
-use crate::liveness::{self, OwnerState};
+use crate::liveness;
 use crate::name::Name;
 use crate::stream::{Role, Stream};
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Default maximum size of a stream: 1 GiB.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 /// Default mode bits of a new stream: owner read-write only.
 pub const DEFAULT_MODE: u32 = 0o600;
-/// How long a guest waits for an owner that is still setting the stream up.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a guest waits for an empty object to gain an owner before calling it foreign.
-const UNCLAIMED_GRACE: Duration = Duration::from_millis(50);
 
 /// Ring policy: what the writer does when a reader falls a whole capacity behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,8 +285,9 @@ impl OpenOptions {
                     built = Some(b);
                     self.name_taken(&name, &mut reclaims_left, deadline)?;
                 }
-                // Removed by a reclaimer of dead creations that held its owner token
-                // before this process did (`build`): made again.
+                // Removed by a reclaimer of dead creations that probed it before this
+                // process took its owner token (`build`; `info::reclaim_dead_creation`
+                // argues the race): made again.
                 Err(libc::ENOENT) => {}
                 Err(e) => return Err(os(n, e, "cannot give the new stream its name")),
             }
@@ -389,8 +386,17 @@ impl OpenOptions {
     /// Builds the stream `name` under a creation name of its own: a new object
     /// (`O_EXCL`, the owner's bits only), its owner token taken first, then its mode,
     /// lock object, memory and header. A creation name that is taken (never expected:
-    /// the key is random), or whose owner token a reclaimer of dead creations took
-    /// first (`info::reclaim_dead_creations`; it removes the object), gives a new one.
+    /// the key is random), or whose owner token someone else holds, gives a new one.
+    /// A reclaimer of dead creations (`info::reclaim_dead_creation`) removes the object
+    /// if it probes it before the token is taken; the rename then fails with `ENOENT`
+    /// and `create` builds anew.
+    ///
+    /// The final mode is set here, before publishing, though it lets a user it admits
+    /// for reading open the creation object (and hold a read lock there, which no
+    /// reclaimer needs to take: it probes): set after the rename, a guest opening the
+    /// name at once would find the owner-only bits, and be refused or demoted to
+    /// read-only, and a narrower final mode would come too late for a guest that
+    /// opened in between.
     fn build(&self, name: &Name, mut layout: Layout) -> Result<Built> {
         let n = name.as_str();
         let mut tries = 4;
@@ -420,7 +426,8 @@ impl OpenOptions {
                 layout,
             };
             // The liveness token first, while only this user can open the object: a
-            // reclaimer of dead creations leaves the object alone from now on.
+            // reclaimer of dead creations probes it and leaves the object alone from
+            // now on.
             match liveness::take_owner_token(b.fd().as_fd()) {
                 Ok(true) => break b,
                 Ok(false) if tries > 0 => continue,
@@ -479,8 +486,9 @@ impl OpenOptions {
     /// # Errors
     /// `NotFound` (`ENOENT`) if there is no such name; `PermissionDenied` (`EACCES`);
     /// `InvalidData` (`EPROTO`) if the object is not an fshm stream or its header is
-    /// malformed; `TimedOut` (`ETIMEDOUT`) if its owner is still setting it up after
-    /// [`READY_TIMEOUT`]; `PermissionDenied` (`EPERM`) if the stream is not owned by
+    /// malformed — at once, also for an empty object or a header without its magic
+    /// (a stream is published whole, so nothing at a name is a stream being set up);
+    /// `PermissionDenied` (`EPERM`) if the stream is not owned by
     /// the user [`owner_uid`](Self::owner_uid) names; `InvalidInput` (`EINVAL`) for a
     /// bad name or an option that applies to create only (see [`new`](Self::new)).
     ///
@@ -506,10 +514,9 @@ impl OpenOptions {
                 ));
             }
         }
-        let layout = await_ready(&name, &fd)?;
+        let layout = published_layout(&name, &fd)?;
         // A ring is mapped at once (its reader starts at the oldest byte held), so its
-        // size is checked now (again, if the object was opened while its owner was
-        // still reserving it). A linear stream's known size starts at 0, as the copy
+        // size is checked now. A linear stream's known size starts at 0, as the copy
         // rule wants (`grow`: reads past it go through the kernel, so a guest that reads
         // once maps nothing); it is asked of the kernel when an access first needs
         // more. A guest that opens and closes makes no system call besides open, the
@@ -693,51 +700,16 @@ fn taken_by(name: &Name) -> String {
     }
 }
 
-/// The creation handshake, guest side: waits (bounded) for an owner that is still
-/// setting the header up, and refuses objects that are not fshm streams.
-fn await_ready(name: &Name, fd: &OwnedFd) -> Result<Layout> {
+/// The header of a stream opened by name, checked: anything that is not a whole fshm
+/// header is refused at once with `EPROTO`. A create publishes its stream whole (built
+/// under a creation name, then renamed: [`OpenOptions::create`]), so a name never refers
+/// to a stream still being set up: an empty object or a header without its magic, or
+/// with a half-written one, is never an owner at work, whatever locks are held on it (a
+/// squatter's, who would otherwise make every open of the name wait).
+fn published_layout(name: &Name, fd: &OwnedFd) -> Result<Layout> {
     let n = name.as_str();
-    let start = Instant::now();
-    loop {
-        let h = read_header(fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
-        let refusal = match h.layout() {
-            Ok(layout) => return Ok(layout),
-            Err(r) => r,
-        };
-        let owner_setting_up = match liveness::probe_owner(fd.as_fd()) {
-            OwnerState::Alive => true,
-            OwnerState::Unknown => {
-                return Err(os(n, libc::EIO, "cannot query the owner lock"));
-            }
-            _ => false,
-        };
-        // While an owner is writing the header, its magic may be seen half-written
-        // (each byte either still 0 or already the magic's): keep waiting for it.
-        let magic = h
-            .magic
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .to_le_bytes();
-        let half_written = magic
-            .iter()
-            .zip(MAGIC.to_le_bytes())
-            .all(|(&seen, want)| seen == 0 || seen == want);
-        match refusal {
-            Refusal::NotReady => {}
-            Refusal::NotFshm if half_written && owner_setting_up => {}
-            r => return Err(refusal_error(n, r)),
-        }
-        let waited = start.elapsed();
-        if !owner_setting_up && waited >= UNCLAIMED_GRACE {
-            return Err(not_fshm(
-                n,
-                "not an fshm stream (no header, no owner setting one up)",
-            ));
-        }
-        if waited >= READY_TIMEOUT {
-            return Err(os(n, libc::ETIMEDOUT, "its owner is still setting it up"));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
+    let h = read_header(fd, FIXED_FIELDS).map_err(|e| os(n, e, "cannot read the header"))?;
+    h.layout().map_err(|r| refusal_error(n, r))
 }
 
 impl Stream {

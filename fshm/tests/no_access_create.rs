@@ -509,3 +509,230 @@ fn what_a_killed_creator_left_blocks_nothing_and_reclaim_removes_it() {
     assert!(fshm::reclaim_unfinished(name).unwrap().is_empty());
     g.assert_gone();
 }
+
+/// Squats `name` as the attacker would to make every open of it wait: a regular file
+/// readable by all (mode 0644) holding `header`, a write lock held on byte 0 (where an
+/// owner holds its liveness lock while it sets a stream up). The descriptor stays open.
+fn squat_unready(name: &str, header: &[u8]) {
+    let o = common::raw_shm_open(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)
+        .expect("the attacker creates the name");
+    // SAFETY: plain system call on the attacker's own descriptor.
+    assert_eq!(unsafe { libc::fchmod(o.fd, 0o644) }, 0);
+    o.ftruncate(8192);
+    o.pwrite(0, header);
+    assert_eq!(write_lock(o.fd, 0), 0);
+    std::mem::forget(o);
+}
+
+#[test]
+fn a_squatted_name_without_a_whole_header_is_refused_at_once() {
+    if !root() {
+        return;
+    }
+    // Streams are published whole, so what is at a name without a whole header is
+    // never a stream being set up, whatever lock its creator holds: refused at once.
+    let g = NameGuard::new("noacc-squat-unready");
+    let name = g.name();
+    // `fshm` in little-endian bytes, the magic half-written: its low half only.
+    let model = NameGuard::new("noacc-squat-model");
+    let real = fshm::Stream::create(model.name()).unwrap();
+    let magic = common::raw_shm_open(model.name(), libc::O_RDONLY, 0)
+        .unwrap()
+        .pread(0, 8);
+    drop(real);
+    let mut half = magic.clone();
+    half[4..].fill(0);
+    for (what, header) in [
+        ("a zero header", vec![0u8; 64]),
+        ("a half-written magic", half),
+    ] {
+        let mut squatter = attacker(|| squat_unready(name, &header));
+        for uid in [None, Some(VICTIM)] {
+            bounded(&format!("open of {what} as {uid:?}"), uid, || {
+                let t = Instant::now();
+                for read_only in [false, true] {
+                    let e = fshm::OpenOptions::new()
+                        .read_only(read_only)
+                        .open(name)
+                        .unwrap_err();
+                    assert_eq!(fshm::errno_of(&e), libc::EPROTO, "{what}: {e}");
+                    assert!(e.to_string().contains("not an fshm stream"), "{e}");
+                }
+                assert_eq!(common::errno(fshm::inspect(name)), libc::EPROTO);
+                // A refusal takes a few system calls; the squat used to cost each open
+                // a 2 s wait (then ETIMEDOUT).
+                let took = t.elapsed();
+                assert!(
+                    took < Duration::from_millis(500) * common::time_factor(),
+                    "{took:?}"
+                );
+                0
+            });
+        }
+        squatter.kill();
+        fshm::force_destroy(name).unwrap();
+    }
+    g.assert_gone();
+}
+
+/// Makes `count` empty objects `<prefix><i:016x>` as the attacker, readable and
+/// writable by all (mode 0666), as fast as plain `open(2)` in `/dev/shm` allows.
+fn flood(prefix: &str, count: usize) {
+    bounded("the attacker's flood", Some(HOSTILE), || {
+        for i in 0..count {
+            let path = std::ffi::CString::new(format!("/dev/shm{prefix}{:016x}", i + 1)).unwrap();
+            // SAFETY: `path` is NUL-terminated; the descriptor is closed at once.
+            unsafe {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o666,
+                );
+                assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+                libc::fchmod(fd, 0o666);
+                libc::close(fd);
+            }
+        }
+        0
+    });
+}
+
+/// Removes, when dropped (also on failure), every object in `/dev/shm` whose name
+/// starts with the prefix it holds (as root).
+struct RemoveAll<'a>(&'a str);
+
+impl Drop for RemoveAll<'_> {
+    fn drop(&mut self) {
+        let prefix = self.0.trim_start_matches('/');
+        for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_creation_look_alikes_keeps_reclaim_within_its_patience() {
+    if !root() {
+        return;
+    }
+    // 40,000 objects named like creation objects of the victim's stream, made by a user
+    // with no access to it: the victim cannot remove them (sticky /dev/shm), root can.
+    const FLOOD: usize = 40_000;
+    let g = NameGuard::new("noacc-flood");
+    let name = g.name();
+    let look_alikes = format!("{name}%new.");
+    let cleanup = RemoveAll(&look_alikes);
+    flood(&look_alikes, FLOOD);
+    // The victim's own reclaim passes over what it may not remove, opening none of
+    // it: far within its patience (it used to open each, some 60 µs apiece).
+    bounded("the victim's reclaim", Some(VICTIM), || {
+        let s = fshm::OpenOptions::new().mode(0o644).create(name).unwrap();
+        let t = Instant::now();
+        assert!(!fshm::reclaim(name).unwrap(), "a live stream stays");
+        let took = t.elapsed();
+        assert!(
+            took < fshm::RECLAIM_PATIENCE / 2 * common::time_factor(),
+            "the victim's reclaim took {took:?}"
+        );
+        drop(s);
+        0
+    });
+    // Root may remove them (and does, as dead creations), but stops when its patience
+    // is spent: the promise is to take at most RECLAIM_PATIENCE, not to sweep all.
+    let left = || {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&look_alikes[1..])
+            })
+            .count()
+    };
+    let t = Instant::now();
+    assert!(!fshm::reclaim(name).unwrap());
+    let took = t.elapsed();
+    assert!(
+        took < fshm::RECLAIM_PATIENCE + Duration::from_millis(500) * common::time_factor(),
+        "root's reclaim took {took:?}"
+    );
+    assert!(left() < FLOOD, "root's reclaim removed none");
+    // `Duration::ZERO` looks for none.
+    let before = left();
+    assert!(!fshm::reclaim_within(name, Duration::ZERO).unwrap());
+    assert_eq!(left(), before);
+    drop(cleanup);
+    assert_eq!(left(), 0);
+    g.assert_gone();
+}
+
+#[test]
+fn a_readers_read_lock_keeps_no_dead_creation_from_removal() {
+    if !root() {
+        return;
+    }
+    // A creator killed after giving its creation object the final mode (0644) leaves
+    // it readable by all; a reader takes a read lock on byte 0, where a reclaimer used
+    // to need the write lock. Reclaimers probe instead: the reader changes nothing.
+    let g = NameGuard::new("noacc-read-locked-creation");
+    let name = g.name();
+    let object = creation_object(name, 0xdead_beef);
+    let _cleanup = RemoveAll(&object);
+    bounded("the killed creator", Some(VICTIM), || {
+        let o = common::raw_shm_open(&object, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o644)
+            .unwrap();
+        // SAFETY: plain system call on this process's own descriptor.
+        assert_eq!(unsafe { libc::fchmod(o.fd, 0o644) }, 0);
+        o.ftruncate(1 << 20);
+        0
+    });
+    for who in [
+        "the victim's reclaim",
+        "the victim's reclaim_unfinished",
+        "root's gc sweep",
+    ] {
+        let o = object.clone();
+        let mut reader = attacker(move || {
+            let r = common::raw_shm_open(&o, libc::O_RDONLY, 0).expect("readable by all");
+            // SAFETY: an all-zero flock is a valid value of this plain C struct.
+            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+            fl.l_type = libc::F_RDLCK as libc::c_short;
+            fl.l_len = 1;
+            // SAFETY: `fl` is a valid flock for the call.
+            let r2 = unsafe { libc::fcntl(r.fd, libc::F_OFD_SETLK, &fl) };
+            assert_eq!(r2, 0, "{}", std::io::Error::last_os_error());
+            std::mem::forget(r);
+        });
+        match who {
+            "the victim's reclaim" => bounded(who, Some(VICTIM), || {
+                assert!(!fshm::reclaim(name).unwrap());
+                0
+            }),
+            "the victim's reclaim_unfinished" => bounded(who, Some(VICTIM), || {
+                assert_eq!(fshm::reclaim_unfinished(name).unwrap(), [name.to_owned()]);
+                0
+            }),
+            _ => assert_eq!(fshm::reclaim_unfinished(name).unwrap(), [name.to_owned()]),
+        }
+        reader.kill();
+        assert!(!common::shm_exists(&object), "{who} left the dead creation");
+        if who != "root's gc sweep" {
+            // Again, for the next reclaimer.
+            bounded("the killed creator", Some(VICTIM), || {
+                let o = common::raw_shm_open(
+                    &object,
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                    0o644,
+                )
+                .unwrap();
+                // SAFETY: plain system call on this process's own descriptor.
+                assert_eq!(unsafe { libc::fchmod(o.fd, 0o644) }, 0);
+                0
+            });
+        }
+    }
+    g.assert_gone();
+}

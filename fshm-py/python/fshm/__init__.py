@@ -578,7 +578,12 @@ def create(
     return Stream(_fshm.Handle.create(name, mode, max_size, ring, lossless, immutable, persist, reclaim))
 
 
-def open(name: str, append: bool = False, readonly: bool = False) -> Stream:  # noqa: A001
+def open(  # noqa: A001
+    name: str,
+    append: bool = False,
+    readonly: bool = False,
+    owner_uid: Optional[int] = None,
+) -> Stream:
     """Opens the existing stream ``name`` as a guest (starting at position 0, or a
     ring's oldest byte held). A guest opened read-write (not ``readonly``, not
     ``append``) of a lossless ring attaches as a reader the writer waits for.
@@ -586,10 +591,19 @@ def open(name: str, append: bool = False, readonly: bool = False) -> Stream:  # 
     :param append: every write appends atomically, serialised with other append
         handles across processes.
     :param readonly: open for reading only (also what the mode bits may impose).
+    :param owner_uid: open the stream only if this user owns it. ``/dev/shm`` is
+        shared by every user, so a name is no credential: whoever creates a name
+        first owns it, and a guest writes into (or reads from) that user's stream.
+        A guest that must not hand its data to, or trust data from, anyone else
+        names the user it expects (typically the service's account). Checked on the
+        descriptor the handle then uses.
     :raises FileNotFoundError: no such stream.
-    :raises PermissionError: the mode bits refuse access.
+    :raises PermissionError: the mode bits refuse access; or (``errno.EPERM``) the
+        stream is not owned by ``owner_uid``.
+    :raises OSError: ``errno.EPROTO``: the name holds no fshm stream (refused at
+        once: a stream is published whole, so no open waits for one being set up).
     """
-    return Stream(_fshm.Handle.open(name, append, readonly))
+    return Stream(_fshm.Handle.open(name, append, readonly, owner_uid))
 
 
 def inspect(name: str) -> StreamInfo:
