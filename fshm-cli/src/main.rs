@@ -138,9 +138,13 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the fshm(1) man page (roff), generated from this command's definition.
+    /// Print the fshm(1) man page (roff), or with DIR write it and a page per subcommand
+    /// (fshm-ls(1)...) there; generated from this command's definition.
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Directory to write fshm.1 and fshm-SUBCOMMAND.1 into.
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -322,7 +326,7 @@ fn run(command: Command) -> Result<(), Failure> {
             interval.unwrap_or(std::time::Duration::from_secs(1)),
         )?,
         Command::Completions { shell } => meta::completions(shell, &mut out),
-        Command::Man => meta::man(&mut out)?,
+        Command::Man { dir } => meta::man(&mut out, dir.as_deref())?,
     }
     out.flush()?;
     Ok(())

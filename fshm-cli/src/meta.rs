@@ -3,6 +3,7 @@
 
 use clap::CommandFactory;
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
 /// Writes the completion script of `shell` for `fshm`.
@@ -10,9 +11,15 @@ pub fn completions(shell: clap_complete::Shell, out: &mut impl Write) {
     clap_complete::generate(shell, &mut crate::Cli::command(), "fshm", out);
 }
 
-/// Writes the fshm(1) man page (roff).
-pub fn man(out: &mut impl Write) -> io::Result<()> {
-    clap_mangen::Man::new(crate::Cli::command()).render(out)
+/// Writes the fshm(1) man page (roff) to `out`, or with `dir`, fshm.1 and a page per
+/// subcommand (fshm-ls.1...) into `dir`.
+pub fn man(out: &mut impl Write, dir: Option<&Path>) -> io::Result<()> {
+    match dir {
+        None => clap_mangen::Man::new(crate::Cli::command()).render(out),
+        Some(d) => clap_mangen::generate_to(crate::Cli::command(), d).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write the man pages to {}: {e}", d.display()))
+        }),
+    }
 }
 
 /// Parses a refresh interval in seconds (`0.5`, `2`): positive, at most a day.
