@@ -15,6 +15,7 @@ use crate::util::median;
 use crate::Results;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::io;
 use std::path::Path;
 
@@ -23,13 +24,21 @@ const SIZES: [u64; 4] = [64, 4096, 65536, 1 << 20];
 
 /// Series of the throughput chart: job kind, legend, colour.
 const THROUGHPUT: [(&str, &str, RGBColor); 5] = [
-    ("ring-rust", "fshm ring, copying (Read/Write)", RGBColor(0, 90, 181)),
+    (
+        "ring-rust",
+        "fshm ring, copying (Read/Write)",
+        RGBColor(0, 90, 181),
+    ),
     (
         "ring-inplace",
         "fshm ring, in place (reserve/fill_buf)",
         RGBColor(0, 160, 220),
     ),
-    ("iox2-stream", "iceoryx2 publish-subscribe", RGBColor(220, 120, 0)),
+    (
+        "iox2-stream",
+        "iceoryx2 publish-subscribe",
+        RGBColor(220, 120, 0),
+    ),
     ("pipe", "pipe", RGBColor(120, 120, 120)),
     ("socket", "Unix socketpair", RGBColor(160, 40, 40)),
 ];
@@ -107,13 +116,11 @@ fn bars(r: &Results, which: &[(&str, &'static str)]) -> Vec<Bar> {
         .filter_map(|&(kind, label)| {
             let m = medians(r, kind, "")?;
             let (median, p99) = (*m.first()?, *m.get(1)?);
-            (median.is_finite() && p99.is_finite() && median > 0.0 && p99 > 0.0).then_some(
-                Bar {
-                    label,
-                    median,
-                    p99,
-                },
-            )
+            (median.is_finite() && p99.is_finite() && median > 0.0 && p99 > 0.0).then_some(Bar {
+                label,
+                median,
+                p99,
+            })
         })
         .collect()
 }
@@ -131,10 +138,24 @@ fn size_label(b: f64) -> String {
     }
 }
 
-/// Bounds of a logarithmic axis holding `values` with some room.
+/// A latency as the bar labels show it.
+fn figure(us: f64) -> String {
+    if us >= 100.0 {
+        format!("{us:.0}")
+    } else if us >= 10.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.2}")
+    }
+}
+
+/// Bounds of a logarithmic axis holding `values` with some room, on whole decades.
 fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    (lo / 2.0)..(hi * 2.0)
+    // Whole decades, so that the axis has at least two labelled lines.
+    let lo = 10f64.powf((lo / 1.5).log10().floor());
+    let hi = 10f64.powf((hi * 1.5).log10().ceil());
+    lo..hi
 }
 
 fn draw_throughput(root: &DrawingArea<SVGBackend, Shift>, series: &[Series]) -> DrawResult<()> {
@@ -148,42 +169,42 @@ fn draw_throughput(root: &DrawingArea<SVGBackend, Shift>, series: &[Series]) -> 
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d((48f64..1.5 * (1 << 20) as f64).log_scale(), y.clone().log_scale())?;
+        // x: log2 of the message size, so that each measured size gets its label.
+        .build_cartesian_2d(5.5f64..20.5, y.clone().log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("message size")
-        .y_desc("MB/s")
-        .x_labels(SIZES.len())
+        .disable_x_mesh()
+        .x_desc("message size (log scale)")
+        .y_desc("MB/s (log scale)")
+        .x_labels(16)
         .x_label_formatter(&|x| {
-            let exact = SIZES.iter().any(|&s| (s as f64 / x - 1.0).abs() < 0.01);
+            let exact = SIZES.iter().any(|&s| ((s as f64).log2() - x).abs() < 0.01);
             if exact {
-                size_label(*x)
+                size_label(x.exp2())
             } else {
                 String::new()
             }
         })
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    // Grid lines at the measured sizes, which the automatic labels may miss.
+    // Grid lines at the measured sizes.
     for &s in &SIZES {
+        let x = (s as f64).log2();
         chart.draw_series(LineSeries::new(
-            [(s as f64, y.start), (s as f64, y.end)],
-            RGBColor(225, 225, 225),
+            [(x, y.start), (x, y.end)],
+            RGBColor(200, 200, 200),
         ))?;
     }
     for s in series {
         let color = s.color;
+        let points: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x.log2(), y)).collect();
         chart
-            .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(3)))?
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))?
             .label(s.label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
-        chart.draw_series(
-            s.points
-                .iter()
-                .map(|&p| Circle::new(p, 5, color.filled())),
-        )?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
     }
     chart
         .configure_series_labels()
@@ -213,7 +234,9 @@ fn draw_bars(root: &DrawingArea<SVGBackend, Shift>, title: &str, bars: &[Bar]) -
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 0.01 && i >= 0.0 {
-                labels.get(i as usize).map_or(String::new(), |s| s.to_string())
+                labels
+                    .get(i as usize)
+                    .map_or(String::new(), |s| s.to_string())
             } else {
                 String::new()
             }
@@ -234,6 +257,14 @@ fn draw_bars(root: &DrawingArea<SVGBackend, Shift>, title: &str, bars: &[Bar]) -
             Rectangle::new([(x - 0.35, floor), (x - 0.02, b.median)], MEDIAN.filled()),
             Rectangle::new([(x + 0.02, floor), (x + 0.35, b.p99)], P99.filled()),
         ])?;
+        // The figures above their bars.
+        let style = ("sans-serif", 14)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        for (at, v) in [(x - 0.185, b.median), (x + 0.185, b.p99)] {
+            chart.draw_series([Text::new(figure(v), (at, v * 1.05), style.clone())])?;
+        }
     }
     // Legend entries: empty series with a label each.
     chart
@@ -408,13 +439,24 @@ mod tests {
     #[test]
     fn medians_over_repetitions_feed_the_charts() {
         let s = throughput_series(&synthetic());
-        let copying = s.iter().find(|s| s.label.contains("copying")).expect("copying");
+        let copying = s
+            .iter()
+            .find(|s| s.label.contains("copying"))
+            .expect("copying");
         assert_eq!(copying.points.len(), 4);
         // Two repetitions m and 1.1 m: the median of two is their mean.
-        assert!((copying.points[0].1 - 315.0).abs() < 1e-9, "{:?}", copying.points);
+        assert!(
+            (copying.points[0].1 - 315.0).abs() < 1e-9,
+            "{:?}",
+            copying.points
+        );
         let b = bars(&synthetic(), &ROUND_TRIPS);
         assert_eq!(b.len(), 4, "no iceoryx2 bars without iceoryx2 results");
         assert!((b[0].p99 - 0.945).abs() < 1e-9);
+        assert_eq!(
+            [figure(0.27), figure(31.5), figure(1697.4)],
+            ["0.27", "31.5", "1697"]
+        );
     }
 
     #[test]

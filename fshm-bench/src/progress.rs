@@ -132,7 +132,10 @@ mod tests {
     fn the_line_says_which_job_and_how_far() {
         let mut p = Progress::with(false, 40);
         let l = p.line("warm-up", &job("ring-rust 65536 8388608"));
-        assert!(l.starts_with("[1/40 0%] warm-up: ring-rust 65536 8388608"), "{l}");
+        assert!(
+            l.starts_with("[1/40 0%] warm-up: ring-rust 65536 8388608"),
+            "{l}"
+        );
         for _ in 0..10 {
             p.finish();
         }

@@ -17,7 +17,10 @@ pub fn man(out: &mut impl Write, dir: Option<&Path>) -> io::Result<()> {
     match dir {
         None => clap_mangen::Man::new(crate::Cli::command()).render(out),
         Some(d) => clap_mangen::generate_to(crate::Cli::command(), d).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot write the man pages to {}: {e}", d.display()))
+            io::Error::new(
+                e.kind(),
+                format!("cannot write the man pages to {}: {e}", d.display()),
+            )
         }),
     }
 }

@@ -69,9 +69,8 @@ pub struct Sample {
 /// Reads the state of every stream whose name starts with `prefix`. Streams that go
 /// away between the listing and the look at their readers are left out.
 pub fn sample(prefix: &str) -> io::Result<Sample> {
-    let infos = fshm::list_with_prefix(prefix).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot list {}: {e}", fshm::SHM_DIR))
-    })?;
+    let infos = fshm::list_with_prefix(prefix)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot list {}: {e}", fshm::SHM_DIR)))?;
     let streams = infos
         .into_iter()
         .filter_map(|i| fshm::progress(&i.name).ok().map(|p| (i, p)))
@@ -213,13 +212,7 @@ fn user_name(uid: u32) -> Option<String> {
     unsafe {
         let mut pw: libc::passwd = std::mem::zeroed();
         let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(
-            uid,
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        );
+        let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found);
         if rc != 0 || found.is_null() || pw.pw_name.is_null() {
             return None;
         }
@@ -406,7 +399,8 @@ pub fn run(
         let first = sample(&prefix)?;
         std::thread::sleep(interval);
         let second = sample(&prefix)?;
-        return out.write_all(plain(&rows(Some(&first), &second, SortKey::Rate, &mut users)).as_bytes());
+        return out
+            .write_all(plain(&rows(Some(&first), &second, SortKey::Rate, &mut users)).as_bytes());
     }
     if !io::stdout().is_terminal() {
         return Err(io::Error::new(

@@ -33,7 +33,17 @@ fn completions_cover_every_subcommand() {
     ] {
         let out = stdout(&fshm(&["completions", shell]));
         assert!(out.contains(marker), "{shell}: no {marker:?} in\n{out}");
-        for sub in ["ls", "stat", "cat", "tail", "write", "rm", "gc", "top", "completions"] {
+        for sub in [
+            "ls",
+            "stat",
+            "cat",
+            "tail",
+            "write",
+            "rm",
+            "gc",
+            "top",
+            "completions",
+        ] {
             assert!(out.contains(sub), "{shell}: no {sub} in\n{out}");
         }
     }
@@ -50,7 +60,17 @@ fn completions_refuse_an_unknown_shell() {
 fn man_page_documents_every_subcommand() {
     let out = stdout(&fshm(&["man"]));
     assert!(out.contains(".TH fshm 1"), "{out}");
-    for sub in ["ls", "stat", "cat", "tail", "write", "rm", "gc", "top", "completions"] {
+    for sub in [
+        "ls",
+        "stat",
+        "cat",
+        "tail",
+        "write",
+        "rm",
+        "gc",
+        "top",
+        "completions",
+    ] {
         assert!(
             out.contains(&format!("fshm\\-{sub}")) || out.contains(&format!("\\fB{sub}\\fR")),
             "no {sub} in\n{out}"

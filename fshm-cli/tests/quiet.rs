@@ -34,7 +34,10 @@ fn cat_and_tail_follow_print_only_the_data() {
         std::thread::yield_now();
     }
 
-    let cat = Command::new(fshm).args(["cat", &name]).output().expect("cat");
+    let cat = Command::new(fshm)
+        .args(["cat", &name])
+        .output()
+        .expect("cat");
     assert!(cat.status.success(), "{cat:?}");
     assert_eq!(cat.stdout, b"one\ntwo\n");
     assert!(cat.stderr.is_empty(), "{cat:?}");
@@ -55,7 +58,11 @@ fn cat_and_tail_follow_print_only_the_data() {
     drop(stdin);
     tail_out.read_to_string(&mut out).expect("read");
     let mut err = Vec::new();
-    tail.stderr.take().expect("stderr").read_to_end(&mut err).expect("read");
+    tail.stderr
+        .take()
+        .expect("stderr")
+        .read_to_end(&mut err)
+        .expect("read");
     let status = tail.wait().expect("wait");
     assert!(status.success(), "{status:?}");
     assert_eq!(out, "two\nthree\n");

@@ -63,11 +63,13 @@ impl Writer {
     /// Writes `n` bytes through the process and waits until the stream's length is
     /// `until`.
     fn write(&mut self, n: usize, until: u64) {
-        self.stdin().write_all(&vec![b'x'; n]).expect("feed fshm write");
+        self.stdin()
+            .write_all(&vec![b'x'; n])
+            .expect("feed fshm write");
         self.stdin().flush().expect("flush");
         let name = self.name.clone();
         wait_until(
-            || fshm::inspect(&name).map(|i| i.len) .unwrap_or(0) == until,
+            || fshm::inspect(&name).map(|i| i.len).unwrap_or(0) == until,
             "the bytes to be committed",
         );
     }
@@ -176,7 +178,7 @@ fn live_view_shows_kind_rate_and_lag_of_streams_written_elsewhere() {
         top::key(&mut app, KeyCode::Char('q'), KeyModifiers::NONE),
         top::Action::Quit
     );
-    drop(follower);
+    drop(reader);
 }
 
 #[test]
@@ -218,5 +220,8 @@ fn once_refuses_a_bad_interval_and_top_refuses_no_terminal() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--once"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--once"),
+        "{out:?}"
+    );
 }
