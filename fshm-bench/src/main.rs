@@ -672,6 +672,14 @@ fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
             }
             println!();
         }
+        // Run in this group for the charts (`--plot`), where the iox group is off.
+        if plan.plot && !(IOX && on("iox")) {
+            print!("| fshm ring, in-place API (`reserve` / `fill_buf`; 16 MiB, lossless) |");
+            for c in CHUNKS {
+                print!(" {} |", cell(v.get(&v.stream_key("ring-inplace", c), 0)));
+            }
+            println!();
+        }
         println!();
     }
 
