@@ -1,6 +1,7 @@
 # libshmfile for C and C++ users: build the release libraries with cargo, link the
 # versioned libshmfile.so, and install them with the headers, the pkg-config file, the
-# CMake package and the man pages.
+# CMake package and the man pages (libshmfile's in man3, and the fshm command's in man1:
+# the command itself installs with `cargo install --path fshm-cli`).
 #
 #   make                                   # the usable tree target/shmfile/ (below)
 #   make install PREFIX=/usr/local         # or DESTDIR=/staging PREFIX=/usr
@@ -70,6 +71,10 @@ LDCONFIG ?= ldconfig
 SO_REAL := libshmfile.so.$(VERSION)
 SO_MAJOR := libshmfile.so.$(SOMAJOR)
 MAN_PAGES := $(wildcard c/man/*.3)
+# The fshm command's pages (fshm.1, fshm-ls.1...), generated from its clap definition by
+# `cargo run -p fshm-cli -- man fshm-cli/man` and kept in the repository, so installing
+# them needs no toolchain; ci/check-man.sh fails when they differ from the command's.
+CLI_MAN_PAGES := $(wildcard fshm-cli/man/*.1)
 HEADERS := c/shmfile.h c/shmfile.hpp
 
 # Symbol versions of libshmfile.so: shmfile 1.1.0's functions
@@ -159,7 +164,7 @@ $(TREE)/include/%: c/%
 
 install: $(TREE_FILES)
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	    $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3
+	    $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1
 	$(INSTALL_DATA) $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
 	$(INSTALL_LIB) $(TREE)/lib/$(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_REAL)
 	$(LN_S) $(SO_REAL) $(DESTDIR)$(LIBDIR)/$(SO_MAJOR)
@@ -173,6 +178,7 @@ install: $(TREE_FILES)
 	chmod 644 $(DESTDIR)$(CMAKEDIR)/shmfileConfig.cmake \
 	    $(DESTDIR)$(CMAKEDIR)/shmfileConfigVersion.cmake
 	$(INSTALL_DATA) $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man3/
+	$(INSTALL_DATA) $(CLI_MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
 	@if [ -z "$(DESTDIR)" ]; then $(LDCONFIG) 2>/dev/null || true; fi
 
 uninstall:
@@ -182,7 +188,8 @@ uninstall:
 	    $(DESTDIR)$(PKGCONFIGDIR)/shmfile.pc \
 	    $(DESTDIR)$(CMAKEDIR)/shmfileConfig.cmake \
 	    $(DESTDIR)$(CMAKEDIR)/shmfileConfigVersion.cmake \
-	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN_PAGES)))
+	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN_PAGES))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(CLI_MAN_PAGES)))
 
 # Every function declared in c/shmfile.h has a page (or a `.so` link to the page that
 # documents it), and every page renders without warnings (ci/check-man.sh).

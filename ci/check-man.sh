@@ -4,7 +4,9 @@
 #     whose NAME section lists it, or a one-line `.so man3/<page>.3` to such a page;
 #   - every full page renders without a warning (groff -ww, and man(1) where it is
 #     installed), resolving `.so man3/...` from a man root as an installed tree does;
-#   - no page holds control characters other than tab and newline.
+#   - no page holds control characters other than tab and newline;
+#   - the fshm command's pages in fshm-cli/man are what it generates (`fshm man DIR`)
+#     and render without a warning.
 # With --list, prints the functions found in shmfile.h instead (one a line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,5 +77,27 @@ for page in "$mandir"/*.3; do
     fi
 done
 
+# The fshm command's pages (fshm-cli/man): the same as the command generates from its
+# clap definition now (with cargo; FSHM_BIN names a built fshm instead), and each renders
+# without a warning.
+climan=fshm-cli/man
+gen="$root/gen"
+mkdir -p "$gen"
+if [ -n "${FSHM_BIN:-}" ]; then
+    "$FSHM_BIN" man "$gen"
+else
+    cargo run -q -p fshm-cli -- man "$gen"
+fi
+diff -r "$gen" "$climan" >/dev/null ||
+    fail "$climan differs from what the command generates (diff -r; regenerate with: cargo run -p fshm-cli -- man $climan)"
+for page in "$climan"/*.1; do
+    out=$(groff -man -ww -z "$page" 2>&1)
+    [ -z "$out" ] || fail "$page: $out"
+    if command -v man >/dev/null; then
+        out=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
+        [ -z "$out" ] || fail "$page: man: $out"
+    fi
+done
+
 [ "$bad" = 0 ] || exit 1
-echo "check-man: $(echo "$fns" | wc -l) functions of $header, each with a page; $(ls "$mandir"/*.3 | wc -l) pages render without warnings"
+echo "check-man: $(echo "$fns" | wc -l) functions of $header, each with a page; $(ls "$mandir"/*.3 | wc -l) pages render without warnings; $(ls "$climan"/*.1 | wc -l) fshm(1) pages as generated, rendering without warnings"

@@ -84,6 +84,19 @@ if command -v man >/dev/null; then
         esac
     done
 fi
+# The fshm command's own pages (generated from its clap definition, fshm-cli/man).
+for p in fshm fshm-top fshm-ls; do
+    [ -f "$mandir/man1/$p.1" ] || fail "man page $p.1 not installed"
+    out=$(groff -man -ww -z "$mandir/man1/$p.1" 2>&1)
+    [ -z "$out" ] || fail "man1/$p.1 renders with warnings: $out"
+done
+if command -v man >/dev/null; then
+    text=$(MANWIDTH=80 man -M "$mandir" 1 fshm 2>&1) || fail "man -M $mandir 1 fshm failed: $text"
+    case "$text" in
+    *"Named byte streams"*) ;;
+    *) fail "man 1 fshm does not show the fshm command's page" ;;
+    esac
+fi
 
 echo "== pkg-config"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"

@@ -5,6 +5,7 @@
 //! cargo run --release -p fshm-bench -- --quick     # smoke test, under a minute
 //! cargo run --release -p fshm-bench -- --full      # 5 repetitions, 256 MiB–1 GiB
 //! cargo run --release -p fshm-bench --features iceoryx2 -- --full   # and iceoryx2 beside fshm
+//! cargo run --release -p fshm-bench -- --quick --plot docs/charts    # and SVG charts there
 //! ```
 //!
 //! The orchestrator (this process) runs every configuration as its own job process
@@ -22,10 +23,13 @@ mod event_jobs;
 #[cfg(feature = "iceoryx2")]
 mod iox;
 mod jobs;
+mod plot;
+mod progress;
 mod util;
 
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +43,9 @@ const WTR_CHUNKS: [u64; 3] = [64, 4 * KIB, 64 * KIB];
 struct Plan {
     mode: &'static str,
     reps: usize,
+    /// Whether charts are drawn (`--plot`): the stream group then also runs the in-place
+    /// ring (`ring-inplace`), which the charts show beside the copying API.
+    plot: bool,
     /// Streaming volume for chunks ≥ 4 KiB, and for 64-byte chunks.
     stream_bytes: u64,
     stream_bytes_small: u64,
@@ -53,6 +60,7 @@ impl Plan {
         Plan {
             mode: "--quick",
             reps: 2,
+            plot: false,
             stream_bytes: 64 * MIB,
             stream_bytes_small: 8 * MIB,
             wtr_bytes: 32 * MIB,
@@ -66,6 +74,7 @@ impl Plan {
         Plan {
             mode: "--full",
             reps: 5,
+            plot: false,
             stream_bytes: 1024 * MIB,
             stream_bytes_small: 256 * MIB,
             wtr_bytes: 256 * MIB,
@@ -92,6 +101,14 @@ impl Plan {
                 for (kind, _) in jobs::STREAM_KINDS {
                     v.push(args(&[
                         kind,
+                        &chunk.to_string(),
+                        &self.stream_bytes(chunk).to_string(),
+                    ]));
+                }
+                // The iox group runs it where it is on.
+                if self.plot && !(IOX && on("iox")) {
+                    v.push(args(&[
+                        "ring-inplace",
                         &chunk.to_string(),
                         &self.stream_bytes(chunk).to_string(),
                     ]));
@@ -263,7 +280,7 @@ const IOX_PP_KINDS: [(&str, &str); 2] = [
 ];
 
 const USAGE: &str =
-    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async,events,iox] [--no-pin]";
+    "usage: fshm-bench --quick|--full [--reps N] [--only stream,wtr,pp,open,async,events,iox] [--no-pin] [--plot DIR]";
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -294,6 +311,7 @@ fn main() -> ExitCode {
     let mut groups = Vec::new();
     let mut reps = None;
     let mut pinned = true;
+    let mut plot_dir: Option<std::path::PathBuf> = None;
     let mut it = argv.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -301,6 +319,13 @@ fn main() -> ExitCode {
             "--full" => plan = Some(Plan::full()),
             "--reps" => reps = it.next().and_then(|s| s.parse().ok()),
             "--no-pin" => pinned = false,
+            "--plot" => match it.next() {
+                Some(d) => plot_dir = Some(d.into()),
+                None => {
+                    eprintln!("fshm-bench: --plot needs a directory\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--only" => groups.extend(
                 it.next()
                     .into_iter()
@@ -341,10 +366,11 @@ fn main() -> ExitCode {
     if let Some(r) = reps {
         plan.reps = r;
     }
+    plan.plot = plot_dir.is_some();
     // SAFETY: installs a handler that only stores to an atomic (async-signal-safe); job
     // processes get the default disposition back at exec.
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    match orchestrate(&plan, &groups) {
+    match orchestrate(&plan, &groups, plot_dir.as_deref()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -357,22 +383,28 @@ fn main() -> ExitCode {
 /// Figures per job key, per metric, one per repetition.
 type Results = HashMap<String, Vec<Vec<f64>>>;
 
-fn orchestrate(plan: &Plan, groups: &[String]) -> io::Result<bool> {
+fn orchestrate(plan: &Plan, groups: &[String], plot_dir: Option<&Path>) -> io::Result<bool> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut failures = Vec::new();
+    let warmup = plan.warmup(groups);
+    let jobs = plan.jobs(groups);
+    // A status line on a terminal (standard error) only.
+    let mut progress = progress::Progress::new(warmup.len() + plan.reps * jobs.len());
     eprintln!("fshm-bench {}: warm-up", plan.mode);
-    for job in plan.warmup(groups) {
+    for job in warmup {
+        progress.start("warm-up", &job);
         if let Err(e) = run_job(&exe, &job, plan.timeout) {
             failures.push(format!("warm-up {}: {e}", job.join(" ")));
         }
+        progress.finish();
         if INTERRUPTED.load(Ordering::SeqCst) {
             return Err(io::Error::other("interrupted"));
         }
     }
-    let jobs = plan.jobs(groups);
     let mut results: Results = HashMap::new();
     for rep in 0..plan.reps {
+        progress.clear();
         eprintln!(
             "fshm-bench {}: repetition {}/{} ({} jobs, {:.0} s so far)",
             plan.mode,
@@ -386,7 +418,10 @@ fn orchestrate(plan: &Plan, groups: &[String]) -> io::Result<bool> {
         let n = jobs.len();
         for i in 0..n {
             let job = &jobs[(i + rep * 7) % n];
-            match run_job(&exe, job, plan.timeout) {
+            progress.start(&format!("rep {}/{}", rep + 1, plan.reps), job);
+            let outcome = run_job(&exe, job, plan.timeout);
+            progress.finish();
+            match outcome {
                 Ok(v) => {
                     let e = results.entry(job.join(" ")).or_default();
                     e.resize(v.len(), Vec::new());
@@ -401,7 +436,13 @@ fn orchestrate(plan: &Plan, groups: &[String]) -> io::Result<bool> {
             }
         }
     }
+    progress.clear();
     report(plan, groups, &results, started.elapsed());
+    if let Some(dir) = plot_dir {
+        for p in plot::write(&results, dir)? {
+            eprintln!("fshm-bench: chart {}", p.display());
+        }
+    }
     if !failures.is_empty() {
         println!("\n### Failures\n");
         for f in &failures {
@@ -628,6 +669,14 @@ fn report(plan: &Plan, groups: &[String], r: &Results, took: Duration) {
             print!("| {label} |");
             for c in CHUNKS {
                 print!(" {} |", cell(v.get(&v.stream_key(kind, c), 0)));
+            }
+            println!();
+        }
+        // Run in this group for the charts (`--plot`), where the iox group is off.
+        if plan.plot && !(IOX && on("iox")) {
+            print!("| fshm ring, in-place API (`reserve` / `fill_buf`; 16 MiB, lossless) |");
+            for c in CHUNKS {
+                print!(" {} |", cell(v.get(&v.stream_key("ring-inplace", c), 0)));
             }
             println!();
         }

@@ -1,7 +1,9 @@
 //! `fshm`: the command-line tool for fshm streams — list, inspect, read, follow, write
 //! and remove them. A thin layer over the `fshm` library.
 
+mod meta;
 mod text;
+mod top;
 
 use clap::{Parser, Subcommand};
 use std::io::{self, BufWriter, Read, Write};
@@ -143,6 +145,30 @@ enum Command {
     Gc {
         /// Only streams whose name starts with this (leading '/' optional).
         prefix: Option<String>,
+    },
+    /// Show the streams live: owner, kind, fill, write rate, readers and their lag
+    /// (keys: q quit, s sort, / filter by prefix).
+    Top {
+        /// Only streams whose name starts with this (leading '/' optional).
+        prefix: Option<String>,
+        /// Print one frame as plain text (rates over one interval) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between refreshes [default: 1].
+        #[arg(long, value_parser = meta::parse_interval, value_name = "SECONDS")]
+        interval: Option<std::time::Duration>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the fshm(1) man page (roff), or with DIR write it and a page per subcommand
+    /// (fshm-ls(1)...) there; generated from this command's definition.
+    #[command(hide = true)]
+    Man {
+        /// Directory to write fshm.1 and fshm-SUBCOMMAND.1 into.
+        dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -344,6 +370,18 @@ fn run(command: Command) -> Result<(), Failure> {
                 return Err(Failure::Reported);
             }
         }
+        Command::Top {
+            prefix,
+            once,
+            interval,
+        } => top::run(
+            &mut out,
+            prefix,
+            once,
+            interval.unwrap_or(std::time::Duration::from_secs(1)),
+        )?,
+        Command::Completions { shell } => meta::completions(shell, &mut out),
+        Command::Man { dir } => meta::man(&mut out, dir.as_deref())?,
     }
     out.flush()?;
     Ok(())

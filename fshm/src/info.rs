@@ -2,8 +2,8 @@
 
 use crate::error::{open_failed, os, Result};
 use crate::header::{
-    read_header, refusal_error, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE, FLAG_LOSSLESS,
-    FLAG_PERSISTENT, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    read_header, refusal_error, Header, Layout, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -85,28 +85,14 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
     } else {
         liveness::probe_owner(fd.as_fd())
     };
-    let mut attached_readers = 0;
-    if layout.flags & FLAG_LOSSLESS != 0 {
+    let attached_readers = if layout.flags & FLAG_LOSSLESS != 0 {
         // Readers' tokens are on the lock object, which only writers may open; others
         // count the slots the header marks taken (a dead reader's slot stays marked
         // until a writer finds it dead).
-        match liveness::open_lock_object(name, fd.as_fd(), &layout) {
-            Ok(lock) => {
-                for k in 0..u64::from(READER_SLOTS) {
-                    let held = sys::ofd_write_locked(lock.as_fd(), LOCK_SLOT0 + k)
-                        .map_err(|e| os(n, e, "lock query"))?;
-                    attached_readers += u32::from(held);
-                }
-            }
-            Err(_) => {
-                attached_readers = h
-                    .slots
-                    .iter()
-                    .filter(|s| s.active.load(Ordering::Relaxed) != 0)
-                    .count() as u32;
-            }
-        }
-    }
+        attached_slots(name, fd, &h, &layout)?.len() as u32
+    } else {
+        0
+    };
     Ok(StreamInfo {
         name: n.to_owned(),
         len: match layout.ring_capacity {
@@ -124,6 +110,96 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
         owner,
         attached_readers,
         object_size: st.size,
+    })
+}
+
+/// The slots of a lossless ring's attached readers (`h` its header, `lock_ino` its lock
+/// object's inode). Readers' tokens are on the lock object, which only writers may open;
+/// others count the slots the header marks taken (a dead reader's slot stays marked
+/// until a writer finds it dead).
+fn attached_slots(name: &Name, fd: &OwnedFd, h: &Header, layout: &Layout) -> Result<Vec<usize>> {
+    let n = name.as_str();
+    let mut slots = Vec::new();
+    match liveness::open_lock_object(name, fd.as_fd(), layout) {
+        Ok(lock) => {
+            for k in 0..READER_SLOTS as usize {
+                if sys::ofd_write_locked(lock.as_fd(), LOCK_SLOT0 + k as u64)
+                    .map_err(|e| os(n, e, "lock query"))?
+                {
+                    slots.push(k);
+                }
+            }
+        }
+        Err(_) => slots.extend(
+            (0..READER_SLOTS as usize).filter(|&k| h.slots[k].active.load(Ordering::Relaxed) != 0),
+        ),
+    }
+    Ok(slots)
+}
+
+/// What a monitor (`fshm top`) reads of a stream besides [`StreamInfo`]: the committed
+/// length, whether it is immutable, and where its lossless readers are. Read from the
+/// header without joining the stream, so each figure is a snapshot that may be stale at
+/// once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Committed length in bytes, as [`StreamInfo::len`].
+    pub len: u64,
+    /// Whether the stream is an immutable linear stream (committed bytes are never
+    /// rewritten; see the crate docs, "Zero-copy").
+    pub immutable: bool,
+    /// For a lossless ring, the position (bytes read since the start of the stream) of
+    /// each attached reader, in slot order; empty for other streams. `len - position`
+    /// is how far that reader lags.
+    pub readers: Vec<u64>,
+}
+
+/// Reads [`Progress`] of the stream `name`: its length, immutability and lossless
+/// readers' positions. Only reads: it attaches to no slot and wakes nobody.
+///
+/// # Errors
+/// As [`inspect`].
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use std::io::{Read, Write};
+/// let name = format!("/doc-progress-{}", std::process::id());
+/// let mut w = fshm::OpenOptions::new()
+///     .ring(64 << 10, fshm::RingPolicy::Lossless)
+///     .create(&name)?;
+/// let reader = fshm::Stream::open(&name)?;
+/// let mut r = reader.follow();
+/// w.write_all(b"0123456789")?;
+/// let mut buf = [0u8; 4];
+/// r.read_exact(&mut buf)?;
+/// let p = fshm::progress(&name)?;
+/// assert_eq!((p.len, p.readers.as_slice()), (10, &[4][..]));
+/// # Ok(()) }
+/// ```
+pub fn progress(name: &str) -> Result<Progress> {
+    let name = Name::new(name)?;
+    let n = name.as_str();
+    let fd = sys::shm_open(name.as_c(), libc::O_RDONLY, 0)
+        .map_err(|e| open_failed(n, e, "cannot open"))?;
+    let h = read_header(&fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
+    let layout = h.layout().map_err(|r| refusal_error(n, r))?;
+    let len = h.len.load(Ordering::Relaxed);
+    let readers = if layout.flags & FLAG_LOSSLESS != 0 {
+        attached_slots(&name, &fd, &h, &layout)?
+            .into_iter()
+            .map(|k| h.slots[k].pos.load(Ordering::Relaxed))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Progress {
+        len: match layout.ring_capacity {
+            0 => len.min(layout.max_size),
+            _ => len,
+        },
+        immutable: layout.flags & FLAG_IMMUTABLE != 0,
+        readers,
     })
 }
 

@@ -328,8 +328,8 @@ pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
 pub use info::{
-    force_destroy, inspect, list, list_with_prefix, reclaim, reclaim_unfinished, reclaim_within,
-    StreamInfo, RECLAIM_PATIENCE, SHM_DIR,
+    force_destroy, inspect, list, list_with_prefix, progress, reclaim, reclaim_unfinished,
+    reclaim_within, Progress, StreamInfo, RECLAIM_PATIENCE, SHM_DIR,
 };
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
