@@ -290,6 +290,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asyncstream;
+mod asyncwait;
 #[cfg(feature = "__c-layer")]
 #[doc(hidden)]
 pub mod c_layer;
@@ -318,6 +321,9 @@ mod wait;
 mod window;
 mod zerocopy;
 
+#[cfg(feature = "tokio")]
+pub use asyncstream::AsyncStream;
+pub use asyncwait::{AsyncWaiter, WaitFuture};
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
@@ -328,9 +334,6 @@ pub use info::{
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
-pub use reactor::future::{AsyncWaiter, WaitFuture};
-#[cfg(feature = "tokio")]
-pub use reactor::tokio::AsyncStream;
 pub use stream::{Role, Stream, WaitStatus};
 pub use zerocopy::{FollowerMut, Reservation};
 

@@ -67,10 +67,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-pub(crate) mod future;
 pub(crate) mod owners;
-#[cfg(feature = "tokio")]
-pub(crate) mod tokio;
 #[cfg(feature = "tokio")]
 pub(crate) mod uring;
 

@@ -1,6 +1,6 @@
 //! The `tokio` feature: [`AsyncStream`], tokio's I/O traits over a stream.
 
-use super::future::AsyncWaiter;
+use crate::asyncwait::AsyncWaiter;
 use crate::error::errno_of;
 use crate::stream::{Stream, WaitStatus};
 use std::io;
