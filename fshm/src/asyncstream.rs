@@ -2,7 +2,8 @@
 
 use crate::asyncwait::AsyncWaiter;
 use crate::error::errno_of;
-use crate::stream::{Stream, WaitStatus};
+use crate::handle::WaitStatus;
+use crate::stream::Stream;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;

@@ -16,8 +16,9 @@
 //! object's size behind it).
 
 use crate::error::{invalid, os, Result};
+use crate::handle::WaitStatus;
 use crate::header::DATA_OFFSET;
-use crate::stream::{Stream, WaitStatus};
+use crate::stream::Stream;
 use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;

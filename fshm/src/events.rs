@@ -18,7 +18,8 @@
 
 use crate::asyncwait::AsyncWaiter;
 use crate::error::os;
-use crate::stream::{Stream, WaitStatus};
+use crate::handle::WaitStatus;
+use crate::stream::Stream;
 use crate::sys;
 use parking_lot::Mutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};

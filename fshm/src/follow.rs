@@ -2,7 +2,8 @@
 //! closes or dies.
 
 use crate::error::os;
-use crate::stream::{Core, Stream, WaitStatus};
+use crate::handle::{Core, WaitStatus};
+use crate::stream::Stream;
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};

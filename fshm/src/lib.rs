@@ -300,6 +300,7 @@ mod error;
 mod events;
 mod follow;
 mod grow;
+mod handle;
 pub mod header;
 mod info;
 mod linear;
@@ -327,6 +328,7 @@ pub use asyncwait::{AsyncWaiter, WaitFuture};
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
+pub use handle::{Role, WaitStatus};
 pub use info::{
     force_destroy, inspect, list, list_with_prefix, reclaim, reclaim_unfinished, reclaim_within,
     StreamInfo, RECLAIM_PATIENCE, SHM_DIR,
@@ -334,7 +336,7 @@ pub use info::{
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE, READY_TIMEOUT};
-pub use stream::{Role, Stream, WaitStatus};
+pub use stream::Stream;
 pub use zerocopy::{FollowerMut, Reservation};
 
 /// Async-wait internals for tests and benchmarks (hidden; internal feature

@@ -9,8 +9,8 @@
 
 use crate::error::{not_fshm, os, Result};
 use crate::grow;
+use crate::handle::{Core, Cursor};
 use crate::header::{Header, DATA_OFFSET, LOCK_APPEND};
-use crate::stream::{Core, Cursor};
 use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;

@@ -67,8 +67,9 @@
 //! to their end: they never overwrite what it still reads.)
 
 use crate::error::{invalid, os, overrun, Result};
-use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
-use crate::stream::{Core, Cursor, Stream};
+use crate::handle::{Core, Cursor};
+use crate::header::{Header, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
+use crate::stream::Stream;
 use crate::sync::fence;
 use crate::sys;
 use crate::wait::{self, Waited};
@@ -83,21 +84,6 @@ pub(crate) fn new_writer_token() -> u64 {
 }
 
 impl Core {
-    pub(crate) fn capacity(&self) -> u64 {
-        self.layout.ring_capacity
-    }
-
-    pub(crate) fn is_lossless(&self) -> bool {
-        self.layout.flags & FLAG_LOSSLESS != 0
-    }
-
-    /// Oldest position still held.
-    pub(crate) fn ring_oldest(&self, len: u64) -> u64 {
-        let h = self.header();
-        let reserved = h.hwm.load(Ordering::Acquire).max(len);
-        reserved.saturating_sub(self.capacity())
-    }
-
     pub(crate) fn ring_read(
         &self,
         c: &mut Cursor,
@@ -470,7 +456,7 @@ pub(crate) fn publish_ring_len(h: &Header, pos: u64, end: u64) -> bool {
         true
     } else {
         // Another handle wrote at the same time: as before the token.
-        crate::stream::publish_len(h, end, true);
+        crate::handle::publish_len(h, end, true);
         false
     }
 }
@@ -593,7 +579,7 @@ pub(crate) fn publish_slot_pos(h: &Header, k: u32, pos: u64) {
 #[cfg(all(test, not(fshm_loom)))]
 mod tests {
     use super::*;
-    use crate::header::Header;
+    use crate::header::{Header, FLAG_LOSSLESS};
 
     #[test]
     fn a_lossless_writer_never_passes_its_reader() {

@@ -38,8 +38,9 @@
 use crate::error::{invalid, not_fshm, os, Result};
 use crate::follow::wait_past;
 use crate::follow::{Follower, DEFAULT_SPIN};
+use crate::handle::{Core, Cursor};
 use crate::header::LOCK_APPEND;
-use crate::stream::{Core, Cursor, Stream};
+use crate::stream::Stream;
 use crate::sys;
 use std::io::{self, BufRead, Read};
 use std::ptr::NonNull;
