@@ -218,7 +218,7 @@ impl CLayer for Stream {
     }
 
     fn reserve_in_place(&self, n: usize, timeout: Option<std::time::Duration>) -> Result<*mut u8> {
-        use crate::zerocopy::Patience;
+        use crate::inplace::Patience;
         let patience = match timeout {
             None => Patience::Block,
             Some(t) if t.is_zero() => Patience::Try,

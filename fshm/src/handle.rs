@@ -72,13 +72,13 @@ pub(crate) struct Cursor {
     /// Ring writer: this handle's token (unique among live handles), made on its first
     /// ring write; `0` before.
     pub(crate) token: u64,
-    /// In-place reads: the end of the bytes the last `fill_buf` lent (`zerocopy.rs`).
+    /// In-place reads: the end of the bytes the last `fill_buf` lent (`inplace.rs`).
     pub(crate) lent_end: Option<u64>,
     /// In-place reads: a `consume` asked for more than was lent: (asked, lent), reported
     /// by the next `fill_buf`.
     pub(crate) overconsumed: Option<(u64, u64)>,
-    /// In-place writes: the reservation open on this handle (`zerocopy.rs`).
-    pub(crate) reserved: Option<crate::zerocopy::Reserved>,
+    /// In-place writes: the reservation open on this handle (`inplace.rs`).
+    pub(crate) reserved: Option<Reserved>,
 }
 
 impl Cursor {
@@ -106,6 +106,15 @@ impl Cursor {
     pub(crate) fn write_deadline(&self) -> Option<Instant> {
         self.write_timeout.map(|t| Instant::now() + t)
     }
+}
+
+/// A reservation open on a handle: data bytes `[pos, pos + len)` are its own to fill.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reserved {
+    pub(crate) pos: u64,
+    pub(crate) len: u64,
+    /// Whether it holds the append token (released at commit or cancel).
+    pub(crate) locked: bool,
 }
 
 /// Everything of a handle but its cursor: what every operation reads, shared by the

@@ -303,6 +303,7 @@ mod grow;
 mod handle;
 pub mod header;
 mod info;
+mod inplace;
 mod linear;
 mod liveness;
 mod local;

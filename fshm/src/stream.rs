@@ -8,7 +8,7 @@ use crate::name::Name;
 use crate::sys;
 use crate::window::Window;
 use parking_lot::Mutex;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -356,6 +356,43 @@ impl Read for &Stream {
         // SAFETY: the read path writes only bytes copied from the stream into the view.
         let buf = unsafe { sys::uninit(buf) };
         self.core.read_cursor(&mut self.cursor.lock(), buf)
+    }
+}
+
+/// Reads in place: [`fill_buf`](BufRead::fill_buf) returns the committed bytes at the
+/// handle's position as they lie in the shared mapping (empty at the end; it does not
+/// wait — see [`Follower`] for that), [`consume`](BufRead::consume) moves the position.
+/// So `lines()`, `read_until()` and parsers read the stream without a copy.
+///
+/// Only where no honest writer rewrites the bytes lent: on an immutable stream
+/// ([`OpenOptions::immutable`](crate::OpenOptions::immutable)), and on a lossless ring
+/// for a handle attached to a reader slot (a guest opened read-write; see
+/// [`Stream::attach`]), whose slot moves on `consume`, not before: the writer waits
+/// for it as for a `read`. The borrow of `&mut self` holds the bytes in place.
+///
+/// # Errors
+/// `fill_buf` fails with `InvalidInput` on any other stream or handle (its bytes may
+/// change under a reader); on a ring reader that moved back (a seek) over bytes a
+/// writer may already overwrite; and once after a `consume(n)` past the bytes the last
+/// `fill_buf` lent, which consumed only those. See the crate docs, "Zero-copy", for the
+/// trust boundary that remains.
+impl BufRead for Stream {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let (ptr, n) = self.core.lend(self.cursor.get_mut())?;
+        // SAFETY: `lend` checked that the `n` bytes at `ptr` lie in this handle's
+        // window, in the object's verified size, below the committed length (which only
+        // grows for these streams), and that no honest writer rewrites them until this
+        // handle consumes them or is dropped; `&mut self` stays borrowed as long as the
+        // slice, so neither happens meanwhile, and the window lives as long as `self`.
+        // In this process every writer is honest: no descriptor handed out can write
+        // these streams (`AsFd`), and a ring's claims come from one writer (`local.rs`);
+        // other processes with write access are trusted (crate docs, "Safety of
+        // in-place reads"). Shared memory pages always hold initialised bytes.
+        Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), n) })
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.core.consume_clamped(self.cursor.get_mut(), n);
     }
 }
 
