@@ -88,7 +88,7 @@ pub trait CLayer {
     fn read_uninit(&self, buf: &mut [MaybeUninit<u8>], follow: bool) -> Result<usize>;
 
     /// `fshm_read_in_place`: the committed bytes at the position that the handle may
-    /// lend (`BufRead::fill_buf`'s rule, `zerocopy.rs`); with `wait`, waits first for
+    /// lend (`BufRead::fill_buf`'s rule, `inplace.rs`); with `wait`, waits first for
     /// data or end-of-stream like a [`Follower`](crate::Follower). The bytes stay as
     /// they are until the handle consumes them, moves its position otherwise, or closes.
     fn lend_in_place(&self, wait: bool) -> Result<InPlace>;

@@ -9,7 +9,7 @@
 //! write in progress) to `end`; copy; publish `len = end` and wake readers. A writer
 //! killed mid-write leaves `len` at the last whole write. The steps before the copy are
 //! `Core::ring_claim`, the publication `Core::ring_publish`; an in-place write
-//! (`zerocopy.rs`) runs the same two with the caller's fill in place of the copy, and
+//! (`inplace.rs`) runs the same two with the caller's fill in place of the copy, and
 //! may publish less than it claimed (then `hwm` stands past `len`, as after a writer
 //! killed mid-write).
 //!
@@ -69,7 +69,6 @@
 use crate::error::{invalid, os, overrun, Result};
 use crate::handle::{Core, Cursor};
 use crate::header::{Header, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
-use crate::stream::Stream;
 use crate::sync::fence;
 use crate::sys;
 use crate::wait::{self, Waited};
@@ -351,39 +350,6 @@ impl Core {
             }
             wait::notify(&h.space_seq);
         }
-    }
-}
-
-impl Stream {
-    /// Attaches this handle to a reader slot of a lossless ring: from now on the
-    /// writer waits for this reader before overwriting what it has not read. A no-op
-    /// if already attached.
-    ///
-    /// # Errors
-    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
-    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
-    ///
-    /// ```
-    /// # fn main() -> std::io::Result<()> {
-    /// let name = format!("/doc-attach-{}", std::process::id());
-    /// let owner = fshm::OpenOptions::new()
-    ///     .ring(4096, fshm::RingPolicy::Lossless)
-    ///     .create(&name)?;
-    /// let reader = fshm::Stream::open(&name)?;      // a read-write guest attaches itself
-    /// assert!(reader.is_attached());
-    /// reader.detach();                               // the writer no longer waits for it
-    /// assert!(!reader.is_attached());
-    /// reader.attach()?;
-    /// assert_eq!(owner.info()?.attached_readers, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn attach(&self) -> Result<()> {
-        self.core.attach_locked(&mut self.cursor.lock())
-    }
-
-    /// Detaches this handle from its reader slot; the writer no longer waits for it.
-    pub fn detach(&self) {
-        self.core.detach_locked(&mut self.cursor.lock());
     }
 }
 

@@ -351,6 +351,39 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Attaches this handle to a reader slot of a lossless ring: from now on the
+    /// writer waits for this reader before overwriting what it has not read. A no-op
+    /// if already attached.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
+    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-attach-{}", std::process::id());
+    /// let owner = fshm::OpenOptions::new()
+    ///     .ring(4096, fshm::RingPolicy::Lossless)
+    ///     .create(&name)?;
+    /// let reader = fshm::Stream::open(&name)?;      // a read-write guest attaches itself
+    /// assert!(reader.is_attached());
+    /// reader.detach();                               // the writer no longer waits for it
+    /// assert!(!reader.is_attached());
+    /// reader.attach()?;
+    /// assert_eq!(owner.info()?.attached_readers, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn attach(&self) -> Result<()> {
+        self.core.attach_locked(&mut self.cursor.lock())
+    }
+
+    /// Detaches this handle from its reader slot; the writer no longer waits for it.
+    pub fn detach(&self) {
+        self.core.detach_locked(&mut self.cursor.lock());
+    }
+}
+
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the read path writes only bytes copied from the stream into the view.

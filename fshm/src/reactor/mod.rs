@@ -1,6 +1,6 @@
 //! The reactor: one process-wide mechanism that sleeps for every async waiter.
 //!
-//! A waiter that would block (`wait.rs`, [`AsyncWait`]) has
+//! A waiter that would block (`wait.rs`; [`AsyncWait`], below) has
 //! already announced its sleep on the futex word and re-checked its condition, exactly
 //! like a blocking waiter; instead of `FUTEX_WAIT` it registers `(word, value seen,
 //! longest nap, waker)` here and returns `Pending`. So writers still make no system call
