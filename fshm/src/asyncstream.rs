@@ -160,7 +160,8 @@ impl AsyncStream {
         let core = &self.stream.core;
         let c = self.stream.cursor.get_mut();
         self.start == self.end
-            && (core.is_immutable() || (core.is_ring() && core.is_lossless() && c.slot.is_some()))
+            && (core.is_immutable()
+                || (core.is_ring() && core.is_lossless() && c.reader.slot.is_some()))
     }
 
     /// `poll_fill_buf` in place: the committed bytes at the position, in the mapping.
@@ -240,14 +241,14 @@ impl AsyncWrite for AsyncStream {
             // Try without waiting: a zero write timeout makes the write fail with
             // `ETIMEDOUT` where it would wait for readers.
             let c = this.stream.cursor.get_mut();
-            let timeout = c.write_timeout.replace(Duration::ZERO);
+            let timeout = c.writer.write_timeout.replace(Duration::ZERO);
             let r = core.write_cursor(c, buf);
-            c.write_timeout = timeout;
+            c.writer.write_timeout = timeout;
             match r {
                 Err(e) if errno_of(&e) == libc::ETIMEDOUT => {
                     let n = (buf.len() as u64).min(core.capacity());
                     let need = (core.len() + n).saturating_sub(core.capacity());
-                    let own = c.slot;
+                    let own = c.reader.slot;
                     ready!(this.waiter.poll_room(core, own, need, cx))?;
                 }
                 r => {

@@ -120,7 +120,7 @@ impl CLayer for Stream {
         let mut c = self.cursor.lock();
         let off =
             sys::lseek(self.as_fd(), 0, libc::SEEK_CUR).map_err(|e| os(s.name(), e, "lseek"))?;
-        c.fd_at = off.checked_sub(DATA_OFFSET);
+        c.c_layer.fd_at = off.checked_sub(DATA_OFFSET);
         if off == DATA_OFFSET + c.pos || off < DATA_OFFSET {
             return Ok(c.pos);
         }
@@ -146,14 +146,14 @@ impl CLayer for Stream {
 
     fn sync_fd_offset(&self) -> Result<()> {
         let mut c = self.cursor.lock();
-        if c.fd_at == Some(c.pos) {
+        if c.c_layer.fd_at == Some(c.pos) {
             return Ok(());
         }
         let off = (DATA_OFFSET + c.pos).min(i64::MAX as u64) as i64;
-        c.fd_at = None;
+        c.c_layer.fd_at = None;
         sys::lseek(self.as_fd(), off, libc::SEEK_SET)
             .map_err(|e| os(self.core.name(), e, "lseek"))?;
-        c.fd_at = Some(c.pos);
+        c.c_layer.fd_at = Some(c.pos);
         Ok(())
     }
 

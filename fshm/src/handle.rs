@@ -41,7 +41,9 @@ pub enum WaitStatus {
     TimedOut,
 }
 
-/// Per-handle state behind the handle's lock.
+/// Per-handle state behind the handle's lock: what every mode uses, then each mode's
+/// own state in a type of its own (a handle of a ring may write and read; in-place and
+/// C-layer state apply to linear streams and rings alike).
 pub(crate) struct Cursor {
     /// The handle's position.
     pub pos: u64,
@@ -49,36 +51,60 @@ pub(crate) struct Cursor {
     pub(crate) verified: u64,
     /// A lower bound of the shared high-water mark.
     pub(crate) hwm_seen: u64,
+    /// Ring reading (`ring.rs`).
+    pub(crate) reader: RingReader,
+    /// Ring writing (`ring.rs`).
+    pub(crate) writer: RingWriter,
+    /// In-place reads and writes (`inplace.rs`).
+    pub(crate) in_place: InPlaceState,
+    /// The C layer's descriptor-offset coherence (`c_layer.rs`).
+    pub(crate) c_layer: CLayerState,
+}
+
+/// A handle's state as a ring reader.
+pub(crate) struct RingReader {
+    /// Lossless ring: the reader slot this handle is attached to.
+    pub(crate) slot: Option<u32>,
+    /// Bytes this handle lost to overruns.
+    pub(crate) lost: u64,
+    /// Attached lossless-ring reader: reads at or past both this and the position need
+    /// no overrun check (see `ring.rs`, "Trusted reads"); `u64::MAX` otherwise.
+    pub(crate) trust_from: u64,
+}
+
+/// A handle's state as a ring writer.
+pub(crate) struct RingWriter {
+    /// Lossless ring: longest wait of a write for readers to make room.
+    pub(crate) write_timeout: Option<Duration>,
+    /// Lossless ring: positions below this may be overwritten (the lowest attached
+    /// reader position last seen), valid while `slot_gen` is `slot_gen_seen`.
+    pub(crate) room: u64,
+    pub(crate) slot_gen_seen: u32,
+    /// The length this handle's last write committed, valid while the header's
+    /// `ring_writer` holds this handle's token (see `ring.rs`, "Writing").
+    pub(crate) ring_len: Option<u64>,
+    /// This handle's token (unique among live handles), made on its first ring write;
+    /// `0` before.
+    pub(crate) token: u64,
+}
+
+/// A handle's in-place reads and writes (`inplace.rs`).
+pub(crate) struct InPlaceState {
+    /// The end of the bytes the last `fill_buf` lent.
+    pub(crate) lent_end: Option<u64>,
+    /// A `consume` asked for more than was lent: (asked, lent), reported by the next
+    /// `fill_buf`.
+    pub(crate) overconsumed: Option<(u64, u64)>,
+    /// The reservation open on this handle.
+    pub(crate) reserved: Option<Reserved>,
+}
+
+/// A handle's descriptor-offset coherence for the C layer.
+pub(crate) struct CLayerState {
     /// The position the fd's offset stands at (`DATA_OFFSET +` it), as far as this
     /// handle knows: set when the fd-coherence layer reads or moves the offset
     /// (`c_layer`), moved on by writes made at it; `None` when unknown.
     pub(crate) fd_at: Option<u64>,
-    /// Lossless ring: the reader slot this handle is attached to.
-    pub(crate) slot: Option<u32>,
-    /// Ring: bytes this handle lost to overruns.
-    pub(crate) lost: u64,
-    /// Lossless ring: longest wait of a write for readers to make room.
-    pub(crate) write_timeout: Option<Duration>,
-    /// Lossless ring writer: positions below this may be overwritten (the lowest
-    /// attached reader position last seen), valid while `slot_gen` is `slot_gen_seen`.
-    pub(crate) room: u64,
-    pub(crate) slot_gen_seen: u32,
-    /// Attached lossless-ring reader: reads at or past both this and the position need
-    /// no overrun check (see `ring.rs`, "Trusted reads"); `u64::MAX` otherwise.
-    pub(crate) trust_from: u64,
-    /// Ring writer: the length this handle's last write committed, valid while the
-    /// header's `ring_writer` holds this handle's token (see `ring.rs`, "Writing").
-    pub(crate) ring_len: Option<u64>,
-    /// Ring writer: this handle's token (unique among live handles), made on its first
-    /// ring write; `0` before.
-    pub(crate) token: u64,
-    /// In-place reads: the end of the bytes the last `fill_buf` lent (`inplace.rs`).
-    pub(crate) lent_end: Option<u64>,
-    /// In-place reads: a `consume` asked for more than was lent: (asked, lent), reported
-    /// by the next `fill_buf`.
-    pub(crate) overconsumed: Option<(u64, u64)>,
-    /// In-place writes: the reservation open on this handle (`inplace.rs`).
-    pub(crate) reserved: Option<Reserved>,
 }
 
 impl Cursor {
@@ -88,23 +114,29 @@ impl Cursor {
             pos: 0,
             verified,
             hwm_seen: 0,
-            fd_at: None,
-            slot: None,
-            lost: 0,
-            write_timeout: None,
-            room: 0,
-            slot_gen_seen: 0,
-            trust_from: u64::MAX,
-            ring_len: None,
-            token: 0,
-            lent_end: None,
-            overconsumed: None,
-            reserved: None,
+            reader: RingReader {
+                slot: None,
+                lost: 0,
+                trust_from: u64::MAX,
+            },
+            writer: RingWriter {
+                write_timeout: None,
+                room: 0,
+                slot_gen_seen: 0,
+                ring_len: None,
+                token: 0,
+            },
+            in_place: InPlaceState {
+                lent_end: None,
+                overconsumed: None,
+                reserved: None,
+            },
+            c_layer: CLayerState { fd_at: None },
         }
     }
 
     pub(crate) fn write_deadline(&self) -> Option<Instant> {
-        self.write_timeout.map(|t| Instant::now() + t)
+        self.writer.write_timeout.map(|t| Instant::now() + t)
     }
 }
 

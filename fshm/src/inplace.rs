@@ -15,7 +15,7 @@
 //!   keeps every other user of the handle in this process from moving the position,
 //!   and so the slot, or detaching while the bytes are lent.
 //!
-//! `fill_buf` records the end of what it lent (`Cursor::lent_end`); `consume(n)` moves
+//! `fill_buf` records the end of what it lent (`InPlaceState::lent_end`); `consume(n)` moves
 //! the position (and publishes the slot) by at most that much.
 //!
 //! **Writing in place** claims the bytes past the length for one handle: on an
@@ -71,10 +71,10 @@ fn with_patience<T>(
         Patience::Try => Duration::ZERO,
         Patience::Until(deadline) => deadline.saturating_duration_since(Instant::now()),
     };
-    let saved = c.write_timeout;
-    c.write_timeout = Some(saved.map_or(allowed, |t| t.min(allowed)));
+    let saved = c.writer.write_timeout;
+    c.writer.write_timeout = Some(saved.map_or(allowed, |t| t.min(allowed)));
     let r = claim(c);
-    c.write_timeout = saved;
+    c.writer.write_timeout = saved;
     match r {
         Err(e) if matches!(patience, Patience::Try) && e.kind() == io::ErrorKind::TimedOut => {
             Err(os(
@@ -113,7 +113,7 @@ impl Core {
     /// lossless ring that moved back past bytes a writer may overwrite, and once after
     /// a `consume` past what was lent; a malformed header as for a read.
     pub(crate) fn lend(&self, c: &mut Cursor) -> Result<(NonNull<u8>, usize)> {
-        if let Some((asked, lent)) = c.overconsumed.take() {
+        if let Some((asked, lent)) = c.in_place.overconsumed.take() {
             return Err(invalid(
                 self.name(),
                 format!("consume({asked}) past the {lent} bytes fill_buf lent"),
@@ -122,16 +122,16 @@ impl Core {
         let pos = c.pos;
         let window = self.window()?;
         let (off, n) = if self.is_ring() {
-            if !self.is_lossless() || c.slot.is_none() {
+            if !self.is_lossless() || c.reader.slot.is_none() {
                 return Err(self.not_in_place());
             }
-            if pos < c.trust_from {
+            if pos < c.reader.trust_from {
                 return Err(invalid(
                     self.name(),
                     format!(
                         "this reader moved back to {pos}: bytes below {} may be overwritten \
                          before it reads them; read them with read()",
-                        c.trust_from
+                        c.reader.trust_from
                     ),
                 ));
             }
@@ -156,7 +156,7 @@ impl Core {
         let Ok(n) = usize::try_from(n) else {
             return Err(not_fshm(self.name(), "malformed header (length)"));
         };
-        c.lent_end = Some(pos + n as u64);
+        c.in_place.lent_end = Some(pos + n as u64);
         let ptr = NonNull::new(window.data_ptr_wrapping(off)).expect("a mapping is never at 0");
         Ok((ptr, n))
     }
@@ -170,7 +170,10 @@ impl Core {
         if n == 0 {
             return Ok(());
         }
-        let lent = c.lent_end.map_or(0, |end| end.saturating_sub(c.pos));
+        let lent = c
+            .in_place
+            .lent_end
+            .map_or(0, |end| end.saturating_sub(c.pos));
         if n > lent {
             return Err(invalid(
                 self.name(),
@@ -181,7 +184,7 @@ impl Core {
             ));
         }
         c.pos += n;
-        if c.slot.is_some() {
+        if c.reader.slot.is_some() {
             self.publish_slot(c);
         }
         Ok(())
@@ -192,9 +195,12 @@ impl Core {
     pub(crate) fn consume_clamped(&self, c: &mut Cursor, n: usize) {
         let n = n as u64;
         if self.consume_lent(c, n).is_err() {
-            let lent = c.lent_end.map_or(0, |end| end.saturating_sub(c.pos));
+            let lent = c
+                .in_place
+                .lent_end
+                .map_or(0, |end| end.saturating_sub(c.pos));
             let _ = self.consume_lent(c, lent);
-            c.overconsumed = Some((n, lent));
+            c.in_place.overconsumed = Some((n, lent));
         }
     }
 
@@ -221,7 +227,7 @@ impl Core {
         if !self.writable {
             return Err(self.ebadf());
         }
-        if c.reserved.is_some() {
+        if c.in_place.reserved.is_some() {
             return Err(self.reservation_open());
         }
         if n == 0 {
@@ -335,7 +341,7 @@ impl Core {
         len: u64,
         locked: bool,
     ) -> Result<NonNull<u8>> {
-        c.reserved = Some(Reserved { pos, len, locked });
+        c.in_place.reserved = Some(Reserved { pos, len, locked });
         let ptr = self.window()?.data_ptr_wrapping(off);
         Ok(NonNull::new(ptr).expect("a mapping is never at 0"))
     }
@@ -347,7 +353,7 @@ impl Core {
     /// stays open).
     #[inline]
     pub(crate) fn commit_reserved(&self, c: &mut Cursor, k: u64) -> Result<()> {
-        let Some(r) = c.reserved else {
+        let Some(r) = c.in_place.reserved else {
             return Err(invalid(
                 self.name(),
                 "no reservation is open on this handle",
@@ -359,7 +365,7 @@ impl Core {
                 format!("commit of {k} bytes past the reservation of {}", r.len),
             ));
         }
-        c.reserved = None;
+        c.in_place.reserved = None;
         if k > 0 {
             let end = r.pos + k;
             if self.is_ring() {
@@ -376,7 +382,7 @@ impl Core {
     /// Closes the open reservation, if any, committing nothing.
     #[inline]
     pub(crate) fn cancel_reserved(&self, c: &mut Cursor) {
-        if let Some(r) = c.reserved.take() {
+        if let Some(r) = c.in_place.reserved.take() {
             self.release(r);
         }
     }

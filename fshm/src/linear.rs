@@ -156,7 +156,7 @@ impl Core {
             // the offset with the position: one system call fewer than `pwrite` and
             // `lseek` afterwards. Not where the fd handed out is a read-only one of the
             // handle's own (`Core::hands_out_own_fd`): its offset is not this one's.
-            let at_fd = c.fd_at == Some(pos) && !self.hands_out_own_fd();
+            let at_fd = c.c_layer.fd_at == Some(pos) && !self.hands_out_own_fd();
             let done = if at_fd {
                 sys::write_all(self.fd.as_fd(), &buf[..n as usize])
             } else {
@@ -166,7 +166,7 @@ impl Core {
                 let moved = match done {
                     Ok(w) | Err((w, _)) => w as u64,
                 };
-                c.fd_at = Some(pos + moved);
+                c.c_layer.fd_at = Some(pos + moved);
             }
             let (written, err) = match done {
                 Ok(w) => (w as u64, None),

@@ -218,7 +218,8 @@ fn loom_a_killed_appender_exposes_nothing_and_wedges_nobody() {
     });
 }
 
-/// A lossless ring writer's state across writes (the `Cursor` fields it uses).
+/// A lossless ring writer's state across writes (`handle::RingWriter`'s `room` and
+/// `slot_gen_seen`, and the position it writes at).
 struct RingWriter {
     len: u64,
     room: u64,

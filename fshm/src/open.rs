@@ -555,7 +555,7 @@ impl OpenOptions {
             c.pos = core.oldest();
             if core.is_lossless() && writable && !self.append {
                 core.attach_locked(&mut c)?;
-                c.pos = c.trust_from;
+                c.pos = c.reader.trust_from;
                 core.publish_slot(&c);
             }
         }

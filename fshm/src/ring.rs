@@ -60,7 +60,7 @@
 //! **Trusted reads.** An attached reader reading at or past its start, at its own
 //! published position `p`, needs no overrun check — so it never loads `hwm`, the
 //! writer's line: by the rule above no write overwrites it before it has read it. So
-//! reads at positions `>= max(start, p)` are trusted (`Cursor::trust_from`), with one
+//! reads at positions `>= max(start, p)` are trusted (`RingReader::trust_from`), with one
 //! exception: a seek back lets writers still overwrite up to where the reader had been
 //! (a writer remembers the lowest reader position it saw), so `trust_from` rises to
 //! that. (A handle's own writes, which its slot does not hold back, move its position
@@ -101,7 +101,7 @@ impl Core {
         }
         let n = (len - pos).min(buf.len() as u64).min(cap);
         self.ensure_readable(c, cap)?;
-        let trusted = c.slot.is_some() && pos >= c.trust_from && pos >= c.pos;
+        let trusted = c.reader.slot.is_some() && pos >= c.reader.trust_from && pos >= c.pos;
         let window = self.window()?;
         let dst = &mut buf[..n as usize];
         if trusted {
@@ -134,7 +134,7 @@ impl Core {
         c.pos = resume;
         // Saturating: a hostile header can claim overruns of nearly 2^64 bytes, again and
         // again (found by fshm/tests/fuzz_header.rs: `+=` overflowed, a panic in debug).
-        c.lost = c.lost.saturating_add(lost);
+        c.reader.lost = c.reader.lost.saturating_add(lost);
         self.publish_slot(c);
         overrun(self.name(), lost, resume)
     }
@@ -192,14 +192,14 @@ impl Core {
         // stand-in's `ring_writer`.
         let window = self.window()?;
         let h = window.header();
-        if c.token == 0 {
-            c.token = new_writer_token();
+        if c.writer.token == 0 {
+            c.writer.token = new_writer_token();
         }
-        let (pos, sole) = match c.ring_len {
-            Some(len) if h.ring_writer.load(Ordering::Acquire) == c.token => (len, true),
+        let (pos, sole) = match c.writer.ring_len {
+            Some(len) if h.ring_writer.load(Ordering::Acquire) == c.writer.token => (len, true),
             _ => {
-                if h.ring_writer.load(Ordering::Relaxed) != c.token {
-                    h.ring_writer.store(c.token, Ordering::SeqCst);
+                if h.ring_writer.load(Ordering::Relaxed) != c.writer.token {
+                    h.ring_writer.store(c.writer.token, Ordering::SeqCst);
                 }
                 (h.len.load(Ordering::Acquire), false)
             }
@@ -230,7 +230,7 @@ impl Core {
         // `membarrier`, a compiler fence orders them; else a sequentially consistent
         // read-modify-write does.
         let fast_fence = sole && (!lossless || sys::membarrier_registered());
-        if announce_write(h, end, fast_fence, lossless, c.slot_gen_seen) {
+        if announce_write(h, end, fast_fence, lossless, c.writer.slot_gen_seen) {
             // A reader attached since `make_room` looked ("Attaching" above): it chose
             // its start after this write's `hwm`, or this write sees its slot now.
             self.make_room(c, end - cap)?;
@@ -243,7 +243,7 @@ impl Core {
     /// and wakes readers.
     #[inline(always)]
     pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
-        c.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
+        c.writer.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
         c.pos = end;
     }
 
@@ -252,7 +252,7 @@ impl Core {
     /// and the attach generation, and scans the slots again only when it must.
     #[inline(always)]
     fn make_room(&self, c: &mut Cursor, need: u64) -> Result<()> {
-        match room_known(self.header(), need, c.room, c.slot_gen_seen) {
+        match room_known(self.header(), need, c.writer.room, c.writer.slot_gen_seen) {
             Ok(()) => Ok(()),
             Err(gen) => self.make_room_slow(c, need, gen),
         }
@@ -266,15 +266,15 @@ impl Core {
         // cannot tell a dead reader from a slow one, and says so.
         let lock = self.lock_object()?;
         let alive = |k: u32| sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true);
-        let Some(room) = wait_for_room(h, need, c.slot, &alive, c.write_deadline()) else {
+        let Some(room) = wait_for_room(h, need, c.reader.slot, &alive, c.write_deadline()) else {
             return Err(os(
                 self.name(),
                 libc::ETIMEDOUT,
                 "attached readers did not make room within the write timeout",
             ));
         };
-        c.room = room;
-        c.slot_gen_seen = gen;
+        c.writer.room = room;
+        c.writer.slot_gen_seen = gen;
         Ok(())
     }
 
@@ -297,7 +297,7 @@ impl Core {
 
     /// Publishes this reader's position in its slot and wakes a waiting writer.
     pub(crate) fn publish_slot(&self, c: &Cursor) {
-        if let Some(k) = c.slot {
+        if let Some(k) = c.reader.slot {
             publish_slot_pos(self.header(), k, c.pos);
         }
     }
@@ -316,7 +316,7 @@ impl Core {
                 "a read-only handle cannot attach to a lossless ring",
             ));
         }
-        if c.slot.is_some() {
+        if c.reader.slot.is_some() {
             return Ok(());
         }
         // The real header: an attach into the stand-in of a handle that could not map
@@ -328,8 +328,8 @@ impl Core {
                 .map_err(|e| os(self.name(), e, "cannot take a reader slot"))?;
             if got {
                 let held_from = attach_slot(h, k, c.pos, self.capacity());
-                c.trust_from = c.pos.max(held_from);
-                c.slot = Some(k);
+                c.reader.trust_from = c.pos.max(held_from);
+                c.reader.slot = Some(k);
                 return Ok(());
             }
         }
@@ -341,8 +341,8 @@ impl Core {
     }
 
     pub(crate) fn detach_locked(&self, c: &mut Cursor) {
-        c.trust_from = u64::MAX;
-        if let Some(k) = c.slot.take() {
+        c.reader.trust_from = u64::MAX;
+        if let Some(k) = c.reader.slot.take() {
             let h = self.header();
             h.slots[k as usize].active.store(0, Ordering::SeqCst);
             if let Ok(lock) = self.lock_object() {

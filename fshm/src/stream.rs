@@ -120,19 +120,19 @@ impl Stream {
 
     /// Bytes this handle lost to ring overruns so far.
     pub fn lost_bytes(&self) -> u64 {
-        self.cursor.lock().lost
+        self.cursor.lock().reader.lost
     }
 
     /// Lossless ring: the longest a write waits for attached readers to make room;
     /// past it the write fails with `TimedOut` (`ETIMEDOUT`). `None` (the default)
     /// waits without limit, like a pipe.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.cursor.lock().write_timeout = timeout;
+        self.cursor.lock().writer.write_timeout = timeout;
     }
 
     /// Whether this handle is attached to a lossless ring's reader slot.
     pub fn is_attached(&self) -> bool {
-        self.cursor.lock().slot.is_some()
+        self.cursor.lock().reader.slot.is_some()
     }
 
     /// This handle's position.
@@ -185,7 +185,7 @@ impl Stream {
         c.pos = pos;
         if core.is_lossless() && core.writable && !core.append {
             clone.core.attach_locked(&mut c)?;
-            c.pos = c.trust_from;
+            c.pos = c.reader.trust_from;
             clone.core.publish_slot(&c);
         }
         drop(c);
@@ -455,7 +455,7 @@ impl Core {
         let pos = c.pos;
         let n = self.read_locked(c, pos, buf)?;
         c.pos += n as u64;
-        if c.slot.is_some() {
+        if c.reader.slot.is_some() {
             self.publish_slot(c);
         }
         Ok(n)
@@ -465,7 +465,7 @@ impl Core {
     pub(crate) fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
         // As for reads; and no write may touch the stand-in header.
         self.window()?;
-        if c.reserved.is_some() {
+        if c.in_place.reserved.is_some() {
             return Err(self.reservation_open());
         }
         if self.is_ring() {
@@ -548,10 +548,10 @@ impl Core {
         if p < c.pos {
             // Writers may still overwrite what this reader had passed (ring.rs, "Trusted
             // reads").
-            c.trust_from = c.trust_from.max(c.pos);
+            c.reader.trust_from = c.reader.trust_from.max(c.pos);
         }
         c.pos = p;
-        if c.slot.is_some() {
+        if c.reader.slot.is_some() {
             self.publish_slot(c);
         }
         Ok(p)

@@ -233,7 +233,7 @@ impl Stream {
     #[inline]
     fn reserve_with(&mut self, n: usize, patience: Patience) -> Result<Reservation<'_>> {
         let ptr = self.core.reserve(self.cursor.get_mut(), n, patience)?;
-        let pos = self.cursor.get_mut().reserved.map_or(0, |r| r.pos);
+        let pos = self.cursor.get_mut().in_place.reserved.map_or(0, |r| r.pos);
         Ok(Reservation {
             stream: self,
             ptr,
