@@ -114,7 +114,7 @@ impl Follower<'_> {
 /// returns an empty slice at end-of-stream (the owner closed or died and every
 /// committed byte was consumed).
 ///
-/// On a ring use [`FollowerMut`] ([`Stream::follow_mut`]): a follower made by
+/// On a ring use [`FollowerMut`](crate::FollowerMut) ([`Stream::follow_mut`]): a follower made by
 /// [`Stream::follow`] shares its handle, whose position (and so the slot that holds the
 /// writer back) other users could move while bytes are lent.
 ///

@@ -394,7 +394,7 @@ impl Read for &Stream {
 
 /// Reads in place: [`fill_buf`](BufRead::fill_buf) returns the committed bytes at the
 /// handle's position as they lie in the shared mapping (empty at the end; it does not
-/// wait — see [`Follower`] for that), [`consume`](BufRead::consume) moves the position.
+/// wait — see [`Follower`](crate::Follower) for that), [`consume`](BufRead::consume) moves the position.
 /// So `lines()`, `read_until()` and parsers read the stream without a copy.
 ///
 /// Only where no honest writer rewrites the bytes lent: on an immutable stream

@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 /// A blocking reader that holds its [`Stream`] exclusively ([`Stream::follow_mut`]):
-/// [`Read`] as a [`Follower`]'s, and [`BufRead`] in place on immutable streams and, for
+/// [`Read`] as a [`Follower`](crate::Follower)'s, and [`BufRead`] in place on immutable streams and, for
 /// an attached reader, on lossless rings. [`fill_buf`](BufRead::fill_buf) waits for
 /// data (spinning briefly, then sleeping on a futex) and returns an empty slice at
 /// end-of-stream (the owner closed or died and every committed byte was consumed);
@@ -57,13 +57,13 @@ impl Stream {
 }
 
 impl FollowerMut<'_> {
-    /// How long to poll before sleeping ([`Follower::spin`]).
+    /// How long to poll before sleeping ([`Follower::spin`](crate::Follower::spin)).
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
     }
 
-    /// Longest wait for data in one `read` or `fill_buf` ([`Follower::timeout`]).
+    /// Longest wait for data in one `read` or `fill_buf` ([`Follower::timeout`](crate::Follower::timeout)).
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
