@@ -1,6 +1,7 @@
-//! Zero-copy: committed bytes read in place (`BufRead`) and bytes written in place at
-//! the end (`Stream::reserve`), where the protocol guarantees that nobody else writes
-//! them meanwhile.
+//! Zero-copy's protocol on [`Core`]: committed bytes read in place (`BufRead`) and
+//! bytes written in place at the end (`Stream::reserve`), where the protocol
+//! guarantees that nobody else writes them meanwhile. The public types are in
+//! `zerocopy.rs`.
 //!
 //! **Reading in place** lends committed bytes `[pos, len)` as `&[u8]` only where no
 //! honest writer rewrites them while the borrow lasts:

@@ -1,4 +1,6 @@
-//! The stream handle: positions, reads, writes, seeks, appends, truncation, and close.
+//! The public handle, [`Stream`]: its `std::io` traits and accessors, and the dispatch
+//! of reads, writes and seeks between linear streams (`linear.rs`) and rings
+//! (`ring.rs`). A handle's state and closing are in `handle.rs`.
 
 use crate::error::{os, Result};
 use crate::handle::{Core, Cursor, Role, WaitStatus};
