@@ -4,9 +4,11 @@
 //! module that names a module listed after it, on a module file missing from the table
 //! and on a table row naming no file: so the document and the code cannot drift apart.
 //!
-//! Comments are left out (doc links may point anywhere). Method calls on a type whose
-//! `impl` blocks sit in several files (`Core`) carry no path and are not checked here;
-//! the rule for them is written in ARCHITECTURE.md.
+//! Comments are left out (doc links may point anywhere). `super::` paths are not
+//! followed: they stay in one row (a folder's files name their `mod.rs`, a file's test
+//! module names its file). Method calls on a type whose `impl` blocks sit in several
+//! files (`Core`) carry no path and are not checked here; the rule for them is written
+//! in ARCHITECTURE.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
