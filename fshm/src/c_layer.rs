@@ -16,8 +16,9 @@
 //! object's size behind it).
 
 use crate::error::{invalid, os, Result};
+use crate::handle::WaitStatus;
 use crate::header::DATA_OFFSET;
-use crate::stream::{Stream, WaitStatus};
+use crate::stream::Stream;
 use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
@@ -87,7 +88,7 @@ pub trait CLayer {
     fn read_uninit(&self, buf: &mut [MaybeUninit<u8>], follow: bool) -> Result<usize>;
 
     /// `fshm_read_in_place`: the committed bytes at the position that the handle may
-    /// lend (`BufRead::fill_buf`'s rule, `zerocopy.rs`); with `wait`, waits first for
+    /// lend (`BufRead::fill_buf`'s rule, `inplace.rs`); with `wait`, waits first for
     /// data or end-of-stream like a [`Follower`](crate::Follower). The bytes stay as
     /// they are until the handle consumes them, moves its position otherwise, or closes.
     fn lend_in_place(&self, wait: bool) -> Result<InPlace>;
@@ -119,7 +120,7 @@ impl CLayer for Stream {
         let mut c = self.cursor.lock();
         let off =
             sys::lseek(self.as_fd(), 0, libc::SEEK_CUR).map_err(|e| os(s.name(), e, "lseek"))?;
-        c.fd_at = off.checked_sub(DATA_OFFSET);
+        c.c_layer.fd_at = off.checked_sub(DATA_OFFSET);
         if off == DATA_OFFSET + c.pos || off < DATA_OFFSET {
             return Ok(c.pos);
         }
@@ -132,7 +133,7 @@ impl CLayer for Stream {
             if let Err(e) = s.seek_cursor(&mut c, std::io::SeekFrom::Start(pos)) {
                 let back = (DATA_OFFSET + c.pos).min(i64::MAX as u64) as i64;
                 if sys::lseek(self.as_fd(), back, libc::SEEK_SET).is_ok() {
-                    c.fd_at = Some(c.pos);
+                    c.c_layer.fd_at = Some(c.pos);
                 }
                 return Err(e);
             }
@@ -159,14 +160,14 @@ impl CLayer for Stream {
 
     fn sync_fd_offset(&self) -> Result<()> {
         let mut c = self.cursor.lock();
-        if c.fd_at == Some(c.pos) {
+        if c.c_layer.fd_at == Some(c.pos) {
             return Ok(());
         }
         let off = (DATA_OFFSET + c.pos).min(i64::MAX as u64) as i64;
-        c.fd_at = None;
+        c.c_layer.fd_at = None;
         sys::lseek(self.as_fd(), off, libc::SEEK_SET)
             .map_err(|e| os(self.core.name(), e, "lseek"))?;
-        c.fd_at = Some(c.pos);
+        c.c_layer.fd_at = Some(c.pos);
         Ok(())
     }
 
@@ -231,7 +232,7 @@ impl CLayer for Stream {
     }
 
     fn reserve_in_place(&self, n: usize, timeout: Option<std::time::Duration>) -> Result<*mut u8> {
-        use crate::zerocopy::Patience;
+        use crate::inplace::Patience;
         let patience = match timeout {
             None => Patience::Block,
             Some(t) if t.is_zero() => Patience::Try,

@@ -16,9 +16,10 @@
 //! 100 times a second. Owner deaths are seen at once where the owner's process can be
 //! watched through a pidfd (Linux 5.3), within about 60 ms elsewhere.
 
+use crate::asyncwait::AsyncWaiter;
 use crate::error::os;
-use crate::reactor::future::AsyncWaiter;
-use crate::stream::{Stream, WaitStatus};
+use crate::handle::WaitStatus;
+use crate::stream::Stream;
 use crate::sys;
 use parking_lot::Mutex;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};

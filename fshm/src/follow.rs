@@ -1,9 +1,11 @@
 //! Follow readers: `Read` that waits for data like a pipe's and ends when the owner
 //! closes or dies.
 
-use crate::error::os;
-use crate::stream::{Core, Stream, WaitStatus};
-use std::io::{self, Read};
+use crate::error::{invalid, os};
+use crate::handle::{Core, WaitStatus};
+use crate::inplace::{look, Look};
+use crate::stream::Stream;
+use std::io::{self, BufRead, Read};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
@@ -103,6 +105,50 @@ impl Follower<'_> {
                 return Ok(0);
             }
         }
+    }
+}
+
+/// A shared follower reads an immutable stream in place as its handle does (see
+/// [`BufRead` for `Stream`](Stream#impl-BufRead-for-Stream)), but
+/// [`fill_buf`](BufRead::fill_buf) waits for data like [`Read::read`] does, and
+/// returns an empty slice at end-of-stream (the owner closed or died and every
+/// committed byte was consumed).
+///
+/// On a ring use [`FollowerMut`](crate::FollowerMut) ([`Stream::follow_mut`]): a follower made by
+/// [`Stream::follow`] shares its handle, whose position (and so the slot that holds the
+/// writer back) other users could move while bytes are lent.
+///
+/// # Errors
+/// As for `Stream`; `InvalidInput` on a ring; `TimedOut` (`ETIMEDOUT`) past the
+/// follower's timeout.
+impl BufRead for Follower<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let core = &self.stream.core;
+        if core.is_ring() {
+            return Err(invalid(
+                core.name(),
+                "a shared follower of a ring cannot read in place: use Stream::follow_mut",
+            ));
+        }
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let mut ended = false;
+        loop {
+            match look(core, &mut self.stream.cursor.lock(), ended)? {
+                Look::Lent(ptr, n) => {
+                    // SAFETY: as for `Stream`'s `fill_buf`; on an immutable stream the
+                    // bytes never change whoever moves the position, and the window
+                    // lives as long as the stream.
+                    return Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), n) });
+                }
+                Look::Wait(pos) => ended = wait_past(core, pos, deadline, self.spin)?,
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.stream
+            .core
+            .consume_clamped(&mut self.stream.cursor.lock(), n);
     }
 }
 

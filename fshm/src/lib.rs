@@ -296,6 +296,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asyncstream;
+mod asyncwait;
 #[cfg(feature = "__c-layer")]
 #[doc(hidden)]
 pub mod c_layer;
@@ -303,8 +306,10 @@ mod error;
 mod events;
 mod follow;
 mod grow;
+mod handle;
 pub mod header;
 mod info;
+mod inplace;
 mod linear;
 mod liveness;
 mod local;
@@ -324,9 +329,13 @@ mod wait;
 mod window;
 mod zerocopy;
 
+#[cfg(feature = "tokio")]
+pub use asyncstream::AsyncStream;
+pub use asyncwait::{AsyncWaiter, WaitFuture};
 pub use error::{errno_of, overrun_of, Overrun, StreamError};
 pub use events::{wait_any, wait_any_at, EventFd};
 pub use follow::{Follower, DEFAULT_SPIN};
+pub use handle::{Role, WaitStatus};
 pub use info::{
     force_destroy, inspect, list, list_with_prefix, progress, reclaim, reclaim_unfinished,
     reclaim_within, Progress, StreamInfo, RECLAIM_PATIENCE, SHM_DIR,
@@ -334,10 +343,7 @@ pub use info::{
 pub use liveness::OwnerState;
 pub use name::{object_name, stream_name, OBJECT_NAME_MAX};
 pub use open::{OpenOptions, RingPolicy, DEFAULT_MAX_SIZE, DEFAULT_MODE};
-pub use reactor::future::{AsyncWaiter, WaitFuture};
-#[cfg(feature = "tokio")]
-pub use reactor::tokio::AsyncStream;
-pub use stream::{Role, Stream, WaitStatus};
+pub use stream::Stream;
 pub use zerocopy::{FollowerMut, Reservation};
 
 /// Async-wait internals for tests and benchmarks (hidden; internal feature

@@ -7,16 +7,38 @@
 //! reserves memory before it is touched (`grow.rs`), so a full `/dev/shm` is `ENOSPC`,
 //! never `SIGBUS`.
 
-use crate::error::{not_fshm, os, Result};
+use crate::error::{invalid, not_fshm, os, Result};
 use crate::grow;
+use crate::handle::{Core, Cursor};
 use crate::header::{Header, DATA_OFFSET, LOCK_APPEND};
-use crate::stream::{Core, Cursor};
 use crate::sys;
+use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 impl Core {
+    /// The error for an operation that would rewrite an immutable stream's bytes.
+    pub(crate) fn immutable_error(&self, what: String) -> io::Error {
+        invalid(
+            self.name(),
+            format!("immutable stream: committed bytes are never rewritten: {what}"),
+        )
+    }
+
+    /// Immutable streams: a handle without append mode writes only at the end. Called
+    /// under the append token with the length `len`.
+    pub(crate) fn check_immutable_end(&self, c: &Cursor, len: u64) -> Result<()> {
+        if self.is_immutable() && !self.append && c.pos != len {
+            return Err(self.immutable_error(format!(
+                "a write at position {} is not at the end ({len}); open with append to \
+                 write at the end wherever the position stands",
+                c.pos
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads committed bytes of a linear stream at `pos`.
     pub(crate) fn linear_read(
         &self,
@@ -134,7 +156,7 @@ impl Core {
             // the offset with the position: one system call fewer than `pwrite` and
             // `lseek` afterwards. Not where the fd handed out is a read-only one of the
             // handle's own (`Core::hands_out_own_fd`): its offset is not this one's.
-            let at_fd = c.fd_at == Some(pos) && !self.hands_out_own_fd();
+            let at_fd = c.c_layer.fd_at == Some(pos) && !self.hands_out_own_fd();
             let done = if at_fd {
                 sys::write_all(self.fd.as_fd(), &buf[..n as usize])
             } else {
@@ -144,7 +166,7 @@ impl Core {
                 let moved = match done {
                     Ok(w) | Err((w, _)) => w as u64,
                 };
-                c.fd_at = Some(pos + moved);
+                c.c_layer.fd_at = Some(pos + moved);
             }
             let (written, err) = match done {
                 Ok(w) => (w as u64, None),

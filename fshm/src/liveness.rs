@@ -433,6 +433,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lock_object_names_fit_and_decode_to_no_stream() {
+        // The longest stream name's lock object still fits a file name, and no lock
+        // object's name decodes to a stream's.
+        let nested = format!("{}/{}", "a".repeat(120), "b".repeat(127));
+        let n = Name::new(&nested).unwrap();
+        let lock = lock_object_name(&n, u64::MAX);
+        assert!(lock.as_bytes().len() <= 255 + 1);
+        let n = Name::new("/x/y").unwrap();
+        let lock = lock_object_name(&n, 0x1234);
+        assert_eq!(lock.to_str().unwrap(), "/x%2Fy%lock.0000000000001234");
+        assert_eq!(crate::name::stream_name(lock.to_str().unwrap()), None);
+    }
+
+    #[test]
     fn the_lock_object_admits_exactly_the_classes_that_may_write() {
         assert_eq!(lock_object_mode(0o600), 0o600);
         assert_eq!(lock_object_mode(0o644), 0o600);

@@ -18,13 +18,13 @@
 //! cursor) is not modelled; the glue below repeats only the order in which `Core` calls
 //! the steps.
 
+use crate::handle::publish_len;
 use crate::header::Header;
 use crate::linear::{gap_end, raise_hwm};
 use crate::ring::{
     announce_write, attach_slot, overrun_after_copy, publish_ring_len, publish_slot_pos,
     room_known, scan_slots, wait_for_room,
 };
-use crate::stream::publish_len;
 use crate::wait::{self, Waited};
 use loom::cell::UnsafeCell;
 use loom::sync::{Arc, Mutex};
@@ -218,7 +218,8 @@ fn loom_a_killed_appender_exposes_nothing_and_wedges_nobody() {
     });
 }
 
-/// A lossless ring writer's state across writes (the `Cursor` fields it uses).
+/// A lossless ring writer's state across writes (`handle::RingWriter`'s `room` and
+/// `slot_gen_seen`, and the position it writes at).
 struct RingWriter {
     len: u64,
     room: u64,

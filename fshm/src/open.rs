@@ -3,6 +3,7 @@
 //! read-only fallback).
 
 use crate::error::{invalid, not_fshm, open_failed, os, Result};
+use crate::handle::Role;
 use crate::header::{
     read_header, refusal_error, Header, Layout, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
     FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
@@ -10,7 +11,7 @@ use crate::header::{
 use crate::info::Reclaim;
 use crate::liveness;
 use crate::name::Name;
-use crate::stream::{Role, Stream};
+use crate::stream::Stream;
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -561,7 +562,7 @@ impl OpenOptions {
             c.pos = core.oldest();
             if core.is_lossless() && writable && !self.append {
                 core.attach_locked(&mut c)?;
-                c.pos = c.trust_from;
+                c.pos = c.reader.trust_from;
                 core.publish_slot(&mut c);
             }
         }

@@ -9,7 +9,7 @@
 //! write in progress) to `end`; copy; publish `len = end` and wake readers. A writer
 //! killed mid-write leaves `len` at the last whole write. The steps before the copy are
 //! `Core::ring_claim`, the publication `Core::ring_publish`; an in-place write
-//! (`zerocopy.rs`) runs the same two with the caller's fill in place of the copy, and
+//! (`inplace.rs`) runs the same two with the caller's fill in place of the copy, and
 //! may publish less than it claimed (then `hwm` stands past `len`, as after a writer
 //! killed mid-write).
 //!
@@ -60,15 +60,15 @@
 //! **Trusted reads.** An attached reader reading at or past its start, at its own
 //! published position `p`, needs no overrun check — so it never loads `hwm`, the
 //! writer's line: by the rule above no write overwrites it before it has read it. So
-//! reads at positions `>= max(start, p)` are trusted (`Cursor::trust_from`), with one
+//! reads at positions `>= max(start, p)` are trusted (`RingReader::trust_from`), with one
 //! exception: a seek back lets writers still overwrite up to where the reader had been
 //! (a writer remembers the lowest reader position it saw), so `trust_from` rises to
 //! that. (A handle's own writes, which its slot does not hold back, move its position
 //! to their end: they never overwrite what it still reads.)
 
 use crate::error::{invalid, os, overrun, Result};
-use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
-use crate::stream::{Core, Cursor, Stream};
+use crate::handle::{Core, Cursor};
+use crate::header::{Header, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
 use crate::sync::fence;
 use crate::sys;
 use crate::wait::{self, Waited};
@@ -83,21 +83,6 @@ pub(crate) fn new_writer_token() -> u64 {
 }
 
 impl Core {
-    pub(crate) fn capacity(&self) -> u64 {
-        self.layout.ring_capacity
-    }
-
-    pub(crate) fn is_lossless(&self) -> bool {
-        self.layout.flags & FLAG_LOSSLESS != 0
-    }
-
-    /// Oldest position still held.
-    pub(crate) fn ring_oldest(&self, len: u64) -> u64 {
-        let h = self.header();
-        let reserved = h.hwm.load(Ordering::Acquire).max(len);
-        reserved.saturating_sub(self.capacity())
-    }
-
     pub(crate) fn ring_read(
         &self,
         c: &mut Cursor,
@@ -116,7 +101,7 @@ impl Core {
         }
         let n = (len - pos).min(buf.len() as u64).min(cap);
         self.ensure_readable(c, cap)?;
-        let trusted = c.own_slot().is_some() && pos >= c.trust_from && pos >= c.pos;
+        let trusted = c.own_slot().is_some() && pos >= c.reader.trust_from && pos >= c.pos;
         let window = self.window()?;
         let dst = &mut buf[..n as usize];
         if trusted {
@@ -149,7 +134,7 @@ impl Core {
         c.pos = resume;
         // Saturating: a hostile header can claim overruns of nearly 2^64 bytes, again and
         // again (found by fshm/tests/fuzz_header.rs: `+=` overflowed, a panic in debug).
-        c.lost = c.lost.saturating_add(lost);
+        c.reader.lost = c.reader.lost.saturating_add(lost);
         self.publish_slot(c);
         overrun(self.name(), lost, resume)
     }
@@ -207,14 +192,14 @@ impl Core {
         // stand-in's `ring_writer`.
         let window = self.window()?;
         let h = window.header();
-        if c.token == 0 {
-            c.token = new_writer_token();
+        if c.writer.token == 0 {
+            c.writer.token = new_writer_token();
         }
-        let (pos, sole) = match c.ring_len {
-            Some(len) if h.ring_writer.load(Ordering::Acquire) == c.token => (len, true),
+        let (pos, sole) = match c.writer.ring_len {
+            Some(len) if h.ring_writer.load(Ordering::Acquire) == c.writer.token => (len, true),
             _ => {
-                if h.ring_writer.load(Ordering::Relaxed) != c.token {
-                    h.ring_writer.store(c.token, Ordering::SeqCst);
+                if h.ring_writer.load(Ordering::Relaxed) != c.writer.token {
+                    h.ring_writer.store(c.writer.token, Ordering::SeqCst);
                 }
                 (h.len.load(Ordering::Acquire), false)
             }
@@ -245,7 +230,7 @@ impl Core {
         // `membarrier`, a compiler fence orders them; else a sequentially consistent
         // read-modify-write does.
         let fast_fence = sole && (!lossless || sys::membarrier_registered());
-        if announce_write(h, end, fast_fence, lossless, c.slot_gen_seen) {
+        if announce_write(h, end, fast_fence, lossless, c.writer.slot_gen_seen) {
             // A reader attached since `make_room` looked ("Attaching" above): it chose
             // its start after this write's `hwm`, or this write sees its slot now.
             self.make_room(c, end - cap)?;
@@ -258,7 +243,7 @@ impl Core {
     /// and wakes readers.
     #[inline(always)]
     pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
-        c.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
+        c.writer.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
         c.pos = end;
     }
 
@@ -267,7 +252,7 @@ impl Core {
     /// and the attach generation, and scans the slots again only when it must.
     #[inline(always)]
     fn make_room(&self, c: &mut Cursor, need: u64) -> Result<()> {
-        match room_known(self.header(), need, c.room, c.slot_gen_seen) {
+        match room_known(self.header(), need, c.writer.room, c.writer.slot_gen_seen) {
             Ok(()) => Ok(()),
             Err(gen) => self.make_room_slow(c, need, gen),
         }
@@ -289,8 +274,8 @@ impl Core {
                 "attached readers did not make room within the write timeout",
             ));
         };
-        c.room = room;
-        c.slot_gen_seen = gen;
+        c.writer.room = room;
+        c.writer.slot_gen_seen = gen;
         Ok(())
     }
 
@@ -344,9 +329,9 @@ impl Core {
                 .map_err(|e| os(self.name(), e, "cannot take a reader slot"))?;
             if got {
                 let held_from = attach_slot(h, k, c.pos, self.capacity());
-                c.trust_from = c.pos.max(held_from);
-                c.slot = Some(k);
-                c.slot_generation = crate::local::watched_generation();
+                c.reader.trust_from = c.pos.max(held_from);
+                c.reader.slot = Some(k);
+                c.reader.slot_generation = crate::local::watched_generation();
                 return Ok(());
             }
         }
@@ -360,8 +345,8 @@ impl Core {
     pub(crate) fn detach_locked(&self, c: &mut Cursor) {
         // A fork's copy of the parent's slot forgets it without touching it.
         let own = c.own_slot();
-        c.slot = None;
-        c.trust_from = u64::MAX;
+        c.reader.slot = None;
+        c.reader.trust_from = u64::MAX;
         if let Some(k) = own {
             let h = self.header();
             h.slots[k as usize].active.store(0, Ordering::SeqCst);
@@ -370,39 +355,6 @@ impl Core {
             }
             wait::notify(&h.space_seq);
         }
-    }
-}
-
-impl Stream {
-    /// Attaches this handle to a reader slot of a lossless ring: from now on the
-    /// writer waits for this reader before overwriting what it has not read. A no-op
-    /// if already attached.
-    ///
-    /// # Errors
-    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
-    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
-    ///
-    /// ```
-    /// # fn main() -> std::io::Result<()> {
-    /// let name = format!("/doc-attach-{}", std::process::id());
-    /// let owner = fshm::OpenOptions::new()
-    ///     .ring(4096, fshm::RingPolicy::Lossless)
-    ///     .create(&name)?;
-    /// let reader = fshm::Stream::open(&name)?;      // a read-write guest attaches itself
-    /// assert!(reader.is_attached());
-    /// reader.detach();                               // the writer no longer waits for it
-    /// assert!(!reader.is_attached());
-    /// reader.attach()?;
-    /// assert_eq!(owner.info()?.attached_readers, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn attach(&self) -> Result<()> {
-        self.core.attach_locked(&mut self.cursor.lock())
-    }
-
-    /// Detaches this handle from its reader slot; the writer no longer waits for it.
-    pub fn detach(&self) {
-        self.core.detach_locked(&mut self.cursor.lock());
     }
 }
 
@@ -475,7 +427,7 @@ pub(crate) fn publish_ring_len(h: &Header, pos: u64, end: u64) -> bool {
         true
     } else {
         // Another handle wrote at the same time: as before the token.
-        crate::stream::publish_len(h, end, true);
+        crate::handle::publish_len(h, end, true);
         false
     }
 }
@@ -598,7 +550,7 @@ pub(crate) fn publish_slot_pos(h: &Header, k: u32, pos: u64) {
 #[cfg(all(test, not(fshm_loom)))]
 mod tests {
     use super::*;
-    use crate::header::Header;
+    use crate::header::{Header, FLAG_LOSSLESS};
 
     #[test]
     fn a_lossless_writer_never_passes_its_reader() {

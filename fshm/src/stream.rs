@@ -1,105 +1,19 @@
-//! The stream handle: positions, reads, writes, seeks, appends, truncation, and close.
+//! The public handle, [`Stream`]: its `std::io` traits and accessors, and the dispatch
+//! of reads, writes and seeks between linear streams (`linear.rs`) and rings
+//! (`ring.rs`). A handle's state and closing are in `handle.rs`.
 
-use crate::error::{not_fshm, os, Result};
-
-use crate::header::{
-    Header, Layout, DATA_OFFSET, FLAG_IMMUTABLE, FLAG_PERSISTENT, OWNER_CLOSED, OWNER_STATE_AT,
-    SEQ_AT, SPACE_SEQ_AT,
-};
-use crate::liveness::{self, OwnerState};
+use crate::error::{os, Result};
+use crate::handle::{Core, Cursor, Role, WaitStatus};
+use crate::header::Layout;
+use crate::liveness::OwnerState;
 use crate::name::Name;
 use crate::sys;
-use crate::wait::{self, Waited};
 use crate::window::Window;
-use once_cell::sync::OnceCell;
 use parking_lot::Mutex;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-/// Whether a handle created its stream or opened an existing one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Created the name; removes it on close unless the stream is persistent.
-    Owner,
-    /// Opened an existing name; never removes it.
-    Guest,
-}
-
-/// What a wait for data ended with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WaitStatus {
-    /// The stream holds data past the position waited for.
-    Data,
-    /// No data past the position, and none will come: the owner closed or died.
-    Ended,
-    /// The timeout passed first.
-    TimedOut,
-}
-
-/// Per-handle state behind the handle's lock.
-pub(crate) struct Cursor {
-    /// The handle's position.
-    pub pos: u64,
-    /// Object bytes known to exist (size verified with the kernel or grown by us).
-    pub(crate) verified: u64,
-    /// A lower bound of the shared high-water mark.
-    pub(crate) hwm_seen: u64,
-    /// The position the fd's offset stands at (`DATA_OFFSET +` it), as far as this
-    /// handle knows: set when the fd-coherence layer reads or moves the offset
-    /// (`c_layer`), moved on by writes made at it; `None` when unknown.
-    pub(crate) fd_at: Option<u64>,
-    /// Lossless ring: the reader slot this handle is attached to (read it through
-    /// [`Cursor::own_slot`]).
-    pub(crate) slot: Option<u32>,
-    /// The process generation (`local.rs`) that attached `slot`.
-    pub(crate) slot_generation: u64,
-    /// Ring: bytes this handle lost to overruns.
-    pub(crate) lost: u64,
-    /// Lossless ring: longest wait of a write for readers to make room.
-    pub(crate) write_timeout: Option<Duration>,
-    /// Lossless ring writer: positions below this may be overwritten (the lowest
-    /// attached reader position last seen), valid while `slot_gen` is `slot_gen_seen`.
-    pub(crate) room: u64,
-    pub(crate) slot_gen_seen: u32,
-    /// Attached lossless-ring reader: reads at or past both this and the position need
-    /// no overrun check (see `ring.rs`, "Trusted reads"); `u64::MAX` otherwise.
-    pub(crate) trust_from: u64,
-    /// Ring writer: the length this handle's last write committed, valid while the
-    /// header's `ring_writer` holds this handle's token (see `ring.rs`, "Writing").
-    pub(crate) ring_len: Option<u64>,
-    /// Ring writer: this handle's token (unique among live handles), made on its first
-    /// ring write; `0` before.
-    pub(crate) token: u64,
-    /// In-place reads: the end of the bytes the last `fill_buf` lent (`zerocopy.rs`).
-    pub(crate) lent_end: Option<u64>,
-    /// In-place reads: a `consume` asked for more than was lent: (asked, lent), reported
-    /// by the next `fill_buf`.
-    pub(crate) overconsumed: Option<(u64, u64)>,
-    /// In-place writes: the reservation open on this handle (`zerocopy.rs`).
-    pub(crate) reserved: Option<crate::zerocopy::Reserved>,
-}
-
-impl Cursor {
-    /// The reader slot this handle holds in this process. A child `fork(2)` made holds
-    /// none through its copy of an attached handle: the slot, its lock (an open file
-    /// description the fork shares) and the bytes it holds back are the parent's, so
-    /// the copy forgets it (and may attach again, to a slot of its own).
-    pub(crate) fn own_slot(&mut self) -> Option<u32> {
-        if self.slot.is_some() && self.slot_generation != crate::local::generation() {
-            self.slot = None;
-            self.trust_from = u64::MAX;
-        }
-        self.slot
-    }
-
-    pub(crate) fn write_deadline(&self) -> Option<Instant> {
-        self.write_timeout.map(|t| Instant::now() + t)
-    }
-}
+use std::time::Duration;
 
 /// A handle on a stream: an owner's or a guest's. Reads, writes and seeks move its own
 /// position, like a separate `open()` of one file.
@@ -136,48 +50,12 @@ pub struct Stream {
     pub(crate) cursor: Mutex<Cursor>,
 }
 
-/// Everything of a handle but its cursor: what every operation reads, shared by the
-/// owned and the locked paths.
-pub(crate) struct Core {
-    name: Name,
-    // Field order matters for drop: the mapping goes before the descriptor.
-    /// The window, mapped on first use (a guest that opens and closes, or an owner that
-    /// creates and closes, never maps anything).
-    window: OnceCell<Window>,
-    pub(crate) fd: OwnedFd,
-    /// The descriptor [`AsFd`] hands out when it must not be `fd`: a read-only one of
-    /// its own, for a writable handle of a stream whose bytes may be lent or reserved in
-    /// place (a ring, an immutable stream; see the crate docs, "Safety of in-place
-    /// reads"). `None`: `fd` is handed out.
-    lent_fd: Option<OwnedFd>,
-    /// The process-local state of the object (`local.rs`), looked up on first need.
-    local: OnceCell<std::sync::Arc<crate::local::Local>>,
-    /// The process generation (`local.rs`) in which this handle counted itself among
-    /// its process's writers of a ring; 0: never (a fork's child counts it again).
-    ring_writer_joined: AtomicU64,
-    /// The stream's lock object (`liveness.rs`): the owner's from creation, a writable
-    /// guest's from its first append or attach.
-    lock_object: OnceCell<OwnedFd>,
-    pub(crate) layout: Layout,
-    role: Role,
-    pub(crate) writable: bool,
-    pub(crate) append: bool,
-    /// The object's (device, inode), known to owners (which remove the name only if it
-    /// still refers to their object); guests do not need it and do not ask the kernel.
-    identity: Option<(u64, u64)>,
-    /// Whether this handle counts in the header's `followers` (see `grow`).
-    counted_follower: AtomicBool,
-    /// The owner's process, watched for this handle's async waits for data
-    /// (`reactor/owners.rs`); looked for on the first such wait.
-    owner_watch: OnceCell<Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>>>,
-}
-
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.core;
         f.debug_struct("Stream")
-            .field("name", &s.name.as_str())
-            .field("role", &s.role)
+            .field("name", &s.name())
+            .field("role", &s.role())
             .field("writable", &s.writable)
             .field("append", &s.append)
             .field("ring_capacity", &s.ring_capacity())
@@ -199,501 +77,10 @@ impl Stream {
         verified: u64,
         identity: Option<(u64, u64)>,
     ) -> Result<Stream> {
-        // Bytes of a ring or an immutable stream may be lent as `&[u8]` or `&mut [u8]`
-        // in this process: a writable handle keeps its writable descriptor to itself.
-        let lends = layout.ring_capacity != 0 || layout.flags & FLAG_IMMUTABLE != 0;
-        let lent_fd = if writable && lends {
-            Some(read_only_twin(&name, fd.as_fd(), identity)?)
-        } else {
-            None
-        };
         Ok(Stream {
-            core: Core {
-                name,
-                window: window.map_or_else(OnceCell::new, OnceCell::with_value),
-                fd,
-                lent_fd,
-                local: OnceCell::new(),
-                ring_writer_joined: AtomicU64::new(0),
-                lock_object: OnceCell::new(),
-                layout,
-                role,
-                writable,
-                append,
-                identity,
-                counted_follower: AtomicBool::new(false),
-                owner_watch: OnceCell::new(),
-            },
-            cursor: Mutex::new(Cursor {
-                pos: 0,
-                verified,
-                hwm_seen: 0,
-                fd_at: None,
-                slot: None,
-                slot_generation: 0,
-                lost: 0,
-                write_timeout: None,
-                room: 0,
-                slot_gen_seen: 0,
-                trust_from: u64::MAX,
-                ring_len: None,
-                token: 0,
-                lent_end: None,
-                overconsumed: None,
-                reserved: None,
-            }),
+            core: Core::new(name, fd, window, layout, role, writable, append, identity)?,
+            cursor: Mutex::new(Cursor::new(verified)),
         })
-    }
-}
-
-/// A read-only descriptor of the object open on `fd` (a handle's `lent_fd`): its name
-/// opened again read-only where the name still refers to that object (`identity`, or
-/// asked of `fd`), else the object itself opened again through `/proc/self/fd`, which
-/// costs about a microsecond more (a path walk through procfs). Either is one `open`
-/// per writable handle of a ring or an immutable stream (BENCHMARKS.md, "Open +
-/// close").
-fn read_only_twin(
-    name: &Name,
-    fd: BorrowedFd<'_>,
-    identity: Option<(u64, u64)>,
-) -> Result<OwnedFd> {
-    let by_name = sys::shm_open(name.as_c(), libc::O_RDONLY, 0)
-        .ok()
-        .filter(|twin| {
-            let id = |fd| sys::fstat(fd).ok().map(|st| (st.dev, st.ino));
-            let ours = identity.or_else(|| id(fd));
-            ours.is_some() && id(twin.as_fd()) == ours
-        });
-    match by_name {
-        Some(twin) => Ok(twin),
-        None => sys::reopen(fd, false)
-            .map_err(|e| os(name.as_str(), e, "cannot open a read-only descriptor")),
-    }
-}
-
-impl Core {
-    /// Hands a new owner's lock object to its handle.
-    pub(crate) fn set_lock_object(&self, fd: OwnedFd) {
-        let _ = self.lock_object.set(fd);
-    }
-
-    /// The stream's lock object, opened now if this is the first use.
-    pub(crate) fn lock_object(&self) -> Result<BorrowedFd<'_>> {
-        self.lock_object
-            .get_or_try_init(|| {
-                liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout)
-            })
-            .map(AsFd::as_fd)
-    }
-
-    /// The process-local state of the stream's object (`local.rs`), looked up now if
-    /// this is the first use (a guest asks the kernel for the object's identity).
-    /// In a child `fork(2)` made, a handle it copied looks it up again (its own
-    /// generation's).
-    pub(crate) fn local(&self) -> Result<std::sync::Arc<crate::local::Local>> {
-        let identity = || -> Result<(u64, u64)> {
-            match self.identity {
-                Some(id) => Ok(id),
-                None => {
-                    let st =
-                        sys::fstat(self.fd.as_fd()).map_err(|e| os(self.name(), e, "fstat"))?;
-                    Ok((st.dev, st.ino))
-                }
-            }
-        };
-        let local = self
-            .local
-            .get_or_try_init(|| Ok::<_, io::Error>(crate::local::of(identity()?)))?;
-        if local.is_current() {
-            Ok(local.clone())
-        } else {
-            Ok(crate::local::of(identity()?))
-        }
-    }
-
-    /// Whether [`AsFd`] hands out a read-only descriptor of the handle's own rather
-    /// than `fd`, whose offset is then no business of the C layer's.
-    pub(crate) fn hands_out_own_fd(&self) -> bool {
-        self.lent_fd.is_some()
-    }
-
-    /// Ring: makes this handle one of its process's writers of the ring, once
-    /// (`local.rs`, "One ring writer per process").
-    ///
-    /// # Errors
-    /// `EBUSY` where the process's other writers exclude this one.
-    #[inline]
-    pub(crate) fn join_ring_writers(&self) -> Result<()> {
-        if self.ring_writer_joined.load(Ordering::Relaxed) == crate::local::generation() {
-            return Ok(());
-        }
-        self.join_ring_writers_slow()
-    }
-
-    #[cold]
-    fn join_ring_writers_slow(&self) -> Result<()> {
-        let local = self.local()?;
-        local
-            .join_ring_writers(self.append)
-            .map_err(|why| os(self.name(), libc::EBUSY, why.message()))?;
-        self.ring_writer_joined
-            .store(crate::local::generation(), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Before this handle waits for the append token: fails with `EDEADLK` if a
-    /// reservation made in this thread holds it through another handle of this process
-    /// (`local.rs`), for which the wait would never end. Only rings and immutable
-    /// streams have reservations.
-    pub(crate) fn check_token_wait(&self) -> Result<()> {
-        if !self.is_ring() && !self.is_immutable() {
-            return Ok(());
-        }
-        if self.local()?.token_held_by_this_thread() {
-            return Err(os(
-                self.name(),
-                libc::EDEADLK,
-                "a reservation open in this thread on another handle of this stream holds \
-                 the append token: commit or drop it first",
-            ));
-        }
-        Ok(())
-    }
-
-    /// The lock object, for a change of the stream's mode or group. A caller who cannot
-    /// open it gets the error the change itself would give where that comes first: a
-    /// user who does not own the stream gets `EPERM` (as from `fchmod`), found by
-    /// setting the stream's mode to what it is, which changes nothing.
-    fn lock_object_for_change(&self) -> Result<BorrowedFd<'_>> {
-        match self.lock_object() {
-            Ok(lock) => Ok(lock),
-            Err(e) => {
-                let st = sys::fstat(self.fd.as_fd()).map_err(|e| os(self.name(), e, "fstat"))?;
-                sys::fchmod(self.fd.as_fd(), st.mode & 0o7777)
-                    .map_err(|e| os(self.name(), e, "cannot change the stream's permissions"))?;
-                Err(e)
-            }
-        }
-    }
-
-    /// The mapped window, mapping it now if this is the first use.
-    pub(crate) fn window(&self) -> Result<&Window> {
-        self.window.get_or_try_init(|| {
-            crate::window::map_window(&self.fd, self.layout, self.writable)
-                .map_err(|e| os(self.name(), e, "cannot map the stream"))
-        })
-    }
-
-    /// The window if this handle has mapped it already.
-    pub(crate) fn mapped_window(&self) -> Option<&Window> {
-        self.window.get()
-    }
-
-    /// The shared header (mapping the window if needed). Should the mapping fail, a
-    /// header of zeros stands in — an empty stream — while every data access reports
-    /// the mapping's error.
-    #[cfg(not(fshm_loom))]
-    pub(crate) fn header(&self) -> &Header {
-        static UNMAPPED: Header = Header::zero();
-        self.window().map_or(&UNMAPPED, Window::header)
-    }
-
-    /// A `loom` model (`sync.rs`) drives the protocol steps over a header in process
-    /// memory, never through a mapped handle.
-    #[cfg(fshm_loom)]
-    pub(crate) fn header(&self) -> &Header {
-        unreachable!("a loom model maps no stream")
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        self.name.as_str()
-    }
-
-    pub(crate) fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The owner's process watched for this guest's async waits, if it can be
-    /// (`reactor/owners.rs`): looked for once per handle.
-    pub(crate) fn owner_watch(&self) -> Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>> {
-        self.owner_watch
-            .get_or_init(|| {
-                crate::reactor::owners::watch(
-                    self.layout.owner_pid,
-                    self.layout.owner_pidns,
-                    self.fd.as_fd(),
-                )
-            })
-            .clone()
-    }
-
-    pub(crate) fn is_writable(&self) -> bool {
-        self.writable
-    }
-
-    pub(crate) fn is_append(&self) -> bool {
-        self.append
-    }
-
-    pub(crate) fn is_persistent(&self) -> bool {
-        self.layout.flags & FLAG_PERSISTENT != 0
-    }
-
-    pub(crate) fn is_immutable(&self) -> bool {
-        self.layout.flags & FLAG_IMMUTABLE != 0
-    }
-
-    pub(crate) fn len(&self) -> u64 {
-        let len = self.header().len.load(Ordering::Acquire);
-        if self.is_ring() {
-            len
-        } else {
-            len.min(self.layout.max_size)
-        }
-    }
-
-    pub(crate) fn is_ring(&self) -> bool {
-        self.layout.ring_capacity != 0
-    }
-
-    pub(crate) fn ring_capacity(&self) -> Option<u64> {
-        self.is_ring().then_some(self.layout.ring_capacity)
-    }
-
-    pub(crate) fn oldest(&self) -> u64 {
-        if self.is_ring() {
-            self.ring_oldest(self.len())
-        } else {
-            0
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub(crate) fn max_size(&self) -> u64 {
-        self.layout.max_size
-    }
-
-    pub(crate) fn owner_state(&self) -> OwnerState {
-        if self.header().owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
-            return OwnerState::Closed;
-        }
-        if self.role == Role::Owner {
-            return OwnerState::Alive;
-        }
-        liveness::probe_owner(self.fd.as_fd())
-    }
-
-    pub(crate) fn ebadf(&self) -> io::Error {
-        os(self.name(), libc::EBADF, "handle is read-only")
-    }
-
-    pub(crate) fn append_only(&self) -> io::Error {
-        crate::error::invalid(self.name(), "ring streams are append-only")
-    }
-
-    /// A write of `n` bytes that must land whole (an atomic append, a reservation) on a
-    /// ring smaller than it.
-    pub(crate) fn past_ring_capacity(&self, what: &str, n: u64) -> io::Error {
-        os(
-            self.name(),
-            libc::EFBIG,
-            format!(
-                "{what} of {n} bytes exceeds the ring capacity of {}",
-                self.capacity()
-            ),
-        )
-    }
-
-    pub(crate) fn efbig(&self) -> io::Error {
-        os(
-            self.name(),
-            libc::EFBIG,
-            format!(
-                "write past the maximum size of {} bytes",
-                self.layout.max_size
-            ),
-        )
-    }
-
-    /// Makes sure object bytes up to `DATA_OFFSET + end` exist before reading them.
-    pub(crate) fn ensure_readable(&self, c: &mut Cursor, end: u64) -> Result<()> {
-        let need = DATA_OFFSET + end;
-        if need <= c.verified {
-            return Ok(());
-        }
-        let st = sys::fstat(self.fd.as_fd()).map_err(|e| os(self.name(), e, "fstat"))?;
-        c.verified = c.verified.max(st.size);
-        if need <= c.verified {
-            Ok(())
-        } else {
-            Err(not_fshm(
-                self.name(),
-                "malformed header (length beyond the object's size)",
-            ))
-        }
-    }
-
-    /// The committed length, checked against this handle's window.
-    pub(crate) fn checked_len(&self) -> Result<u64> {
-        let len = self.header().len.load(Ordering::Acquire);
-        if len > self.layout.max_size && !self.is_ring() {
-            return Err(not_fshm(
-                self.name(),
-                "malformed header (length beyond the maximum size)",
-            ));
-        }
-        Ok(len)
-    }
-
-    pub(crate) fn read_locked(
-        &self,
-        c: &mut Cursor,
-        pos: u64,
-        buf: &mut [MaybeUninit<u8>],
-    ) -> Result<usize> {
-        // A handle whose window cannot be mapped reports the mapping's error, not the
-        // empty stream its stand-in header would show.
-        self.window()?;
-        if self.is_ring() {
-            return self.ring_read(c, pos, buf);
-        }
-        self.linear_read(c, pos, buf)
-    }
-
-    /// Publishes `end` as the length if it extends it, and wakes waiting readers.
-    pub(crate) fn commit(&self, end: u64) {
-        publish_len(self.header(), end, self.is_ring());
-    }
-
-    pub(crate) fn set_permissions(&self, mode: u32) -> Result<()> {
-        if mode & !0o7777 != 0 {
-            return Err(crate::error::invalid(
-                self.name(),
-                "mode has bits outside 0o7777",
-            ));
-        }
-        // The lock object follows (writers only, see `liveness`); opened first, so that
-        // a caller who cannot reach it changes nothing.
-        let lock = self.lock_object_for_change()?;
-        sys::fchmod(self.fd.as_fd(), mode).map_err(|e| os(self.name(), e, "cannot chmod"))?;
-        sys::fchmod(lock, liveness::lock_object_mode(mode))
-            .map_err(|e| os(self.name(), e, "cannot chmod the lock object"))
-    }
-
-    pub(crate) fn set_group(&self, gid: u32) -> Result<()> {
-        let lock = self.lock_object_for_change()?;
-        sys::fchgrp(self.fd.as_fd(), gid).map_err(|e| os(self.name(), e, "cannot chgrp"))?;
-        sys::fchgrp(lock, gid).map_err(|e| os(self.name(), e, "cannot chgrp the lock object"))
-    }
-
-    pub(crate) fn wait_for(&self, pos: u64, timeout: Option<Duration>) -> WaitStatus {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.wait_until(pos, deadline, Duration::ZERO)
-    }
-
-    /// A writable handle waiting for data on a linear stream counts in the header's
-    /// `followers` until it closes (the writer's path choice, see `grow`). A read-only
-    /// handle cannot write the header and stays uncounted.
-    pub(crate) fn count_as_follower(&self, h: &Header) {
-        if self.writable
-            && !self.is_ring()
-            && self.mapped_window().is_some()
-            && !self.counted_follower.load(Ordering::Relaxed)
-            && !self.counted_follower.swap(true, Ordering::Relaxed)
-        {
-            h.followers.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn wait_until(
-        &self,
-        pos: u64,
-        deadline: Option<Instant>,
-        spin: Duration,
-    ) -> WaitStatus {
-        let h = self.header();
-        self.count_as_follower(h);
-        let mut last_liveness: Option<Instant> = None;
-        // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
-        // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
-        let r = wait::wait_on(&h.seq, self.writable, deadline, spin, |slow_ok| {
-            self.data_check(pos, slow_ok, &mut last_liveness)
-        });
-        match r {
-            Waited::Ready(s) => s,
-            Waited::TimedOut => WaitStatus::TimedOut,
-        }
-    }
-
-    /// The condition of a wait for data past `pos` (blocking or async): `Data`, `Ended`
-    /// once the owner closed or died, or `None` to wait on.
-    ///
-    /// Liveness is tested only when `slow_ok` (after a sleep that nobody cut short): a
-    /// live owner's commits wake its followers, a dead one wakes nobody. At most once
-    /// per tick (`last_liveness`): a read-only handle's naps are shorter.
-    pub(crate) fn data_check(
-        &self,
-        pos: u64,
-        slow_ok: bool,
-        last_liveness: &mut Option<Instant>,
-    ) -> Option<WaitStatus> {
-        let h = self.header();
-        if h.len.load(Ordering::SeqCst) > pos {
-            return Some(WaitStatus::Data);
-        }
-        // Re-check the length after learning the owner is gone: its last commit
-        // happened before it closed or died.
-        let ended = || {
-            if h.len.load(Ordering::SeqCst) > pos {
-                WaitStatus::Data
-            } else {
-                WaitStatus::Ended
-            }
-        };
-        if h.owner_state.load(Ordering::Acquire) == OWNER_CLOSED {
-            return Some(ended());
-        }
-        if !slow_ok {
-            return None;
-        }
-        if last_liveness.is_none_or(|t| t.elapsed() >= wait::LIVENESS_TICK) {
-            *last_liveness = Some(Instant::now());
-            if self.owner_state() == OwnerState::Dead {
-                return Some(ended());
-            }
-        }
-        None
-    }
-
-    /// An owner that never mapped its window marks the stream closed through the fd,
-    /// then maps it only if someone sleeps on a futex word and must be woken. (A waiter
-    /// that flags its sleep after the read below re-checks the state, which is already
-    /// closed.)
-    fn close_unmapped(&self) {
-        let fd = self.fd.as_fd();
-        let _ = sys::pwrite_all(fd, &OWNER_CLOSED.to_ne_bytes(), OWNER_STATE_AT);
-        // One read covers both futex words.
-        let mut words = [0u8; (SPACE_SEQ_AT - SEQ_AT) as usize + 4];
-        let read = sys::pread_exact(fd, &mut words, SEQ_AT).is_ok();
-        let sleeping = |at: u64| {
-            let i = (at - SEQ_AT) as usize;
-            let word = u32::from_ne_bytes([words[i], words[i + 1], words[i + 2], words[i + 3]]);
-            read && word & 1 != 0
-        };
-        if sleeping(SEQ_AT) || sleeping(SPACE_SEQ_AT) {
-            if let Ok(w) = self.window() {
-                wait::wake(&w.header().seq);
-                wait::wake(&w.header().space_seq);
-            }
-        }
-    }
-
-    /// Whether the name still refers to this handle's object.
-    fn name_is_ours(&self) -> bool {
-        self.identity.is_some() && sys::shm_identity(self.name.as_c()) == self.identity
     }
 }
 
@@ -735,14 +122,14 @@ impl Stream {
 
     /// Bytes this handle lost to ring overruns so far.
     pub fn lost_bytes(&self) -> u64 {
-        self.cursor.lock().lost
+        self.cursor.lock().reader.lost
     }
 
     /// Lossless ring: the longest a write waits for attached readers to make room;
     /// past it the write fails with `TimedOut` (`ETIMEDOUT`). `None` (the default)
     /// waits without limit, like a pipe.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
-        self.cursor.lock().write_timeout = timeout;
+        self.cursor.lock().writer.write_timeout = timeout;
     }
 
     /// Whether this handle is attached to a lossless ring's reader slot.
@@ -800,7 +187,7 @@ impl Stream {
         c.pos = pos;
         if core.is_lossless() && core.writable && !core.append {
             clone.core.attach_locked(&mut c)?;
-            c.pos = c.trust_from;
+            c.pos = c.reader.trust_from;
             clone.core.publish_slot(&mut c);
         }
         drop(c);
@@ -966,6 +353,39 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Attaches this handle to a reader slot of a lossless ring: from now on the
+    /// writer waits for this reader before overwriting what it has not read. A no-op
+    /// if already attached.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the stream is not a lossless ring; `EBADF` for a read-only
+    /// handle (it cannot publish its position); `EBUSY` if all 32 slots are taken.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-attach-{}", std::process::id());
+    /// let owner = fshm::OpenOptions::new()
+    ///     .ring(4096, fshm::RingPolicy::Lossless)
+    ///     .create(&name)?;
+    /// let reader = fshm::Stream::open(&name)?;      // a read-write guest attaches itself
+    /// assert!(reader.is_attached());
+    /// reader.detach();                               // the writer no longer waits for it
+    /// assert!(!reader.is_attached());
+    /// reader.attach()?;
+    /// assert_eq!(owner.info()?.attached_readers, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn attach(&self) -> Result<()> {
+        self.core.attach_locked(&mut self.cursor.lock())
+    }
+
+    /// Detaches this handle from its reader slot; the writer no longer waits for it.
+    pub fn detach(&self) {
+        self.core.detach_locked(&mut self.cursor.lock());
+    }
+}
+
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the read path writes only bytes copied from the stream into the view.
@@ -974,7 +394,59 @@ impl Read for &Stream {
     }
 }
 
+/// Reads in place: [`fill_buf`](BufRead::fill_buf) returns the committed bytes at the
+/// handle's position as they lie in the shared mapping (empty at the end; it does not
+/// wait — see [`Follower`](crate::Follower) for that), [`consume`](BufRead::consume) moves the position.
+/// So `lines()`, `read_until()` and parsers read the stream without a copy.
+///
+/// Only where no honest writer rewrites the bytes lent: on an immutable stream
+/// ([`OpenOptions::immutable`](crate::OpenOptions::immutable)), and on a lossless ring
+/// for a handle attached to a reader slot (a guest opened read-write; see
+/// [`Stream::attach`]), whose slot moves on `consume`, not before: the writer waits
+/// for it as for a `read`. The borrow of `&mut self` holds the bytes in place.
+///
+/// # Errors
+/// `fill_buf` fails with `InvalidInput` on any other stream or handle (its bytes may
+/// change under a reader); on a ring reader that moved back (a seek) over bytes a
+/// writer may already overwrite; and once after a `consume(n)` past the bytes the last
+/// `fill_buf` lent, which consumed only those. See the crate docs, "Zero-copy", for the
+/// trust boundary that remains.
+impl BufRead for Stream {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let (ptr, n) = self.core.lend(self.cursor.get_mut())?;
+        // SAFETY: `lend` checked that the `n` bytes at `ptr` lie in this handle's
+        // window, in the object's verified size, below the committed length (which only
+        // grows for these streams), and that no honest writer rewrites them until this
+        // handle consumes them or is dropped; `&mut self` stays borrowed as long as the
+        // slice, so neither happens meanwhile, and the window lives as long as `self`.
+        // In this process every writer is honest: no descriptor handed out can write
+        // these streams (`AsFd`), and a ring's claims come from one writer (`local.rs`);
+        // other processes with write access are trusted (crate docs, "Safety of
+        // in-place reads"). Shared memory pages always hold initialised bytes.
+        Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), n) })
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.core.consume_clamped(self.cursor.get_mut(), n);
+    }
+}
+
 impl Core {
+    pub(crate) fn read_locked(
+        &self,
+        c: &mut Cursor,
+        pos: u64,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<usize> {
+        // A handle whose window cannot be mapped reports the mapping's error, not the
+        // empty stream its stand-in header would show.
+        self.window()?;
+        if self.is_ring() {
+            return self.ring_read(c, pos, buf);
+        }
+        self.linear_read(c, pos, buf)
+    }
+
     /// `Read::read` with the cursor in hand (locked, or owned through `&mut Stream`),
     /// into a buffer that may be uninitialised: on `Ok(n)`, `buf[..n]` is initialised.
     pub(crate) fn read_cursor(
@@ -995,7 +467,7 @@ impl Core {
     pub(crate) fn write_cursor(&self, c: &mut Cursor, buf: &[u8]) -> io::Result<usize> {
         // As for reads; and no write may touch the stand-in header.
         self.window()?;
-        if c.reserved.is_some() {
+        if c.in_place.reserved.is_some() {
             return Err(self.reservation_open());
         }
         if self.is_ring() {
@@ -1078,7 +550,7 @@ impl Core {
         if p < c.pos {
             // Writers may still overwrite what this reader had passed (ring.rs, "Trusted
             // reads").
-            c.trust_from = c.trust_from.max(c.pos);
+            c.reader.trust_from = c.reader.trust_from.max(c.pos);
         }
         c.pos = p;
         if c.own_slot().is_some() {
@@ -1131,7 +603,7 @@ impl Seek for Stream {
 /// reads".
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.core.lent_fd.as_ref().unwrap_or(&self.core.fd).as_fd()
+        self.core.handed_out_fd()
     }
 }
 
@@ -1149,62 +621,4 @@ impl Drop for Stream {
         self.core.cancel_reserved(self.cursor.get_mut());
         self.core.detach_locked(self.cursor.get_mut());
     }
-}
-
-impl Drop for Core {
-    /// An owner marks the stream closed, wakes every waiter (they see end-of-stream)
-    /// and, unless the stream is persistent, removes the name — only if the name still
-    /// refers to its own object.
-    fn drop(&mut self) {
-        if *self.ring_writer_joined.get_mut() == crate::local::generation() {
-            if let Ok(local) = self.local() {
-                local.leave_ring_writers(self.append);
-            }
-        }
-        if let Some(w) = self.window.get() {
-            // Registrations of leaked async waits on this header's words go first.
-            crate::reactor::forget_words(
-                w.header() as *const Header as usize,
-                std::mem::size_of::<Header>(),
-            );
-        }
-        if *self.counted_follower.get_mut() {
-            if let Some(w) = self.window.get() {
-                // Saturating: a hostile header may hold 0 here.
-                let _ =
-                    w.header()
-                        .followers
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            }
-        }
-        if self.role != Role::Owner {
-            return;
-        }
-        match self.window.get() {
-            Some(w) => {
-                let h = w.header();
-                h.owner_state.store(OWNER_CLOSED, Ordering::SeqCst);
-                wait::wake(&h.seq);
-                wait::wake(&h.space_seq);
-            }
-            None => self.close_unmapped(),
-        }
-        if !self.is_persistent() && self.name_is_ours() {
-            liveness::remove_lock_object(&self.name, self.layout.lock_key);
-            let _ = sys::shm_unlink(self.name.as_c());
-        }
-    }
-}
-
-/// The length publication: the bytes below `end` are written, so the length rises to
-/// `end` (a sequentially consistent read-modify-write, which readers' acquire loads of
-/// the length synchronise with) and readers sleeping on `seq` are woken. On a ring
-/// (`ring`), no ring writer may trust its remembered length any more (`ring.rs`).
-#[inline]
-pub(crate) fn publish_len(h: &Header, end: u64, ring: bool) {
-    if ring {
-        h.ring_writer.store(0, Ordering::SeqCst);
-    }
-    h.len.fetch_max(end, Ordering::SeqCst);
-    wait::notify(&h.seq);
 }

@@ -5,7 +5,7 @@
 //! crates which check themselves under `loom`, tokio among the dev-dependencies, build
 //! as usual.) Built with `RUSTFLAGS="--cfg fshm_loom"`, the header's
 //! atomics and the protocols' fences are `loom`'s, which explores the interleavings and
-//! weak-memory outcomes of the protocol steps in `stream.rs`, `linear.rs`, `ring.rs`
+//! weak-memory outcomes of the protocol steps in `handle.rs`, `linear.rs`, `ring.rs`
 //! and `wait.rs` on a header built in process memory; `sys.rs` then models the futex
 //! and `membarrier` calls, and the checks live in `loom_tests.rs`. Only the header's
 //! words go through here: the data bytes of a real mapping keep `std`'s atomics

@@ -35,7 +35,7 @@
 //!
 //! The rule lives here once, as [`Announce`]: one step announces, re-checks and says
 //! what to sleep on and for how long. The blocking waiter ([`wait_on`]) sleeps in
-//! `FUTEX_WAIT`; the async one ([`AsyncWait`]) registers the same word, value and nap
+//! `FUTEX_WAIT`; the async one (`AsyncWait`, `reactor/mod.rs`) registers the same word, value and nap
 //! with the reactor (`reactor/mod.rs`), whose threads sleep for many waiters in one
 //! `futex_waitv`, and returns `Pending`.
 //! The reactor may lengthen an async data wait's nap to a second while the owner's
@@ -45,7 +45,6 @@
 use crate::sync::AtomicU32;
 use crate::sys;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Longest single sleep: how soon a waiter notices an owner that died.
@@ -98,7 +97,7 @@ pub(crate) enum Waited<T> {
 const UNFLAGGED_NAP: (Duration, Duration) = (Duration::from_micros(100), Duration::from_millis(10));
 
 /// One waiter's progress through the announce/re-check rule (module docs), shared by
-/// the blocking waiter ([`wait_on`]) and the async one ([`AsyncWait`]): they differ only
+/// the blocking waiter ([`wait_on`]) and the async one (`AsyncWait`, `reactor/mod.rs`): they differ only
 /// in how they sleep between two [`Announce::step`]s.
 pub(crate) struct Announce {
     can_flag: bool,
@@ -345,90 +344,5 @@ impl Deafness {
             self.until = Some(now + self.period);
             self.count = 0;
         }
-    }
-}
-
-/// The async form of [`wait_on`]: the same announce/re-check rule, but instead of
-/// sleeping in `FUTEX_WAIT` the waiter registers `(word, seen, nap)` with the process's
-/// reactor (`reactor.rs`), whose threads sleep on many words at once and wake the
-/// task's `Waker` when the word moves or the nap ends. No deadline: a caller that wants
-/// one races the future against its runtime's timer.
-///
-/// Dropping it (or [`AsyncWait::reset`]) removes its registration.
-#[derive(Default)]
-pub(crate) struct AsyncWait {
-    announce: Option<Announce>,
-    reg: Option<crate::reactor::Registration>,
-    word: usize,
-}
-
-impl AsyncWait {
-    /// Polls the wait on `word` for `check` (as in [`wait_on`]). `Pending` leaves a
-    /// registration that wakes `cx`'s waker.
-    ///
-    /// `probe` gives (when the wait registers) what the reactor may check itself when a
-    /// nap ends without a change, instead of waking the task: the liveness part of `check(true)`. The task is woken
-    /// only if the probe fails; its own `check(true)` then decides. `one_hop`: an
-    /// io_uring request of the task's tokio runtime may sleep on the word
-    /// (`reactor/uring.rs`; only where `can_flag`, since writers wake flagged words only).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn poll<T>(
-        &mut self,
-        word: &AtomicU32,
-        can_flag: bool,
-        probe: impl FnOnce() -> crate::reactor::Probe,
-        one_hop: bool,
-        cx: &mut Context<'_>,
-        mut check: impl FnMut(bool) -> Option<T>,
-    ) -> Poll<T> {
-        let addr = word as *const AtomicU32 as usize;
-        if self.word != addr {
-            // Another word than last time (the waiter moved to another stream).
-            self.reset();
-            self.word = addr;
-        }
-        if let Some(reg) = &self.reg {
-            match reg.poll(cx) {
-                Poll::Pending => {
-                    // Polled before the reactor fired (by the runtime for another reason,
-                    // or by a caller that polls on its own): answer if the answer is there.
-                    if let Some(v) = check(false) {
-                        self.reset();
-                        return Poll::Ready(v);
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(timed_out) => {
-                    self.reg = None;
-                    if let Some(a) = &mut self.announce {
-                        a.slept(timed_out);
-                    }
-                }
-            }
-        }
-        let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag));
-        match announce.step(word, &mut check) {
-            Step::Ready(v) => {
-                self.announce = None;
-                Poll::Ready(v)
-            }
-            Step::Sleep { seen, nap } => {
-                self.reg = Some(crate::reactor::register(
-                    word,
-                    seen,
-                    nap,
-                    probe(),
-                    one_hop && can_flag,
-                    cx.waker(),
-                ));
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Forgets the wait in progress, removing its registration.
-    pub(crate) fn reset(&mut self) {
-        self.reg = None;
-        self.announce = None;
     }
 }

@@ -1,6 +1,6 @@
 //! The reactor: one process-wide mechanism that sleeps for every async waiter.
 //!
-//! A waiter that would block (`wait.rs`, [`AsyncWait`](crate::wait::AsyncWait)) has
+//! A waiter that would block (`wait.rs`; [`AsyncWait`], below) has
 //! already announced its sleep on the futex word and re-checked its condition, exactly
 //! like a blocking waiter; instead of `FUTEX_WAIT` it registers `(word, value seen,
 //! longest nap, waker)` here and returns `Pending`. So writers still make no system call
@@ -57,6 +57,7 @@
 //! or drop them (exit with `_exit`, or exec).
 
 use crate::sys::{self, FutexWaitv};
+use crate::wait::{Announce, Step};
 use parking_lot::Mutex;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{
@@ -66,10 +67,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-pub(crate) mod future;
 pub(crate) mod owners;
-#[cfg(feature = "tokio")]
-pub(crate) mod tokio;
 #[cfg(feature = "tokio")]
 pub(crate) mod uring;
 
@@ -618,4 +616,89 @@ pub(crate) fn thread_counts() -> (usize, usize, usize) {
 #[cfg(feature = "__reactor-stats")]
 pub(crate) fn uses_futex_waitv() -> bool {
     reactor().waitv
+}
+
+/// The async form of [`wait_on`](crate::wait::wait_on): the same announce/re-check rule, but instead of
+/// sleeping in `FUTEX_WAIT` the waiter registers `(word, seen, nap)` with the process's
+/// reactor (this module), whose threads sleep on many words at once and wake the
+/// task's `Waker` when the word moves or the nap ends. No deadline: a caller that wants
+/// one races the future against its runtime's timer.
+///
+/// Dropping it (or [`AsyncWait::reset`]) removes its registration.
+#[derive(Default)]
+pub(crate) struct AsyncWait {
+    announce: Option<Announce>,
+    reg: Option<Registration>,
+    word: usize,
+}
+
+impl AsyncWait {
+    /// Polls the wait on `word` for `check` (as in [`wait_on`](crate::wait::wait_on)). `Pending` leaves a
+    /// registration that wakes `cx`'s waker.
+    ///
+    /// `probe` gives (when the wait registers) what the reactor may check itself when a
+    /// nap ends without a change, instead of waking the task: the liveness part of `check(true)`. The task is woken
+    /// only if the probe fails; its own `check(true)` then decides. `one_hop`: an
+    /// io_uring request of the task's tokio runtime may sleep on the word
+    /// (`reactor/uring.rs`; only where `can_flag`, since writers wake flagged words only).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn poll<T>(
+        &mut self,
+        word: &crate::sync::AtomicU32,
+        can_flag: bool,
+        probe: impl FnOnce() -> Probe,
+        one_hop: bool,
+        cx: &mut Context<'_>,
+        mut check: impl FnMut(bool) -> Option<T>,
+    ) -> Poll<T> {
+        let addr = word as *const crate::sync::AtomicU32 as usize;
+        if self.word != addr {
+            // Another word than last time (the waiter moved to another stream).
+            self.reset();
+            self.word = addr;
+        }
+        if let Some(reg) = &self.reg {
+            match reg.poll(cx) {
+                Poll::Pending => {
+                    // Polled before the reactor fired (by the runtime for another reason,
+                    // or by a caller that polls on its own): answer if the answer is there.
+                    if let Some(v) = check(false) {
+                        self.reset();
+                        return Poll::Ready(v);
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(timed_out) => {
+                    self.reg = None;
+                    if let Some(a) = &mut self.announce {
+                        a.slept(timed_out);
+                    }
+                }
+            }
+        }
+        let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag));
+        match announce.step(word, &mut check) {
+            Step::Ready(v) => {
+                self.announce = None;
+                Poll::Ready(v)
+            }
+            Step::Sleep { seen, nap } => {
+                self.reg = Some(register(
+                    word,
+                    seen,
+                    nap,
+                    probe(),
+                    one_hop && can_flag,
+                    cx.waker(),
+                ));
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Forgets the wait in progress, removing its registration.
+    pub(crate) fn reset(&mut self) {
+        self.reg = None;
+        self.announce = None;
+    }
 }

@@ -15,7 +15,7 @@
 //! Only waits that announce themselves on the word (writable handles; a writer wakes
 //! the word only then) go through a ring, and only an `AsyncStream`'s: its contract is
 //! tokio's, whose I/O types need a runtime with I/O enabled; the runtime-agnostic
-//! [`AsyncWaiter`](super::future::AsyncWaiter) never touches one. Where io_uring or its
+//! [`AsyncWaiter`](crate::AsyncWaiter) never touches one. Where io_uring or its
 //! `FUTEX_WAIT` is missing (older kernels, a seccomp filter, `io_uring_disabled`), the
 //! first attempt says so and every wait uses the reactor threads alone.
 //!

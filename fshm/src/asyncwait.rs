@@ -1,8 +1,9 @@
 //! The runtime-agnostic async wait: [`AsyncWaiter`] and [`WaitFuture`].
 
+use crate::handle::{Core, Role, WaitStatus};
+use crate::reactor::AsyncWait;
 use crate::reactor::Probe;
-use crate::stream::{Core, Role, Stream, WaitStatus};
-use crate::wait::AsyncWait;
+use crate::stream::Stream;
 use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;

@@ -1,8 +1,9 @@
 //! The `tokio` feature: [`AsyncStream`], tokio's I/O traits over a stream.
 
-use super::future::AsyncWaiter;
+use crate::asyncwait::AsyncWaiter;
 use crate::error::errno_of;
-use crate::stream::{Stream, WaitStatus};
+use crate::handle::WaitStatus;
+use crate::stream::Stream;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -240,9 +241,9 @@ impl AsyncWrite for AsyncStream {
             // Try without waiting: a zero write timeout makes the write fail with
             // `ETIMEDOUT` where it would wait for readers.
             let c = this.stream.cursor.get_mut();
-            let timeout = c.write_timeout.replace(Duration::ZERO);
+            let timeout = c.writer.write_timeout.replace(Duration::ZERO);
             let r = core.write_cursor(c, buf);
-            c.write_timeout = timeout;
+            c.writer.write_timeout = timeout;
             match r {
                 Err(e) if errno_of(&e) == libc::ETIMEDOUT => {
                     let n = (buf.len() as u64).min(core.capacity());
