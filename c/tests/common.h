@@ -26,8 +26,16 @@
 
 #include "shmfile.h"
 
-/* Seconds before a hung test (or child) is killed by SIGALRM. */
-#define T_ALARM 120
+/* Seconds before a hung test (or child) is killed by SIGALRM: 120, times the whole
+ * number in FSHM_TEST_TIME_FACTOR for slow runs (qemu-user, valgrind). */
+#define T_ALARM t_alarm_secs()
+
+static inline unsigned t_alarm_secs(void)
+{
+    const char *f = getenv("FSHM_TEST_TIME_FACTOR");
+    long k = f && *f ? strtol(f, NULL, 10) : 1;
+    return 120u * (unsigned)(k >= 1 && k <= 100 ? k : 1);
+}
 
 static pid_t t_main_pid;
 static char t_names[32][300];
