@@ -54,9 +54,12 @@ pub(crate) const LIVENESS_TICK: Duration = Duration::from_millis(50);
 /// Bit 0 of a futex word: someone sleeps on it.
 const SLEEPERS: u32 = 1;
 
-/// After a change the other side waits for: wakes every sleeper on `word`, if any.
+/// After a change the other side waits for: wakes every sleeper announced on `word`, if
+/// any, by ringing their bell (`bell()`: the lock object's word, mapped now if this is
+/// the first time; `None` if it cannot be, and the sleepers then notice at their nap's
+/// end).
 #[inline]
-pub(crate) fn notify(word: &AtomicU32) {
+pub(crate) fn notify<'a>(word: &AtomicU32, bell: impl FnOnce() -> Option<&'a AtomicU32>) {
     // After the caller's publication (`sync.rs`).
     crate::sync::seqcst_write_then_load();
     let mut seen = word.load(Ordering::SeqCst);
@@ -69,7 +72,7 @@ pub(crate) fn notify(word: &AtomicU32) {
             Ordering::SeqCst,
         ) {
             Ok(_) => {
-                sys::futex_wake_all(word);
+                ring(bell());
                 return;
             }
             Err(now) => seen = now,
@@ -77,12 +80,26 @@ pub(crate) fn notify(word: &AtomicU32) {
     }
 }
 
-/// Wakes every sleeper on `word` unconditionally (the owner closing), clearing bit 0.
-pub(crate) fn wake(word: &AtomicU32) {
-    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+/// Moves `bell` on and wakes its sleepers.
+#[inline]
+fn ring(bell: Option<&AtomicU32>) {
+    if let Some(bell) = bell {
+        bell.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(bell);
+    }
+}
+
+/// Wakes every sleeper on `word` unconditionally (the owner closing), clearing bit 0 and
+/// moving the word on: read-only waiters, which nap on `word` itself, and announced
+/// ones, through `bell()` (asked only if bit 0 was set).
+pub(crate) fn wake<'a>(word: &AtomicU32, bell: impl FnOnce() -> Option<&'a AtomicU32>) {
+    let before = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
         Some((w | SLEEPERS).wrapping_add(1))
     });
     sys::futex_wake_all(word);
+    if before.is_ok_and(|w| w & SLEEPERS != 0) {
+        ring(bell());
+    }
 }
 
 /// What ended a wait.
@@ -118,7 +135,8 @@ pub(crate) enum Step<T> {
 }
 
 impl Announce {
-    /// A waiter about to sleep for the first time; `can_flag` as in [`wait_on`].
+    /// A waiter about to sleep for the first time; `can_flag`: it has a bell to sleep on
+    /// (as in [`wait_on`]).
     pub(crate) fn new(can_flag: bool) -> Announce {
         Announce {
             can_flag,
@@ -131,9 +149,13 @@ impl Announce {
 
     /// Announces the sleep (sets bit 0 when allowed), re-checks the condition, and
     /// either answers or says what to sleep on and for how long.
+    /// `word` is the header word; a waiter that can announce itself sleeps on `bell`
+    /// (module docs, "Where waiters sleep"), and `seen` is then the bell's value, loaded
+    /// after the announcement.
     pub(crate) fn step<T>(
         &mut self,
         word: &AtomicU32,
+        bell: Option<&AtomicU32>,
         check: &mut impl FnMut(bool) -> Option<T>,
     ) -> Step<T> {
         loop {
@@ -156,6 +178,11 @@ impl Announce {
                     Ok(_) => seen |= SLEEPERS,
                     Err(_) => continue, // the word moved: look again
                 }
+            }
+            if let (true, Some(bell)) = (self.can_flag, bell) {
+                // After the announcement: a waker that clears the flag later rings the
+                // bell after that, so the sleep below returns at once.
+                seen = bell.load(Ordering::SeqCst);
             }
             // After the announcement, before the re-check (`sync.rs`).
             crate::sync::seqcst_write_then_load();
@@ -196,13 +223,15 @@ impl Announce {
 /// would otherwise cost a system call on every wake-up. Before sleeping, `check(false)`
 /// runs in a loop until it answers or `spin` has passed.
 ///
-/// A handle that maps the header read-only cannot announce itself (`can_flag ==
-/// false`): it still sleeps on the futex, but since wakers may not see it, its naps grow
-/// from 100 µs to at most 10 ms, so it notices a change within 10 ms at a cost of at
-/// most 100 wake-ups a second.
+/// A waiter with a `bell` (a writable handle: the lock object's word matching `word`,
+/// module docs) announces itself on `word` and sleeps on the bell. A handle that maps
+/// the header read-only cannot announce itself (`bell == None`): it still sleeps on
+/// `word`, but since wakers do not look for it, its naps grow from 100 µs to at most
+/// 10 ms, so it notices a change within 10 ms at a cost of at most 100 wake-ups a
+/// second.
 pub(crate) fn wait_on<T>(
     word: &AtomicU32,
-    can_flag: bool,
+    bell: Option<&AtomicU32>,
     deadline: Option<Instant>,
     spin: Duration,
     mut check: impl FnMut(bool) -> Option<T>,
@@ -222,10 +251,11 @@ pub(crate) fn wait_on<T>(
             }
         }
     }
-    let mut announce = Announce::new(can_flag);
+    let mut announce = Announce::new(bell.is_some());
     let mut deafness = Deafness::new();
+    let sleep_word = bell.unwrap_or(word);
     loop {
-        let (seen, longest) = match announce.step(word, &mut check) {
+        let (seen, longest) = match announce.step(word, bell, &mut check) {
             Step::Ready(v) => return Waited::Ready(v),
             Step::Sleep { seen, nap } => (seen, nap),
         };
@@ -239,7 +269,7 @@ pub(crate) fn wait_on<T>(
                 left.min(longest)
             }
         };
-        announce.slept(sleep_on(word, seen, nap, &mut deafness));
+        announce.slept(sleep_on(sleep_word, seen, nap, &mut deafness));
     }
 }
 
@@ -375,13 +405,15 @@ impl AsyncWait {
     pub(crate) fn poll<T>(
         &mut self,
         word: &AtomicU32,
-        can_flag: bool,
+        bell: Option<&AtomicU32>,
         probe: impl FnOnce() -> crate::reactor::Probe,
         one_hop: bool,
         cx: &mut Context<'_>,
         mut check: impl FnMut(bool) -> Option<T>,
     ) -> Poll<T> {
-        let addr = word as *const AtomicU32 as usize;
+        let can_flag = bell.is_some();
+        let sleep_word = bell.unwrap_or(word);
+        let addr = sleep_word as *const AtomicU32 as usize;
         if self.word != addr {
             // Another word than last time (the waiter moved to another stream).
             self.reset();
@@ -407,14 +439,14 @@ impl AsyncWait {
             }
         }
         let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag));
-        match announce.step(word, &mut check) {
+        match announce.step(word, bell, &mut check) {
             Step::Ready(v) => {
                 self.announce = None;
                 Poll::Ready(v)
             }
             Step::Sleep { seen, nap } => {
                 self.reg = Some(crate::reactor::register(
-                    word,
+                    sleep_word,
                     seen,
                     nap,
                     probe(),
