@@ -441,7 +441,13 @@ impl Doorbells {
         // `self` lives, 4-aligned; other processes change the word only atomically.
         // (Only a writer truncating the object could take the page away: what writers
         // do to each other is outside the trust model, module docs.)
-        unsafe { &*self.base.as_ptr().add(at).cast::<std::sync::atomic::AtomicU32>() }
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(at)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
     }
 
     /// The data bell.

@@ -281,8 +281,14 @@ impl Core {
         // cannot tell a dead reader from a slow one, and says so.
         let lock = self.lock_object()?;
         let alive = |k: u32| sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true);
-        let Some(room) = wait_for_room(h, need, c.slot, &alive, c.write_deadline(), self.room_bell())
-        else {
+        let Some(room) = wait_for_room(
+            h,
+            need,
+            c.slot,
+            &alive,
+            c.write_deadline(),
+            self.room_bell(),
+        ) else {
             return Err(os(
                 self.name(),
                 libc::ETIMEDOUT,

@@ -284,9 +284,7 @@ impl Core {
             return None;
         }
         self.doorbells
-            .get_or_try_init(|| {
-                liveness::Doorbells::map(&self.name, self.lock_object()?)
-            })
+            .get_or_try_init(|| liveness::Doorbells::map(&self.name, self.lock_object()?))
             .ok()
     }
 
