@@ -14,10 +14,19 @@
 //! - but any process that can open an object can take a read lock on any of its bytes,
 //!   and a read lock keeps everyone else from taking a write lock there. So a token
 //!   that must be taken while readers have the stream open cannot live on the stream
-//!   object. It lives on the stream's **lock object**, a second, empty shm object named
+//!   object. It lives on the stream's **lock object**, a second shm object named
 //!   `<object name>%lock.<key>` (no stream name encodes to a name holding `%lock`),
 //!   created by the owner with the stream, whose mode admits only the classes (user,
 //!   group, other) that may write the stream ([`lock_object_mode`]).
+//!
+//! The lock object is also where writable waiters sleep: it is one page, allocated by
+//! the owner at creation (a full file system fails the create with `ENOSPC`, never a
+//! later wait with `SIGBUS`), holding the futex words ([`Doorbells`]: the data bell at
+//! offset 0, the room bell at 64) that writable handles sleep on and writers ring
+//! (`wait.rs`, "Where waiters sleep"). A read-only user, which cannot open it, cannot
+//! wake them. A writable handle maps the page on its first wait, or its first commit
+//! that finds a waiter announced, after checking with `fstat` that the object is a
+//! whole page (a writer could have truncated it: a smaller one is refused, not mapped).
 //!
 //! **Nobody else can have made it first.** The key is 64 random bits (`getrandom`),
 //! drawn at creation and recorded in the header (`lock_key`), so no one can know the
@@ -58,8 +67,8 @@
 //!
 //! Waiting for a token's holder to die is never woken by the holder (a dead process
 //! wakes nobody), so every wait re-probes on a bounded period, whatever wake-ups
-//! arrive (`wait.rs`): futex words live in memory every reader maps, and anyone who
-//! maps a word can wake its sleepers.
+//! arrive (`wait.rs`): anyone who maps a futex word can wake its sleepers (readers map
+//! the header, writers the lock object's page).
 //!
 //! **Watching the owner.** The header also records the owner's pid and the inode of its
 //! pid namespace (`owner_pid`, `owner_pidns`). They are a hint, never a token (a pid

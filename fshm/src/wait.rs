@@ -1,37 +1,57 @@
 //! The wait/wake rule.
 //!
-//! Each futex word (`seq` for readers waiting for data, `space_seq` for a lossless ring
-//! writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps here".
-//! A waiter loads the word, sets bit 0 (compare-and-swap), re-checks its condition, and
-//! only then sleeps in `FUTEX_WAIT(word, seen)`. The other side publishes its change
-//! (a sequentially consistent read-modify-write), then loads the word: only if bit 0 is
-//! set does it clear it — moving the word on — and `FUTEX_WAKE` every sleeper, so it
-//! makes no system call when nobody sleeps. Either the waker sees the bit, or the
-//! waiter's re-check sees the change; a wake between the re-check and the sleep changes
-//! the word, so the sleep returns at once. Woken waiters that must wait on set the bit
-//! again. The flag heals itself: a waiter killed in its sleep leaves it set, which costs
-//! one needless wake at the next change, not one on every change (a waiter count would
-//! stay wrong for good).
+//! Each header word (`seq` for readers waiting for data, `space_seq` for a lossless
+//! ring writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps".
+//! A waiter loads the word, sets bit 0 (compare-and-swap), loads its **bell** (below),
+//! re-checks its condition, and only then sleeps in `FUTEX_WAIT(bell, seen)`. The other
+//! side publishes its change (a sequentially consistent read-modify-write), then loads
+//! the header word: only if bit 0 is set does it clear it — moving the word on — then
+//! move the bell on (+1) and `FUTEX_WAKE` its sleepers, so it makes no system call when
+//! nobody sleeps. Either the waker sees the bit, or the waiter's re-check sees the
+//! change; a waker that saw the bit rings the bell after the waiter loaded it, so the
+//! sleep returns at once. Woken waiters that must wait on set the bit again. The flag
+//! heals itself: a waiter killed in its sleep leaves it set, which costs one needless
+//! wake at the next change, not one on every change (a waiter count would stay wrong for
+//! good).
+//!
+//! **Where waiters sleep.** The bells are in the stream's lock object (layout 3,
+//! `liveness::Doorbells`: the data bell at offset 0, the room bell at 64), not in the
+//! header. Every reader maps the header, and anyone who maps a futex word can
+//! `FUTEX_WAKE` its sleepers as often as it likes; the lock object can be opened only
+//! by the classes that may write the stream. So a read-only user cannot wake anyone who
+//! sleeps on a bell: a flood from it costs a writable waiter neither CPU nor latency.
+//! The announce flag stays in the header: a writer then needs only the header, which it
+//! maps anyway, to learn that nobody waits (the common case costs nothing more than
+//! before), and maps the lock object's page only on its first commit that finds a
+//! waiter announced; a writable waiter maps it on its first wait (opens stay as cheap as
+//! before). A read-only user cannot set the flag either (it maps the header read-only),
+//! so it cannot make writers ring. A handle that cannot map the page (a read-only one,
+//! or a writable one whose lock object cannot be opened or is too small) cannot
+//! announce itself: it sleeps on the header word in naps growing from 100 µs to 10 ms,
+//! polling, as a read-only handle always has.
 //!
 //! The futex is shared (not private), so it works across processes that map the word at
 //! different addresses. Sleeps are bounded by [`LIVENESS_TICK`] so that a waiter notices
 //! an owner that died without waking anyone, and the slow checks (liveness) run at least
-//! once per tick whatever wake-ups arrive: anyone who maps a futex word, a process with
-//! read-only access included, can wake its sleepers as often as it likes, and must not
-//! thereby hide a death. A read-only handle, which cannot write the
-//! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
+//! once per tick whatever wake-ups arrive: a process that may map the word can wake its
+//! sleepers as often as it likes, and must not thereby hide a death.
 //!
-//! **Wake-ups that change nothing.** Every honest wake-up moves the word first (the
-//! waker clears bit 0, or the closing owner moves it on), so a waiter woken with the word
-//! still at the value it slept on was woken by somebody else — any process that maps the
-//! header, read-only included, may call `FUTEX_WAKE` on it. Such a wake-up goes back to
-//! sleep for the rest of the nap without a look at the stream ([`wait_on`]'s sleep; the
-//! reactor's threads and io_uring requests do the same, `reactor/`), and naps — and so
-//! the liveness re-checks — end on time whatever arrives. A flood of them (more than
-//! [`SPURIOUS_BUDGET`] in a tick) makes the waiter deaf for a while ([`Deafness`]): it
-//! sleeps in plain timed sleeps that no wake-up ends and looks at its word every
-//! [`DEAF_LOOK`] (10 ms), so that the flood costs it about 110 wake-ups a second at
-//! most, and a real change reaches it within 10 ms meanwhile (`tests/wake_spam.rs`).
+//! **Wake-ups that change nothing.** Every honest wake-up moves the word slept on first
+//! (the waker rings the bell, or the closing owner moves the header word on), so a
+//! waiter woken with the word still at the value it slept on was woken by somebody else
+//! — any process that maps the header, read-only included, may call `FUTEX_WAKE` on a
+//! header word, which read-only waiters nap on; only writers can reach a bell. Such a
+//! wake-up goes back to sleep for the rest of the nap without a look at the stream
+//! ([`wait_on`]'s sleep; the reactor's threads and io_uring requests do the same,
+//! `reactor/`), and naps — and so the liveness re-checks — end on time whatever arrives.
+//! A flood of them on one word (more than [`SPURIOUS_BUDGET`] in a tick) makes the
+//! waiter on that word deaf for a while ([`Deafness`]; in the reactor, that registration
+//! alone, its thread listening on to its other words): it sleeps in plain timed sleeps
+//! that no wake-up ends and looks at its word every [`DEAF_LOOK`] (10 ms), so that the
+//! flood costs it about 110 wake-ups a second at most, and a real change reaches it
+//! within 10 ms meanwhile (`tests/wake_spam.rs`). Deafness stays for the bells too, as a
+//! CPU bound against a writer that floods them: writers are trusted with the stream's
+//! contents, not with other processes' CPU, and it costs nothing while no flood comes.
 //!
 //! The rule lives here once, as [`Announce`]: one step announces, re-checks and says
 //! what to sleep on and for how long. The blocking waiter ([`wait_on`]) sleeps in
