@@ -1,9 +1,11 @@
 //! Futex wake spam costs the waiters (almost) nothing.
 //!
 //! Anyone who may read a stream maps its header, futex words included, and may call
-//! `FUTEX_WAKE` on them as often as it likes. Such a wake-up changes no word: a
-//! blocking waiter, a reactor thread and an io_uring request go back to sleep without
-//! reading the stream, and an async task is not woken at all. These tests run the
+//! `FUTEX_WAKE` on them as often as it likes. Since layout 3 writable waiters sleep on
+//! words in the stream's lock object instead, which a reader cannot open, so such a
+//! wake-up reaches only read-only waiters; and it changes no word: a blocking waiter, a
+//! reactor thread and an io_uring request go back to sleep without reading the stream,
+//! and an async task is not woken at all. These tests run the
 //! spammer in a real child process — as another user with read-only access when the
 //! test runs as root, otherwise as the same user through a read-only descriptor and a
 //! read-only mapping (it can do exactly the same: wake-ups need no write access) — while

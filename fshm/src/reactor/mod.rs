@@ -299,7 +299,8 @@ pub(crate) struct Registration {
 }
 
 /// Registers a sleep on `word` while it holds `expected`, for at most `nap`: `waker` is
-/// woken when the word moves or the nap ends. (`word` is a header word, whose type is
+/// woken when the word moves or the nap ends. (`word` is a header word or a bell in the
+/// lock object's page, `wait.rs`, whose type is
 /// `std`'s `AtomicU32` except in a `loom` model, `sync.rs`, which registers nothing.)
 /// With `one_hop` (an `AsyncStream`'s wait on a word writers wake), an io_uring request
 /// of the task's tokio runtime sleeps on the word where it can (`uring.rs`), and the
@@ -446,7 +447,8 @@ impl Drop for Registration {
 }
 
 /// A handle closes: removes every registration on a word in `[start, start + len)` (its
-/// header), which only a leaked future can have left, before the mapping goes.
+/// header, or its lock object's page of bells), which only a leaked future can have
+/// left, before the mapping goes.
 pub(crate) fn forget_words(start: usize, len: usize) {
     let Some(r) = current() else { return };
     let mut gone = Vec::new();
