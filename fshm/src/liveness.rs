@@ -394,9 +394,11 @@ pub(crate) fn open_lock_object(
 /// waiters sleep on ([`Doorbells`]); the rest is zero and reserved.
 pub(crate) const LOCK_OBJECT_SIZE: u64 = 4096;
 /// Offset in the lock object of the data doorbell (writable waiters for data).
+#[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
 pub(crate) const DATA_BELL_AT: usize = 0;
 /// Offset in the lock object of the room doorbell (a lossless ring writer waiting for
 /// room), on a cache line of its own.
+#[cfg_attr(fshm_loom, allow(dead_code))]
 pub(crate) const ROOM_BELL_AT: usize = 64;
 
 /// The lock object's page of futex words, mapped read-write by a writable handle on its
@@ -420,6 +422,7 @@ unsafe impl Send for Doorbells {}
 // SAFETY: as above.
 unsafe impl Sync for Doorbells {}
 
+#[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
 impl Doorbells {
     /// Maps the page of the lock object open on `lock` (read-write). A lock object
     /// smaller than a page (another writer truncated it) is refused with `EPROTO`

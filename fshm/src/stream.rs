@@ -143,6 +143,7 @@ pub(crate) struct Core {
     /// The lock object's page of futex words (`liveness::Doorbells`), mapped on a
     /// writable handle's first wait or first wake (before `lock_object` in drop order,
     /// though the mapping does not need the descriptor).
+    #[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
     doorbells: OnceCell<liveness::Doorbells>,
     /// The stream's lock object (`liveness.rs`): the owner's from creation, a writable
     /// guest's from its first append, attach or wait.
@@ -279,6 +280,7 @@ impl Core {
     /// first use; `None` for a read-only handle, or if they cannot be mapped (the lock
     /// object cannot be opened or is too small: the handle then waits as a read-only
     /// one does, polling, and tries again at its next wait).
+    #[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
     fn doorbells(&self) -> Option<&liveness::Doorbells> {
         if !self.writable {
             return None;

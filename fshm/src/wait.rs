@@ -2,14 +2,19 @@
 //!
 //! Each header word (`seq` for readers waiting for data, `space_seq` for a lossless
 //! ring writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps".
-//! A waiter loads the word, sets bit 0 (compare-and-swap), loads its **bell** (below),
-//! re-checks its condition, and only then sleeps in `FUTEX_WAIT(bell, seen)`. The other
+//! A waiter loads its **bell** (below), then the word, sets bit 0 (compare-and-swap;
+//! or finds it set), re-checks its condition, and only then sleeps in
+//! `FUTEX_WAIT(bell, seen)`. The other
 //! side publishes its change (a sequentially consistent read-modify-write), then loads
 //! the header word: only if bit 0 is set does it clear it — moving the word on — then
 //! move the bell on (+1) and `FUTEX_WAKE` its sleepers, so it makes no system call when
 //! nobody sleeps. Either the waker sees the bit, or the waiter's re-check sees the
-//! change; a waker that saw the bit rings the bell after the waiter loaded it, so the
-//! sleep returns at once. Woken waiters that must wait on set the bit again. The flag
+//! change; a waker that saw the bit — or a waker that cleared it after the waiter
+//! found it set — rings the bell after the waiter loaded it, so the sleep returns at
+//! once. (The bell must be loaded before the flag is looked at: loaded after, it could
+//! already hold the ring of a waker that cleared a flag the waiter had found set, and
+//! the waiter would sleep with the flag clear, unseen by the next waker — the loom
+//! models find that lost wake-up.) Woken waiters that must wait on set the bit again. The flag
 //! heals itself: a waiter killed in its sleep leaves it set, which costs one needless
 //! wake at the next change, not one on every change (a waiter count would stay wrong for
 //! good).
@@ -171,7 +176,7 @@ impl Announce {
     /// either answers or says what to sleep on and for how long.
     /// `word` is the header word; a waiter that can announce itself sleeps on `bell`
     /// (module docs, "Where waiters sleep"), and `seen` is then the bell's value, loaded
-    /// after the announcement.
+    /// before the announcement.
     pub(crate) fn step<T>(
         &mut self,
         word: &AtomicU32,
@@ -187,6 +192,15 @@ impl Announce {
                     return Step::Ready(v);
                 }
             }
+            // The bell before the announcement: a waker that clears the flag — even one
+            // this waiter found set already, by another waiter or an earlier wait of
+            // its own — rings the bell after that, so the sleep below returns at once.
+            // (Loaded after the announcement, the bell could already hold that ring
+            // while the flag is cleared: the next commit would wake nobody.)
+            let rung = match (self.can_flag, bell) {
+                (true, Some(bell)) => Some(bell.load(Ordering::SeqCst)),
+                _ => None,
+            };
             let mut seen = word.load(Ordering::SeqCst);
             if self.can_flag && seen & SLEEPERS == 0 {
                 match word.compare_exchange(
@@ -199,10 +213,8 @@ impl Announce {
                     Err(_) => continue, // the word moved: look again
                 }
             }
-            if let (true, Some(bell)) = (self.can_flag, bell) {
-                // After the announcement: a waker that clears the flag later rings the
-                // bell after that, so the sleep below returns at once.
-                seen = bell.load(Ordering::SeqCst);
+            if let Some(rung) = rung {
+                seen = rung;
             }
             // After the announcement, before the re-check (`sync.rs`).
             crate::sync::seqcst_write_then_load();
