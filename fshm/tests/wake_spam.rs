@@ -38,6 +38,14 @@ const FUTEX_WORDS: [usize; 2] = [128, 256];
 #[cfg(feature = "tokio")]
 const TICK: Duration = Duration::from_millis(50);
 
+/// The tests of this file run one at a time: each floods with a spammer that keeps a
+/// CPU busy, and on a small machine two floods at once starve the waiters whose
+/// latency and CPU the other test measures.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// CPU time (user + system) this process has used, all its threads, in microseconds.
 fn cpu_us() -> u64 {
     // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
@@ -347,12 +355,14 @@ fn assert_cheap(what: &str, idle: Mark, spammed: Mark, spam_cpu: u64) {
 
 #[test]
 fn futex_wake_spam_costs_blocking_followers_almost_nothing() {
+    let _serial = serial();
     let (idle, spammed, spam_cpu, _) = attack("blocking followers", blocking_followers);
     assert_cheap("blocking followers", idle, spammed, spam_cpu);
 }
 
 #[test]
 fn futex_wake_spam_costs_read_only_followers_almost_nothing() {
+    let _serial = serial();
     let (idle, spammed, spam_cpu, _) = attack("read-only followers", read_only_followers);
     assert_cheap("read-only followers", idle, spammed, spam_cpu);
 }
@@ -428,6 +438,7 @@ fn async_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -
 #[cfg(feature = "tokio")]
 #[test]
 fn futex_wake_spam_neither_wakes_async_tasks_nor_costs_their_process() {
+    let _serial = serial();
     let (idle, spammed, spam_cpu, _) = attack("AsyncStream tasks", async_followers);
     // Idle, a task is polled once when it starts waiting, and again only when its wait
     // ends: the reactor probes the owner itself at each tick. Allow a poll per task per
@@ -581,6 +592,7 @@ fn assert_prompt(what: &str, idle_us: u64, flooded_us: u64) {
 /// read-only user floods `FUTEX_WAKE`: its wake-ups are as prompt as idle.
 #[test]
 fn a_read_only_flood_does_not_delay_a_blocking_follower() {
+    let _serial = serial();
     let run = |flood: bool| {
         let guard = NameGuard::new("lat-follow");
         let name = guard.name();
@@ -624,6 +636,7 @@ fn a_read_only_flood_does_not_delay_a_blocking_follower() {
 /// on the header: woken as promptly as idle when the reader makes room.
 #[test]
 fn a_read_only_flood_does_not_delay_a_lossless_writer_waiting_for_room() {
+    let _serial = serial();
     const CAP: u64 = 64 << 10;
     const CHUNK: usize = 4096;
     // Longer than `PACE`: a wait of a few milliseconds under flood is often over before
@@ -772,12 +785,14 @@ fn cross_stream(how: Both) -> (u64, u64) {
 
 #[test]
 fn a_flood_on_one_stream_does_not_delay_the_event_fd_of_another() {
+    let _serial = serial();
     let (idle, flooded) = cross_stream(Both::EventFds);
     assert_prompt("event fd of B, flood on A", idle, flooded);
 }
 
 #[test]
 fn a_flood_on_one_stream_does_not_delay_wait_any_on_another() {
+    let _serial = serial();
     let (idle, flooded) = cross_stream(Both::WaitAny);
     assert_prompt("wait_any on A and B, flood on A", idle, flooded);
 }
