@@ -1,23 +1,21 @@
 //! The wait/wake rule.
 //!
-//! Each header word (`seq` for readers waiting for data, `space_seq` for a lossless
-//! ring writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps".
-//! A waiter loads its **bell** (below), then the word, sets bit 0 (compare-and-swap;
-//! or finds it set), re-checks its condition, and only then sleeps in
-//! `FUTEX_WAIT(bell, seen)`. The other
-//! side publishes its change (a sequentially consistent read-modify-write), then loads
-//! the header word: only if bit 0 is set does it clear it — moving the word on — then
+//! Each header word (`seq` for readers waiting for data, `space_seq` for a lossless ring
+//! writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps". A waiter
+//! loads its **bell** (below), then the word, sets bit 0 (compare-and-swap; or finds it
+//! set), re-checks its condition, and only then sleeps in `FUTEX_WAIT(bell, seen)`. The
+//! other side publishes its change (a sequentially consistent read-modify-write), then
+//! loads the header word: only if bit 0 is set does it clear it — moving the word on — then
 //! move the bell on (+1) and `FUTEX_WAKE` its sleepers, so it makes no system call when
-//! nobody sleeps. Either the waker sees the bit, or the waiter's re-check sees the
-//! change; a waker that saw the bit — or a waker that cleared it after the waiter
-//! found it set — rings the bell after the waiter loaded it, so the sleep returns at
-//! once. (The bell must be loaded before the flag is looked at: loaded after, it could
-//! already hold the ring of a waker that cleared a flag the waiter had found set, and
-//! the waiter would sleep with the flag clear, unseen by the next waker — the loom
-//! models find that lost wake-up.) Woken waiters that must wait on set the bit again. The flag
-//! heals itself: a waiter killed in its sleep leaves it set, which costs one needless
-//! wake at the next change, not one on every change (a waiter count would stay wrong for
-//! good).
+//! nobody sleeps. Either the waker sees the bit, or the waiter's re-check sees the change;
+//! a waker that saw the bit — or a waker that cleared it after the waiter found it set —
+//! rings the bell after the waiter loaded it, so the sleep returns at once. (The bell must
+//! be loaded before the flag is looked at: loaded after, it could already hold the ring of
+//! a waker that cleared a flag the waiter had found set, and the waiter would sleep with
+//! the flag clear, unseen by the next waker — the loom models find that lost wake-up.)
+//! Woken waiters that must wait on set the bit again. The flag heals itself: a waiter
+//! killed in its sleep leaves it set, which costs one needless wake at the next change, not
+//! one on every change (a waiter count would stay wrong for good).
 //!
 //! **Where waiters sleep.** The bells are in the stream's lock object (layout 3,
 //! `liveness::Doorbells`: the data bell at offset 0, the room bell at 64), not in the
