@@ -49,18 +49,20 @@
  * A name starting with "sem." is refused (EINVAL): its object would be one of
  * glibc's named semaphores (sem_open("/x") is /dev/shm/sem.x), which fshm must
  * neither list, nor remove, nor share ("sem", "/sem/x", "/x/sem.y" are fine).
- * Besides the stream's object, fshm keeps a small lock object for it,
+ * Besides the stream's object, fshm keeps a one-page lock object for it,
  * "<object name>%lock.<random key>" (shortened with a hash where that would
- * pass NAME_MAX), which only users who may write the stream can open;
+ * pass NAME_MAX), which only users who may write the stream can open (its
+ * locks and the futex words writable waiters sleep on live there);
  * fshm_force_destroy removes both. A new stream is built under a name of its
  * own, "<object name>%new.<random key>", and appears under its name whole.
  *
  * TRUST. The mode bits, owning user and group decide, as for a file, who may
  * open a stream and how; a later fshm_chmod revokes no FILE* already open. A
  * process the mode admits only for reading cannot write by any path (FILE* or
- * fd), cannot attach to a lossless ring, and cannot delay writers, appenders or
- * opens, make a dead owner or reader look alive, or hide a death by waking the
- * header's futex words. The tokens appends, reader slots and reclaim take are
+ * fd), cannot attach to a lossless ring, and cannot delay writers, appenders,
+ * writable waiters or opens, make a dead owner or reader look alive, or hide a
+ * death by waking the header's futex words (writable waiters sleep on words in
+ * the lock object). The tokens appends, reader slots and reclaim take are
  * locks on the stream's lock object (see NAMES), which only users who may write
  * the stream can open: change a stream's mode with fshm_chmod/fshm_chgrp, which
  * change both objects (a chmod(1) of the stream's file alone leaves the two

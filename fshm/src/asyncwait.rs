@@ -105,7 +105,7 @@ impl AsyncWaiter {
         };
         let r = self.wait.poll(
             &h.seq,
-            core.is_writable(),
+            core.data_bell(),
             probe,
             self.one_hop,
             cx,
@@ -131,7 +131,7 @@ impl AsyncWaiter {
         let mut failed = None;
         let r = self.wait.poll(
             &h.space_seq,
-            true,
+            core.room_bell(),
             || Probe::None,
             self.one_hop,
             cx,

@@ -188,8 +188,13 @@ pub(crate) struct Core {
     /// The process generation (`local.rs`) in which this handle counted itself among
     /// its process's writers of a ring; 0: never (a fork's child counts it again).
     ring_writer_joined: AtomicU64,
+    /// The lock object's page of futex words (`liveness::Doorbells`), mapped on a
+    /// writable handle's first wait or first wake (before `lock_object` in drop order,
+    /// though the mapping does not need the descriptor).
+    #[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
+    doorbells: OnceCell<liveness::Doorbells>,
     /// The stream's lock object (`liveness.rs`): the owner's from creation, a writable
-    /// guest's from its first append or attach.
+    /// guest's from its first append, attach or wait.
     lock_object: OnceCell<OwnedFd>,
     pub(crate) layout: Layout,
     role: Role,
@@ -233,6 +238,7 @@ impl Core {
             lent_fd,
             local: OnceCell::new(),
             ring_writer_joined: AtomicU64::new(0),
+            doorbells: OnceCell::new(),
             lock_object: OnceCell::new(),
             layout,
             role,
@@ -289,6 +295,47 @@ impl Core {
                 liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout)
             })
             .map(AsFd::as_fd)
+    }
+
+    /// The lock object's futex words (`liveness::Doorbells`), mapped now if this is the
+    /// first use; `None` for a read-only handle, or if they cannot be mapped (the lock
+    /// object cannot be opened or is too small: the handle then waits as a read-only
+    /// one does, polling, and tries again at its next wait).
+    #[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
+    fn doorbells(&self) -> Option<&liveness::Doorbells> {
+        if !self.writable {
+            return None;
+        }
+        self.doorbells
+            .get_or_try_init(|| liveness::Doorbells::map(&self.name, self.lock_object()?))
+            .ok()
+    }
+
+    /// The bell a writable waiter for data sleeps on (`wait.rs`, "Where waiters
+    /// sleep"), and a commit rings.
+    #[cfg(not(fshm_loom))]
+    pub(crate) fn data_bell(&self) -> Option<&crate::sync::AtomicU32> {
+        self.doorbells().map(liveness::Doorbells::data)
+    }
+
+    /// The bell a lossless ring writer waiting for room sleeps on, and a reader's
+    /// progress rings.
+    #[cfg(not(fshm_loom))]
+    pub(crate) fn room_bell(&self) -> Option<&crate::sync::AtomicU32> {
+        self.doorbells().map(liveness::Doorbells::room)
+    }
+
+    /// Under `loom` (`sync.rs`) the header lives in process memory and has no lock
+    /// object: the models give their own bells to the protocol steps.
+    #[cfg(fshm_loom)]
+    pub(crate) fn data_bell(&self) -> Option<&crate::sync::AtomicU32> {
+        None
+    }
+
+    /// As [`Core::data_bell`].
+    #[cfg(fshm_loom)]
+    pub(crate) fn room_bell(&self) -> Option<&crate::sync::AtomicU32> {
+        None
     }
 
     /// The process-local state of the stream's object (`local.rs`), looked up now if
@@ -571,7 +618,7 @@ impl Core {
 
     /// Publishes `end` as the length if it extends it, and wakes waiting readers.
     pub(crate) fn commit(&self, end: u64) {
-        publish_len(self.header(), end, self.is_ring());
+        publish_len(self.header(), end, self.is_ring(), || self.data_bell());
     }
 
     pub(crate) fn set_permissions(&self, mode: u32) -> Result<()> {
@@ -625,7 +672,8 @@ impl Core {
         let mut last_liveness: Option<Instant> = None;
         // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
-        let r = wait::wait_on(&h.seq, self.writable, deadline, spin, |slow_ok| {
+        let bell = self.data_bell();
+        let r = wait::wait_on(&h.seq, bell, deadline, spin, |slow_ok| {
             self.data_check(pos, slow_ok, &mut last_liveness)
         });
         match r {
@@ -691,8 +739,8 @@ impl Core {
         };
         if sleeping(SEQ_AT) || sleeping(SPACE_SEQ_AT) {
             if let Ok(w) = self.window() {
-                wait::wake(&w.header().seq);
-                wait::wake(&w.header().space_seq);
+                wait::wake(&w.header().seq, || self.data_bell());
+                wait::wake(&w.header().space_seq, || self.room_bell());
             }
         }
     }
@@ -736,8 +784,8 @@ impl Drop for Core {
             Some(w) => {
                 let h = w.header();
                 h.owner_state.store(OWNER_CLOSED, Ordering::SeqCst);
-                wait::wake(&h.seq);
-                wait::wake(&h.space_seq);
+                wait::wake(&h.seq, || self.data_bell());
+                wait::wake(&h.space_seq, || self.room_bell());
             }
             None => self.close_unmapped(),
         }
@@ -750,13 +798,19 @@ impl Drop for Core {
 
 /// The length publication: the bytes below `end` are written, so the length rises to
 /// `end` (a sequentially consistent read-modify-write, which readers' acquire loads of
-/// the length synchronise with) and readers sleeping on `seq` are woken. On a ring
-/// (`ring`), no ring writer may trust its remembered length any more (`ring.rs`).
+/// the length synchronise with) and readers announced on `seq` are woken through
+/// `bell` (`wait.rs`). On a ring (`ring`), no ring writer may trust its remembered
+/// length any more (`ring.rs`).
 #[inline]
-pub(crate) fn publish_len(h: &Header, end: u64, ring: bool) {
+pub(crate) fn publish_len<'a>(
+    h: &Header,
+    end: u64,
+    ring: bool,
+    bell: impl FnOnce() -> Option<&'a crate::sync::AtomicU32>,
+) {
     if ring {
         h.ring_writer.store(0, Ordering::SeqCst);
     }
     h.len.fetch_max(end, Ordering::SeqCst);
-    wait::notify(&h.seq);
+    wait::notify(&h.seq, bell);
 }

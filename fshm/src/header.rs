@@ -23,9 +23,9 @@
 //! | 64 | 8 | `len` | writers | committed length; release store after the bytes are written |
 //! | 72 | 8 | `lock_key` | owner, once | the random key in the name of the stream's lock object (`liveness.rs`), never 0; read with the fixed fields |
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
-//! | 128 | 4 | `seq` | both | futex word for readers waiting for data: bit 0 set by a reader about to sleep; a commit that finds it set clears it (adding 1) and wakes |
+//! | 128 | 4 | `seq` | both | announce word for readers waiting for data: bit 0 set by a writable reader about to sleep on the lock object's data bell; a commit that finds it set clears it (adding 1) and rings the bell (`wait.rs`). Read-only readers, which cannot set it, nap on it. (Until layout 3 was released, writable readers slept here too, where any reader could wake them) |
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
-//! | 256 | 4 | `space_seq` | both | futex word for a lossless ring writer waiting for room, same rule: bit 0 set by the writer, cleared by a reader that made room |
+//! | 256 | 4 | `space_seq` | both | announce word for a lossless ring writer waiting for room, same rule: bit 0 set by the writer, which sleeps on the lock object's room bell; cleared by a reader that made room, which rings the bell |
 //! | 320 | 4 | `slot_gen` | readers | bumped by every attach; its new value is the attach's token |
 //! | 324 | 4 | `followers` | readers | linear streams: writable handles that have waited for data and are still open — a hint for the writer's choice of write path (`grow.rs`); a follower that died leaves it one too high, which costs speed, never correctness |
 //! | 384 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written (off the length's line, which followers poll) |
@@ -40,6 +40,18 @@
 //! the owner creates the object, which only processes that may write the stream can open),
 //! byte 0 by a process reclaiming the name, byte 1 by an appender while it appends, and
 //! byte `2 + k` by the reader attached to slot `k`. The rules are in `liveness.rs`.
+//!
+//! The lock object is one page (4096 bytes, allocated by the owner at creation), and
+//! holds the futex words writable waiters sleep on, out of read-only users' reach
+//! (`wait.rs`, "Where waiters sleep"; `liveness::Doorbells`):
+//!
+//! | lock object offset | size | field | written by | meaning |
+//! |---:|---:|---|---|---|
+//! | 0 | 4 | data bell | writers | moved on (+1) and woken by a commit that found `seq` flagged |
+//! | 64 | 4 | room bell | lossless readers | moved on (+1) and woken by a reader's progress that found `space_seq` flagged |
+//!
+//! The rest of the page is zero and reserved. A lock object smaller than a page is
+//! never mapped (`EPROTO`); its handles then poll as read-only ones do.
 
 use crate::error::not_fshm;
 use crate::sync::{AtomicU32, AtomicU64};
@@ -164,6 +176,10 @@ pub(crate) struct Header {
     _pad6: Pad<624>,
     // 1024: reader slots
     pub slots: [Slot; READER_SLOTS as usize],
+    /// Under `loom` only: the data and room bells, which live in the stream's lock
+    /// object (`liveness::Doorbells`), for the models' header in process memory.
+    #[cfg(fshm_loom)]
+    pub loom_bells: [AtomicU32; 2],
 }
 
 #[cfg(not(fshm_loom))]
@@ -227,6 +243,8 @@ macro_rules! zero_header {
             ring_writer: AtomicU64::new(0),
             _pad6: Pad::zero(),
             slots: $slots,
+            #[cfg(fshm_loom)]
+            loom_bells: [AtomicU32::new(0), AtomicU32::new(0)],
         }
     };
 }

@@ -263,9 +263,10 @@
 //!   that someone holds, then fails with `WouldBlock`.
 //! - **Read-only** (the mode grants `r` only, or [`OpenOptions::read_only`]): reads,
 //!   follows, waits; cannot write by any path (the raw fd included), cannot attach to a
-//!   lossless ring, and cannot delay appenders, writers or opens, nor make a dead owner or
-//!   reader look alive, nor hide a death by waking futex words (waits re-check liveness
-//!   at least every 50 ms whatever wake-ups arrive). The tokens that must be taken while
+//!   lossless ring, and cannot delay appenders, writers, writable waiters or opens, nor
+//!   make a dead owner or reader look alive, nor hide a death by waking futex words
+//!   (writable waiters sleep on words in the lock object, which it cannot open; waits
+//!   re-check liveness at least every 50 ms whatever wake-ups arrive). The tokens that must be taken while
 //!   readers have the stream open (appends, reader slots, reclaim) live on the stream's
 //!   lock object, `<object name>%lock.<key>`, which only the classes that may write the stream
 //!   can open; liveness probes see write locks only, which a read-only descriptor cannot

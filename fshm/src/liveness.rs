@@ -14,10 +14,19 @@
 //! - but any process that can open an object can take a read lock on any of its bytes,
 //!   and a read lock keeps everyone else from taking a write lock there. So a token
 //!   that must be taken while readers have the stream open cannot live on the stream
-//!   object. It lives on the stream's **lock object**, a second, empty shm object named
+//!   object. It lives on the stream's **lock object**, a second shm object named
 //!   `<object name>%lock.<key>` (no stream name encodes to a name holding `%lock`),
 //!   created by the owner with the stream, whose mode admits only the classes (user,
 //!   group, other) that may write the stream ([`lock_object_mode`]).
+//!
+//! The lock object is also where writable waiters sleep: it is one page, allocated by
+//! the owner at creation (a full file system fails the create with `ENOSPC`, never a
+//! later wait with `SIGBUS`), holding the futex words ([`Doorbells`]: the data bell at
+//! offset 0, the room bell at 64) that writable handles sleep on and writers ring
+//! (`wait.rs`, "Where waiters sleep"). A read-only user, which cannot open it, cannot
+//! wake them. A writable handle maps the page on its first wait, or its first commit
+//! that finds a waiter announced, after checking with `fstat` that the object is a
+//! whole page (a writer could have truncated it: a smaller one is refused, not mapped).
 //!
 //! **Nobody else can have made it first.** The key is 64 random bits (`getrandom`),
 //! drawn at creation and recorded in the header (`lock_key`), so no one can know the
@@ -58,8 +67,8 @@
 //!
 //! Waiting for a token's holder to die is never woken by the holder (a dead process
 //! wakes nobody), so every wait re-probes on a bounded period, whatever wake-ups
-//! arrive (`wait.rs`): futex words live in memory every reader maps, and anyone who
-//! maps a word can wake its sleepers.
+//! arrive (`wait.rs`): anyone who maps a futex word can wake its sleepers (readers map
+//! the header, writers the lock object's page).
 //!
 //! **Watching the owner.** The header also records the owner's pid and the inode of its
 //! pid namespace (`owner_pid`, `owner_pidns`). They are a hint, never a token (a pid
@@ -329,6 +338,10 @@ pub(crate) fn create_lock_object(
                 "the stream's new lock object is not a regular file of this user",
             ));
         }
+        // Its page of futex words (`Doorbells`), allocated now: a full shm file system
+        // fails this create (`ENOSPC`), never a later wait with `SIGBUS`.
+        sys::fallocate(fd.as_fd(), 0, LOCK_OBJECT_SIZE)
+            .map_err(|e| os(n, e, "cannot size the stream's lock object"))?;
         if st.mode & 0o7777 != mode {
             sys::fchmod(fd.as_fd(), mode)
                 .map_err(|e| os(n, e, "cannot set the lock object's mode"))?;
@@ -375,6 +388,98 @@ pub(crate) fn open_lock_object(
         ));
     }
     Ok(fd)
+}
+
+/// Size of the lock object: one page, whose first bytes are the futex words writable
+/// waiters sleep on ([`Doorbells`]); the rest is zero and reserved.
+pub(crate) const LOCK_OBJECT_SIZE: u64 = 4096;
+/// Offset in the lock object of the data doorbell (writable waiters for data).
+#[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
+pub(crate) const DATA_BELL_AT: usize = 0;
+/// Offset in the lock object of the room doorbell (a lossless ring writer waiting for
+/// room), on a cache line of its own.
+#[cfg_attr(fshm_loom, allow(dead_code))]
+pub(crate) const ROOM_BELL_AT: usize = 64;
+
+/// The lock object's page of futex words, mapped read-write by a writable handle on its
+/// first wait, or its first commit that finds a waiter announced (`wait.rs`, "Where
+/// waiters sleep"): the words writable waiters sleep on, in an object that only
+/// processes that may write the stream can open, so a read-only user cannot wake them.
+///
+/// | offset | size | word | meaning |
+/// |---:|---:|---|---|
+/// | 0 | 4 | data bell | moved on (+1) and woken by a writer whose commit found the header's `seq` flagged |
+/// | 64 | 4 | room bell | moved on (+1) and woken by a lossless reader whose progress found `space_seq` flagged |
+///
+/// Dropping it removes the reactor's registrations on its words, then unmaps it.
+pub(crate) struct Doorbells {
+    base: std::ptr::NonNull<u8>,
+}
+
+// SAFETY: the page holds atomics only, which any thread may access; the mapping lives
+// as long as the value.
+unsafe impl Send for Doorbells {}
+// SAFETY: as above.
+unsafe impl Sync for Doorbells {}
+
+#[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
+impl Doorbells {
+    /// Maps the page of the lock object open on `lock` (read-write). A lock object
+    /// smaller than a page (another writer truncated it) is refused with `EPROTO`
+    /// rather than mapped: a touch past its end would be a `SIGBUS`.
+    pub(crate) fn map(name: &Name, lock: BorrowedFd<'_>) -> Result<Doorbells> {
+        let n = name.as_str();
+        let st = sys::fstat(lock).map_err(|e| os(n, e, "fstat"))?;
+        if st.size < LOCK_OBJECT_SIZE {
+            return Err(os(
+                n,
+                libc::EPROTO,
+                format!(
+                    "the stream's lock object is {} bytes, not {LOCK_OBJECT_SIZE}: no \
+                     place for the futex words",
+                    st.size
+                ),
+            ));
+        }
+        let base = sys::mmap_shared(lock, LOCK_OBJECT_SIZE as usize, true)
+            .map_err(|e| os(n, e, "cannot map the stream's lock object"))?;
+        let base = std::ptr::NonNull::new(base)
+            .ok_or_else(|| os(n, libc::EINVAL, "cannot map the stream's lock object"))?;
+        Ok(Doorbells { base })
+    }
+
+    fn word(&self, at: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: `at` is 0 or 64, inside the page mapped read-write for as long as
+        // `self` lives, 4-aligned; other processes change the word only atomically.
+        // (Only a writer truncating the object could take the page away: what writers
+        // do to each other is outside the trust model, module docs.)
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(at)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
+    }
+
+    /// The data bell.
+    pub(crate) fn data(&self) -> &std::sync::atomic::AtomicU32 {
+        self.word(DATA_BELL_AT)
+    }
+
+    /// The room bell.
+    pub(crate) fn room(&self) -> &std::sync::atomic::AtomicU32 {
+        self.word(ROOM_BELL_AT)
+    }
+}
+
+impl Drop for Doorbells {
+    fn drop(&mut self) {
+        // Registrations of leaked async waits on these words go first.
+        crate::reactor::forget_words(self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize);
+        // SAFETY: the page `map` mapped; every reference to its words borrows `self`.
+        unsafe { sys::munmap(self.base.as_ptr(), LOCK_OBJECT_SIZE as usize) };
+    }
 }
 
 /// Removes the lock object's name of `key` (its owner's close, once it found the

@@ -73,10 +73,21 @@ fn byte(tag: u8, p: u64) -> u8 {
     tag.wrapping_mul(16).wrapping_add(p as u8 + 1)
 }
 
+/// The data bell: in a stream, the lock object's word writable waiters for data sleep on
+/// (`liveness::Doorbells`, `wait.rs`), here next to the model's header.
+fn data_bell(h: &Header) -> Option<&crate::sync::AtomicU32> {
+    Some(&h.loom_bells[0])
+}
+
+/// The room bell, as [`data_bell`].
+fn room_bell(h: &Header) -> Option<&crate::sync::AtomicU32> {
+    Some(&h.loom_bells[1])
+}
+
 /// The readers' wait for data past `pos` (`Core::wait_until`'s rule without the
 /// liveness checks, which `slow` runs): the length once it passes `pos`.
 fn wait_for_len(h: &Header, pos: u64) -> u64 {
-    match wait::wait_on(&h.seq, true, None, Duration::ZERO, |_slow| {
+    match wait::wait_on(&h.seq, data_bell(h), None, Duration::ZERO, |_slow| {
         let len = h.len.load(Ordering::SeqCst);
         (len > pos).then_some(len)
     }) {
@@ -100,7 +111,7 @@ fn loom_a_reader_sees_every_byte_below_the_published_length() {
                     for p in pos..end {
                         s.write(p, byte(1, p));
                     }
-                    publish_len(&s.h, end, false);
+                    publish_len(&s.h, end, false, || data_bell(&s.h));
                 }
             })
         };
@@ -130,7 +141,7 @@ fn append<const N: usize>(s: &Shared<N>, lock: &Mutex<()>, tag: u8, n: u64, kill
         s.write(p, byte(tag, p));
     }
     if !killed {
-        publish_len(&s.h, end, false);
+        publish_len(&s.h, end, false, || data_bell(&s.h));
     }
 }
 
@@ -213,7 +224,7 @@ fn loom_a_killed_appender_exposes_nothing_and_wedges_nobody() {
         }
         raise_hwm(&s.h, 4, 0);
         s.write(3, byte(3, 3));
-        publish_len(&s.h, 4, false);
+        publish_len(&s.h, 4, false, || data_bell(&s.h));
         assert_eq!(s.read(2), 0, "the gap shows the killed appender's byte");
     });
 }
@@ -238,7 +249,7 @@ fn ring_write_byte<const N: usize>(s: &Shared<N>, w: &mut RingWriter, tag: u8, r
     let lossless = end > cap;
     let make_room = |w: &mut RingWriter| {
         if let Err(gen) = room_known(h, end - cap, w.room, w.slot_gen_seen) {
-            w.room = wait_for_room(h, end - cap, None, &|_| true, None).unwrap();
+            w.room = wait_for_room(h, end - cap, None, &|_| true, None, room_bell(h)).unwrap();
             w.slot_gen_seen = gen;
         }
     };
@@ -250,7 +261,7 @@ fn ring_write_byte<const N: usize>(s: &Shared<N>, w: &mut RingWriter, tag: u8, r
         make_room(w);
     }
     s.write(pos, byte(tag, pos));
-    assert!(publish_ring_len(h, pos, end));
+    assert!(publish_ring_len(h, pos, end, || data_bell(h)));
     w.len = end;
 }
 
@@ -268,7 +279,7 @@ fn join_and_read<const N: usize>(s: &Shared<N>, k: u32, until: u64, tag: u8) -> 
         .saturating_sub(cap);
     let held_from = attach_slot(h, k, oldest, cap);
     let start = oldest.max(held_from);
-    publish_slot_pos(h, k, start);
+    publish_slot_pos(h, k, start, || room_bell(h));
     let mut pos = start;
     while pos < until {
         let len = wait_for_len(h, pos);
@@ -276,7 +287,7 @@ fn join_and_read<const N: usize>(s: &Shared<N>, k: u32, until: u64, tag: u8) -> 
             assert_eq!(s.read(p), byte(tag, p), "reader overrun at {p}");
         }
         pos = len;
-        publish_slot_pos(h, k, pos);
+        publish_slot_pos(h, k, pos, || room_bell(h));
     }
     start
 }
@@ -347,7 +358,7 @@ fn dead_reader_and_a_new_one(
         thread::spawn(move || {
             held[k as usize].store(true, Ordering::SeqCst);
             let start = attach_slot(&s.h, k, 2, 2).max(2);
-            publish_slot_pos(&s.h, k, start);
+            publish_slot_pos(&s.h, k, start, || room_bell(&s.h));
         })
     };
     let alive = |k: u32| held[k as usize].load(Ordering::SeqCst);
@@ -382,7 +393,9 @@ fn loom_a_dead_readers_slot_is_freed_by_the_scan() {
 #[test]
 fn loom_a_new_reader_in_a_dead_readers_slot_unblocks_the_writer() {
     check(|| {
-        dead_reader_and_a_new_one(0, |h, alive| wait_for_room(h, 1, None, alive, None));
+        dead_reader_and_a_new_one(0, |h, alive| {
+            wait_for_room(h, 1, None, alive, None, room_bell(h))
+        });
     });
 }
 
@@ -397,10 +410,10 @@ fn loom_a_waiting_reader_is_always_woken_by_the_next_commit() {
             thread::spawn(move || wait_for_len(&s.h, 0))
         };
         s.write(0, 9);
-        publish_len(&s.h, 1, false);
+        publish_len(&s.h, 1, false, || data_bell(&s.h));
         assert_eq!(reader.join().unwrap(), 1);
         assert_eq!(s.read(0), 9);
-        assert!(crate::sys::futex_wakes(&s.h.seq) <= 1);
+        assert!(crate::sys::futex_wakes(data_bell(&s.h).unwrap()) <= 1);
     });
 }
 
@@ -414,9 +427,12 @@ fn loom_a_writer_waiting_for_room_is_always_woken_by_the_reader() {
         s.h.slots[0].active.store(1, Ordering::SeqCst);
         let reader = {
             let s = s.clone();
-            thread::spawn(move || publish_slot_pos(&s.h, 0, 1))
+            thread::spawn(move || publish_slot_pos(&s.h, 0, 1, || room_bell(&s.h)))
         };
-        assert_eq!(wait_for_room(&s.h, 1, None, &|_| true, None), Some(1));
+        assert_eq!(
+            wait_for_room(&s.h, 1, None, &|_| true, None, room_bell(&s.h)),
+            Some(1)
+        );
         reader.join().unwrap();
     });
 }
@@ -428,13 +444,19 @@ fn loom_a_commit_with_nobody_waiting_makes_no_wake_call() {
         let s = Shared::<2>::new();
         let other = {
             let s = s.clone();
-            thread::spawn(move || publish_len(&s.h, 1, false))
+            thread::spawn(move || publish_len(&s.h, 1, false, || data_bell(&s.h)))
         };
-        publish_len(&s.h, 2, false);
+        publish_len(&s.h, 2, false, || data_bell(&s.h));
         other.join().unwrap();
-        publish_slot_pos(&s.h, 0, 2);
-        assert_eq!(crate::sys::futex_wakes(&s.h.seq), 0);
-        assert_eq!(crate::sys::futex_wakes(&s.h.space_seq), 0);
+        publish_slot_pos(&s.h, 0, 2, || room_bell(&s.h));
+        for word in [
+            &s.h.seq,
+            &s.h.space_seq,
+            &s.h.loom_bells[0],
+            &s.h.loom_bells[1],
+        ] {
+            assert_eq!(crate::sys::futex_wakes(word), 0);
+        }
     });
 }
 
@@ -454,7 +476,7 @@ fn lossy_write<const N: usize>(r: &LossyRing<N>, pos: u64, end: u64, fast_fence:
     for p in pos..end {
         r.data[p as usize % N].store(byte(1, p), Ordering::Relaxed);
     }
-    publish_ring_len(&r.h, pos, end);
+    publish_ring_len(&r.h, pos, end, || data_bell(&r.h));
 }
 
 /// A lossy read at `pos` (`Core::ring_read` without the cursor): `None` for an overrun,

@@ -243,7 +243,8 @@ impl Core {
     /// and wakes readers.
     #[inline(always)]
     pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
-        c.writer.ring_len = publish_ring_len(self.header(), pos, end).then_some(end);
+        c.writer.ring_len =
+            publish_ring_len(self.header(), pos, end, || self.data_bell()).then_some(end);
         c.pos = end;
     }
 
@@ -267,7 +268,8 @@ impl Core {
         let lock = self.lock_object()?;
         let alive = |k: u32| sys::ofd_write_locked(lock, LOCK_SLOT0 + u64::from(k)).unwrap_or(true);
         let own = c.own_slot();
-        let Some(room) = wait_for_room(h, need, own, &alive, c.write_deadline()) else {
+        let Some(room) = wait_for_room(h, need, own, &alive, c.write_deadline(), self.room_bell())
+        else {
             return Err(os(
                 self.name(),
                 libc::ETIMEDOUT,
@@ -299,7 +301,7 @@ impl Core {
     /// Publishes this reader's position in its slot and wakes a waiting writer.
     pub(crate) fn publish_slot(&self, c: &mut Cursor) {
         if let Some(k) = c.own_slot() {
-            publish_slot_pos(self.header(), k, c.pos);
+            publish_slot_pos(self.header(), k, c.pos, || self.room_bell());
         }
     }
 
@@ -353,7 +355,7 @@ impl Core {
             if let Ok(lock) = self.lock_object() {
                 let _ = sys::ofd_unlock(lock, LOCK_SLOT0 + u64::from(k));
             }
-            wait::notify(&h.space_seq);
+            wait::notify(&h.space_seq, || self.room_bell());
         }
     }
 }
@@ -418,16 +420,21 @@ pub(crate) fn overrun_after_copy(h: &Header, pos: u64, capacity: u64) -> bool {
 /// remember `end` as the length. Should another handle have written meanwhile, the
 /// length is raised to `end` as by any commit (`false`).
 #[inline]
-pub(crate) fn publish_ring_len(h: &Header, pos: u64, end: u64) -> bool {
+pub(crate) fn publish_ring_len<'a>(
+    h: &Header,
+    pos: u64,
+    end: u64,
+    bell: impl FnOnce() -> Option<&'a crate::sync::AtomicU32>,
+) -> bool {
     if h.len
         .compare_exchange(pos, end, Ordering::SeqCst, Ordering::Relaxed)
         .is_ok()
     {
-        wait::notify(&h.seq);
+        wait::notify(&h.seq, bell);
         true
     } else {
         // Another handle wrote at the same time: as before the token.
-        crate::handle::publish_len(h, end, true);
+        crate::handle::publish_len(h, end, true, bell);
         false
     }
 }
@@ -460,13 +467,14 @@ pub(crate) fn wait_for_room(
     own: Option<u32>,
     alive: &dyn Fn(u32) -> bool,
     deadline: Option<std::time::Instant>,
+    bell: Option<&crate::sync::AtomicU32>,
 ) -> Option<u64> {
     if let Ok(room) = scan_slots(h, need, None, own) {
         return Some(room);
     }
     let r = wait::wait_on(
         &h.space_seq,
-        true,
+        bell,
         deadline,
         std::time::Duration::ZERO,
         |slow_ok| scan_slots(h, need, slow_ok.then_some(alive), own).ok(),
@@ -538,9 +546,14 @@ pub(crate) fn attach_slot(h: &Header, k: u32, pos: u64, capacity: u64) -> u64 {
 
 /// A reader's publication of its position `pos` in slot `k`; wakes a waiting writer.
 #[inline]
-pub(crate) fn publish_slot_pos(h: &Header, k: u32, pos: u64) {
+pub(crate) fn publish_slot_pos<'a>(
+    h: &Header,
+    k: u32,
+    pos: u64,
+    bell: impl FnOnce() -> Option<&'a crate::sync::AtomicU32>,
+) {
     h.slots[k as usize].pos.store(pos, Ordering::SeqCst);
-    wait::notify(&h.space_seq);
+    wait::notify(&h.space_seq, bell);
 }
 
 /// The lossless ring's protocol steps between two threads, on a header in process
@@ -581,7 +594,7 @@ mod tests {
                         end - reader <= CAP,
                         "the write to {end} passes the reader at {reader}"
                     );
-                    assert!(publish_ring_len(h, pos, end), "the only writer");
+                    assert!(publish_ring_len(h, pos, end, || None), "the only writer");
                     pos = end;
                 }
             });
@@ -592,7 +605,7 @@ mod tests {
                     let len = h.len.load(Ordering::Acquire);
                     if len > pos {
                         pos = len;
-                        publish_slot_pos(h, 0, pos);
+                        publish_slot_pos(h, 0, pos, || None);
                     } else {
                         std::thread::yield_now();
                     }

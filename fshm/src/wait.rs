@@ -1,37 +1,60 @@
 //! The wait/wake rule.
 //!
-//! Each futex word (`seq` for readers waiting for data, `space_seq` for a lossless ring
-//! writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps here".
-//! A waiter loads the word, sets bit 0 (compare-and-swap), re-checks its condition, and
-//! only then sleeps in `FUTEX_WAIT(word, seen)`. The other side publishes its change
-//! (a sequentially consistent read-modify-write), then loads the word: only if bit 0 is
-//! set does it clear it — moving the word on — and `FUTEX_WAKE` every sleeper, so it
-//! makes no system call when nobody sleeps. Either the waker sees the bit, or the
-//! waiter's re-check sees the change; a wake between the re-check and the sleep changes
-//! the word, so the sleep returns at once. Woken waiters that must wait on set the bit
-//! again. The flag heals itself: a waiter killed in its sleep leaves it set, which costs
-//! one needless wake at the next change, not one on every change (a waiter count would
-//! stay wrong for good).
+//! Each header word (`seq` for readers waiting for data, `space_seq` for a lossless ring
+//! writer waiting for room) counts in steps of 2; its bit 0 says "someone sleeps". A waiter
+//! loads its **bell** (below), then the word, sets bit 0 (compare-and-swap; or finds it
+//! set), re-checks its condition, and only then sleeps in `FUTEX_WAIT(bell, seen)`. The
+//! other side publishes its change (a sequentially consistent read-modify-write), then
+//! loads the header word: only if bit 0 is set does it clear it — moving the word on — then
+//! move the bell on (+1) and `FUTEX_WAKE` its sleepers, so it makes no system call when
+//! nobody sleeps. Either the waker sees the bit, or the waiter's re-check sees the change;
+//! a waker that saw the bit — or a waker that cleared it after the waiter found it set —
+//! rings the bell after the waiter loaded it, so the sleep returns at once. (The bell must
+//! be loaded before the flag is looked at: loaded after, it could already hold the ring of
+//! a waker that cleared a flag the waiter had found set, and the waiter would sleep with
+//! the flag clear, unseen by the next waker — the loom models find that lost wake-up.)
+//! Woken waiters that must wait on set the bit again. The flag heals itself: a waiter
+//! killed in its sleep leaves it set, which costs one needless wake at the next change, not
+//! one on every change (a waiter count would stay wrong for good).
+//!
+//! **Where waiters sleep.** The bells are in the stream's lock object (layout 3,
+//! `liveness::Doorbells`: the data bell at offset 0, the room bell at 64), not in the
+//! header. Every reader maps the header, and anyone who maps a futex word can
+//! `FUTEX_WAKE` its sleepers as often as it likes; the lock object can be opened only
+//! by the classes that may write the stream. So a read-only user cannot wake anyone who
+//! sleeps on a bell: a flood from it costs a writable waiter neither CPU nor latency.
+//! The announce flag stays in the header: a writer then needs only the header, which it
+//! maps anyway, to learn that nobody waits (the common case costs nothing more than
+//! before), and maps the lock object's page only on its first commit that finds a
+//! waiter announced; a writable waiter maps it on its first wait (opens stay as cheap as
+//! before). A read-only user cannot set the flag either (it maps the header read-only),
+//! so it cannot make writers ring. A handle that cannot map the page (a read-only one,
+//! or a writable one whose lock object cannot be opened or is too small) cannot
+//! announce itself: it sleeps on the header word in naps growing from 100 µs to 10 ms,
+//! polling, as a read-only handle always has.
 //!
 //! The futex is shared (not private), so it works across processes that map the word at
 //! different addresses. Sleeps are bounded by [`LIVENESS_TICK`] so that a waiter notices
 //! an owner that died without waking anyone, and the slow checks (liveness) run at least
-//! once per tick whatever wake-ups arrive: anyone who maps a futex word, a process with
-//! read-only access included, can wake its sleepers as often as it likes, and must not
-//! thereby hide a death. A read-only handle, which cannot write the
-//! header, cannot set the flag; it polls with naps growing from 100 µs to 10 ms.
+//! once per tick whatever wake-ups arrive: a process that may map the word can wake its
+//! sleepers as often as it likes, and must not thereby hide a death.
 //!
-//! **Wake-ups that change nothing.** Every honest wake-up moves the word first (the
-//! waker clears bit 0, or the closing owner moves it on), so a waiter woken with the word
-//! still at the value it slept on was woken by somebody else — any process that maps the
-//! header, read-only included, may call `FUTEX_WAKE` on it. Such a wake-up goes back to
-//! sleep for the rest of the nap without a look at the stream ([`wait_on`]'s sleep; the
-//! reactor's threads and io_uring requests do the same, `reactor/`), and naps — and so
-//! the liveness re-checks — end on time whatever arrives. A flood of them (more than
-//! [`SPURIOUS_BUDGET`] in a tick) makes the waiter deaf for a while ([`Deafness`]): it
-//! sleeps in plain timed sleeps that no wake-up ends and looks at its word every
-//! [`DEAF_LOOK`] (10 ms), so that the flood costs it about 110 wake-ups a second at
-//! most, and a real change reaches it within 10 ms meanwhile (`tests/wake_spam.rs`).
+//! **Wake-ups that change nothing.** Every honest wake-up moves the word slept on first
+//! (the waker rings the bell, or the closing owner moves the header word on), so a
+//! waiter woken with the word still at the value it slept on was woken by somebody else
+//! — any process that maps the header, read-only included, may call `FUTEX_WAKE` on a
+//! header word, which read-only waiters nap on; only writers can reach a bell. Such a
+//! wake-up goes back to sleep for the rest of the nap without a look at the stream
+//! ([`wait_on`]'s sleep; the reactor's threads and io_uring requests do the same,
+//! `reactor/`), and naps — and so the liveness re-checks — end on time whatever arrives.
+//! A flood of them on one word (more than [`SPURIOUS_BUDGET`] in a tick) makes the
+//! waiter on that word deaf for a while ([`Deafness`]; in the reactor, that registration
+//! alone, its thread listening on to its other words): it sleeps in plain timed sleeps
+//! that no wake-up ends and looks at its word every [`DEAF_LOOK`] (10 ms), so that the
+//! flood costs it about 110 wake-ups a second at most, and a real change reaches it
+//! within 10 ms meanwhile (`tests/wake_spam.rs`). Deafness stays for the bells too, as a
+//! CPU bound against a writer that floods them: writers are trusted with the stream's
+//! contents, not with other processes' CPU, and it costs nothing while no flood comes.
 //!
 //! The rule lives here once, as [`Announce`]: one step announces, re-checks and says
 //! what to sleep on and for how long. The blocking waiter ([`wait_on`]) sleeps in
@@ -53,9 +76,12 @@ pub(crate) const LIVENESS_TICK: Duration = Duration::from_millis(50);
 /// Bit 0 of a futex word: someone sleeps on it.
 const SLEEPERS: u32 = 1;
 
-/// After a change the other side waits for: wakes every sleeper on `word`, if any.
+/// After a change the other side waits for: wakes every sleeper announced on `word`, if
+/// any, by ringing their bell (`bell()`: the lock object's word, mapped now if this is
+/// the first time; `None` if it cannot be, and the sleepers then notice at their nap's
+/// end).
 #[inline]
-pub(crate) fn notify(word: &AtomicU32) {
+pub(crate) fn notify<'a>(word: &AtomicU32, bell: impl FnOnce() -> Option<&'a AtomicU32>) {
     // After the caller's publication (`sync.rs`).
     crate::sync::seqcst_write_then_load();
     let mut seen = word.load(Ordering::SeqCst);
@@ -68,7 +94,7 @@ pub(crate) fn notify(word: &AtomicU32) {
             Ordering::SeqCst,
         ) {
             Ok(_) => {
-                sys::futex_wake_all(word);
+                ring(bell());
                 return;
             }
             Err(now) => seen = now,
@@ -76,12 +102,26 @@ pub(crate) fn notify(word: &AtomicU32) {
     }
 }
 
-/// Wakes every sleeper on `word` unconditionally (the owner closing), clearing bit 0.
-pub(crate) fn wake(word: &AtomicU32) {
-    let _ = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+/// Moves `bell` on and wakes its sleepers.
+#[inline]
+fn ring(bell: Option<&AtomicU32>) {
+    if let Some(bell) = bell {
+        bell.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_all(bell);
+    }
+}
+
+/// Wakes every sleeper on `word` unconditionally (the owner closing), clearing bit 0 and
+/// moving the word on: read-only waiters, which nap on `word` itself, and announced
+/// ones, through `bell()` (asked only if bit 0 was set).
+pub(crate) fn wake<'a>(word: &AtomicU32, bell: impl FnOnce() -> Option<&'a AtomicU32>) {
+    let before = word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
         Some((w | SLEEPERS).wrapping_add(1))
     });
     sys::futex_wake_all(word);
+    if before.is_ok_and(|w| w & SLEEPERS != 0) {
+        ring(bell());
+    }
 }
 
 /// What ended a wait.
@@ -117,7 +157,8 @@ pub(crate) enum Step<T> {
 }
 
 impl Announce {
-    /// A waiter about to sleep for the first time; `can_flag` as in [`wait_on`].
+    /// A waiter about to sleep for the first time; `can_flag`: it has a bell to sleep on
+    /// (as in [`wait_on`]).
     pub(crate) fn new(can_flag: bool) -> Announce {
         Announce {
             can_flag,
@@ -130,9 +171,13 @@ impl Announce {
 
     /// Announces the sleep (sets bit 0 when allowed), re-checks the condition, and
     /// either answers or says what to sleep on and for how long.
+    /// `word` is the header word; a waiter that can announce itself sleeps on `bell`
+    /// (module docs, "Where waiters sleep"), and `seen` is then the bell's value, loaded
+    /// before the announcement.
     pub(crate) fn step<T>(
         &mut self,
         word: &AtomicU32,
+        bell: Option<&AtomicU32>,
         check: &mut impl FnMut(bool) -> Option<T>,
     ) -> Step<T> {
         loop {
@@ -144,6 +189,15 @@ impl Announce {
                     return Step::Ready(v);
                 }
             }
+            // The bell before the announcement: a waker that clears the flag — even one
+            // this waiter found set already, by another waiter or an earlier wait of
+            // its own — rings the bell after that, so the sleep below returns at once.
+            // (Loaded after the announcement, the bell could already hold that ring
+            // while the flag is cleared: the next commit would wake nobody.)
+            let rung = match (self.can_flag, bell) {
+                (true, Some(bell)) => Some(bell.load(Ordering::SeqCst)),
+                _ => None,
+            };
             let mut seen = word.load(Ordering::SeqCst);
             if self.can_flag && seen & SLEEPERS == 0 {
                 match word.compare_exchange(
@@ -155,6 +209,9 @@ impl Announce {
                     Ok(_) => seen |= SLEEPERS,
                     Err(_) => continue, // the word moved: look again
                 }
+            }
+            if let Some(rung) = rung {
+                seen = rung;
             }
             // After the announcement, before the re-check (`sync.rs`).
             crate::sync::seqcst_write_then_load();
@@ -195,13 +252,15 @@ impl Announce {
 /// would otherwise cost a system call on every wake-up. Before sleeping, `check(false)`
 /// runs in a loop until it answers or `spin` has passed.
 ///
-/// A handle that maps the header read-only cannot announce itself (`can_flag ==
-/// false`): it still sleeps on the futex, but since wakers may not see it, its naps grow
-/// from 100 µs to at most 10 ms, so it notices a change within 10 ms at a cost of at
-/// most 100 wake-ups a second.
+/// A waiter with a `bell` (a writable handle: the lock object's word matching `word`,
+/// module docs) announces itself on `word` and sleeps on the bell. A handle that maps
+/// the header read-only cannot announce itself (`bell == None`): it still sleeps on
+/// `word`, but since wakers do not look for it, its naps grow from 100 µs to at most
+/// 10 ms, so it notices a change within 10 ms at a cost of at most 100 wake-ups a
+/// second.
 pub(crate) fn wait_on<T>(
     word: &AtomicU32,
-    can_flag: bool,
+    bell: Option<&AtomicU32>,
     deadline: Option<Instant>,
     spin: Duration,
     mut check: impl FnMut(bool) -> Option<T>,
@@ -221,10 +280,11 @@ pub(crate) fn wait_on<T>(
             }
         }
     }
-    let mut announce = Announce::new(can_flag);
+    let mut announce = Announce::new(bell.is_some());
     let mut deafness = Deafness::new();
+    let sleep_word = bell.unwrap_or(word);
     loop {
-        let (seen, longest) = match announce.step(word, &mut check) {
+        let (seen, longest) = match announce.step(word, bell, &mut check) {
             Step::Ready(v) => return Waited::Ready(v),
             Step::Sleep { seen, nap } => (seen, nap),
         };
@@ -238,7 +298,7 @@ pub(crate) fn wait_on<T>(
                 left.min(longest)
             }
         };
-        announce.slept(sleep_on(word, seen, nap, &mut deafness));
+        announce.slept(sleep_on(sleep_word, seen, nap, &mut deafness));
     }
 }
 

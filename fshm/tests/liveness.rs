@@ -246,3 +246,46 @@ fn an_owner_that_never_wrote_still_wakes_sleepers_when_it_closes() {
     assert_ne!(seq(), before, "closing did not wake the sleeping follower");
     g.assert_gone();
 }
+
+/// The lock object is one page, allocated at creation, holding the futex words writable
+/// waiters sleep on (`wait.rs`, "Where waiters sleep"). A writer that truncates it
+/// (writers are trusted, but a bug can) must cost no `SIGBUS`: a handle that has not
+/// mapped it yet refuses to, and waits by polling the header as a read-only handle
+/// does; its waits still see every commit, and the stream ends as usual.
+#[test]
+fn a_truncated_lock_object_is_never_mapped_and_waits_still_end() {
+    let _serial = serial();
+    let g = NameGuard::new("lock-page");
+    let name = g.name();
+    let mut owner = fshm::Stream::create(name).unwrap();
+    let lock = common::shm_path(&common::lock_object_name(name));
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().len(),
+        4096,
+        "the lock object is one page from creation on"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let waiting = Signal::new();
+    let mut follower = fork_child(|| {
+        let guest = fshm::Stream::open(name).unwrap();
+        assert!(guest.is_writable());
+        assert_eq!(
+            guest.wait_for(0, Some(Duration::from_millis(20))),
+            WaitStatus::TimedOut
+        );
+        waiting.notify();
+        assert_eq!(guest.wait_for(0, Some(common::PATIENCE)), WaitStatus::Data);
+        assert_eq!(guest.wait_for(1, Some(common::PATIENCE)), WaitStatus::Ended);
+        0
+    });
+    waiting.wait();
+    owner.write_all(b"x").unwrap();
+    drop(owner);
+    follower.assert_success();
+    g.assert_gone();
+}

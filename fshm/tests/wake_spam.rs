@@ -1,9 +1,11 @@
 //! Futex wake spam costs the waiters (almost) nothing.
 //!
 //! Anyone who may read a stream maps its header, futex words included, and may call
-//! `FUTEX_WAKE` on them as often as it likes. Such a wake-up changes no word: a
-//! blocking waiter, a reactor thread and an io_uring request go back to sleep without
-//! reading the stream, and an async task is not woken at all. These tests run the
+//! `FUTEX_WAKE` on them as often as it likes. Since layout 3 writable waiters sleep on
+//! words in the stream's lock object instead, which a reader cannot open, so such a
+//! wake-up reaches only read-only waiters; and it changes no word: a blocking waiter, a
+//! reactor thread and an io_uring request go back to sleep without reading the stream,
+//! and an async task is not woken at all. These tests run the
 //! spammer in a real child process — as another user with read-only access when the
 //! test runs as root, otherwise as the same user through a read-only descriptor and a
 //! read-only mapping (it can do exactly the same: wake-ups need no write access) — while
@@ -35,6 +37,14 @@ const FUTEX_WORDS: [usize; 2] = [128, 256];
 /// The liveness tick (`wait.rs`): a waiter looks at the owner at least this often.
 #[cfg(feature = "tokio")]
 const TICK: Duration = Duration::from_millis(50);
+
+/// The tests of this file run one at a time: each floods with a spammer that keeps a
+/// CPU busy, and on a small machine two floods at once starve the waiters whose
+/// latency and CPU the other test measures.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// CPU time (user + system) this process has used, all its threads, in microseconds.
 fn cpu_us() -> u64 {
@@ -196,12 +206,25 @@ fn take_mark(mark: &Signal, report: &Signal) -> Mark {
 /// Blocking followers: `WAITERS` threads, each following `name` through its own
 /// read-write handle until the end; reports once all sleep.
 fn blocking_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -> Child {
+    followers(name, false, ready, mark, report)
+}
+
+/// Blocking followers through read-only handles, which nap on the header's words
+/// themselves (the spammer's words): its wake-ups reach them and must cost them little.
+fn read_only_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -> Child {
+    followers(name, true, ready, mark, report)
+}
+
+fn followers(name: &str, read_only: bool, ready: &Signal, mark: &Signal, report: &Signal) -> Child {
     fork_child(|| {
         let done = Arc::new(AtomicBool::new(false));
         let threads: Vec<_> = (0..WAITERS)
             .map(|_| {
-                let s = fshm::Stream::open(name).expect("open");
-                assert!(s.is_writable(), "followers announce their sleeps");
+                let s = fshm::OpenOptions::new()
+                    .read_only(read_only)
+                    .open(name)
+                    .expect("open");
+                assert_eq!(s.is_writable(), !read_only);
                 std::thread::spawn(move || {
                     let mut byte = [0u8; 1];
                     let n = s.follow().read(&mut byte).expect("follow");
@@ -332,8 +355,16 @@ fn assert_cheap(what: &str, idle: Mark, spammed: Mark, spam_cpu: u64) {
 
 #[test]
 fn futex_wake_spam_costs_blocking_followers_almost_nothing() {
+    let _serial = serial();
     let (idle, spammed, spam_cpu, _) = attack("blocking followers", blocking_followers);
     assert_cheap("blocking followers", idle, spammed, spam_cpu);
+}
+
+#[test]
+fn futex_wake_spam_costs_read_only_followers_almost_nothing() {
+    let _serial = serial();
+    let (idle, spammed, spam_cpu, _) = attack("read-only followers", read_only_followers);
+    assert_cheap("read-only followers", idle, spammed, spam_cpu);
 }
 
 /// `AsyncStream` followers (feature `tokio`): `WAITERS` tasks on one runtime thread,
@@ -407,6 +438,7 @@ fn async_followers(name: &str, ready: &Signal, mark: &Signal, report: &Signal) -
 #[cfg(feature = "tokio")]
 #[test]
 fn futex_wake_spam_neither_wakes_async_tasks_nor_costs_their_process() {
+    let _serial = serial();
     let (idle, spammed, spam_cpu, _) = attack("AsyncStream tasks", async_followers);
     // Idle, a task is polled once when it starts waiting, and again only when its wait
     // ends: the reactor probes the owner itself at each tick. Allow a poll per task per
@@ -420,4 +452,347 @@ fn futex_wake_spam_neither_wakes_async_tasks_nor_costs_their_process() {
         idle.polls
     );
     assert_cheap("AsyncStream tasks", idle, spammed, spam_cpu);
+}
+
+// ---------------------------------------------------------------------------------------
+// Latency: a flood from a read-only user delays no writable waiter, and a flood on one
+// stream delays no waiter of another.
+//
+// The words writable waiters sleep on are in the stream's lock object, which a
+// read-only user cannot open (`wait.rs`, "Where waiters sleep"): the spammer, who maps
+// the header, can wake nobody who sleeps there. And a flood that makes one of a reactor
+// thread's words deaf leaves its other words heard (`reactor/mod.rs`, "Firing"). A
+// deaf waiter looks at its word every 10 ms, so its wake-ups spread over 0-10 ms (third
+// quartile about 7 ms): each test below bounds the third quartile of the wake-ups under
+// flood at 2 ms (times the time factor).
+
+/// Wake-ups measured per run.
+const ROUNDS: usize = 60;
+/// Pause between two commits (or two reads) of the side that wakes the victim: long
+/// enough for the victim to be asleep again. A pace, not a synchronisation.
+const PACE: Duration = Duration::from_millis(3);
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The third quartile of `v` (not empty): three wake-ups in four took at most this.
+fn quartile3(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v[v.len() * 3 / 4]
+}
+
+/// The bound on the third quartile of the wake-ups under flood, in µs: 2 ms, times the
+/// time factor. A waiter made deaf (it looks every 10 ms) has one near 7 ms.
+fn latency_bound_us() -> u64 {
+    2_000 * u64::from(time_factor())
+}
+
+/// A u64 in memory shared with forked children (made before the fork).
+struct SharedStamp(*const AtomicU64);
+
+impl SharedStamp {
+    fn new() -> SharedStamp {
+        // SAFETY: a fresh anonymous shared mapping of one page, zeroed by the kernel.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        SharedStamp(p.cast())
+    }
+
+    fn get(&self) -> &AtomicU64 {
+        // SAFETY: the mapping lives until `drop`; zeroed memory is a valid AtomicU64.
+        unsafe { &*self.0 }
+    }
+}
+
+impl Drop for SharedStamp {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the page `new` mapped; no reference to it outlives `self`.
+        unsafe { libc::munmap(self.0 as *mut libc::c_void, 4096) };
+    }
+}
+
+/// A flood on `flooded`'s header words while `drive` runs (none if `flood` is false):
+/// the spammer of the CPU tests, as another user with read-only access when root.
+fn with_flood<T>(flooded: &str, flood: bool, drive: impl FnOnce() -> T) -> T {
+    if !flood {
+        return drive();
+    }
+    let (ready, stop, report) = (Signal::new(), SharedFlag::new(), Signal::new());
+    let mut spam = spammer(flooded, &ready, &stop, &report);
+    ready.wait();
+    let out = drive();
+    stop.set();
+    let _cpu = report.recv_u64();
+    let wakes = report.recv_u64();
+    spam.assert_success();
+    assert!(wakes > 0, "the spammer ran");
+    out
+}
+
+/// Runs a victim in a child process: `victim(ready, report)` sends a byte on `ready`
+/// once it waits, then the third quartile of its wake-ups (µs) on `report`; meanwhile
+/// `drive` (in this process) wakes it `ROUNDS` times, under a flood of `flooded` if
+/// `flood`. Returns the quartile.
+fn victim_quartile(
+    flooded: &str,
+    flood: bool,
+    victim: impl FnOnce(&Signal, &Signal) -> i32,
+    drive: impl FnOnce(),
+) -> u64 {
+    let (ready, report) = (Signal::new(), Signal::new());
+    let mut child = fork_child(|| victim(&ready, &report));
+    ready.wait();
+    let q3 = with_flood(flooded, flood, || {
+        drive();
+        report.recv_u64()
+    });
+    child.assert_success();
+    q3
+}
+
+/// Asserts that the wake-ups under flood are within the bound.
+fn assert_prompt(what: &str, idle_us: u64, flooded_us: u64) {
+    eprintln!(
+        "{what}: wake-ups' third quartile {idle_us} us idle, {flooded_us} us under a \
+         read-only flood \
+         (spammer: {})",
+        if is_root() {
+            "another user, read-only"
+        } else {
+            "same user, read-only descriptor"
+        }
+    );
+    let bound = latency_bound_us();
+    assert!(
+        flooded_us <= bound,
+        "{what}: a quarter of the wake-ups under flood took more than {flooded_us} us \
+         ({idle_us} us idle; \
+         bound {bound} us)"
+    );
+}
+
+/// A blocking follower (a read-write handle, `wait_for`) of a stream on which a
+/// read-only user floods `FUTEX_WAKE`: its wake-ups are as prompt as idle.
+#[test]
+fn a_read_only_flood_does_not_delay_a_blocking_follower() {
+    let _serial = serial();
+    let run = |flood: bool| {
+        let guard = NameGuard::new("lat-follow");
+        let name = guard.name();
+        let mut w = fshm::OpenOptions::new()
+            .mode(0o644)
+            .create(name)
+            .expect("create");
+        victim_quartile(
+            name,
+            flood,
+            |ready, report| {
+                let mut s = fshm::Stream::open(name).expect("open");
+                assert!(s.is_writable(), "a writable follower");
+                ready.notify();
+                let mut lat = Vec::new();
+                let mut stamp = [0u8; 8];
+                for i in 0..ROUNDS as u64 {
+                    let status = s.wait_for(8 * i, Some(PATIENCE));
+                    assert_eq!(status, fshm::WaitStatus::Data);
+                    s.read_exact(&mut stamp).expect("read");
+                    lat.push((mono_ns() - u64::from_le_bytes(stamp)) / 1000);
+                }
+                report.send_u64(quartile3(lat));
+                0
+            },
+            || {
+                use std::io::Write;
+                for _ in 0..ROUNDS {
+                    std::thread::sleep(PACE);
+                    w.write_all(&mono_ns().to_le_bytes()).expect("write");
+                }
+            },
+        )
+    };
+    let idle = run(false);
+    let flooded = run(true);
+    assert_prompt("blocking follower", idle, flooded);
+}
+
+/// A lossless ring writer waiting for room while a read-only user floods `FUTEX_WAKE`
+/// on the header: woken as promptly as idle when the reader makes room.
+#[test]
+fn a_read_only_flood_does_not_delay_a_lossless_writer_waiting_for_room() {
+    let _serial = serial();
+    const CAP: u64 = 64 << 10;
+    const CHUNK: usize = 4096;
+    // Longer than `PACE`: a wait of a few milliseconds under flood is often over before
+    // the flood has made the waiter deaf; one of 10 ms is not.
+    const ROOM_PACE: Duration = Duration::from_millis(10);
+    let run = |flood: bool| {
+        let guard = NameGuard::new("lat-room");
+        let name = guard.name();
+        let (made, attached, filled) = (Signal::new(), Signal::new(), Signal::new());
+        let (done, report) = (Signal::new(), Signal::new());
+        let stamp = SharedStamp::new();
+        // The writer (the victim) owns the ring.
+        let mut child = fork_child(|| {
+            use std::io::Write;
+            let mut w = fshm::OpenOptions::new()
+                .mode(0o644)
+                .ring(CAP, fshm::RingPolicy::Lossless)
+                .create(name)
+                .expect("create");
+            w.set_write_timeout(Some(PATIENCE));
+            made.notify();
+            // The reader attached: fill the ring.
+            attached.wait();
+            w.write_all(&vec![1u8; CAP as usize]).expect("fill");
+            filled.notify();
+            let mut lat = Vec::new();
+            for _ in 0..ROUNDS {
+                w.write_all(&[2u8; CHUNK]).expect("write");
+                lat.push((mono_ns() - stamp.get().load(Ordering::SeqCst)) / 1000);
+            }
+            report.send_u64(quartile3(lat));
+            // Stay until the reader is done with the stream.
+            done.wait();
+            0
+        });
+        made.wait();
+        let mut r = fshm::Stream::open(name).expect("open");
+        assert!(r.is_attached(), "an attached reader holds the writer back");
+        attached.notify();
+        filled.wait();
+        let q3 = with_flood(name, flood, || {
+            let mut buf = vec![0u8; CHUNK];
+            for _ in 0..ROUNDS {
+                std::thread::sleep(ROOM_PACE);
+                stamp.get().store(mono_ns(), Ordering::SeqCst);
+                r.read_exact(&mut buf).expect("read");
+            }
+            report.recv_u64()
+        });
+        done.notify();
+        child.assert_success();
+        q3
+    };
+    let idle = run(false);
+    let flooded = run(true);
+    assert_prompt("lossless writer waiting for room", idle, flooded);
+}
+
+/// How a victim waits on two streams at once.
+#[derive(Clone, Copy)]
+enum Both {
+    EventFds,
+    WaitAny,
+}
+
+/// A victim waits on A (mode 0644) and on B (mode 0600: as root the spammer cannot even
+/// open it) through one reactor thread; a read-only user floods A's header words. B's
+/// wake-ups stay prompt. (Before layout 3 the flood reached the thread through A's word
+/// and made the whole thread deaf, B's word included: B's median wake-up was about
+/// 5 ms.)
+fn cross_stream(how: Both) -> (u64, u64) {
+    let run = |flood: bool| {
+        let (ga, gb) = (NameGuard::new("lat-a"), NameGuard::new("lat-b"));
+        let (a_name, b_name) = (ga.name(), gb.name());
+        let _a = fshm::OpenOptions::new()
+            .mode(0o644)
+            .create(a_name)
+            .expect("create A");
+        let mut b = fshm::OpenOptions::new()
+            .mode(0o600)
+            .create(b_name)
+            .expect("create B");
+        victim_quartile(
+            a_name,
+            flood,
+            |ready, report| {
+                let a = fshm::Stream::open(a_name).expect("open A");
+                let mut b = fshm::Stream::open(b_name).expect("open B");
+                let mut lat = Vec::new();
+                let mut stamp = [0u8; 8];
+                let mut take = |b: &mut fshm::Stream, lat: &mut Vec<u64>| loop {
+                    match b.read(&mut stamp).expect("read B") {
+                        8 => lat.push((mono_ns() - u64::from_le_bytes(stamp)) / 1000),
+                        0 => break,
+                        n => panic!("a short read of {n} bytes"),
+                    }
+                };
+                match how {
+                    Both::EventFds => {
+                        use std::os::fd::AsRawFd;
+                        let mut ev_a = a.event_fd().expect("event fd A");
+                        let mut ev_b = b.event_fd().expect("event fd B");
+                        assert!(ev_a.arm(&a).is_none() && ev_b.arm(&b).is_none());
+                        ready.notify();
+                        while lat.len() < ROUNDS {
+                            let mut p = libc::pollfd {
+                                fd: ev_b.as_raw_fd(),
+                                events: libc::POLLIN,
+                                revents: 0,
+                            };
+                            // SAFETY: one valid pollfd.
+                            let n = unsafe { libc::poll(&mut p, 1, PATIENCE.as_millis() as i32) };
+                            assert_eq!(n, 1, "B's event fd never fired");
+                            take(&mut b, &mut lat);
+                            while ev_b.arm(&b).is_some() {
+                                take(&mut b, &mut lat);
+                            }
+                        }
+                    }
+                    Both::WaitAny => {
+                        ready.notify();
+                        while lat.len() < ROUNDS {
+                            let got = fshm::wait_any(&[&a, &b], Some(PATIENCE));
+                            assert!(
+                                got.iter().any(|&(i, _)| i == 1),
+                                "B's data never came: {got:?}"
+                            );
+                            take(&mut b, &mut lat);
+                        }
+                    }
+                }
+                report.send_u64(quartile3(lat));
+                0
+            },
+            || {
+                use std::io::Write;
+                for _ in 0..ROUNDS {
+                    std::thread::sleep(PACE);
+                    b.write_all(&mono_ns().to_le_bytes()).expect("write B");
+                }
+            },
+        )
+    };
+    (run(false), run(true))
+}
+
+#[test]
+fn a_flood_on_one_stream_does_not_delay_the_event_fd_of_another() {
+    let _serial = serial();
+    let (idle, flooded) = cross_stream(Both::EventFds);
+    assert_prompt("event fd of B, flood on A", idle, flooded);
+}
+
+#[test]
+fn a_flood_on_one_stream_does_not_delay_wait_any_on_another() {
+    let _serial = serial();
+    let (idle, flooded) = cross_stream(Both::WaitAny);
+    assert_prompt("wait_any on A and B, flood on A", idle, flooded);
 }

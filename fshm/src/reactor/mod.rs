@@ -17,12 +17,17 @@
 //! already moved (`EAGAIN`), the timeout, a signal — the thread loads every word of its
 //! shard: each registration whose word no longer holds the value seen, or whose nap has
 //! run out, is removed and its waker woken (after the shard's lock is released). Loads
-//! are what count: anyone who maps a word can wake its sleepers without changing it,
-//! which here fires nothing and wakes no task. A flood of such wake-ups (more than
-//! [`SPURIOUS_BUDGET`](crate::wait::SPURIOUS_BUDGET) in a tick) makes the thread deaf
-//! for a while, as a blocking waiter (`wait.rs`, `Deafness`): it sleeps on its private
-//! control word only, which no other process can wake, and rescans its words every
-//! 10 ms — a registration's change then fires within 10 ms, naps end on time.
+//! are what count: a wake-up that leaves a word as it was fires nothing and wakes no
+//! task. A flood of such wake-ups on one word (more than
+//! [`SPURIOUS_BUDGET`](crate::wait::SPURIOUS_BUDGET) in a tick) makes that
+//! *registration* deaf for a while, as a blocking waiter (`wait.rs`, `Deafness`): its
+//! word leaves the thread's `futex_waitv` set for the deaf period and is looked at every
+//! 10 ms (the thread's sleeps are bounded by that while any registration is deaf), so its
+//! change fires within 10 ms and its nap ends on time, while the thread goes on
+//! listening to every other word of its shard at full speed: a flood on one stream
+//! delays no waiter of another. Since layout 3 the words writable waiters sleep on are
+//! in the stream's lock object, which read-only users cannot open (`wait.rs`): a reader
+//! can flood only the header words that read-only waiters poll.
 //!
 //! **Naps and liveness.** The thread sleeps until the earliest registration's nap ends,
 //! plus a slack of a quarter of that nap, so that naps ending close together end in one
@@ -145,6 +150,10 @@ struct Reg {
     /// The thread sleeps on the word too (`false`: an io_uring request does, `uring.rs`;
     /// the thread still looks at the word whenever it wakes).
     word_waited: bool,
+    /// This registration's defence against wake-ups of its word that change nothing:
+    /// while deaf, its word is left out of the thread's `futex_waitv` set and looked at
+    /// every [`DEAF_LOOK`](crate::wait::DEAF_LOOK) instead ("Firing" in the module docs).
+    deafness: crate::wait::Deafness,
 }
 
 impl Reg {
@@ -288,7 +297,8 @@ pub(crate) struct Registration {
 }
 
 /// Registers a sleep on `word` while it holds `expected`, for at most `nap`: `waker` is
-/// woken when the word moves or the nap ends. (`word` is a header word, whose type is
+/// woken when the word moves or the nap ends. (`word` is a header word or a bell in the
+/// lock object's page, `wait.rs`, whose type is
 /// `std`'s `AtomicU32` except in a `loom` model, `sync.rs`, which registers nothing.)
 /// With `one_hop` (an `AsyncStream`'s wait on a word writers wake), an io_uring request
 /// of the task's tokio runtime sleeps on the word where it can (`uring.rs`), and the
@@ -333,6 +343,7 @@ pub(crate) fn register(
         probe,
         slot: slot.clone(),
         word_waited,
+        deafness: crate::wait::Deafness::new(),
     });
     let ns = |t: Instant| t.saturating_duration_since(r.began).as_nanos() as u64;
     let mut no_thread = false;
@@ -434,7 +445,8 @@ impl Drop for Registration {
 }
 
 /// A handle closes: removes every registration on a word in `[start, start + len)` (its
-/// header), which only a leaked future can have left, before the mapping goes.
+/// header, or its lock object's page of bells), which only a leaked future can have
+/// left, before the mapping goes.
 pub(crate) fn forget_words(start: usize, len: usize) {
     let Some(r) = current() else { return };
     let mut gone = Vec::new();
@@ -470,17 +482,19 @@ fn hand_over(shard: &Shard, id: u64) {
 fn run(r: &'static Reactor, shard: Arc<Shard>) {
     let mut fired: Vec<(Arc<Slot>, u8)> = Vec::new();
     let mut entries: Vec<FutexWaitv> = Vec::with_capacity(PER_THREAD + 1);
+    // The registration behind each entry after the first (the control word's).
+    let mut entry_ids: Vec<u64> = Vec::with_capacity(PER_THREAD);
     let mut empty_since: Option<Instant> = None;
     let mut poll_nap = POLL_NAP.0;
     let mut waitv = r.waitv;
-    let mut deafness = crate::wait::Deafness::new();
-    // The last sleep was ended by a wake-up of a registration's word.
-    let mut woken_on_word = false;
+    // The registration whose word ended the last sleep, if one did.
+    let mut woken_by: Option<u64> = None;
     loop {
-        let (expected_ctl, until) = {
+        let (expected_ctl, until, any_deaf) = {
             let mut regs = shard.regs.lock();
             let now = Instant::now();
             let probe_owners = shard.probe_now.swap(false, Ordering::SeqCst);
+            let woken_by = woken_by.take();
             regs.retain_mut(|reg| {
                 let due =
                     reg.deadline <= now || (probe_owners && matches!(reg.probe, Probe::Owner(..)));
@@ -489,13 +503,19 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                 } else if due && !reg.renew(now) {
                     TIMED_OUT
                 } else {
+                    if woken_by == Some(reg.id) {
+                        // Woken on a word that did not move: a wake-up that changes
+                        // nothing ("Firing" in the module docs), counted against this
+                        // registration alone.
+                        reg.deafness.spurious(now);
+                    }
                     return true;
                 };
                 fired.push((reg.slot.clone(), how));
                 false
             });
             if !fired.is_empty() {
-                (0, None)
+                (0, None, false)
             } else {
                 let until = if regs.is_empty() {
                     let since = *empty_since.get_or_insert(now);
@@ -520,9 +540,20 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                 // moves the control word, so the sleep below returns at once.
                 let ctl = shard.ctl.fetch_or(SLEEPING, Ordering::SeqCst) | SLEEPING;
                 entries.clear();
+                entry_ids.clear();
                 entries.push(FutexWaitv::new(&shard.ctl, ctl, true));
-                entries.extend(regs.iter().filter(|reg| reg.word_waited).map(reg_entry));
-                (ctl, Some(until))
+                let mut any_deaf = false;
+                for reg in regs.iter_mut().filter(|reg| reg.word_waited) {
+                    if reg.deafness.is_deaf(now) {
+                        // Out of the set for its deaf period: looked at every
+                        // `DEAF_LOOK` (the sleep below is bounded by it).
+                        any_deaf = true;
+                        continue;
+                    }
+                    entries.push(reg_entry(reg));
+                    entry_ids.push(reg.id);
+                }
+                (ctl, Some(until), any_deaf)
             }
         };
         if !fired.is_empty() {
@@ -530,30 +561,19 @@ fn run(r: &'static Reactor, shard: Arc<Shard>) {
                 slot.fire(how);
             }
             poll_nap = POLL_NAP.0;
-            woken_on_word = false;
             continue;
         }
         let now = Instant::now();
-        if std::mem::take(&mut woken_on_word) {
-            // Woken on a word that did not move: a wake-up that changes nothing
-            // ("Firing" in the module docs).
-            deafness.spurious(now);
+        let mut timeout = until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+        if any_deaf {
+            timeout = timeout.min(crate::wait::DEAF_LOOK);
         }
-        let timeout = until.map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
-        if waitv && !deafness.is_deaf(now) {
+        if waitv {
             match sys::futex_waitv(&entries, Some(timeout)) {
                 Err(libc::ENOSYS | libc::EINVAL | libc::EPERM) => waitv = false,
-                Ok(i) => woken_on_word = i > 0,
-                Err(_) => {}
+                Ok(i) if i > 0 => woken_by = entry_ids.get(i - 1).copied(),
+                _ => {}
             }
-        } else if waitv {
-            // Deaf: only a new registration (the private control word) ends the sleep
-            // before the next look at the words.
-            sys::futex_wait_private(
-                &shard.ctl,
-                expected_ctl,
-                timeout.min(crate::wait::DEAF_LOOK),
-            );
         } else {
             sys::futex_wait_private(&shard.ctl, expected_ctl, timeout.min(poll_nap));
             poll_nap = (poll_nap * 2).min(POLL_NAP.1);
@@ -636,22 +656,26 @@ impl AsyncWait {
     /// Polls the wait on `word` for `check` (as in [`wait_on`](crate::wait::wait_on)). `Pending` leaves a
     /// registration that wakes `cx`'s waker.
     ///
-    /// `probe` gives (when the wait registers) what the reactor may check itself when a
-    /// nap ends without a change, instead of waking the task: the liveness part of `check(true)`. The task is woken
-    /// only if the probe fails; its own `check(true)` then decides. `one_hop`: an
-    /// io_uring request of the task's tokio runtime may sleep on the word
-    /// (`reactor/uring.rs`; only where `can_flag`, since writers wake flagged words only).
+    /// `bell`: the word a writable handle sleeps on (its lock object's page, which only
+    /// writers can map; `None` for a read-only handle, which naps on `word`). `probe`
+    /// gives (when the wait registers) what the reactor may check itself when a nap ends
+    /// without a change, instead of waking the task: the liveness part of `check(true)`.
+    /// The task is woken only if the probe fails; its own `check(true)` then decides.
+    /// `one_hop`: an io_uring request of the task's tokio runtime may sleep on the bell
+    /// (`reactor/uring.rs`; only with a bell, since writers ring bells only).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn poll<T>(
         &mut self,
         word: &crate::sync::AtomicU32,
-        can_flag: bool,
+        bell: Option<&crate::sync::AtomicU32>,
         probe: impl FnOnce() -> Probe,
         one_hop: bool,
         cx: &mut Context<'_>,
         mut check: impl FnMut(bool) -> Option<T>,
     ) -> Poll<T> {
-        let addr = word as *const crate::sync::AtomicU32 as usize;
+        let can_flag = bell.is_some();
+        let sleep_word = bell.unwrap_or(word);
+        let addr = sleep_word as *const crate::sync::AtomicU32 as usize;
         if self.word != addr {
             // Another word than last time (the waiter moved to another stream).
             self.reset();
@@ -677,14 +701,14 @@ impl AsyncWait {
             }
         }
         let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag));
-        match announce.step(word, &mut check) {
+        match announce.step(word, bell, &mut check) {
             Step::Ready(v) => {
                 self.announce = None;
                 Poll::Ready(v)
             }
             Step::Sleep { seen, nap } => {
                 self.reg = Some(register(
-                    word,
+                    sleep_word,
                     seen,
                     nap,
                     probe(),
