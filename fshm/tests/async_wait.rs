@@ -614,6 +614,9 @@ mod with_tokio {
         let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("uring")).collect();
         let names: Vec<String> = guards.iter().map(|g| g.name().to_owned()).collect();
         let mut tester = fork_child(|| {
+            // The count its parent had at the fork (other tests' requests, asleep in
+            // runtimes this child does not have) stays; this test's come on top.
+            let inherited = reactor_stats::uring_waits();
             let go = Signal::new();
             let owner = owner_of_many(&names, &go);
             let rt = runtime();
@@ -638,13 +641,17 @@ mod with_tokio {
                 .await;
                 let uring = reactor_stats::uses_io_uring() == Some(true);
                 let asleep = if uring { STREAMS } else { 0 };
-                assert_eq!(reactor_stats::uring_waits(), asleep, "requests asleep");
+                assert_eq!(
+                    (reactor_stats::uring_waits() - inherited),
+                    asleep,
+                    "requests asleep"
+                );
                 go.notify();
                 // Every commit arrives, and every read waits again.
                 until("every read woken and waiting again", || {
                     got.load(Ordering::SeqCst) == STREAMS
                         && reactor_stats::registrations() == STREAMS
-                        && reactor_stats::uring_waits() == asleep
+                        && (reactor_stats::uring_waits() - inherited) == asleep
                 })
                 .await;
                 // Half the reads are dropped mid-wait: their requests are cancelled.
@@ -653,14 +660,18 @@ mod with_tokio {
                 }
                 until("the dropped reads' waits gone", || {
                     reactor_stats::registrations() == STREAMS - STREAMS / 2
-                        && reactor_stats::uring_waits() == asleep - asleep / 2
+                        && (reactor_stats::uring_waits() - inherited) == asleep - asleep / 2
                 })
                 .await;
                 uring
             });
             // The other half are still waiting when the runtime shuts down.
             drop(rt);
-            assert_eq!(reactor_stats::uring_waits(), 0, "requests left behind");
+            assert_eq!(
+                (reactor_stats::uring_waits() - inherited),
+                0,
+                "requests left behind"
+            );
             assert_eq!(
                 reactor_stats::registrations(),
                 0,
@@ -687,8 +698,11 @@ mod with_tokio {
         const STREAMS: usize = 8;
         const LINES: usize = 300;
         let guards: Vec<NameGuard> = (0..STREAMS).map(|_| NameGuard::new("mt")).collect();
-        // In a child of its own: the count of requests asleep is per process.
+        // In a child of its own: the count of requests asleep is per process. The child
+        // starts with the count its parent had when it forked (other tests' requests,
+        // asleep in runtimes the child does not have), so it compares with that.
         let mut tester = fork_child(|| {
+            let inherited = reactor_stats::uring_waits();
             let go = Signal::new();
             let mut writers: Vec<Child> = guards
                 .iter()
@@ -722,7 +736,11 @@ mod with_tokio {
                 counts
             });
             assert_eq!(counts, vec![LINES; STREAMS]);
-            assert_eq!(reactor_stats::uring_waits(), 0, "requests left asleep");
+            assert_eq!(
+                reactor_stats::uring_waits(),
+                inherited,
+                "requests left asleep"
+            );
             drop(rt);
             for w in &mut writers {
                 w.assert_success();
