@@ -493,7 +493,11 @@ fn stat_text(out: &mut impl Write, i: &fshm::StreamInfo, bytes: bool) -> io::Res
         "immutable:   {}",
         if i.immutable { "yes" } else { "no" }
     )?;
-    writeln!(out, "ring:        {}", ring_text(i, bytes))
+    writeln!(out, "ring:        {}", ring_text(i, bytes))?;
+    if let Some(src) = &i.replica_of {
+        writeln!(out, "replica of:  {src} (read-only here)")?;
+    }
+    Ok(())
 }
 
 fn json_str(s: &str) -> String {
@@ -513,7 +517,7 @@ fn json_str(s: &str) -> String {
 
 fn info_json(i: &fshm::StreamInfo) -> String {
     format!(
-        "{{\"name\":{},\"len\":{},\"max_size\":{},\"object_size\":{},\"mode\":\"{:04o}\",\"uid\":{},\"gid\":{},\"owner\":\"{}\",\"persistent\":{},\"immutable\":{},\"ring_capacity\":{},\"lossless\":{},\"attached_readers\":{}}}",
+        "{{\"name\":{},\"len\":{},\"max_size\":{},\"object_size\":{},\"mode\":\"{:04o}\",\"uid\":{},\"gid\":{},\"owner\":\"{}\",\"persistent\":{},\"immutable\":{},\"ring_capacity\":{},\"lossless\":{},\"attached_readers\":{},\"replica_of\":{}}}",
         json_str(&i.name),
         i.len,
         i.max_size,
@@ -526,7 +530,8 @@ fn info_json(i: &fshm::StreamInfo) -> String {
         i.immutable,
         i.ring_capacity.map_or("null".to_owned(), |c| c.to_string()),
         i.lossless,
-        i.attached_readers
+        i.attached_readers,
+        i.replica_of.as_deref().map_or("null".to_owned(), json_str)
     )
 }
 

@@ -521,7 +521,8 @@ impl Core {
     pub(crate) fn ring_oldest(&self, len: u64) -> u64 {
         let h = self.header();
         let reserved = h.hwm.load(Ordering::Acquire).max(len);
-        reserved.saturating_sub(self.capacity())
+        let floor = h.floor.load(Ordering::Acquire).min(len);
+        reserved.saturating_sub(self.capacity()).max(floor)
     }
 
     pub(crate) fn ring_capacity(&self) -> Option<u64> {
@@ -555,6 +556,14 @@ impl Core {
     }
 
     pub(crate) fn ebadf(&self) -> io::Error {
+        if self.layout.flags & crate::header::FLAG_REPLICA != 0 {
+            return os(
+                self.name(),
+                libc::EROFS,
+                "is a replica, written only by the importer that mirrors it (see `fshm stat`): \
+                 read-only here; write to its source",
+            );
+        }
         os(self.name(), libc::EBADF, "handle is read-only")
     }
 
@@ -767,6 +776,11 @@ impl Drop for Core {
                 w.header() as *const Header as usize,
                 std::mem::size_of::<Header>(),
             );
+        }
+        if let Some(bells) = self.doorbells.get() {
+            // And on the lock object's bells, before `Doorbells` unmaps them.
+            let (start, len) = bells.range();
+            crate::reactor::forget_words(start, len);
         }
         if *self.counted_follower.get_mut() {
             if let Some(w) = self.window.get() {

@@ -15,7 +15,7 @@
 //! | 12 | 4 | `data_offset` | owner, once | `4096` |
 //! | 16 | 8 | `max_size` | owner, once | maximum length in bytes (linear) or ring capacity's window |
 //! | 24 | 8 | `ring_capacity` | owner, once | `0` for a linear stream, else the ring capacity in bytes |
-//! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring, bit 3 immutable (linear streams only: committed bytes are never rewritten, every write appends under the append token); a reader that meets a bit it does not know refuses the stream |
+//! | 32 | 4 | `flags` | owner, once | bit 0 persistent, bit 1 ring, bit 2 lossless ring, bit 3 immutable (linear streams only: committed bytes are never rewritten, every write appends under the append token), bit 4 replica (written only by its owner, an importer mirroring another stream: guests open it read-only; `source` says from where); a reader that meets a bit it does not know refuses the stream |
 //! | 36 | 4 | `reader_slots` | owner, once | number of reader slots (`32`) |
 //! | 40 | 8 | `lock_ino` | owner, once | inode number of the stream's lock object (`liveness.rs`), never 0 |
 //! | 48 | 4 | `owner_pid` | owner, once | the creating process's pid in its pid namespace (`0`: not recorded) — a hint, never the liveness token (`liveness.rs`, "Watching the owner") |
@@ -30,6 +30,8 @@
 //! | 324 | 4 | `followers` | readers | linear streams: writable handles that have waited for data and are still open — a hint for the writer's choice of write path (`grow.rs`); a follower that died leaves it one too high, which costs speed, never correctness |
 //! | 384 | 8 | `hwm` | writers | high-water mark: no byte at or past it was ever written (off the length's line, which followers poll) |
 //! | 392 | 8 | `ring_writer` | ring writers | token of the handle that wrote the ring last (`0`: none known); a writer that finds its own token knows the length without loading it (`ring.rs`) |
+//! | 448 | 8 | `floor` | ring writers | rings: no position below it is held (`0`: none skipped); raised only by [`Stream::skip_to`](crate::Stream::skip_to), which moves the end past bytes that were never written here (a replica's bytes lost at its source); readers count positions below it as overrun |
+//! | 512 | 256 | `source` | owner, once | replicas (flag bit 4): where the stream is mirrored from, UTF-8, NUL-padded (`OpenOptions::replica_of`); written before the stream gets its name |
 //! | 1024 + 64·k | 8 | `slot[k].pos` | reader k | position of attached lossless-ring reader `k` |
 //! | 1032 + 64·k | 4 | `slot[k].active` | reader k, writer | the attach token while attached, `0` when free (a writer clears it, by compare-and-swap, when it finds the slot's reader dead) |
 //!
@@ -85,7 +87,15 @@ pub const FLAG_LOSSLESS: u32 = 4;
 /// Flag: immutable linear stream (committed bytes are never rewritten; see the crate
 /// docs, "Zero-copy").
 pub const FLAG_IMMUTABLE: u32 = 8;
-const KNOWN_FLAGS: u32 = FLAG_PERSISTENT | FLAG_RING | FLAG_LOSSLESS | FLAG_IMMUTABLE;
+/// Flag: a replica of a stream elsewhere, written only by its owner (guests open it
+/// read-only; see [`OpenOptions::replica_of`](crate::OpenOptions::replica_of)).
+pub const FLAG_REPLICA: u32 = 16;
+const KNOWN_FLAGS: u32 =
+    FLAG_PERSISTENT | FLAG_RING | FLAG_LOSSLESS | FLAG_IMMUTABLE | FLAG_REPLICA;
+/// Offset and size of the replica's `source` field.
+pub const SOURCE_AT: u64 = 512;
+/// Longest replica source, in bytes.
+pub const SOURCE_MAX: usize = 256;
 
 /// `owner_state`: the owner is still setting the header up.
 pub const OWNER_CREATING: u32 = 0;
@@ -173,7 +183,12 @@ pub(crate) struct Header {
     // 384: writers only (a lossy ring reader loads it after each copy)
     pub hwm: AtomicU64,
     pub ring_writer: AtomicU64,
-    _pad6: Pad<624>,
+    _pad6: Pad<48>,
+    // 448: raised only by a skip (rings)
+    pub floor: AtomicU64,
+    _pad7: Pad<56>,
+    // 512: replica source (owner, once), read as bytes by `info`
+    pub source: Pad<512>,
     // 1024: reader slots
     pub slots: [Slot; READER_SLOTS as usize],
     /// Under `loom` only: the data and room bells, which live in the stream's lock
@@ -198,6 +213,8 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, alloc) == 80);
     assert!(std::mem::offset_of!(Header, hwm) == 384);
     assert!(std::mem::offset_of!(Header, ring_writer) == 392);
+    assert!(std::mem::offset_of!(Header, floor) == 448);
+    assert!(std::mem::offset_of!(Header, source) as u64 == SOURCE_AT);
     assert!(std::mem::offset_of!(Slot, pos) == 0);
     assert!(std::mem::offset_of!(Slot, active) == 8);
     assert!(std::mem::size_of::<Slot>() == 64);
@@ -242,6 +259,9 @@ macro_rules! zero_header {
             hwm: AtomicU64::new(0),
             ring_writer: AtomicU64::new(0),
             _pad6: Pad::zero(),
+            floor: AtomicU64::new(0),
+            _pad7: Pad::zero(),
+            source: Pad::zero(),
             slots: $slots,
             #[cfg(fshm_loom)]
             loom_bells: [AtomicU32::new(0), AtomicU32::new(0)],
@@ -279,6 +299,15 @@ pub(crate) enum Refusal {
 }
 
 impl Header {
+    /// A replica's source, from a private copy of a header (`read_header`; the `&mut`
+    /// says nobody else writes it): `None` when the field is empty or not UTF-8.
+    pub(crate) fn copied_source(&mut self) -> Option<String> {
+        let bytes = &self.source.0.get_mut()[..SOURCE_MAX];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(SOURCE_MAX);
+        let s = std::str::from_utf8(&bytes[..end]).ok()?;
+        (!s.is_empty()).then(|| s.to_owned())
+    }
+
     /// Checks the fixed fields (magic first, with acquire, so the rest is the owner's).
     pub fn layout(&self) -> Result<Layout, Refusal> {
         match self.magic.load(Ordering::Acquire) {

@@ -3,7 +3,8 @@
 use crate::error::{open_failed, os, Result};
 use crate::header::{
     read_header, refusal_error, Header, Layout, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
-    FLAG_LOSSLESS, FLAG_PERSISTENT, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED, READER_SLOTS,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_REPLICA, LOCK_RECLAIM, LOCK_SLOT0, OWNER_CLOSED,
+    READER_SLOTS,
 };
 use crate::liveness::{self, OwnerState};
 use crate::name::Name;
@@ -46,6 +47,10 @@ pub struct StreamInfo {
     pub attached_readers: u32,
     /// Bytes of memory the object holds (its size, header included).
     pub object_size: u64,
+    /// For a replica (a stream an importer such as `fshm-tunnel` mirrors from elsewhere
+    /// and alone writes; see [`OpenOptions::replica_of`](crate::OpenOptions::replica_of)):
+    /// where it comes from. `None` for any other stream.
+    pub replica_of: Option<String>,
 }
 
 /// Reads the state of the stream `name` without joining it (no mapping).
@@ -77,8 +82,13 @@ pub fn inspect(name: &str) -> Result<StreamInfo> {
 /// [`Stream::info`](crate::Stream::info)).
 pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
     let n = name.as_str();
-    let h = read_header(fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
+    let mut h = read_header(fd, usize::MAX).map_err(|e| os(n, e, "cannot read the header"))?;
     let layout = h.layout().map_err(|r| refusal_error(n, r))?;
+    let replica_of = if layout.flags & FLAG_REPLICA != 0 {
+        Some(h.copied_source().unwrap_or_default())
+    } else {
+        None
+    };
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     let owner = if h.owner_state.load(Ordering::Relaxed) == OWNER_CLOSED {
         OwnerState::Closed
@@ -110,6 +120,7 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
         owner,
         attached_readers,
         object_size: st.size,
+        replica_of,
     })
 }
 

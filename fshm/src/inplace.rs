@@ -138,6 +138,10 @@ impl Core {
             }
             let cap = self.capacity();
             let len = self.header().len.load(Ordering::Acquire);
+            if pos < self.header().floor.load(Ordering::Relaxed) {
+                // Skipped positions (`skip_to`): never lent as data.
+                return Err(self.overrun(c, pos));
+            }
             // An attached reader is never more than a capacity behind; a hostile
             // header claiming more is cut to what the window holds from `pos % cap`.
             let n = len.saturating_sub(pos).min(cap);

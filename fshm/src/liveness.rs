@@ -411,7 +411,8 @@ pub(crate) const ROOM_BELL_AT: usize = 64;
 /// | 0 | 4 | data bell | moved on (+1) and woken by a writer whose commit found the header's `seq` flagged |
 /// | 64 | 4 | room bell | moved on (+1) and woken by a lossless reader whose progress found `space_seq` flagged |
 ///
-/// Dropping it removes the reactor's registrations on its words, then unmaps it.
+/// Dropping it unmaps it: its holder (`Core`) first removes the reactor's registrations
+/// on its words ([`range`](Self::range)).
 pub(crate) struct Doorbells {
     base: std::ptr::NonNull<u8>,
 }
@@ -467,6 +468,12 @@ impl Doorbells {
         self.word(DATA_BELL_AT)
     }
 
+    /// The page's address range (start, length): where the reactor's registrations on
+    /// its words lie.
+    pub(crate) fn range(&self) -> (usize, usize) {
+        (self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize)
+    }
+
     /// The room bell.
     pub(crate) fn room(&self) -> &std::sync::atomic::AtomicU32 {
         self.word(ROOM_BELL_AT)
@@ -475,8 +482,6 @@ impl Doorbells {
 
 impl Drop for Doorbells {
     fn drop(&mut self) {
-        // Registrations of leaked async waits on these words go first.
-        crate::reactor::forget_words(self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize);
         // SAFETY: the page `map` mapped; every reference to its words borrows `self`.
         unsafe { sys::munmap(self.base.as_ptr(), LOCK_OBJECT_SIZE as usize) };
     }

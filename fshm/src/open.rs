@@ -6,7 +6,8 @@ use crate::error::{invalid, not_fshm, open_failed, os, Result};
 use crate::handle::Role;
 use crate::header::{
     read_header, refusal_error, Header, Layout, DATA_OFFSET, FIXED_FIELDS, FLAG_IMMUTABLE,
-    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_RING, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    FLAG_LOSSLESS, FLAG_PERSISTENT, FLAG_REPLICA, FLAG_RING, MAX_SIZE_LIMIT, OWNER_FIELDS_END,
+    SOURCE_AT, SOURCE_MAX,
 };
 use crate::info::Reclaim;
 use crate::liveness;
@@ -58,6 +59,7 @@ pub struct OpenOptions {
     pub(crate) ring: Option<(u64, RingPolicy)>,
     pub(crate) immutable: bool,
     pub(crate) owner_uid: Option<u32>,
+    pub(crate) replica_of: Option<String>,
 }
 
 impl Default for OpenOptions {
@@ -97,6 +99,7 @@ impl OpenOptions {
             ring: None,
             immutable: false,
             owner_uid: None,
+            replica_of: None,
         }
     }
 
@@ -237,6 +240,34 @@ impl OpenOptions {
         self
     }
 
+    /// Makes the new stream a **replica** of `source` (a description such as
+    /// `zenoh:tcp/10.0.0.5:7447/sensors/a`, at most 256 bytes of UTF-8 without NUL): a
+    /// stream that its owner, an importer such as `fshm-tunnel`, mirrors from elsewhere
+    /// and alone writes. The header records it (flag and source): [`inspect`](crate::inspect)
+    /// and [`Stream::info`] report it in [`StreamInfo::replica_of`](crate::StreamInfo::replica_of),
+    /// and every guest opens it read-only, its writes failing with `EROFS`
+    /// (`ErrorKind::ReadOnlyFilesystem`) naming the source, whatever the mode bits allow.
+    /// (Other users are kept out of the owner's writes by the mode bits as for any
+    /// stream: give a replica no write bit for them, e.g. `0o644`.) Create only.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::Write;
+    /// let name = format!("/doc-replica-{}", std::process::id());
+    /// let mut importer = fshm::OpenOptions::new().replica_of("host-a/sensors").create(&name)?;
+    /// importer.write_all(b"mirrored")?;
+    /// let mut local = fshm::Stream::open(&name)?;
+    /// assert!(!local.is_writable());
+    /// let e = local.write_all(b"x").unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::ReadOnlyFilesystem);
+    /// assert_eq!(local.info()?.replica_of.as_deref(), Some("host-a/sensors"));
+    /// # Ok(()) }
+    /// ```
+    pub fn replica_of(&mut self, source: &str) -> &mut Self {
+        self.replica_of = Some(source.to_owned());
+        self
+    }
+
     /// Creates the stream `name` as its owner.
     ///
     /// The stream is built whole under a random name of its own (`<object name>%new.<key>`,
@@ -346,6 +377,14 @@ impl OpenOptions {
             ));
         }
         let mut flags = if self.persist { FLAG_PERSISTENT } else { 0 };
+        if let Some(source) = &self.replica_of {
+            if source.is_empty() || source.len() > SOURCE_MAX || source.contains('\0') {
+                return Err(bad(
+                    "a replica's source must be 1 to 256 bytes of UTF-8 without NUL",
+                ));
+            }
+            flags |= FLAG_REPLICA;
+        }
         if self.immutable {
             if self.ring.is_some() {
                 return Err(bad(
@@ -478,6 +517,11 @@ impl OpenOptions {
             page[..OWNER_FIELDS_END].copy_from_slice(&Header::image(layout));
             sys::pwrite_all(fd, &page, 0).map_err(|(_, e)| os(n, e, "cannot write the header"))?;
         }
+        if let Some(source) = &self.replica_of {
+            // Before the rename that publishes the stream: nobody reads it half-written.
+            sys::pwrite_all(b.fd().as_fd(), source.as_bytes(), SOURCE_AT)
+                .map_err(|(_, e)| os(n, e, "cannot write the header"))?;
+        }
         Ok(b)
     }
 
@@ -516,6 +560,14 @@ impl OpenOptions {
             }
         }
         let layout = published_layout(&name, &fd)?;
+        // A replica is written by its owner only: every guest reads it.
+        let (fd, writable) = if writable && layout.flags & FLAG_REPLICA != 0 {
+            let ro = sys::reopen(fd.as_fd(), false)
+                .map_err(|e| os(n, e, "cannot open the replica read-only"))?;
+            (ro, false)
+        } else {
+            (fd, writable)
+        };
         // A ring is mapped at once (its reader starts at the oldest byte held), so its
         // size is checked now. A linear stream's known size starts at 0, as the copy
         // rule wants (`grow`: reads past it go through the kernel, so a guest that reads
@@ -579,6 +631,7 @@ impl OpenOptions {
             (self.reclaim, "reclaim"),
             (self.ring.is_some(), "ring"),
             (self.immutable, "immutable"),
+            (self.replica_of.is_some(), "replica_of"),
         ]
         .into_iter()
         .filter_map(|(set, option)| set.then_some(option))

@@ -83,6 +83,34 @@ pub(crate) fn new_writer_token() -> u64 {
 }
 
 impl Core {
+    /// Ring writer: moves the end to `pos` (not below it) without writing; see
+    /// [`Stream::skip_to`](crate::Stream::skip_to).
+    pub(crate) fn ring_skip_to(&self, c: &mut Cursor, pos: u64) -> Result<u64> {
+        if !self.writable {
+            return Err(self.ebadf());
+        }
+        let window = self.window()?;
+        let h = window.header();
+        let len = h.len.load(Ordering::Acquire);
+        if pos <= len {
+            return Ok(0);
+        }
+        if pos > u64::MAX / 2 {
+            return Err(crate::error::invalid(
+                self.name(),
+                "skip position past 2^63",
+            ));
+        }
+        // The floor first: a reader that sees the new length sees the floor that makes
+        // every position below it an overrun, so no slot's stale bytes pass for data.
+        h.floor.fetch_max(pos, Ordering::SeqCst);
+        h.hwm.fetch_max(pos, Ordering::SeqCst);
+        c.writer.ring_len = None;
+        crate::handle::publish_len(h, pos, true, || self.data_bell());
+        c.pos = pos;
+        Ok(pos - len)
+    }
+
     pub(crate) fn ring_read(
         &self,
         c: &mut Cursor,
@@ -96,7 +124,9 @@ impl Core {
             return Ok(0);
         }
         let oldest = len.saturating_sub(cap);
-        if pos < oldest {
+        // `floor`: positions skipped (`skip_to`) were never written here; it is raised
+        // before the length that passes them is published.
+        if pos < oldest || pos < h.floor.load(Ordering::Relaxed) {
             return Err(self.overrun(c, pos));
         }
         let n = (len - pos).min(buf.len() as u64).min(cap);
@@ -127,7 +157,7 @@ impl Core {
 
     /// The overrun error for a reader at `pos`; moves the position to the oldest byte
     /// still held and counts the loss.
-    fn overrun(&self, c: &mut Cursor, pos: u64) -> std::io::Error {
+    pub(crate) fn overrun(&self, c: &mut Cursor, pos: u64) -> std::io::Error {
         let len = self.header().len.load(Ordering::Acquire);
         let resume = self.ring_oldest(len).max(pos);
         let lost = resume - pos;

@@ -120,6 +120,44 @@ impl Stream {
         self.core.wait_for(pos, timeout)
     }
 
+    /// Ring writer: moves the end of the ring to `pos` without writing the bytes before
+    /// it, which were never written here — a replica's bytes that its source lost before
+    /// they could be mirrored. Every reader counts the positions below `pos` that it has
+    /// not read as lost (an [`Overrun`](crate::Overrun), [`lost_bytes`](Self::lost_bytes)),
+    /// never as data; [`oldest`](Self::oldest) is then at least `pos`. Returns the bytes
+    /// skipped (0 when the end is already at or past `pos`).
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    /// let name = format!("/doc-skip-{}", std::process::id());
+    /// let mut w = fshm::OpenOptions::new().ring(4096, fshm::RingPolicy::Lossy).create(&name)?;
+    /// w.write_all(b"abc")?;
+    /// let mut r = fshm::Stream::open(&name)?;
+    /// assert_eq!(w.skip_to(100)?, 97);
+    /// w.write_all(b"xyz")?;
+    /// let mut buf = [0u8; 8];
+    /// let e = r.read(&mut buf).unwrap_err();
+    /// assert_eq!(fshm::overrun_of(&e).map(|o| o.lost()), Some(100));
+    /// assert_eq!(r.read(&mut buf)?, 3);
+    /// assert_eq!(&buf[..3], b"xyz");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` (`EINVAL`) on a linear stream or for `pos` past 2^63; `EBADF` or
+    /// `EROFS` (a replica's guest) on a read-only handle.
+    pub fn skip_to(&self, pos: u64) -> Result<u64> {
+        if !self.is_ring() {
+            return Err(crate::error::invalid(
+                self.name(),
+                "skip_to applies to rings only (a linear stream holds every position)",
+            ));
+        }
+        let mut c = self.cursor.lock();
+        self.core.ring_skip_to(&mut c, pos)
+    }
+
     /// Bytes this handle lost to ring overruns so far.
     pub fn lost_bytes(&self) -> u64 {
         self.cursor.lock().reader.lost

@@ -1,0 +1,134 @@
+//! Replicas (`OpenOptions::replica_of`) and ring skips (`Stream::skip_to`): the two core
+//! pieces a mirror between hosts (`fshm-tunnel`) builds on.
+
+mod common;
+
+use common::NameGuard;
+use std::io::{BufRead, ErrorKind, Read, Write};
+
+#[test]
+fn a_replica_is_read_only_for_guests_and_names_its_source() {
+    let g = NameGuard::new("replica-ro");
+    let mut owner = fshm::OpenOptions::new()
+        .mode(0o644)
+        .replica_of("zenoh:tcp/127.0.0.1:7447/src")
+        .create(g.name())
+        .unwrap();
+    owner.write_all(b"hello").unwrap();
+    let mut guest = fshm::Stream::open(g.name()).unwrap();
+    assert!(!guest.is_writable());
+    let e = guest.write_all(b"x").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ReadOnlyFilesystem);
+    assert!(e.to_string().contains("replica"), "{e}");
+    assert_eq!(fshm::errno_of(&e), libc::EROFS);
+    let e = guest.set_len(0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ReadOnlyFilesystem);
+    let mut s = String::new();
+    guest.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "hello");
+    let info = fshm::inspect(g.name()).unwrap();
+    assert_eq!(
+        info.replica_of.as_deref(),
+        Some("zenoh:tcp/127.0.0.1:7447/src")
+    );
+    assert_eq!(fshm::inspect(g.name()).unwrap().len, 5);
+    // A lossless replica's guest reads as a lossy reader: it cannot hold the importer.
+    drop(owner);
+}
+
+#[test]
+fn an_ordinary_stream_is_no_replica() {
+    let g = NameGuard::new("replica-none");
+    let _owner = fshm::Stream::create(g.name()).unwrap();
+    assert_eq!(fshm::inspect(g.name()).unwrap().replica_of, None);
+}
+
+#[test]
+fn bad_replica_sources_are_refused_and_create_nothing() {
+    let g = NameGuard::new("replica-bad");
+    for bad in [String::new(), "x".repeat(257), "a\0b".to_owned()] {
+        let e = fshm::OpenOptions::new()
+            .replica_of(&bad)
+            .create(g.name())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
+        assert!(!common::shm_exists(g.name()));
+    }
+    let _o = fshm::Stream::create(g.name()).unwrap();
+    let e = fshm::OpenOptions::new()
+        .replica_of("x")
+        .open(g.name())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn skipped_positions_are_lost_never_stale_data_for_lossy_and_attached_readers() {
+    for policy in [fshm::RingPolicy::Lossy, fshm::RingPolicy::Lossless] {
+        let g = NameGuard::new("skip");
+        let mut w = fshm::OpenOptions::new()
+            .ring(4096, policy)
+            .create(g.name())
+            .unwrap();
+        w.write_all(&[b'a'; 1000]).unwrap();
+        // A reader that read everything, then sits at 1000 (attached for a lossless ring).
+        let mut r = fshm::Stream::open(g.name()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(r.read(&mut buf).unwrap(), 1000);
+        // Skip less than a capacity: the slots of 1000..1500 hold stale bytes ('a' of
+        // nothing written there); they must never be read as data.
+        assert_eq!(w.skip_to(1500).unwrap(), 500);
+        assert_eq!(w.skip_to(1200).unwrap(), 0, "a skip never moves back");
+        assert_eq!(w.len(), 1500);
+        assert_eq!(w.oldest(), 1500);
+        w.write_all(b"live").unwrap();
+        let e = r.read(&mut buf).unwrap_err();
+        let o = fshm::overrun_of(&e).expect("an overrun");
+        assert_eq!((o.lost(), o.resume_at()), (500, 1500), "{policy:?}");
+        assert_eq!(r.lost_bytes(), 500);
+        assert_eq!(r.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"live");
+        // A new reader starts past the skip.
+        let late = fshm::Stream::open(g.name()).unwrap();
+        assert_eq!(late.position(), 1500);
+        drop(late);
+    }
+}
+
+#[test]
+fn an_attached_reader_in_place_meets_the_skip_as_an_overrun() {
+    let g = NameGuard::new("skip-inplace");
+    let mut w = fshm::OpenOptions::new()
+        .ring(4096, fshm::RingPolicy::Lossless)
+        .create(g.name())
+        .unwrap();
+    w.write_all(b"abc").unwrap();
+    let mut r = fshm::Stream::open(g.name()).unwrap();
+    assert!(r.is_attached());
+    assert_eq!(r.fill_buf().unwrap(), b"abc");
+    r.consume(3);
+    w.skip_to(10).unwrap();
+    w.write_all(b"z").unwrap();
+    let e = r.fill_buf().unwrap_err();
+    assert_eq!(fshm::overrun_of(&e).map(|o| o.lost()), Some(7));
+    assert_eq!(r.fill_buf().unwrap(), b"z");
+}
+
+#[test]
+fn skip_to_is_refused_on_linear_streams_and_read_only_handles() {
+    let g = NameGuard::new("skip-bad");
+    let w = fshm::Stream::create(g.name()).unwrap();
+    assert_eq!(w.skip_to(10).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(w.len(), 0);
+    let g2 = NameGuard::new("skip-ro");
+    let _w = fshm::OpenOptions::new()
+        .ring(4096, fshm::RingPolicy::Lossy)
+        .create(g2.name())
+        .unwrap();
+    let r = fshm::OpenOptions::new()
+        .read_only(true)
+        .open(g2.name())
+        .unwrap();
+    assert!(r.skip_to(10).is_err());
+    assert_eq!(r.len(), 0);
+}
