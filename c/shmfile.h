@@ -97,6 +97,9 @@
  *           mode bits outside 07777; a NULL FILE*.
  *   EBADF   a FILE* that this library did not make (or already closed); a write
  *           through a read-only guest's FILE* or fd.
+ *   EROFS   a write through a guest of a replica (a stream that fshm-tunnel's
+ *           importer mirrors from another host and alone writes: every guest
+ *           opens it read-only; `fshm stat` names its source).
  *   EEXIST  FSHM_OWNER on a name that exists (without FSHM_RECLAIM, or with it
  *           while the owner lives or the stream is persistent).
  *   EAGAIN  FSHM_OWNER|FSHM_RECLAIM on a dead stream whose reclaim another
