@@ -1,0 +1,322 @@
+//! The exporting side: finds the streams under a prefix, publishes their committed
+//! bytes as position-stamped frames, and answers range queries from what the source
+//! still holds.
+
+use crate::frame::{self, Kind, Meta, SourceState};
+use crate::{data_key, name_of_key, query_key, under, BATCH, KEY_ROOT, QUERY_CHUNK};
+use fshm::{OpenOptions, OwnerState, Stream, WaitStatus};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zenoh::qos::CongestionControl;
+use zenoh::{Session, Wait};
+
+/// How long an ended stream whose name is gone is still described to queries.
+const ENDED_KEPT: Duration = Duration::from_secs(60);
+
+/// What to export.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// Streams whose canonical name starts with this are exported.
+    pub prefix: String,
+    /// How often `/dev/shm` is listed for new streams.
+    pub scan: Duration,
+}
+
+/// One exported stream, as queries see it.
+struct Entry {
+    /// A read-only handle for queries (never attached).
+    reader: Stream,
+    ident: u64,
+}
+
+type Table = Arc<Mutex<HashMap<String, Arc<Entry>>>>;
+
+/// The identity of the object behind a handle: its inode number.
+fn ident(s: &Stream) -> io::Result<u64> {
+    use std::os::fd::AsFd;
+    let fd = s.as_fd().try_clone_to_owned()?;
+    Ok(std::fs::File::from(fd).metadata()?.ino())
+}
+
+/// The meta frame of a stream.
+fn meta(s: &Stream, ident: u64) -> io::Result<Meta> {
+    let info = s.info()?;
+    let state = match info.owner {
+        OwnerState::Closed => SourceState::Closed,
+        OwnerState::Dead => SourceState::Dead,
+        _ => SourceState::Alive,
+    };
+    // The length first, then the oldest byte: a ring's oldest never passes its length.
+    let len = s.len();
+    let oldest = s.oldest().min(len);
+    Ok(Meta {
+        ident,
+        ring_capacity: info.ring_capacity.unwrap_or(0),
+        lossless: info.lossless,
+        persistent: info.persistent,
+        immutable: info.immutable,
+        mode: info.mode,
+        max_size: info.max_size,
+        len,
+        oldest,
+        state,
+    })
+}
+
+/// Runs an exporter until `stop` is set: lists the prefix every `scan`, starts a pump
+/// per new stream, answers queries.
+pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io::Result<()> {
+    let table: Table = Arc::default();
+    let t = table.clone();
+    let _queryable = session
+        .declare_queryable(format!("{KEY_ROOT}/*/q"))
+        .callback(move |q| answer(&t, q))
+        .wait()
+        .map_err(|e| io::Error::other(format!("cannot declare the queryable: {e}")))?;
+    let mut pumps: HashMap<String, (u64, std::thread::JoinHandle<()>)> = HashMap::new();
+    // Ended streams whose name is gone: their end is still answered to queries for a
+    // while (an importer that missed it learns it from its next resync), then dropped.
+    let mut gone: HashMap<String, std::time::Instant> = HashMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        let listed = match fshm::list_with_prefix(&opts.prefix) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("fshm-tunnel export: cannot list {}: {e}", opts.prefix);
+                Vec::new()
+            }
+        };
+        let names: std::collections::HashSet<String> =
+            listed.iter().map(|i| i.name.clone()).collect();
+        pumps.retain(|name, (_, h)| {
+            if names.contains(name) || !h.is_finished() {
+                gone.remove(name);
+                return true;
+            }
+            let since = *gone
+                .entry(name.clone())
+                .or_insert_with(std::time::Instant::now);
+            if since.elapsed() < ENDED_KEPT {
+                return true;
+            }
+            gone.remove(name);
+            table.lock().unwrap().remove(name);
+            false
+        });
+        for info in listed {
+            // Replicas are not exported again: two tunnels in opposite directions would
+            // loop.
+            if info.replica_of.is_some() || !under(&info.name, &opts.prefix) {
+                continue;
+            }
+            if let Some((id, h)) = pumps.get(&info.name) {
+                let same = fshm::OpenOptions::new()
+                    .read_only(true)
+                    .open(&info.name)
+                    .and_then(|s| ident(&s))
+                    .map(|i| i == *id)
+                    .unwrap_or(true);
+                if same || !h.is_finished() {
+                    continue;
+                }
+            }
+            match start(session, &info, &table, stop.clone()) {
+                Ok((id, h)) => {
+                    pumps.insert(info.name.clone(), (id, h));
+                }
+                Err(e) => eprintln!("fshm-tunnel export: {}: {e}", info.name),
+            }
+        }
+        std::thread::sleep(opts.scan);
+    }
+    for (_, (_, h)) in pumps {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+/// Opens a stream for export and starts its pump.
+fn start(
+    session: &Session,
+    info: &fshm::StreamInfo,
+    table: &Table,
+    stop: Arc<AtomicBool>,
+) -> io::Result<(u64, std::thread::JoinHandle<()>)> {
+    let name = info.name.clone();
+    // Opened read-write where the mode bits allow (it never writes): a lossless ring is
+    // then read by an attached reader, which holds the producer back until the bytes
+    // are handed to Zenoh, and every wait sleeps on the stream's futex word (a read-only
+    // handle cannot announce its sleep and polls: fshm's rule for read-only waiters).
+    let s = OpenOptions::new().open(&name)?;
+    if info.lossless && !s.is_attached() {
+        eprintln!(
+            "fshm-tunnel export: {name}: cannot attach to the lossless ring (no write access): \
+             exported as a lossy reader"
+        );
+    }
+    let id = ident(&s)?;
+    let reader = OpenOptions::new().read_only(true).open(&name)?;
+    if ident(&reader)? != id {
+        return Err(io::Error::other("replaced while being opened"));
+    }
+    table
+        .lock()
+        .unwrap()
+        .insert(name.clone(), Arc::new(Entry { reader, ident: id }));
+    let publisher = session
+        .declare_publisher(data_key(&name))
+        .congestion_control(if info.ring_capacity.is_some() && !info.lossless {
+            CongestionControl::Drop
+        } else {
+            CongestionControl::Block
+        })
+        .wait()
+        .map_err(|e| io::Error::other(format!("cannot declare the publisher: {e}")))?;
+    let h = std::thread::Builder::new()
+        .name(format!("export {name}"))
+        .spawn(move || {
+            let n = s.name().to_owned();
+            if let Err(e) = pump(s, id, &publisher, &stop) {
+                eprintln!("fshm-tunnel export: {n}: {e}");
+            }
+        })?;
+    Ok((id, h))
+}
+
+/// Publishes a stream's bytes as they are committed, then its end.
+fn pump(
+    mut s: Stream,
+    id: u64,
+    publisher: &zenoh::pubsub::Publisher<'_>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let put = |f: Vec<u8>| {
+        publisher
+            .put(f)
+            .wait()
+            .map_err(|e| io::Error::other(format!("publish: {e}")))
+    };
+    let attached = s.is_attached();
+    // Live from the end (the importer catches up by query), or, attached, from where the
+    // slot holds the ring.
+    let mut pos = if attached { s.position() } else { s.len() };
+    put(meta(&s, id)?.frame())?;
+    while !stop.load(Ordering::Relaxed) {
+        match s.wait_for(pos, Some(Duration::from_millis(200))) {
+            WaitStatus::Data => {
+                let avail = s.len().saturating_sub(pos).min(BATCH as u64) as usize;
+                if avail == 0 {
+                    continue;
+                }
+                let mut buf = Vec::with_capacity(frame::HEADER + avail);
+                frame::encode_header(&mut buf, Kind::Data, pos, 0, avail);
+                buf.resize(frame::HEADER + avail, 0);
+                let r = if attached {
+                    s.read(&mut buf[frame::HEADER..])
+                } else {
+                    s.read_at(pos, &mut buf[frame::HEADER..])
+                };
+                match r {
+                    Ok(0) => std::thread::sleep(Duration::from_millis(1)),
+                    Ok(n) => {
+                        buf.truncate(frame::HEADER + n);
+                        buf[16..20].copy_from_slice(&(n as u32).to_le_bytes());
+                        frame::seal(&mut buf);
+                        put(buf)?;
+                        pos += n as u64;
+                    }
+                    Err(e) => match fshm::overrun_of(&e) {
+                        Some(o) => {
+                            put(frame::encode(Kind::Lost, pos, o.resume_at(), &[]))?;
+                            pos = o.resume_at();
+                        }
+                        None => return Err(e),
+                    },
+                }
+            }
+            WaitStatus::Ended => {
+                if s.len() > pos {
+                    continue;
+                }
+                put(meta(&s, id)?.frame())?;
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Answers a query: `fshm/<hex>/q?meta` (the stream's meta frame), `?from=POS` (meta,
+/// then the bytes from `POS` that the source holds, at most [`QUERY_CHUNK`], with a lost
+/// frame first for what it no longer holds), and `fshm/*/q?meta` (every exported
+/// stream's meta). Streams not exported are never answered.
+fn answer(table: &Table, q: zenoh::query::Query) {
+    let key = q.key_expr().as_str().to_owned();
+    let entries: Vec<(String, Arc<Entry>)> = {
+        let t = table.lock().unwrap();
+        match name_of_key(&key) {
+            Some(name) => t
+                .get(&name)
+                .map(|e| (name, e.clone()))
+                .into_iter()
+                .collect(),
+            None => t.iter().map(|(n, e)| (n.clone(), e.clone())).collect(),
+        }
+    };
+    let from: Option<u64> = q.parameters().get("from").and_then(|v| v.parse().ok());
+    for (name, e) in entries {
+        let rkey = query_key(&name);
+        let Ok(k) = zenoh::key_expr::KeyExpr::new(rkey.as_str()) else {
+            continue;
+        };
+        if !q.key_expr().intersects(&k) {
+            continue;
+        }
+        let reply = |f: Vec<u8>| q.reply(k.clone(), f).wait().is_ok();
+        let Ok(m) = meta(&e.reader, e.ident) else {
+            continue;
+        };
+        if !reply(m.frame()) {
+            return;
+        }
+        let Some(mut at) = from else { continue };
+        let end = m.len.min(at.saturating_add(QUERY_CHUNK));
+        if at < m.oldest {
+            if !reply(frame::encode(Kind::Lost, at, m.oldest, &[])) {
+                return;
+            }
+            at = m.oldest;
+        }
+        while at < end {
+            let n = (end - at).min(BATCH as u64) as usize;
+            let mut buf = Vec::with_capacity(frame::HEADER + n);
+            frame::encode_header(&mut buf, Kind::Data, at, 0, n);
+            buf.resize(frame::HEADER + n, 0);
+            match e.reader.read_at(at, &mut buf[frame::HEADER..]) {
+                Ok(0) => break,
+                Ok(got) => {
+                    buf.truncate(frame::HEADER + got);
+                    buf[16..20].copy_from_slice(&(got as u32).to_le_bytes());
+                    frame::seal(&mut buf);
+                    if !reply(buf) {
+                        return;
+                    }
+                    at += got as u64;
+                }
+                Err(err) => match fshm::overrun_of(&err) {
+                    Some(o) if o.resume_at() > at => {
+                        if !reply(frame::encode(Kind::Lost, at, o.resume_at(), &[])) {
+                            return;
+                        }
+                        at = o.resume_at();
+                    }
+                    _ => break,
+                },
+            }
+        }
+    }
+}

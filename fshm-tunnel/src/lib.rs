@@ -1,0 +1,204 @@
+//! # fshm-tunnel — mirror fshm streams to other hosts over Eclipse Zenoh
+//!
+//! Shared memory ends at the host. `fshm-tunnel export PREFIX` publishes every stream
+//! whose name starts with `PREFIX` (those there now and those created later) over
+//! [Zenoh](https://zenoh.io); `fshm-tunnel import PREFIX` on another host owns a local
+//! **replica** of each, under the same name or a mapped prefix (`--as`), which local
+//! processes open, read, follow and read in place with the ordinary fshm API.
+//!
+//! - **Byte-identical, never a hole.** Every frame carries its absolute position and a
+//!   CRC-32 ([`frame`]); the importer applies bytes strictly by position
+//!   ([`receiver`]), drops duplicates and corrupt frames, and refetches what is missing
+//!   from the exporter's queryable. A late joiner catches up from what the source holds
+//!   (a linear stream from 0, a ring from its oldest byte). Bytes the source no longer
+//!   holds become a skip in the replica ([`fshm::Stream::skip_to`]): its readers get an
+//!   overrun for them ([`fshm::Stream::lost_bytes`]), never a gap presented as data.
+//! - **Replicas** are created with [`fshm::OpenOptions::replica_of`]: every local guest
+//!   opens them read-only (writes fail with `EROFS`), `fshm stat` and
+//!   [`fshm::StreamInfo::replica_of`] say where they come from, and their mode is the
+//!   source's without write bits for group and others.
+//! - **Lossless rings** are exported by an attached lossless reader and published with
+//!   `CongestionControl::Block` over Zenoh's reliable transport: a slow importer or link
+//!   holds the producer back instead of losing data.
+//! - **Ends**: the source owner's close or death is published explicitly (a meta frame,
+//!   also the answer to every later query); the importer then closes the replica, and
+//!   its followers get end-of-stream.
+//!
+//! Key expressions: `fshm/<hex of the stream name>/d` carries frames as they are
+//! committed, `fshm/<hex>/q` is the exporter's queryable (`?meta`, `?from=POS`).
+//! The design is in `ARCHITECTURE.md` ("fshm-tunnel") and the crate's README.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod export;
+pub mod frame;
+pub mod import;
+pub mod receiver;
+
+use std::io;
+
+/// Root of the tunnel's key expressions.
+pub const KEY_ROOT: &str = "fshm";
+
+/// Bytes the exporter sends in one frame at most.
+pub const BATCH: usize = 256 << 10;
+
+/// Bytes one range query answers at most (the importer asks again from where it got).
+pub const QUERY_CHUNK: u64 = 8 << 20;
+
+/// The key of stream `name`'s frames.
+pub fn data_key(name: &str) -> String {
+    format!("{KEY_ROOT}/{}/d", hex(name.as_bytes()))
+}
+
+/// The key of stream `name`'s queryable.
+pub fn query_key(name: &str) -> String {
+    format!("{KEY_ROOT}/{}/q", hex(name.as_bytes()))
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(2 * b.len());
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+/// The stream name a tunnel key (`fshm/<hex>/d` or `/q`) names, checked: valid hex of
+/// valid UTF-8, and a valid stream name in canonical form. `None` for anything else.
+pub fn name_of_key(key: &str) -> Option<String> {
+    let mut parts = key.split('/');
+    if parts.next()? != KEY_ROOT {
+        return None;
+    }
+    let h = parts.next()?;
+    let tail = parts.next()?;
+    if parts.next().is_some() || (tail != "d" && tail != "q") {
+        return None;
+    }
+    if h.len() % 2 != 0 || h.len() > 2 * 1024 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect();
+    let name = String::from_utf8(bytes?).ok()?;
+    canonical(&name).ok()
+}
+
+/// `name` in canonical form (`/a/b`), or the core's error for an invalid name.
+pub fn canonical(name: &str) -> io::Result<String> {
+    let object = fshm::object_name(name)?;
+    Ok(fshm::stream_name(&object).unwrap_or_else(|| name.to_owned()))
+}
+
+/// Whether `name` is under `prefix` (a plain string prefix of the canonical name, as
+/// [`fshm::list_with_prefix`] takes it).
+pub fn under(name: &str, prefix: &str) -> bool {
+    name.starts_with(prefix)
+}
+
+/// The local name of remote stream `name` imported under `prefix` and mapped to
+/// `as_prefix`: checked to be under the prefix and a valid name under the mapped one.
+pub fn map_name(name: &str, prefix: &str, as_prefix: Option<&str>) -> Option<String> {
+    if !under(name, prefix) {
+        return None;
+    }
+    let local = match as_prefix {
+        None => name.to_owned(),
+        Some(p) => format!("{p}{}", &name[prefix.len()..]),
+    };
+    let local = canonical(&local).ok()?;
+    under(&local, as_prefix.unwrap_or(prefix)).then_some(local)
+}
+
+/// Zenoh configuration for the tunnel: `file` (JSON5, Zenoh's own format: TLS, access
+/// control, ...) or Zenoh's defaults, then multicast scouting off (peers are given
+/// explicitly), the endpoints given on the command line, and — unless the file sets
+/// them — a blocking publication's wait before Zenoh closes a congested link raised to
+/// 60 s, so that back-pressure from a slow importer does not become a close.
+pub fn zenoh_config(
+    file: Option<&std::path::Path>,
+    listen: &[String],
+    connect: &[String],
+) -> io::Result<zenoh::Config> {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+        io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+    };
+    let mut c = match file {
+        Some(f) => zenoh::Config::from_file(f).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", f.display()))
+        })?,
+        None => {
+            let mut c = zenoh::Config::default();
+            c.insert_json5(
+                "transport/link/tx/queue/congestion_control/block/wait_before_close",
+                "60000000",
+            )
+            .map_err(err)?;
+            c
+        }
+    };
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .map_err(err)?;
+    let list = |v: &[String]| -> String {
+        let q: Vec<String> = v.iter().map(|e| format!("{e:?}")).collect();
+        format!("[{}]", q.join(","))
+    };
+    if !listen.is_empty() {
+        c.insert_json5("listen/endpoints", &list(listen))
+            .map_err(err)?;
+    }
+    if !connect.is_empty() {
+        c.insert_json5("connect/endpoints", &list(connect))
+            .map_err(err)?;
+    }
+    Ok(c)
+}
+
+/// Opens a Zenoh session (blocking).
+pub fn open_session(config: zenoh::Config) -> io::Result<zenoh::Session> {
+    use zenoh::Wait;
+    zenoh::open(config)
+        .wait()
+        .map_err(|e| io::Error::other(format!("cannot open the Zenoh session: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_hostile_keys_are_refused() {
+        for n in ["/a", "/sensors/temp-1", "/50%"] {
+            assert_eq!(name_of_key(&data_key(n)).as_deref(), Some(n));
+            assert_eq!(name_of_key(&query_key(n)).as_deref(), Some(n));
+        }
+        for bad in [
+            "fshm/2f2e2e/d",         // "/.."
+            "fshm/2f612f2e2e2f62/d", // "/a/../b"
+            "fshm/2f61/x",
+            "fshm/2f6/d",
+            "fshm/zz/d",
+            "other/2f61/d",
+            "fshm/2f61/d/more",
+            "fshm//d",
+            "fshm/2f0061/d", // NUL
+            "fshm/ff/d",     // not UTF-8
+        ] {
+            assert_eq!(name_of_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_map_only_under_the_prefix() {
+        assert_eq!(map_name("/s/a", "/s/", None).as_deref(), Some("/s/a"));
+        assert_eq!(
+            map_name("/s/a", "/s/", Some("/r/")).as_deref(),
+            Some("/r/a")
+        );
+        assert_eq!(map_name("/t/a", "/s/", Some("/r/")), None);
+        assert_eq!(map_name("/s/a", "/s/", Some("/r/../")), None);
+    }
+}
