@@ -360,25 +360,46 @@ mod tests {
             plan_racing_copy(Some((100, 140)), 40, 60, CAP),
             Plan::Overrun
         );
-        assert_eq!(plan_racing_copy(Some((100, 140)), 75, 25, CAP), Plan::Overrun);
+        assert_eq!(
+            plan_racing_copy(Some((100, 140)), 75, 25, CAP),
+            Plan::Overrun
+        );
     }
 
     #[test]
     fn an_honest_reader_past_the_bound_copies_everything_beside_the_reservation() {
         // Positions 76..100 do not share an offset with 100..140.
-        assert_eq!(plan_racing_copy(Some((100, 140)), 76, 24, CAP), Plan::Copy(24));
+        assert_eq!(
+            plan_racing_copy(Some((100, 140)), 76, 24, CAP),
+            Plan::Copy(24)
+        );
         // A whole-capacity reservation leaves nothing old to read but its own past.
-        assert_eq!(plan_racing_copy(Some((128, 192)), 128, 0, CAP), Plan::Copy(0));
+        assert_eq!(
+            plan_racing_copy(Some((128, 192)), 128, 0, CAP),
+            Plan::Copy(0)
+        );
     }
 
     #[test]
     fn bytes_a_rule_breaking_writer_committed_over_the_reservation_are_skipped() {
         // Reservation 100..110 (offsets 36..46); another writer committed up to 120.
         // A copy from 90 stops before 100; one from 104 skips to 110.
-        assert_eq!(plan_racing_copy(Some((100, 110)), 90, 30, CAP), Plan::Copy(10));
-        assert_eq!(plan_racing_copy(Some((100, 110)), 104, 16, CAP), Plan::Skip(110));
+        assert_eq!(
+            plan_racing_copy(Some((100, 110)), 90, 30, CAP),
+            Plan::Copy(10)
+        );
+        assert_eq!(
+            plan_racing_copy(Some((100, 110)), 104, 16, CAP),
+            Plan::Skip(110)
+        );
         // And a copy past the reservation, wrapping onto its offsets a lap later.
-        assert_eq!(plan_racing_copy(Some((100, 110)), 150, 30, CAP), Plan::Copy(14));
-        assert_eq!(plan_racing_copy(Some((100, 110)), 166, 10, CAP), Plan::Skip(174));
+        assert_eq!(
+            plan_racing_copy(Some((100, 110)), 150, 30, CAP),
+            Plan::Copy(14)
+        );
+        assert_eq!(
+            plan_racing_copy(Some((100, 110)), 166, 10, CAP),
+            Plan::Skip(174)
+        );
     }
 }

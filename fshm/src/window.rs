@@ -23,10 +23,11 @@
 //!   behave as another process's accesses do. (`fshm-ffi`'s own copy out of a refill
 //!   uses this file's shared copy: `c_layer::copy_from_mapping`.)
 //! - In-place writes through a `Reservation` are the caller's own stores into a
-//!   `&mut [u8]` (plain, or whatever the caller uses): a lossy ring reader copying the
-//!   same bytes at the same time still detects the overrun by `hwm`, which the claim
-//!   raised before lending the bytes, but the language-level race between the caller's
-//!   plain stores and its atomic loads is not excluded.
+//!   `&mut [u8]` (plain, or whatever the caller uses). No racing read of this process
+//!   meets them: a ring's racing copies ([`Window::read_shared`] in `ring.rs`) run under
+//!   the reservation lock of the object's `Local` and copy nothing a reservation of
+//!   this process lends (`local.rs`, "Ring bytes a reservation holds"); the unit test
+//!   `lossy_copy_racing_a_reservations_plain_stores` runs that pairing under Miri.
 //! - Another process's accesses are whatever its code does; a process with write access
 //!   is trusted (crate docs, "Trust").
 
@@ -432,7 +433,7 @@ mod tests {
         const CAP: u64 = 64;
         let rounds = if cfg!(miri) { 20 } else { 2000 };
         for (reserved, (pos, n), expect_copy) in [
-            (CAP, (0, CAP), None),         // the reader is overrun while it is open
+            (CAP, (0, CAP), None),          // the reader is overrun while it is open
             (16, (20, CAP - 20), Some(44)), // disjoint offsets: copies beside it
         ] {
             let mut ring = vec![0u8; CAP as usize];

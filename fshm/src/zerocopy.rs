@@ -710,7 +710,18 @@ impl Stream {
     ///
     /// In one process, the handles writing a ring are one handle without append mode or
     /// any number in append mode (see "Errors"), so that no two reservations, and no
-    /// reservation and write, claim the same bytes. To wait less, see
+    /// reservation and write, claim the same bytes. Readers of the ring in this process
+    /// that are not attached to a slot do not copy the reserved bytes while the
+    /// reservation is open: one whose unread bytes it overwrites gets its overrun at
+    /// once (crate docs, "Safety of in-place reads").
+    ///
+    /// A handle that is also an attached reader of a lossless ring is not held back by
+    /// its own slot: a reservation of `n` bytes at position `p` overwrites its unread
+    /// bytes below `p + n - capacity`, as its writes do. The reservation gives them up
+    /// when it is made: the handle's position moves to at least `p + n - capacity`
+    /// (and its slot with it, so other writers may go on), whether the reservation is
+    /// then committed, committed with 0 or dropped; a commit moves it to the end of
+    /// what it committed, as a write does. To wait less, see
     /// [`try_reserve`](Self::try_reserve) and [`reserve_timeout`](Self::reserve_timeout).
     ///
     /// ```

@@ -282,7 +282,11 @@ fn lossy_readers_and_a_reservation_of_the_same_process_race_without_torn_bytes()
                             for (i, &b) in buf[..n].iter().enumerate() {
                                 let p = pos + i as u64;
                                 let want = if p < start {
-                                    if p < RING { b'A' } else { b'Z' }
+                                    if p < RING {
+                                        b'A'
+                                    } else {
+                                        b'Z'
+                                    }
                                 } else {
                                     ((p - start) / RING) as u8
                                 };
