@@ -46,7 +46,7 @@
 //! they do in the parent.
 
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -69,29 +69,30 @@ pub(crate) struct Local {
 }
 
 /// The ring positions `[pos, end)` a reservation of this process holds open (`None`:
-/// none), behind the lock that this process's racing ring copies hold while they copy.
+/// none), behind the lock that this process's racing ring copies hold (shared, so they
+/// do not wait for each other) while they copy.
 #[derive(Debug, Default)]
 pub(crate) struct RingReservation {
-    range: Mutex<Option<(u64, u64)>>,
+    range: RwLock<Option<(u64, u64)>>,
 }
 
 impl RingReservation {
     /// Records the reservation of positions `[pos, end)`; called after the claim raised
     /// `hwm` to `end` and before the bytes are lent. Waits for a copy in progress.
     pub(crate) fn open(&self, pos: u64, end: u64) {
-        *self.range.lock() = Some((pos, end));
+        *self.range.write() = Some((pos, end));
     }
 
     /// Clears the record; called once the reservation's bytes are filled (its commit or
     /// drop, in the thread that filled them or after it), so a copy that takes the lock
     /// afterwards happens after every store to them.
     pub(crate) fn close(&self) {
-        *self.range.lock() = None;
+        *self.range.write() = None;
     }
 
     /// Runs `copy` for a racing copy of ring positions `[pos, pos + n)` (ring of
-    /// `capacity` bytes), with the lock held: no reservation of this process opens,
-    /// and so no bytes are lent, while it copies. `copy` gets the plan.
+    /// `capacity` bytes), with the lock held (shared): no reservation of this process
+    /// opens, and so no bytes are lent, while it copies. `copy` gets the plan.
     #[inline]
     pub(crate) fn copy_with<T>(
         &self,
@@ -100,7 +101,7 @@ impl RingReservation {
         capacity: u64,
         copy: impl FnOnce(Plan) -> T,
     ) -> T {
-        let range = self.range.lock();
+        let range = self.range.read();
         copy(plan_racing_copy(*range, pos, n, capacity))
     }
 }
