@@ -48,7 +48,7 @@
 use once_cell::sync::Lazy;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// The process-local state of one stream object.
@@ -74,12 +74,21 @@ pub(crate) struct Local {
 #[derive(Debug, Default)]
 pub(crate) struct RingReservation {
     range: RwLock<Option<(u64, u64)>>,
+    /// Whether a reservation of this process ever opened on the object. Until then,
+    /// racing copies skip the lock and announce themselves in their thread's
+    /// [`COPYING`] flag instead ([`copy_with`](Self::copy_with)).
+    reserved_ever: AtomicBool,
 }
 
 impl RingReservation {
     /// Records the reservation of positions `[pos, end)`; called after the claim raised
     /// `hwm` to `end` and before the bytes are lent. Waits for a copy in progress.
     pub(crate) fn open(&self, pos: u64, end: u64) {
+        if !self.reserved_ever.swap(true, Ordering::SeqCst) {
+            // The first: copies that began without the lock (having seen no
+            // reservation) must end before any byte is lent.
+            wait_for_lock_free_copies();
+        }
         *self.range.write() = Some((pos, end));
     }
 
@@ -91,8 +100,19 @@ impl RingReservation {
     }
 
     /// Runs `copy` for a racing copy of ring positions `[pos, pos + n)` (ring of
-    /// `capacity` bytes), with the lock held (shared): no reservation of this process
-    /// opens, and so no bytes are lent, while it copies. `copy` gets the plan.
+    /// `capacity` bytes) so that no reservation of this process opens, and so no bytes
+    /// are lent, while it copies. `copy` gets the plan.
+    ///
+    /// Until a reservation of this process opens on the object, without the lock: the
+    /// copy sets its thread's [`COPYING`] flag, then looks at `reserved_ever`, and the
+    /// first reservation sets `reserved_ever`, then waits for every thread's flag to
+    /// drop (Dekker's pattern, all four accesses sequentially consistent). In their
+    /// single total order either the copy's look comes after the reservation's store,
+    /// and it sees the reservation and takes the lock, or the copy's flag store comes
+    /// before the reservation's look at the flag, which it then waits out; the flag's
+    /// release store after the copy makes the copy happen before the bytes are lent.
+    /// So objects this process never reserves in pay one swap of a thread-local word per
+    /// copy, not a lock shared with the other readers.
     #[inline]
     pub(crate) fn copy_with<T>(
         &self,
@@ -101,8 +121,60 @@ impl RingReservation {
         capacity: u64,
         copy: impl FnOnce(Plan) -> T,
     ) -> T {
+        let mut copy = Some(copy);
+        if !self.reserved_ever.load(Ordering::Relaxed) {
+            let lock_free = COPYING.try_with(|flag| {
+                flag.swap(true, Ordering::SeqCst);
+                if self.reserved_ever.load(Ordering::SeqCst) {
+                    flag.store(false, Ordering::Release);
+                    return None;
+                }
+                let copy = copy.take().expect("not run yet");
+                let r = copy(Plan::Copy(n));
+                flag.store(false, Ordering::Release);
+                Some(r)
+            });
+            if let Ok(Some(r)) = lock_free {
+                return r;
+            }
+        }
         let range = self.range.read();
+        let copy = copy.take().expect("not run yet");
         copy(plan_racing_copy(*range, pos, n, capacity))
+    }
+}
+
+/// The in-flight flags of this process's threads' racing ring copies made without the
+/// reservation lock ([`RingReservation::copy_with`]), registered on a thread's first
+/// such copy; a thread's entry dies with it.
+static COPIERS: Lazy<Mutex<Vec<Weak<AtomicBool>>>> = Lazy::new(Mutex::default);
+
+thread_local! {
+    /// This thread's flag in [`COPIERS`]: set while it copies racing ring bytes without
+    /// the reservation lock.
+    static COPYING: Arc<AtomicBool> = {
+        let flag = Arc::new(AtomicBool::new(false));
+        COPIERS.lock().push(Arc::downgrade(&flag));
+        flag
+    };
+}
+
+/// Waits until every thread's copy without the reservation lock in progress has ended
+/// (their [`COPYING`] flags drop). Called by the first reservation of an object, after
+/// it set `reserved_ever`; copies that start later see that and take the lock (a thread
+/// that registers its flag later does so after this look, by the lock of [`COPIERS`],
+/// and so sees `reserved_ever` set).
+fn wait_for_lock_free_copies() {
+    let flags: Vec<Arc<AtomicBool>> = {
+        let mut copiers = COPIERS.lock();
+        copiers.retain(|f| f.strong_count() > 0);
+        copiers.iter().filter_map(Weak::upgrade).collect()
+    };
+    for flag in flags {
+        // A copy of at most a ring's capacity: short.
+        while flag.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -313,19 +385,32 @@ fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn prepare() {
         std::mem::forget(REGISTRY.lock());
+        std::mem::forget(COPIERS.lock());
     }
     extern "C" fn parent() {
-        // SAFETY: `prepare` locked the registry in this thread and forgot the guard.
-        unsafe { REGISTRY.force_unlock() };
+        // SAFETY: `prepare` locked both in this thread and forgot the guards.
+        unsafe {
+            COPIERS.force_unlock();
+            REGISTRY.force_unlock();
+        }
     }
     extern "C" fn child() {
         GENERATION.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as in `parent`: the child's only thread is the one that forked.
-        unsafe { REGISTRY.force_unlock() };
+        // SAFETY: as in `parent`: the child's only thread is the one that forked, and
+        // `prepare` holds the lock of `COPIERS` for it. The parent's other threads do
+        // not exist here: a flag one of them left set mid-copy would be waited for
+        // forever, so set flags are dropped (the forking thread's is clear: it forks).
+        unsafe {
+            (*COPIERS.data_ptr())
+                .retain(|f| f.upgrade().is_some_and(|f| !f.load(Ordering::Relaxed)));
+            COPIERS.force_unlock();
+            REGISTRY.force_unlock();
+        }
     }
     ONCE.call_once(|| {
-        // The registry exists before a handler can lock it.
+        // The locks exist before a handler can take them.
         Lazy::force(&REGISTRY);
+        Lazy::force(&COPIERS);
         // SAFETY: three functions that only touch this module's statics; registering
         // them fails only for lack of memory, and then forks keep the parent's records
         // (the child's own writers may then be refused: never too many admitted).
