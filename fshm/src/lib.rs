@@ -207,9 +207,11 @@
 //! at commit or drop), and such a reader copies under that lock and copies none of
 //! them. A reader whose bytes the reservation overwrites has been lapped (its position
 //! lies below the reservation's end minus the capacity): it gets the overrun its copy
-//! would have got, without the copy. The lock costs such reads an uncontended
-//! lock and unlock (`BENCHMARKS.md`); attached readers of a lossless ring, which read
-//! without an overrun check, never take it.
+//! would have got, without the copy. Until this process first reserves in the object,
+//! such a read takes no lock: it sets a flag of its thread, which that first
+//! reservation waits out (one atomic swap per read, about 7 ns on a 64-byte read,
+//! `BENCHMARKS.md`); attached readers of a lossless ring, which read without an
+//! overrun check, pay nothing.
 //!
 //! ## Async
 //!
