@@ -119,7 +119,8 @@ fn a_forked_child_cannot_commit_the_parents_open_reservation() {
         let held = &mut held;
         let mut child = common::fork_child(move || {
             let mut r = held.take().unwrap();
-            if !r.is_empty() || !(&mut *r).is_empty() {
+            let lent_mut: &mut [u8] = &mut r;
+            if !lent_mut.is_empty() || !r.is_empty() {
                 return 3; // the child could write the parent's bytes
             }
             match r.commit(8) {
