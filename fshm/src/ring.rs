@@ -64,7 +64,9 @@
 //! exception: a seek back lets writers still overwrite up to where the reader had been
 //! (a writer remembers the lowest reader position it saw), so `trust_from` rises to
 //! that. (A handle's own writes, which its slot does not hold back, move its position
-//! to their end: they never overwrite what it still reads.)
+//! to their end: they never overwrite what it still reads. Its claim first moves the
+//! position, and the slot, to at least the claim's end minus the capacity, so a
+//! reservation committed with less, or dropped, leaves nothing unwritten behind it.)
 
 use crate::error::{invalid, os, overrun, Result};
 use crate::header::{Header, FLAG_LOSSLESS, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
@@ -247,18 +249,6 @@ impl Core {
         };
         self.ensure_readable(c, cap)?;
         if self.is_lossless() && end > cap {
-            // This handle's own slot holds nothing back from its own claims (it would
-            // wait for itself): the positions the claim overwrites, below
-            // `end - capacity`, are given up before the bytes are written — its
-            // position moves past them and is published, as its writes move it to their
-            // end ("Trusted reads"). A claim then committed with less, or nothing, leaves
-            // the position there: it never lends or trusts a byte the claim lent out.
-            if let Some(k) = c.own_slot() {
-                if c.pos < end - cap {
-                    c.pos = end - cap;
-                    publish_slot_pos(h, k, c.pos);
-                }
-            }
             self.make_room(c, end - cap)?;
         }
         // A reader that caught up holds both the line of the length and the line the
@@ -279,6 +269,21 @@ impl Core {
             // A reader attached since `make_room` looked ("Attaching" above): it chose
             // its start after this write's `hwm`, or this write sees its slot now.
             self.make_room(c, end - cap)?;
+        }
+        if lossless {
+            // This handle's own slot holds nothing back from its own claims (it would
+            // wait for itself): the positions the claim overwrites, below
+            // `end - capacity`, are given up once the claim succeeded and before the
+            // bytes are written — its position moves past them and is published, as
+            // its writes move it to their end ("Trusted reads"). A claim then committed
+            // with less, or nothing, leaves the position there: it never lends or
+            // trusts a byte the claim lent out.
+            if let Some(k) = c.own_slot() {
+                if c.pos < end - cap {
+                    c.pos = end - cap;
+                    publish_slot_pos(h, k, c.pos);
+                }
+            }
         }
         Ok(pos)
     }
