@@ -363,6 +363,19 @@ impl Core {
         }
     }
 
+    /// Runs `f` on the process-local state of the stream's object, as
+    /// [`local`](Self::local) finds it, without touching the `Arc`'s count once it is
+    /// known (a ring read's path).
+    #[inline]
+    pub(crate) fn with_local<T>(&self, f: impl FnOnce(&crate::local::Local) -> T) -> Result<T> {
+        if let Some(local) = self.local.get() {
+            if local.is_current() {
+                return Ok(f(local));
+            }
+        }
+        Ok(f(&*self.local()?))
+    }
+
     /// Whether [`AsFd`] hands out a read-only descriptor of the handle's own rather
     /// than `fd`, whose offset is then no business of the C layer's.
     pub(crate) fn hands_out_own_fd(&self) -> bool {
