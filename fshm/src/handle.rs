@@ -781,6 +781,11 @@ impl Drop for Core {
                 std::mem::size_of::<Header>(),
             );
         }
+        if let Some(bells) = self.doorbells.get() {
+            // And those on the lock object's bells, before the field unmaps them.
+            let (addr, len) = bells.span();
+            crate::reactor::forget_words(addr, len);
+        }
         if *self.counted_follower.get_mut() {
             if let Some(w) = self.window.get() {
                 // Saturating: a hostile header may hold 0 here.

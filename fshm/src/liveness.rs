@@ -473,10 +473,19 @@ impl Doorbells {
     }
 }
 
+impl Doorbells {
+    /// The mapped page's address and length: what the handle that owns these bells
+    /// removes the reactor's registrations of (`reactor::forget_words`) before it drops
+    /// them (`handle.rs`, `Drop for Core`).
+    pub(crate) fn span(&self) -> (usize, usize) {
+        (self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize)
+    }
+}
+
 impl Drop for Doorbells {
     fn drop(&mut self) {
-        // Registrations of leaked async waits on these words go first.
-        crate::reactor::forget_words(self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize);
+        // Registrations of leaked async waits on these words are gone by now: the
+        // handle that owns the bells removed them first (`Doorbells::span`).
         // SAFETY: the page `map` mapped; every reference to its words borrows `self`.
         unsafe { sys::munmap(self.base.as_ptr(), LOCK_OBJECT_SIZE as usize) };
     }

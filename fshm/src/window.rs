@@ -27,7 +27,7 @@
 //!   meets them: a ring's racing copies ([`Window::read_shared`] in `ring.rs`) run under
 //!   the reservation lock of the object's `Local` and copy nothing a reservation of
 //!   this process lends (`local.rs`, "Ring bytes a reservation holds"); the unit test
-//!   `lossy_copy_racing_a_reservations_plain_stores` runs that pairing under Miri.
+//!   `local::tests::lossy_copy_racing_a_reservations_plain_stores` runs that pairing under Miri.
 //! - Another process's accesses are whatever its code does; a process with write access
 //!   is trusted (crate docs, "Trust").
 
@@ -412,72 +412,6 @@ unsafe fn zero_shared(dst: *mut u8, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A lossy reader's atomic copy of ring bytes beside a reservation of the same
-    /// process that fills them through `&mut [u8]` with plain stores: the copy runs
-    /// under the process's reservation lock (`local.rs`, "Ring bytes a reservation
-    /// holds") and never touches bytes lent for plain stores, so Miri finds no data
-    /// race (`ci/miri.sh`). Without the lock and the plan it reported "Data race
-    /// detected between non-atomic write and atomic load". A ring of 64 bytes holding
-    /// positions `0..64`; the reservation claims `64..128` (all of it, every round) or
-    /// `64..80` (offsets `0..16`), and the reader copies positions `0..64` or `20..64`.
-    #[test]
-    fn lossy_copy_racing_a_reservations_plain_stores() {
-        use crate::local::{Plan, RingReservation};
-        struct Shared(*mut u8);
-        // SAFETY: the pointer outlives both threads, and every access to the bytes
-        // behind it below is ordered by the reservation lock or atomic.
-        unsafe impl Send for Shared {}
-        // SAFETY: as above.
-        unsafe impl Sync for Shared {}
-        const CAP: u64 = 64;
-        let rounds = if cfg!(miri) { 20 } else { 2000 };
-        for (reserved, (pos, n), expect_copy) in [
-            (CAP, (0, CAP), None),          // the reader is overrun while it is open
-            (16, (20, CAP - 20), Some(44)), // disjoint offsets: copies beside it
-        ] {
-            let mut ring = vec![0u8; CAP as usize];
-            let p = Shared(ring.as_mut_ptr());
-            let (p, res) = (&p, &RingReservation::default());
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    for round in 0..rounds {
-                        // The claim (`hwm` raised to 64 + reserved), then the record,
-                        // then the bytes lent.
-                        res.open(CAP, CAP + reserved);
-                        // SAFETY: what `Reservation::deref_mut` lends: offsets
-                        // `0..reserved` of the ring.
-                        let lent =
-                            unsafe { std::slice::from_raw_parts_mut(p.0, reserved as usize) };
-                        lent.fill(round as u8);
-                        res.close();
-                    }
-                });
-                s.spawn(move || {
-                    for _ in 0..rounds {
-                        let mut dst = [MaybeUninit::new(0u8); CAP as usize];
-                        let plan = res.copy_with(pos, n, CAP, |plan| {
-                            if let Plan::Copy(k) = plan {
-                                // SAFETY: positions `pos..pos + k` lie in the 64 bytes;
-                                // the plan keeps the copy off bytes lent for plain
-                                // stores.
-                                unsafe {
-                                    copy_shared(p.0.add(pos as usize), &mut dst[..k as usize])
-                                };
-                            }
-                            plan
-                        });
-                        match (plan, expect_copy) {
-                            (Plan::Copy(k), _) => assert_eq!(k, n),
-                            (Plan::Overrun, None) => {}
-                            (other, _) => panic!("unexpected plan {other:?}"),
-                        }
-                    }
-                });
-            });
-            drop(ring);
-        }
-    }
 
     #[test]
     fn copy_shared_copies_every_length_and_alignment() {
