@@ -363,6 +363,19 @@ impl Core {
         }
     }
 
+    /// Runs `f` on the process-local state of the stream's object, as
+    /// [`local`](Self::local) finds it, without touching the `Arc`'s count once it is
+    /// known (a ring read's path).
+    #[inline]
+    pub(crate) fn with_local<T>(&self, f: impl FnOnce(&crate::local::Local) -> T) -> Result<T> {
+        if let Some(local) = self.local.get() {
+            if local.is_current() {
+                return Ok(f(local));
+            }
+        }
+        Ok(f(&*self.local()?))
+    }
+
     /// Whether [`AsFd`] hands out a read-only descriptor of the handle's own rather
     /// than `fd`, whose offset is then no business of the C layer's.
     pub(crate) fn hands_out_own_fd(&self) -> bool {
@@ -778,9 +791,9 @@ impl Drop for Core {
             );
         }
         if let Some(bells) = self.doorbells.get() {
-            // And on the lock object's bells, before `Doorbells` unmaps them.
-            let (start, len) = bells.range();
-            crate::reactor::forget_words(start, len);
+            // And those on the lock object's bells, before the field unmaps them.
+            let (addr, len) = bells.span();
+            crate::reactor::forget_words(addr, len);
         }
         if *self.counted_follower.get_mut() {
             if let Some(w) = self.window.get() {

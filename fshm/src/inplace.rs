@@ -140,7 +140,7 @@ impl Core {
             let len = self.header().len.load(Ordering::Acquire);
             if pos < self.header().floor.load(Ordering::Relaxed) {
                 // Skipped positions (`skip_to`): never lent as data.
-                return Err(self.overrun(c, pos));
+                return Err(self.overrun(c, pos, 0));
             }
             // An attached reader is never more than a capacity behind; a hostile
             // header claiming more is cut to what the window holds from `pos % cap`.
@@ -256,11 +256,17 @@ impl Core {
             // The lock-free ring writer (the only one of this process): no token to take
             // or give back.
             let pos = with_patience(self, c, patience, |c| self.ring_claim(c, n))?;
+            self.open_ring_reservation(pos, n)?;
             return self.reserved_at(c, pos, pos % self.capacity(), n, false);
         }
         let lock = self.lock_object()?;
         self.take_append_token(lock, patience)?;
-        match with_patience(self, c, patience, |c| self.claim_locked(c, n)) {
+        let claimed = with_patience(self, c, patience, |c| self.claim_locked(c, n));
+        let claimed = match claimed {
+            Ok((pos, _)) if self.is_ring() => self.open_ring_reservation(pos, n).and(claimed),
+            r => r,
+        };
+        match claimed {
             Ok((pos, off)) => {
                 if let Ok(local) = self.local() {
                     local.token_taken_by_reservation();
@@ -336,6 +342,15 @@ impl Core {
         Ok((pos, pos))
     }
 
+    /// Ring: records the claimed positions `[pos, pos + n)` as this process's open
+    /// reservation (`local.rs`, "Ring bytes a reservation holds") before they are lent:
+    /// from then on this process's racing copies leave them alone. The claim raised
+    /// `hwm` to `pos + n` before this.
+    #[inline]
+    fn open_ring_reservation(&self, pos: u64, n: u64) -> Result<()> {
+        self.with_local(|local| local.ring_reservation.open(pos, pos + n))
+    }
+
     /// Records the reservation of `[pos, pos + len)` at data offset `off`.
     #[inline]
     fn reserved_at(
@@ -409,6 +424,11 @@ impl Core {
     }
 
     fn release(&self, r: Reserved) {
+        if self.is_ring() && r.generation == crate::local::generation() {
+            // After the caller's stores to the bytes (the reservation was borrowed
+            // mutably until now): a racing copy that takes the lock next sees them.
+            let _ = self.with_local(|local| local.ring_reservation.close());
+        }
         // In a forked child, an inherited reservation's token is the parent's: the
         // child's copy goes without unlocking it.
         if r.locked && r.generation == crate::local::generation() {

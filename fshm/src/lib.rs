@@ -201,11 +201,18 @@
 //!   bits: a read-only process can neither write the bytes (its mapping is `PROT_READ`)
 //!   nor take a reader slot, so it can change nothing another process lends.
 //!
-//! One race is left in one process: a lossy reader's copy of old ring bytes that a
-//! reservation of the same process is overwriting (the reader throws the copy away as
-//! an overrun). Its loads are atomic; the reservation's stores through `&mut [u8]` are
-//! not, which the memory model counts as a data race. Read a ring that this process
-//! reserves in through an attached reader of a lossless ring, or in another process.
+//! A ring reader that copies bytes a writer may be overwriting (lossy, or not attached
+//! to a slot) copies them with atomic loads, and a reservation's `&mut [u8]` is filled
+//! with plain stores. In one process the two never meet: the reservation's bytes are
+//! recorded under a per-object lock of this process before they are lent (and cleared
+//! at commit or drop), and such a reader copies under that lock and copies none of
+//! them. A reader whose bytes the reservation overwrites has been lapped (its position
+//! lies below the reservation's end minus the capacity): it gets the overrun its copy
+//! would have got, without the copy. Until this process first reserves in the object,
+//! such a read takes no lock: it sets a flag of its thread, which that first
+//! reservation waits out (one atomic swap per read, about 7 ns on a 64-byte read,
+//! `BENCHMARKS.md`); attached readers of a lossless ring, which read without an
+//! overrun check, pay nothing.
 //!
 //! ## Async
 //!

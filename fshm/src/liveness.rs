@@ -411,8 +411,7 @@ pub(crate) const ROOM_BELL_AT: usize = 64;
 /// | 0 | 4 | data bell | moved on (+1) and woken by a writer whose commit found the header's `seq` flagged |
 /// | 64 | 4 | room bell | moved on (+1) and woken by a lossless reader whose progress found `space_seq` flagged |
 ///
-/// Dropping it unmaps it: its holder (`Core`) first removes the reactor's registrations
-/// on its words ([`range`](Self::range)).
+/// Dropping it removes the reactor's registrations on its words, then unmaps it.
 pub(crate) struct Doorbells {
     base: std::ptr::NonNull<u8>,
 }
@@ -468,20 +467,25 @@ impl Doorbells {
         self.word(DATA_BELL_AT)
     }
 
-    /// The page's address range (start, length): where the reactor's registrations on
-    /// its words lie.
-    pub(crate) fn range(&self) -> (usize, usize) {
-        (self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize)
-    }
-
     /// The room bell.
     pub(crate) fn room(&self) -> &std::sync::atomic::AtomicU32 {
         self.word(ROOM_BELL_AT)
     }
 }
 
+impl Doorbells {
+    /// The mapped page's address and length: what the handle that owns these bells
+    /// removes the reactor's registrations of (`reactor::forget_words`) before it drops
+    /// them (`handle.rs`, `Drop for Core`).
+    pub(crate) fn span(&self) -> (usize, usize) {
+        (self.base.as_ptr() as usize, LOCK_OBJECT_SIZE as usize)
+    }
+}
+
 impl Drop for Doorbells {
     fn drop(&mut self) {
+        // Registrations of leaked async waits on these words are gone by now: the
+        // handle that owns the bells removed them first (`Doorbells::span`).
         // SAFETY: the page `map` mapped; every reference to its words borrows `self`.
         unsafe { sys::munmap(self.base.as_ptr(), LOCK_OBJECT_SIZE as usize) };
     }

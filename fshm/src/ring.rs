@@ -64,11 +64,14 @@
 //! exception: a seek back lets writers still overwrite up to where the reader had been
 //! (a writer remembers the lowest reader position it saw), so `trust_from` rises to
 //! that. (A handle's own writes, which its slot does not hold back, move its position
-//! to their end: they never overwrite what it still reads.)
+//! to their end: they never overwrite what it still reads. Its claim first moves the
+//! position, and the slot, to at least the claim's end minus the capacity, so a
+//! reservation committed with less, or dropped, leaves nothing unwritten behind it.)
 
 use crate::error::{invalid, os, overrun, Result};
 use crate::handle::{Core, Cursor};
 use crate::header::{Header, LOCK_APPEND, LOCK_SLOT0, READER_SLOTS};
+use crate::local::Plan;
 use crate::sync::fence;
 use crate::sys;
 use crate::wait::{self, Waited};
@@ -127,9 +130,9 @@ impl Core {
         // `floor`: positions skipped (`skip_to`) were never written here; it is raised
         // before the length that passes them is published.
         if pos < oldest || pos < h.floor.load(Ordering::Relaxed) {
-            return Err(self.overrun(c, pos));
+            return Err(self.overrun(c, pos, 0));
         }
-        let n = (len - pos).min(buf.len() as u64).min(cap);
+        let mut n = (len - pos).min(buf.len() as u64).min(cap);
         self.ensure_readable(c, cap)?;
         let trusted = c.own_slot().is_some() && pos >= c.reader.trust_from && pos >= c.pos;
         let window = self.window()?;
@@ -140,9 +143,26 @@ impl Core {
             // before this reader consumed them ("Trusted reads").
             unsafe { window.read_stable(pos % cap, dst) };
         } else {
-            // SAFETY: as above for the range; writers may overwrite the bytes during the
-            // copy, which the check below detects.
-            unsafe { window.read_shared(pos % cap, dst) };
+            // Under this process's reservation lock ("Ring bytes a reservation holds",
+            // `local.rs`): no bytes are lent for plain stores while the atomic loads
+            // run, and none that were are copied.
+            let plan = self.with_local(|local| {
+                local.ring_reservation.copy_with(pos, n, cap, |plan| {
+                    if let Plan::Copy(k) = plan {
+                        // SAFETY: as above for the range (`k <= n`); writers of other
+                        // processes, and this process's own writes (atomic stores), may
+                        // overwrite the bytes during the copy, which the check below
+                        // detects; no reservation of this process fills them (`plan`).
+                        unsafe { window.read_shared(pos % cap, &mut dst[..k as usize]) };
+                    }
+                    plan
+                })
+            })?;
+            match plan {
+                Plan::Copy(k) => n = k,
+                Plan::Overrun => return Err(self.overrun(c, pos, 0)),
+                Plan::Skip(resume) => return Err(self.overrun(c, pos, resume)),
+            }
         }
         #[cfg(feature = "__test-hooks")]
         if let Some(hook) = crate::test_hooks::ring_read_pause() {
@@ -150,16 +170,16 @@ impl Core {
         }
         if !trusted && overrun_after_copy(h, pos, cap) {
             // A writer overwrote some of these bytes while we copied them.
-            return Err(self.overrun(c, pos));
+            return Err(self.overrun(c, pos, 0));
         }
         Ok(n as usize)
     }
 
     /// The overrun error for a reader at `pos`; moves the position to the oldest byte
-    /// still held and counts the loss.
-    pub(crate) fn overrun(&self, c: &mut Cursor, pos: u64) -> std::io::Error {
+    /// still held (and at least to `at_least`) and counts the loss.
+    pub(crate) fn overrun(&self, c: &mut Cursor, pos: u64, at_least: u64) -> std::io::Error {
         let len = self.header().len.load(Ordering::Acquire);
-        let resume = self.ring_oldest(len).max(pos);
+        let resume = self.ring_oldest(len).max(pos).max(at_least);
         let lost = resume - pos;
         c.pos = resume;
         // Saturating: a hostile header can claim overruns of nearly 2^64 bytes, again and
@@ -265,6 +285,21 @@ impl Core {
             // its start after this write's `hwm`, or this write sees its slot now.
             self.make_room(c, end - cap)?;
         }
+        if lossless {
+            // This handle's own slot holds nothing back from its own claims (it would
+            // wait for itself): the positions the claim overwrites, below
+            // `end - capacity`, are given up once the claim succeeded and before the
+            // bytes are written — its position moves past them and is published, as
+            // its writes move it to their end ("Trusted reads"). A claim then committed
+            // with less, or nothing, leaves the position there: it never lends or
+            // trusts a byte the claim lent out.
+            if let Some(k) = c.own_slot() {
+                if c.pos < end - cap {
+                    c.pos = end - cap;
+                    publish_slot_pos(h, k, c.pos, || self.room_bell());
+                }
+            }
+        }
         Ok(pos)
     }
 
@@ -276,6 +311,11 @@ impl Core {
         c.writer.ring_len =
             publish_ring_len(self.header(), pos, end, || self.data_bell()).then_some(end);
         c.pos = end;
+        if c.own_slot().is_some() {
+            // An attached writer: its slot follows its position, or other writers would
+            // wait for bytes it has skipped.
+            self.publish_slot(c);
+        }
     }
 
     /// Lossless: waits until no attached live reader still needs a position below

@@ -214,20 +214,27 @@ pub(crate) struct Stat {
     pub ino: u64,
 }
 
+impl Stat {
+    /// The fields fshm uses of a `stat` the kernel filled.
+    fn of(st: &libc::stat) -> Stat {
+        Stat {
+            size: st.st_size as u64,
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
 /// `fstat(fd)`.
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is open and `st` is a valid out-pointer.
     retry(-1, || unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-    Ok(Stat {
-        size: st.st_size as u64,
-        mode: st.st_mode,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        dev: st.st_dev,
-        ino: st.st_ino,
-    })
+    Ok(Stat::of(&st))
 }
 
 /// `fchmod(fd, mode)`.
@@ -387,14 +394,7 @@ pub(crate) fn shm_lstat(object: &CStr) -> Option<Stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
     let r = unsafe { libc::lstat(path.as_ptr(), &mut st) };
-    (r == 0).then_some(Stat {
-        size: st.st_size as u64,
-        mode: st.st_mode,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        dev: st.st_dev,
-        ino: st.st_ino,
-    })
+    (r == 0).then(|| Stat::of(&st))
 }
 
 /// `(st_dev, st_ino)` of the entry that the shm name `object` (with its leading `/`)

@@ -23,10 +23,11 @@
 //!   behave as another process's accesses do. (`fshm-ffi`'s own copy out of a refill
 //!   uses this file's shared copy: `c_layer::copy_from_mapping`.)
 //! - In-place writes through a `Reservation` are the caller's own stores into a
-//!   `&mut [u8]` (plain, or whatever the caller uses): a lossy ring reader copying the
-//!   same bytes at the same time still detects the overrun by `hwm`, which the claim
-//!   raised before lending the bytes, but the language-level race between the caller's
-//!   plain stores and its atomic loads is not excluded.
+//!   `&mut [u8]` (plain, or whatever the caller uses). No racing read of this process
+//!   meets them: a ring's racing copies ([`Window::read_shared`] in `ring.rs`) run under
+//!   the reservation lock of the object's `Local` and copy nothing a reservation of
+//!   this process lends (`local.rs`, "Ring bytes a reservation holds"); the unit test
+//!   `local::tests::lossy_copy_racing_a_reservations_plain_stores` runs that pairing under Miri.
 //! - Another process's accesses are whatever its code does; a process with write access
 //!   is trusted (crate docs, "Trust").
 
@@ -411,39 +412,6 @@ unsafe fn zero_shared(dst: *mut u8, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The race the crate docs leave open ("Safety of in-place reads", the last
-    /// paragraph): a lossy reader's atomic copy of ring bytes that a reservation of the
-    /// same process fills through `&mut [u8]` with plain stores. Modelled on process
-    /// memory, Miri reports it as a data race (`cargo +nightly miri test -p fshm --lib
-    /// -- --ignored lossy_copy`). Ignored: it demonstrates an open issue.
-    #[test]
-    #[ignore = "demonstrates the documented lossy-reader / reservation data race under Miri"]
-    fn lossy_copy_racing_a_reservations_plain_stores() {
-        struct Shared(*mut u8);
-        // SAFETY: a test of the race itself; the pointer outlives both threads.
-        unsafe impl Send for Shared {}
-        // SAFETY: as above.
-        unsafe impl Sync for Shared {}
-        let mut ring = vec![0u8; 64];
-        let p = Shared(ring.as_mut_ptr());
-        let p = &p;
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                // The reservation: `&mut [u8]` over the bytes, plain stores.
-                // SAFETY: what `Reservation::deref_mut` lends.
-                let reserved = unsafe { std::slice::from_raw_parts_mut(p.0, 64) };
-                reserved.fill(0x5A);
-            });
-            s.spawn(move || {
-                // The lossy reader: `read_shared` over the same bytes.
-                let mut dst = [MaybeUninit::new(0u8); 64];
-                // SAFETY: the 64 bytes are readable for the whole copy.
-                unsafe { copy_shared(p.0, &mut dst) };
-            });
-        });
-        drop(ring);
-    }
 
     #[test]
     fn copy_shared_copies_every_length_and_alignment() {

@@ -126,13 +126,18 @@ impl BufRead for FollowerMut<'_> {
 /// Space at the end of a stream, reserved by [`Stream::reserve`], to fill in place and
 /// [`commit`](Reservation::commit). It dereferences to `[u8]`: the bytes hold whatever
 /// was there before (zeros, or older data of a ring), never another handle's bytes in
-/// flight. Dropping it commits nothing and releases the space.
+/// flight. Dropping it commits nothing and releases the space. In a child made by
+/// `fork(2)`, the copy of a reservation the parent holds dereferences to an empty
+/// slice and cannot commit: the bytes are the parent's to fill.
 #[derive(Debug)]
 pub struct Reservation<'a> {
     stream: &'a mut Stream,
     ptr: NonNull<u8>,
     len: usize,
     pos: u64,
+    /// The process generation (`local.rs`) that made it: a child `fork(2)` made lends
+    /// nothing through its copy.
+    generation: u64,
 }
 
 impl Stream {
@@ -154,7 +159,18 @@ impl Stream {
     ///
     /// In one process, the handles writing a ring are one handle without append mode or
     /// any number in append mode (see "Errors"), so that no two reservations, and no
-    /// reservation and write, claim the same bytes. To wait less, see
+    /// reservation and write, claim the same bytes. Readers of the ring in this process
+    /// that are not attached to a slot do not copy the reserved bytes while the
+    /// reservation is open: one whose unread bytes it overwrites gets its overrun at
+    /// once (crate docs, "Safety of in-place reads").
+    ///
+    /// A handle that is also an attached reader of a lossless ring is not held back by
+    /// its own slot: a reservation of `n` bytes at position `p` overwrites its unread
+    /// bytes below `p + n - capacity`, as its writes do. The reservation gives them up
+    /// when it is made: the handle's position moves to at least `p + n - capacity`
+    /// (and its slot with it, so other writers may go on), whether the reservation is
+    /// then committed, committed with 0 or dropped; a commit moves it to the end of
+    /// what it committed, as a write does. To wait less, see
     /// [`try_reserve`](Self::try_reserve) and [`reserve_timeout`](Self::reserve_timeout).
     ///
     /// ```
@@ -239,11 +255,24 @@ impl Stream {
             ptr,
             len: n,
             pos,
+            generation: crate::local::generation(),
         })
     }
 }
 
 impl Reservation<'_> {
+    /// The reserved length this process may fill: the whole reservation, or 0 for a
+    /// child's copy of its parent's (the parent fills those bytes; the child's racing
+    /// ring copies do not know of them).
+    #[inline]
+    fn lendable(&self) -> usize {
+        if self.generation == crate::local::generation() {
+            self.len
+        } else {
+            0
+        }
+    }
+
     /// The stream position of the first reserved byte.
     pub fn position(&self) -> u64 {
         self.pos
@@ -277,7 +306,7 @@ impl std::ops::Deref for Reservation<'_> {
     #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: as for `deref_mut`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.lendable()) }
     }
 }
 
@@ -293,13 +322,15 @@ impl std::ops::DerefMut for Reservation<'_> {
         // no lossless reader reads them. No descriptor this process hands out can write
         // them (`AsFd`: read-only for rings and immutable streams). Other processes
         // with write access are trusted to follow the protocol (crate docs, "Safety of
-        // in-place reads"); a lossy reader copying old bytes checks for an overrun
-        // after its copy.
+        // in-place reads"). This process's racing ring copies stay off the bytes
+        // (`local.rs`, "Ring bytes a reservation holds": recorded by `reserve`).
+        // A child `fork(2)` made gets 0 bytes through its copy (`lendable`): they are
+        // recorded in its parent's `Local`, not its own.
         // `&mut self` borrows the handle, so no second reservation or write of this
         // handle aliases it; shared memory pages always hold initialised bytes (zeros
         // from the kernel or bytes written before), so `[u8]` rather than
         // `[MaybeUninit<u8>]`. The window lives as long as the borrowed handle.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.lendable()) }
     }
 }
 

@@ -118,7 +118,11 @@ fn a_forked_child_cannot_commit_the_parents_open_reservation() {
     {
         let held = &mut held;
         let mut child = common::fork_child(move || {
-            let r = held.take().unwrap();
+            let mut r = held.take().unwrap();
+            let lent_mut: &mut [u8] = &mut r;
+            if !lent_mut.is_empty() || !r.is_empty() {
+                return 3; // the child could write the parent's bytes
+            }
             match r.commit(8) {
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => 0,
                 Err(_) => 2,
@@ -181,13 +185,13 @@ fn a_forked_childs_drop_of_an_inherited_reader_leaves_the_parents_slot() {
     assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
 }
 
-/// Open issue (no UB; a broken promise of what `fill_buf` lends): a ring writer's claims
-/// skip its own reader slot ("a handle's own writes move its position to their end"),
-/// but a reservation that is dropped (or committed with 0) does not move the position.
-/// An attached handle that reserves over its own unread bytes and cancels then lends,
-/// through `fill_buf`, bytes no commit ever wrote.
+/// A ring writer's claims skip its own reader slot (it would wait for itself), so a
+/// reservation of an attached handle overwrites the handle's own unread bytes. The
+/// claim gives them up before it lends the bytes: the position moves to `end - capacity`
+/// and is published. A reservation dropped (or committed with 0) then leaves the handle
+/// there, and `fill_buf` lends only bytes no reservation touched. (It used to lend, from
+/// the old position, bytes of the reservation that no commit wrote.)
 #[test]
-#[ignore = "reproducer of an open issue: a cancelled ring reservation clobbers its own handle's unread bytes"]
 fn a_cancelled_reservation_of_an_attached_handle_clobbers_its_unread_bytes() {
     let g = NameGuard::new("rt-own-slot");
     let mut w = OpenOptions::new()
@@ -198,17 +202,114 @@ fn a_cancelled_reservation_of_an_attached_handle_clobbers_its_unread_bytes() {
     let mut me = OpenOptions::new().append(true).open(g.name()).unwrap();
     me.attach().unwrap();
     w.write_all(&[b'A'; RING as usize]).unwrap(); // the ring is full of my unread bytes
-    {
-        let mut r = me.reserve(100).unwrap(); // my own slot does not hold it back
-        r.fill(b'Z');
-        // dropped: nothing committed
+    for commit in [None, Some(0)] {
+        {
+            let mut r = me.reserve(100).unwrap(); // my own slot does not hold it back
+            r.fill(b'Z');
+            if let Some(k) = commit {
+                r.commit(k).unwrap();
+            } // else dropped: nothing committed
+        }
+        assert_eq!(me.position(), 100, "the claim gave up what it overwrites");
+        let lent = me.fill_buf().unwrap();
+        assert_eq!(lent.len() as u64, RING - 100);
+        assert!(
+            lent.iter().all(|&b| b == b'A'),
+            "fill_buf lends bytes of a reservation that was never committed"
+        );
     }
-    let lent = me.fill_buf().unwrap();
-    assert_eq!(lent.len(), RING as usize);
-    assert!(
-        lent.iter().all(|&b| b == b'A'),
-        "fill_buf lends bytes of a reservation that was never committed"
-    );
+    // The slot followed: the other writer may overwrite what the claims gave up, and
+    // no more.
+    w.set_write_timeout(Some(std::time::Duration::from_millis(200)));
+    w.write_all(&[b'B'; 100]).unwrap();
+    let e = w.write(&[b'C'; 1]).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+}
+
+/// The race Miri found in one process (`window.rs`, the unit test
+/// `lossy_copy_racing_a_reservations_plain_stores`): a lossy reader's atomic copy of
+/// old ring bytes while a reservation of the same process fills them with plain stores.
+/// The copy now runs under the process's reservation lock and copies nothing the open
+/// reservation lends: a reader whose bytes the reservation overwrites is overrun
+/// without a copy (in the same thread while the reservation is open, and in another),
+/// one whose bytes it does not touch reads them, and after the commit the reader reads
+/// the committed bytes. Then a writer thread reserving whole laps races reader threads
+/// on two handles: every byte a read returns is a committed lap's.
+#[test]
+fn lossy_readers_and_a_reservation_of_the_same_process_race_without_torn_bytes() {
+    let g = NameGuard::new("rt-lossy-res");
+    let mut w = OpenOptions::new()
+        .ring(RING, RingPolicy::Lossy)
+        .create(g.name())
+        .unwrap();
+    let mut ro = OpenOptions::new().read_only(true).open(g.name()).unwrap();
+    let mut rw = Stream::open(g.name()).unwrap();
+    w.write_all(&[b'A'; RING as usize]).unwrap();
+    let mut buf = vec![0u8; RING as usize];
+
+    // A small reservation overwrites positions 0..100: a reader past them reads.
+    rw.seek(SeekFrom::Start(100)).unwrap();
+    let mut ro2 = OpenOptions::new().read_only(true).open(g.name()).unwrap();
+    let mut r = w.reserve(100).unwrap();
+    r.fill(b'Z');
+    let e = ro.read(&mut buf).unwrap_err();
+    let o = fshm::overrun_of(&e).expect("an overrun");
+    assert_eq!((o.lost(), o.resume_at()), (100, 100), "{e}");
+    assert_eq!(rw.read(&mut buf).unwrap(), RING as usize - 100);
+    assert!(buf[..RING as usize - 100].iter().all(|&b| b == b'A'));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Another thread, a read that meets the reserved bytes.
+            let e = ro2.read(&mut [0u8; 16]).unwrap_err();
+            assert!(fshm::overrun_of(&e).is_some(), "{e}");
+        });
+    });
+    r.commit_all().unwrap();
+    assert_eq!(ro.read(&mut buf).unwrap(), RING as usize);
+    assert!(buf[..RING as usize - 100].iter().all(|&b| b == b'A'));
+    assert!(buf[RING as usize - 100..].iter().all(|&b| b == b'Z'));
+
+    // Laps of whole-capacity reservations, byte `lap` each, against two reader threads.
+    const LAPS: u64 = 300;
+    let start = RING + 100;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for reader in [&mut ro, &mut rw] {
+            let done = &done;
+            s.spawn(move || {
+                let mut buf = vec![0u8; RING as usize];
+                let mut reads = 0u32;
+                while !done.load(std::sync::atomic::Ordering::Acquire) || reads == 0 {
+                    let pos = reader.position();
+                    match reader.read(&mut buf) {
+                        Ok(n) => {
+                            for (i, &b) in buf[..n].iter().enumerate() {
+                                let p = pos + i as u64;
+                                let want = if p < start {
+                                    if p < RING {
+                                        b'A'
+                                    } else {
+                                        b'Z'
+                                    }
+                                } else {
+                                    ((p - start) / RING) as u8
+                                };
+                                assert_eq!(b, want, "byte at position {p}");
+                            }
+                            reads += 1;
+                        }
+                        Err(e) => assert!(fshm::overrun_of(&e).is_some(), "{e}"),
+                    }
+                }
+            });
+        }
+        for lap in 0..LAPS {
+            let mut r = w.reserve(RING as usize).unwrap();
+            r.fill(lap as u8);
+            r.commit_all().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
 }
 
 /// The C layer's absorbed fd offset on a ring is checked as a seek: a position the
