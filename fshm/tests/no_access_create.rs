@@ -268,6 +268,16 @@ fn a_watcher_squatting_each_new_streams_lock_name_stalls_none_of_100_creates() {
     let prefix = format!("{}-", base.name());
     let mut watcher = attacker(|| watch_and_squat(&prefix));
     let names: Vec<String> = (0..100).map(|i| format!("{prefix}{i}")).collect();
+    // The watcher's squats go, as root, also when the test fails.
+    struct Squats<'a>(&'a [String]);
+    impl Drop for Squats<'_> {
+        fn drop(&mut self) {
+            for name in self.0 {
+                let _ = std::fs::remove_file(common::shm_path(&format!("{name}%lock")));
+            }
+        }
+    }
+    let _squats = Squats(&names);
     bounded("100 creates under a watcher", Some(VICTIM), || {
         for name in &names {
             create_use_and_close(name);
@@ -282,7 +292,6 @@ fn a_watcher_squatting_each_new_streams_lock_name_stalls_none_of_100_creates() {
             common::lock_objects_of(name).is_empty(),
             "{name}'s lock object was left"
         );
-        let _ = std::fs::remove_file(common::shm_path(&format!("{name}%lock")));
     }
 }
 

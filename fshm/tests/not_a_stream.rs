@@ -85,11 +85,26 @@ struct Cleanup(Vec<PathBuf>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        let remove = |p: &std::path::Path| match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => drop(std::fs::remove_dir(p)),
+            Ok(_) => drop(std::fs::remove_file(p)),
+            Err(_) => {}
+        };
         for p in &self.0 {
-            match std::fs::symlink_metadata(p) {
-                Ok(m) if m.is_dir() => drop(std::fs::remove_dir(p)),
-                Ok(_) => drop(std::fs::remove_file(p)),
-                Err(_) => {}
+            remove(p);
+            // A stream's companions carry random keys: `<object>%lock.<key>` (named
+            // here as `<object>%lock`) and `<object>%new.<key>`.
+            let (Some(dir), Some(file)) = (p.parent(), p.file_name()) else {
+                continue;
+            };
+            let file = file.to_string_lossy();
+            let object = file.strip_suffix("%lock").unwrap_or(&file);
+            let keyed = [format!("{object}%lock."), format!("{object}%new.")];
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if keyed.iter().any(|k| name.starts_with(k.as_str())) {
+                    remove(&entry.path());
+                }
             }
         }
     }
