@@ -8,7 +8,8 @@
 //! x86_64/aarch64 gets. The other runs have the variable removed.
 //!
 //! With `FSHM_VALGRIND=1`, every program linked against the shared library runs under
-//! valgrind, which fails the test on any memory error or leak.
+//! valgrind, which fails the test on any memory error or leak (memory still reachable
+//! at exit, such as the reactor threads' and per-thread state, is no leak).
 //!
 //! A program that skips part of itself prints a line starting with `skipped:`; the test
 //! repeats it on stderr.
@@ -17,9 +18,8 @@
 //! (`-luv`) and GLib (`pkg-config glib-2.0`), installed by ci/setup.sh, plain epoll and
 //! `fshm_poll`. The libuv and GLib ones are built for the host only (skipped, with a
 //! line on stderr, when `FSHM_TEST_CC` names a cross or musl compiler). None of them
-//! runs under valgrind: libuv and GLib keep allocations until exit, and so do the
-//! library's reactor threads, which the event descriptors and `fshm_poll` use — all
-//! still reachable, which the strict leak check counts as errors.
+//! runs under valgrind: libuv's and GLib's own allocations and threads are not ours to
+//! check.
 //!
 //! Build outputs go to a fresh directory under `target/c-tests/`, removed when the test
 //! passes and kept (its path printed) when it fails.
@@ -223,8 +223,11 @@ impl Program {
                 "-q",
                 "--error-exitcode=99",
                 "--leak-check=full",
-                "--show-leak-kinds=all",
-                "--errors-for-leak-kinds=all",
+                // Leaks (memory nothing points to any more) fail the test; memory
+                // still reachable at exit does not: the process's reactor threads and
+                // per-thread state live until exit by design.
+                "--show-leak-kinds=definite,indirect,possible",
+                "--errors-for-leak-kinds=definite,indirect,possible",
                 "--trace-children=no",
                 "--child-silent-after-fork=yes",
             ]);
