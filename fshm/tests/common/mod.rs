@@ -18,6 +18,31 @@ use std::time::{Duration, Instant};
 /// hanging. Generous: tests run in parallel on small machines.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// Sets up, once and before any fork of this test process, the library's process-wide
+/// state that is made on first use (the per-object registry and its fork handlers,
+/// the racing copies' list): a child forked while another test thread was in the
+/// middle of making it would find it half made and wait forever (a fork copies one
+/// thread only). Test binaries fork from many threads at once; applications that fork
+/// from a multi-threaded process have the same caveat as with any library.
+fn warm_up_before_forks() {
+    static WARM: Once = Once::new();
+    WARM.call_once(|| {
+        use std::io::{Read, Write};
+        let name = unique_name("warm-up");
+        let created = fshm::OpenOptions::new()
+            .ring(4 * 4096, fshm::RingPolicy::Lossless)
+            .create(&name);
+        if let Ok(mut w) = created {
+            if let Ok(mut r) = fshm::Stream::open(&name) {
+                let _ = w.write_all(b"warm");
+                let mut b = [0u8; 4];
+                let _ = r.read(&mut b);
+            }
+        }
+        let _ = fshm::force_destroy(&name);
+    });
+}
+
 /// [`PATIENCE`] scaled by [`time_factor`] (up to 3×): what the shared helpers below (children's
 /// exits, signals, announced sleeps) wait for before they fail the test. A hang still
 /// fails; a slow run (qemu-user, valgrind, a loaded machine) gets the time it needs.
@@ -184,6 +209,7 @@ pub const PANICKED: i32 = 101;
 /// (so capture by reference, and open streams inside `f`).
 pub fn fork_child(f: impl FnOnce() -> i32) -> Child {
     install_child_panic_hook();
+    warm_up_before_forks();
     // SAFETY: fork has no memory-safety preconditions; the child only runs `f`, then
     // leaves with `_exit` without running the parent's destructors or atexit handlers.
     let pid = unsafe { libc::fork() };
