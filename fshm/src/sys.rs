@@ -916,18 +916,25 @@ pub(crate) fn page_size() -> u64 {
 /// when it cannot be known (no `/proc`). Cached per process (a forked child looks again:
 /// it may live in another namespace than its parent).
 pub(crate) fn pid_namespace() -> u64 {
-    static CACHE: std::sync::Mutex<(u32, u64)> = std::sync::Mutex::new((0, 0));
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    // Atomics, not a lock: a child forked while another thread of its parent held a
+    // lock here would wait for it forever. Threads racing to fill it store the same
+    // value; the inode is stored before the pid that says whose it is.
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static INODE: AtomicU64 = AtomicU64::new(0);
     let pid = std::process::id();
-    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if c.0 != pid {
-        let path = c"/proc/self/ns/pid";
-        // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
-        let ok = retry(-1, || unsafe { libc::stat(path.as_ptr(), &mut st) }).is_ok();
-        *c = (pid, if ok { st.st_ino } else { 0 });
+    if PID.load(Ordering::Acquire) == pid {
+        return INODE.load(Ordering::Relaxed);
     }
-    c.1
+    let path = c"/proc/self/ns/pid";
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+    let ok = retry(-1, || unsafe { libc::stat(path.as_ptr(), &mut st) }).is_ok();
+    let inode = if ok { st.st_ino } else { 0 };
+    INODE.store(inode, Ordering::Relaxed);
+    PID.store(pid, Ordering::Release);
+    inode
 }
 
 /// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that becomes readable when process

@@ -753,6 +753,35 @@ mod with_tokio {
         }
     }
 
+    /// A child forked while another thread of its parent held the list of io_uring
+    /// rings (every handle's close takes it) closes its handles and waits
+    /// asynchronously through rings of its own.
+    #[test]
+    fn a_child_forked_while_the_ring_list_is_locked_waits_and_closes() {
+        let g = NameGuard::new("rlock");
+        let mut child = fshm::test_hooks::with_ring_list_locked(|| {
+            fork_child(|| {
+                let mut owner = OpenOptions::new().create(g.name()).unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let got = rt.block_on(async {
+                    let mut r = Stream::open(g.name()).unwrap().into_async();
+                    let reader = tokio::spawn(async move { read_to_end_vec(&mut r).await });
+                    tokio::task::yield_now().await;
+                    owner.write_all(b"after the fork").unwrap();
+                    drop(owner);
+                    reader.await.unwrap()
+                });
+                assert_eq!(got, b"after the fork");
+                0
+            })
+        });
+        child.assert_success();
+        g.assert_gone();
+    }
+
     async fn read_to_end_vec(r: &mut fshm::AsyncStream) -> Vec<u8> {
         let mut v = Vec::new();
         r.read_to_end(&mut v).await.unwrap();

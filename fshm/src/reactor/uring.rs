@@ -41,7 +41,7 @@ use io_uring::{opcode, IoUring};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 
@@ -59,8 +59,47 @@ static SUPPORT: AtomicU8 = AtomicU8::new(0);
 const YES: u8 = 1;
 const NO: u8 = 2;
 
-/// The rings, one per tokio runtime that waited through one.
-static RINGS: Mutex<Vec<Arc<Ring>>> = Mutex::new(Vec::new());
+/// The rings of one process, one per tokio runtime that waited through one.
+struct Rings {
+    /// The process they belong to.
+    pid: u32,
+    list: Mutex<Vec<Arc<Ring>>>,
+}
+
+/// This process's [`Rings`], made on first use and never freed. A child `fork(2)` made
+/// finds its parent's here and makes its own instead: the parent's list and each ring's
+/// state are locked by the parent's threads (every handle's close takes the list's
+/// lock), and a thread that held one at the fork does not exist in the child, so the
+/// child would wait for it forever. The parent's rings are left untouched (leaked): their
+/// runtimes do not run in the child.
+static RINGS: AtomicPtr<Rings> = AtomicPtr::new(std::ptr::null_mut());
+
+/// This process's list of rings.
+fn rings() -> &'static Mutex<Vec<Arc<Ring>>> {
+    let pid = std::process::id();
+    loop {
+        let p = RINGS.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: a non-null pointer was published below from a leaked box and is
+            // never freed.
+            let r = unsafe { &*p };
+            if r.pid == pid {
+                return &r.list;
+            }
+        }
+        let fresh = Box::into_raw(Box::new(Rings {
+            pid,
+            list: Mutex::new(Vec::new()),
+        }));
+        if RINGS
+            .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: `fresh` came from `Box::into_raw` above and was never published.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
+    }
+}
 
 /// One runtime's io_uring instance and the waits sleeping in it.
 pub(crate) struct Ring {
@@ -124,7 +163,7 @@ pub(crate) fn ring() -> Option<Arc<Ring>> {
     }
     let handle = tokio::runtime::Handle::try_current().ok()?;
     let id = handle.id();
-    let mut rings = RINGS.lock();
+    let mut rings = rings().lock();
     if let Some(r) = rings
         .iter()
         .find(|r| r.runtime == id && r.alive.load(Ordering::Acquire))
@@ -354,7 +393,7 @@ async fn reap(ring: Arc<Ring>, readable: AsyncFd<RingFd>) {
     impl Drop for Gone {
         fn drop(&mut self) {
             self.0.alive.store(false, Ordering::Release);
-            RINGS.lock().retain(|r| !Arc::ptr_eq(r, &self.0));
+            rings().lock().retain(|r| !Arc::ptr_eq(r, &self.0));
             let left: Vec<Arc<Slot>> = self
                 .0
                 .state
@@ -384,7 +423,7 @@ async fn reap(ring: Arc<Ring>, readable: AsyncFd<RingFd>) {
 /// A handle closes: every ring forgets the waits on its header's words (see
 /// [`Ring::forget_words`]); returns their slots, to be woken.
 pub(super) fn forget_words(start: usize, len: usize) -> Vec<Arc<Slot>> {
-    let rings: Vec<Arc<Ring>> = RINGS.lock().clone();
+    let rings: Vec<Arc<Ring>> = rings().lock().clone();
     rings
         .iter()
         .flat_map(|r| r.forget_words(start, len))
@@ -394,7 +433,7 @@ pub(super) fn forget_words(start: usize, len: usize) -> Vec<Arc<Slot>> {
 /// Waits asleep in rings, in this process (a test hook).
 #[cfg(feature = "__reactor-stats")]
 pub(crate) fn pending() -> usize {
-    RINGS
+    rings()
         .lock()
         .iter()
         .map(|r| r.state.lock().waits.len())
@@ -409,4 +448,11 @@ pub(crate) fn supported() -> Option<bool> {
         NO => Some(false),
         _ => None,
     }
+}
+
+/// Runs `f` with this process's list of rings locked (a test hook).
+#[cfg(feature = "__test-hooks")]
+pub(crate) fn with_list_locked<R>(f: impl FnOnce() -> R) -> R {
+    let _held = rings().lock();
+    f()
 }
