@@ -45,7 +45,6 @@
 //! their first write, as the child's own handles do, so the rules hold in the child as
 //! they do in the parent.
 
-use once_cell::sync::Lazy;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -147,7 +146,8 @@ impl RingReservation {
 /// The in-flight flags of this process's threads' racing ring copies made without the
 /// reservation lock ([`RingReservation::copy_with`]), registered on a thread's first
 /// such copy; a thread's entry dies with it.
-static COPIERS: Lazy<Mutex<Vec<Weak<AtomicBool>>>> = Lazy::new(Mutex::default);
+/// Made at compile time (no lazy initialisation a fork could interrupt).
+static COPIERS: Mutex<Vec<Weak<AtomicBool>>> = Mutex::new(Vec::new());
 
 thread_local! {
     /// This thread's flag in [`COPIERS`]: set while it copies racing ring bytes without
@@ -321,7 +321,8 @@ impl Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
-        let mut registry = REGISTRY.lock();
+        let mut guard = REGISTRY.lock();
+        let registry = guard.get_or_insert_with(HashMap::new);
         // A handle may have registered a new `Local` under this identity since the last
         // strong reference went: only a dead entry is removed.
         if registry
@@ -333,8 +334,10 @@ impl Drop for Local {
     }
 }
 
-/// Every object a handle of this process holds a [`Local`] of.
-static REGISTRY: Lazy<Mutex<Registry>> = Lazy::new(Mutex::default);
+/// Every object a handle of this process holds a [`Local`] of (`None` until the first).
+/// Made at compile time: a lazy initialisation that a fork interrupted would leave the
+/// child waiting for a thread it does not have.
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 /// Objects by (device, inode).
 type Registry = HashMap<(u64, u64), Weak<Local>>;
@@ -342,7 +345,8 @@ type Registry = HashMap<(u64, u64), Weak<Local>>;
 /// The process-local state of the object `identity` (device, inode).
 pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {
     watch_forks();
-    let mut registry = REGISTRY.lock();
+    let mut guard = REGISTRY.lock();
+    let registry = guard.get_or_insert_with(HashMap::new);
     // A parent's state a fork copied is replaced; it is dropped once the registry is
     // unlocked (its drop locks the registry).
     let stale = match registry.get(&identity).and_then(Weak::upgrade) {
@@ -357,7 +361,7 @@ pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {
         ring_reservation: RingReservation::default(),
     });
     registry.insert(identity, Arc::downgrade(&local));
-    drop(registry);
+    drop(guard);
     drop(stale);
     local
 }
@@ -381,20 +385,54 @@ pub(crate) fn watched_generation() -> u64 {
 /// Installs, once, the fork handlers: the registry is locked across a fork (so that the
 /// child never finds it locked by a thread it does not have), and the child's
 /// generation moves on.
+///
+/// No `Once`: a child forked while another thread of its parent was inside one would
+/// wait for that thread forever. A thread that finds the handlers being installed by
+/// another thread of its process waits for it (a few microseconds); one that finds them
+/// being installed by a thread of a parent it was forked from — which does not exist
+/// here — installs them again. The handlers nest, so a process that inherited a
+/// registration its parent completed just before the fork and made a second one locks
+/// and unlocks once per fork all the same.
 fn watch_forks() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
+    /// 0: not installed; `INSTALLING | pid`: being installed by process `pid`'s thread;
+    /// `INSTALLED`: done (inherited by children, whose copy of the registration stands).
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    const INSTALLING: u64 = 1 << 32;
+    const INSTALLED: u64 = 2 << 32;
+    thread_local! {
+        /// This thread's handlers that have run `prepare` without their `parent` or
+        /// `child` yet (per thread: a fork in another thread must still wait for the
+        /// locks this one's fork holds).
+        static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    /// Moves this thread's depth by `by`; the depth before.
+    fn depth(by: i32) -> u32 {
+        DEPTH.with(|d| {
+            let before = d.get();
+            d.set(before.wrapping_add_signed(by));
+            before
+        })
+    }
     extern "C" fn prepare() {
-        std::mem::forget(REGISTRY.lock());
-        std::mem::forget(COPIERS.lock());
+        if depth(1) == 0 {
+            std::mem::forget(REGISTRY.lock());
+            std::mem::forget(COPIERS.lock());
+        }
     }
     extern "C" fn parent() {
-        // SAFETY: `prepare` locked both in this thread and forgot the guards.
-        unsafe {
-            COPIERS.force_unlock();
-            REGISTRY.force_unlock();
+        if depth(-1) == 1 {
+            // SAFETY: the first `prepare` locked both in this thread (the forking one;
+            // `parent` runs in it) and forgot the guards.
+            unsafe {
+                COPIERS.force_unlock();
+                REGISTRY.force_unlock();
+            }
         }
     }
     extern "C" fn child() {
+        if depth(-1) != 1 {
+            return;
+        }
         GENERATION.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as in `parent`: the child's only thread is the one that forked, and
         // `prepare` holds the lock of `COPIERS` for it. The parent's other threads do
@@ -407,15 +445,27 @@ fn watch_forks() {
             REGISTRY.force_unlock();
         }
     }
-    ONCE.call_once(|| {
-        // The locks exist before a handler can take them.
-        Lazy::force(&REGISTRY);
-        Lazy::force(&COPIERS);
-        // SAFETY: three functions that only touch this module's statics; registering
-        // them fails only for lack of memory, and then forks keep the parent's records
-        // (the child's own writers may then be refused: never too many admitted).
-        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-    });
+    let me = INSTALLING | u64::from(std::process::id());
+    loop {
+        match STATE.load(Ordering::Acquire) {
+            INSTALLED => return,
+            s if s == me => std::thread::yield_now(),
+            s => {
+                if STATE
+                    .compare_exchange(s, me, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    // SAFETY: three functions that only touch this module's statics;
+                    // registering them fails only for lack of memory, and then forks
+                    // keep the parent's records (the child's own writers may then be
+                    // refused: never too many admitted).
+                    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+                    STATE.store(INSTALLED, Ordering::Release);
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A number unique to the calling thread among this process's live and past threads

@@ -22,8 +22,9 @@ pub const PATIENCE: Duration = Duration::from_secs(120);
 /// state that is made on first use (the per-object registry and its fork handlers,
 /// the racing copies' list): a child forked while another test thread was in the
 /// middle of making it would find it half made and wait forever (a fork copies one
-/// thread only). Test binaries fork from many threads at once; applications that fork
-/// from a multi-threaded process have the same caveat as with any library.
+/// thread only). The library's own state is fork-safe (`local.rs`, `reactor/`); this
+/// also settles what the test process's dependencies make on first use, before the
+/// test threads start forking at once.
 fn warm_up_before_forks() {
     static WARM: Once = Once::new();
     WARM.call_once(|| {
