@@ -371,6 +371,14 @@ pub mod reactor_stats {
         crate::reactor::thread_counts()
     }
 
+    /// Runs `f` while this process's list of io_uring rings is locked, as another
+    /// thread's close of a handle holds it for a moment: a child that `f` forks must
+    /// not wait for it.
+    #[cfg(all(feature = "tokio", feature = "__test-hooks"))]
+    pub fn with_ring_list_locked<R>(f: impl FnOnce() -> R) -> R {
+        crate::reactor::uring::with_list_locked(f)
+    }
+
     /// Owner processes watched through a pidfd and not yet ended, in this process.
     pub fn watched_owners() -> usize {
         crate::reactor::owners::standing()

@@ -52,11 +52,3 @@ pub fn set_ring_read_pause(hook: Option<fn()>) {
 pub(crate) fn ring_read_pause() -> Option<fn()> {
     RING_READ_PAUSE.get()
 }
-
-/// Runs `f` while this process's list of io_uring rings is locked, as another thread's
-/// close of a handle holds it for a moment: a child that `f` forks must not wait for it.
-/// For tests only.
-#[cfg(feature = "tokio")]
-pub fn with_ring_list_locked<R>(f: impl FnOnce() -> R) -> R {
-    crate::reactor::uring::with_list_locked(f)
-}

@@ -759,7 +759,7 @@ mod with_tokio {
     #[test]
     fn a_child_forked_while_the_ring_list_is_locked_waits_and_closes() {
         let g = NameGuard::new("rlock");
-        let mut child = fshm::test_hooks::with_ring_list_locked(|| {
+        let mut child = reactor_stats::with_ring_list_locked(|| {
             fork_child(|| {
                 let mut owner = OpenOptions::new().create(g.name()).unwrap();
                 let rt = tokio::runtime::Builder::new_current_thread()
