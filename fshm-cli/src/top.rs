@@ -151,7 +151,7 @@ pub fn rows(prev: Option<&Sample>, cur: &Sample, sort: SortKey, users: &mut User
                 cells: [
                     escape(&i.name),
                     users.name(i.uid),
-                    i.owner.as_str().to_owned(),
+                    crate::owner_text(i),
                     kind.to_owned(),
                     human(p.len),
                     fill,
