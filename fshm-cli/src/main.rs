@@ -159,11 +159,11 @@ enum Command {
         #[arg(long, value_parser = meta::parse_interval, value_name = "SECONDS")]
         interval: Option<std::time::Duration>,
     },
-    /// Mirror streams to other hosts: runs the fshm-tunnel program (`export PREFIX
-    /// --listen ENDPOINT` on the source's host, `import PREFIX --connect ENDPOINT` on
-    /// the replicas'), with ARGS as they are.
+    /// Mirror streams to other hosts over Zenoh: run fshm-tunnel with ARGS.
     ///
-    /// fshm-tunnel is looked for next to this fshm executable first, then on PATH; the
+    /// `fshm tunnel export PREFIX --listen ENDPOINT` on the sources' host, `fshm tunnel
+    /// import PREFIX --connect ENDPOINT` on the replicas' host. The arguments go to
+    /// fshm-tunnel as they are. fshm-tunnel is looked for next to this fshm executable first, then on PATH; the
     /// command exits with its status (`fshm tunnel --help` is fshm-tunnel's help). When
     /// it is not found, fshm says where it looked and exits with status 2.
     #[command(disable_help_flag = true)]
