@@ -8,7 +8,7 @@ mod top;
 use clap::{Parser, Subcommand};
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
-use text::{describe, escape, human, parse_size, parse_user};
+use text::{describe, escape, human, owner_text, parse_size, parse_user};
 
 /// Exit status of a command line that is wrong (clap uses it too).
 const EXIT_USAGE: u8 = 2;
@@ -485,15 +485,6 @@ fn ls(out: &mut impl Write, prefix: Option<&str>, json: bool, bytes: bool) -> io
         )?;
     }
     Ok(())
-}
-
-/// The owner's state, with `,stale` for a replica its importer has marked stale.
-pub(crate) fn owner_text(i: &fshm::StreamInfo) -> String {
-    if i.stale {
-        format!("{},stale", i.owner.as_str())
-    } else {
-        i.owner.as_str().to_owned()
-    }
 }
 
 fn ring_text(i: &fshm::StreamInfo, bytes: bool) -> String {

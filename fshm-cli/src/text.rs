@@ -285,3 +285,13 @@ mod tests {
         assert_eq!(describe(&e), "No such file or directory");
     }
 }
+
+/// The owner's state, with `,stale` for a replica its importer has marked stale
+/// (`ls`, `top`).
+pub fn owner_text(i: &fshm::StreamInfo) -> String {
+    if i.stale {
+        format!("{},stale", i.owner.as_str())
+    } else {
+        i.owner.as_str().to_owned()
+    }
+}
