@@ -195,6 +195,16 @@ fn drop_os_error(s: &str) -> String {
     }
 }
 
+/// The owner's state, with `,stale` for a replica its importer has marked stale
+/// (`ls`, `top`).
+pub fn owner_text(i: &fshm::StreamInfo) -> String {
+    if i.stale {
+        format!("{},stale", i.owner.as_str())
+    } else {
+        i.owner.as_str().to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,15 +293,5 @@ mod tests {
         assert_eq!(describe(&e), "a stream name must not be empty");
         let e = io::Error::from_raw_os_error(2);
         assert_eq!(describe(&e), "No such file or directory");
-    }
-}
-
-/// The owner's state, with `,stale` for a replica its importer has marked stale
-/// (`ls`, `top`).
-pub fn owner_text(i: &fshm::StreamInfo) -> String {
-    if i.stale {
-        format!("{},stale", i.owner.as_str())
-    } else {
-        i.owner.as_str().to_owned()
     }
 }
