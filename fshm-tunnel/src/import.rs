@@ -64,8 +64,8 @@ struct Replica {
     asked: Option<Instant>,
     /// When the source last gave word of itself (a description or a frame).
     heard: Instant,
-    /// Whether the replica is marked stale.
-    stale: bool,
+    /// Since when the replica is marked stale (`None`: it is not).
+    stale_since: Option<Instant>,
 }
 
 impl Replica {
@@ -76,17 +76,21 @@ impl Replica {
         };
         match s.set_stale(stale) {
             Ok(()) => {
-                self.stale = stale;
+                self.stale_since = stale.then(Instant::now);
                 eprintln!("fshm-tunnel import: {}: {why}", self.local);
             }
             Err(e) => eprintln!("fshm-tunnel import: {}: {e}", self.local),
         }
     }
 
-    /// Clears the stale mark once the replica holds everything its source last said
-    /// it held, with no gap waiting to be refetched.
+    /// Clears the stale mark once the source has given word again and the replica holds
+    /// everything it last said it held, with no gap waiting to be refetched.
     fn clear_if_caught_up(&mut self) {
-        if self.stale && self.recv.pos() >= self.known_len && self.recv.gap_end().is_none() {
+        let Some(since) = self.stale_since else {
+            return;
+        };
+        if self.heard > since && self.recv.pos() >= self.known_len && self.recv.gap_end().is_none()
+        {
             self.mark_stale(false, "caught up with its source again: stale mark cleared");
         }
     }
@@ -227,7 +231,7 @@ impl Importer {
     fn mark_unheard_stale(&mut self) {
         let after = self.opts.stale_after;
         for r in self.replicas.values_mut() {
-            if r.stream.is_some() && !r.stale && r.heard.elapsed() >= after {
+            if r.stream.is_some() && r.stale_since.is_none() && r.heard.elapsed() >= after {
                 let why = format!(
                     "no word from its source for {} ms (exporter or link gone): marked stale; \
                      it stays open and resumes when the source is back",
@@ -377,7 +381,7 @@ impl Importer {
                         querying: false,
                         asked: None,
                         heard: Instant::now(),
-                        stale: false,
+                        stale_since: None,
                     },
                 );
                 self.catch_up(name);
@@ -397,7 +401,7 @@ impl Importer {
                         querying: false,
                         asked: None,
                         heard: Instant::now(),
-                        stale: false,
+                        stale_since: None,
                     },
                 );
             }

@@ -443,7 +443,11 @@ fn a_lost_exporter_marks_replicas_stale_while_they_stay_open_and_its_return_clea
         for (s, len) in [("lin", 310_000), ("ring", 30_000)] {
             if stale(s) == Some(false) {
                 let held = replica_len(&p.rep(s));
-                assert_eq!(held, Some(len), "{s}: the mark was cleared before catching up");
+                assert_eq!(
+                    held,
+                    Some(len),
+                    "{s}: the mark was cleared before catching up"
+                );
             } else {
                 cleared = false;
             }
