@@ -45,6 +45,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the fshm streams in /dev/shm, or those whose name starts with PREFIX.
+    ///
+    /// OWNER is alive, dead or closed; a replica that its importer (fshm-tunnel) has
+    /// marked stale, because it lost the replica's source for now, shows alive,stale.
     Ls {
         /// Only streams whose name starts with this (`/streams/`; leading '/' optional).
         prefix: Option<String>,
@@ -56,6 +59,10 @@ enum Command {
         bytes: bool,
     },
     /// Show one stream's state.
+    ///
+    /// A replica (mirrored by fshm-tunnel) also shows its source ("replica of") and
+    /// whether its importer has marked it stale ("stale": it lost the source for now
+    /// and may be behind it).
     Stat {
         /// Stream name (`/streams/my_stream`; leading '/' optional).
         name: String,
