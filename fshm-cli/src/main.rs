@@ -8,7 +8,7 @@ mod top;
 use clap::{Parser, Subcommand};
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
-use text::{describe, escape, human, parse_size, parse_user};
+use text::{describe, escape, human, owner_text, parse_size, parse_user};
 
 /// Exit status of a command line that is wrong (clap uses it too).
 const EXIT_USAGE: u8 = 2;
@@ -27,7 +27,8 @@ Exit status:
      full /dev/shm...), for at least one of the names given
   2  usage error: unknown command or option, a missing or malformed argument, an
      option without the option it needs, an invalid stream name or option value;
-     nothing was done";
+     nothing was done; also when `fshm tunnel` finds no fshm-tunnel program
+`fshm tunnel` otherwise exits with fshm-tunnel's own status.";
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +45,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the fshm streams in /dev/shm, or those whose name starts with PREFIX.
+    ///
+    /// OWNER is alive, dead or closed; a replica that its importer (fshm-tunnel) has
+    /// marked stale, because it lost the replica's source for now, shows alive,stale.
     Ls {
         /// Only streams whose name starts with this (`/streams/`; leading '/' optional).
         prefix: Option<String>,
@@ -55,6 +59,10 @@ enum Command {
         bytes: bool,
     },
     /// Show one stream's state.
+    ///
+    /// A replica (mirrored by fshm-tunnel) also shows its source ("replica of") and
+    /// whether its importer has marked it stale ("stale": it lost the source for now
+    /// and may be behind it).
     Stat {
         /// Stream name (`/streams/my_stream`; leading '/' optional).
         name: String,
@@ -158,6 +166,23 @@ enum Command {
         #[arg(long, value_parser = meta::parse_interval, value_name = "SECONDS")]
         interval: Option<std::time::Duration>,
     },
+    /// Mirror streams to other hosts over Zenoh: run fshm-tunnel with ARGS.
+    ///
+    /// `fshm tunnel export PREFIX --listen ENDPOINT` on the sources' host, `fshm tunnel
+    /// import PREFIX --connect ENDPOINT` on the replicas' host. The arguments go to
+    /// fshm-tunnel as they are. fshm-tunnel is looked for next to this fshm executable first, then on PATH; the
+    /// command exits with its status (`fshm tunnel --help` is fshm-tunnel's help). When
+    /// it is not found, fshm says where it looked and exits with status 2.
+    #[command(disable_help_flag = true)]
+    Tunnel {
+        /// Arguments for fshm-tunnel (`export ...`, `import ...`, `--help`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -181,13 +206,15 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 /// Why a command did not succeed.
-enum Failure {
+pub(crate) enum Failure {
     /// The command line is wrong; nothing was done.
     Usage(io::Error),
     /// The operation failed.
     Failed(io::Error),
     /// Some names failed; each failure was reported as it happened.
     Reported,
+    /// A program the command needs is missing (said how); exits with `EXIT_USAGE`.
+    Missing(String),
 }
 
 impl From<io::Error> for Failure {
@@ -214,6 +241,10 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Reported) => ExitCode::from(EXIT_FAILED),
+        Err(Failure::Missing(what)) => {
+            eprintln!("fshm: {}", text::escape_text(&what));
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 
@@ -380,6 +411,7 @@ fn run(command: Command) -> Result<(), Failure> {
             once,
             interval.unwrap_or(std::time::Duration::from_secs(1)),
         )?,
+        Command::Tunnel { args } => return Err(meta::tunnel(&args)),
         Command::Completions { shell } => meta::completions(shell, &mut out),
         Command::Man { dir } => meta::man(&mut out, dir.as_deref())?,
     }
@@ -427,7 +459,7 @@ fn ls(out: &mut impl Write, prefix: Option<&str>, json: bool, bytes: bool) -> io
                 size(i.len),
                 size(i.max_size),
                 format!("{:04o}", i.mode),
-                i.owner.as_str().to_owned(),
+                owner_text(i),
                 if i.persistent { "yes" } else { "no" }.to_owned(),
                 ring_text(i, bytes),
             ]
@@ -495,7 +527,20 @@ fn stat_text(out: &mut impl Write, i: &fshm::StreamInfo, bytes: bool) -> io::Res
     )?;
     writeln!(out, "ring:        {}", ring_text(i, bytes))?;
     if let Some(src) = &i.replica_of {
-        writeln!(out, "replica of:  {src} (read-only here)")?;
+        writeln!(
+            out,
+            "replica of:  {} (read-only here)",
+            text::escape_text(src)
+        )?;
+        writeln!(
+            out,
+            "stale:       {}",
+            if i.stale {
+                "yes (its importer has lost the source for now: it may be behind)"
+            } else {
+                "no"
+            }
+        )?;
     }
     Ok(())
 }
@@ -517,7 +562,7 @@ fn json_str(s: &str) -> String {
 
 fn info_json(i: &fshm::StreamInfo) -> String {
     format!(
-        "{{\"name\":{},\"len\":{},\"max_size\":{},\"object_size\":{},\"mode\":\"{:04o}\",\"uid\":{},\"gid\":{},\"owner\":\"{}\",\"persistent\":{},\"immutable\":{},\"ring_capacity\":{},\"lossless\":{},\"attached_readers\":{},\"replica_of\":{}}}",
+        "{{\"name\":{},\"len\":{},\"max_size\":{},\"object_size\":{},\"mode\":\"{:04o}\",\"uid\":{},\"gid\":{},\"owner\":\"{}\",\"persistent\":{},\"immutable\":{},\"ring_capacity\":{},\"lossless\":{},\"attached_readers\":{},\"replica_of\":{},\"stale\":{}}}",
         json_str(&i.name),
         i.len,
         i.max_size,
@@ -531,7 +576,8 @@ fn info_json(i: &fshm::StreamInfo) -> String {
         i.ring_capacity.map_or("null".to_owned(), |c| c.to_string()),
         i.lossless,
         i.attached_readers,
-        i.replica_of.as_deref().map_or("null".to_owned(), json_str)
+        i.replica_of.as_deref().map_or("null".to_owned(), json_str),
+        i.stale
     )
 }
 

@@ -195,6 +195,16 @@ fn drop_os_error(s: &str) -> String {
     }
 }
 
+/// The owner's state, with `,stale` for a replica its importer has marked stale
+/// (`ls`, `top`).
+pub fn owner_text(i: &fshm::StreamInfo) -> String {
+    if i.stale {
+        format!("{},stale", i.owner.as_str())
+    } else {
+        i.owner.as_str().to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

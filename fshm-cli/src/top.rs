@@ -7,7 +7,7 @@
 //! `--once` prints one frame as plain text (two samples one interval apart, so the
 //! rate is measured too).
 
-use crate::text::{escape, human};
+use crate::text::{escape, human, owner_text};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -151,7 +151,7 @@ pub fn rows(prev: Option<&Sample>, cur: &Sample, sort: SortKey, users: &mut User
                 cells: [
                     escape(&i.name),
                     users.name(i.uid),
-                    i.owner.as_str().to_owned(),
+                    owner_text(i),
                     kind.to_owned(),
                     human(p.len),
                     fill,

@@ -1783,3 +1783,47 @@ fn sizes_for_people_and_exact_with_bytes() {
     assert_eq!(json[0]["len"], 6000);
     assert_eq!(json[0]["max_size"], 2 << 20);
 }
+
+#[test]
+fn stat_ls_and_json_show_a_replicas_source_and_stale_mark() {
+    let shm = Shm::new();
+    let owner = fshm::OpenOptions::new()
+        .mode(0o644)
+        .replica_of("zenoh:tcp/127.0.0.1:7447")
+        .create(shm.name())
+        .unwrap();
+    let row = |out: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .find(|r| r[0] == shm.name())
+            .unwrap_or_else(|| panic!("not listed:\n{out}"))
+    };
+    for stale in [true, false] {
+        owner.set_stale(stale).unwrap();
+        let out = ok_stdout(&["stat", shm.name()]);
+        assert!(
+            out.lines()
+                .any(|l| l == "replica of:  zenoh:tcp/127.0.0.1:7447 (read-only here)"),
+            "{out}"
+        );
+        let line = out.lines().find(|l| l.starts_with("stale:")).unwrap();
+        assert_eq!(line.contains("yes"), stale, "{out}");
+        assert_eq!(line.ends_with("no"), !stale, "{out}");
+        let json = parse_json(&ok_stdout(&["stat", shm.name(), "--json"]));
+        assert_eq!(json["stale"], stale);
+        assert_eq!(json["replica_of"], "zenoh:tcp/127.0.0.1:7447");
+        let owner_cell = if stale { "alive,stale" } else { "alive" };
+        assert_eq!(row(&ok_stdout(&["ls", "-b"]))[4], owner_cell);
+        let json = parse_json(&ok_stdout(&["ls", shm.name(), "--json"]));
+        assert_eq!(json[0]["stale"], stale);
+    }
+    // Any other stream: no stale line, `false` in JSON.
+    let plain = Shm::new();
+    let _p = create(plain.name(), 0o600, b"x");
+    let out = ok_stdout(&["stat", plain.name()]);
+    assert!(!out.contains("stale") && !out.contains("replica"), "{out}");
+    assert_eq!(
+        parse_json(&ok_stdout(&["stat", plain.name(), "--json"]))["stale"],
+        false
+    );
+}

@@ -42,6 +42,7 @@ fn completions_cover_every_subcommand() {
             "rm",
             "gc",
             "top",
+            "tunnel",
             "completions",
         ] {
             assert!(out.contains(sub), "{shell}: no {sub} in\n{out}");
@@ -69,6 +70,7 @@ fn man_page_documents_every_subcommand() {
         "rm",
         "gc",
         "top",
+        "tunnel",
         "completions",
     ] {
         assert!(

@@ -718,6 +718,8 @@ fn info_dict<'py>(py: Python<'py>, i: &fshm::StreamInfo) -> PyResult<Bound<'py, 
     d.set_item("owner", owner_state(i.owner))?;
     d.set_item("attached_readers", i.attached_readers)?;
     d.set_item("object_size", i.object_size)?;
+    d.set_item("replica_of", i.replica_of.as_deref())?;
+    d.set_item("stale", i.stale)?;
     Ok(d)
 }
 

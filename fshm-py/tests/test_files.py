@@ -92,6 +92,7 @@ def test_truncate_and_properties(name):
         assert owner.read() == b"abc\0\0"
         info = owner.info()
         assert (info.mode, info.max_size, info.owner, info.length) == (0o640, 1 << 20, "alive", 5)
+        assert (info.replica_of, info.stale) == (None, False)
         assert fshm.inspect(name).length == 5
         assert any(i.name == name for i in fshm.list_streams(name))
         assert owner.max_size == 1 << 20 and not owner.is_ring and owner.ring_capacity is None

@@ -34,6 +34,12 @@ pub struct ImportOptions {
     pub resync: Duration,
     /// Bytes held out of order per stream at most.
     pub reorder_limit: usize,
+    /// How long a replica may go without a word from its source (an answer to a
+    /// resync, a description or a frame) before it is marked stale
+    /// ([`fshm::Stream::set_stale`]): its exporter or the link is gone. The mark is
+    /// cleared once the replica has caught up again. `fshm-tunnel import` uses three
+    /// resync periods (3 s by default).
+    pub stale_after: Duration,
     /// Smallest capacity of a ring replica (rounded up to whole pages): a replica may
     /// hold more of the past than its source, for local readers (lossy readers: they
     /// cannot hold the importer back) that must not lose bytes to bursts from the
@@ -56,6 +62,38 @@ struct Replica {
     state: SourceState,
     querying: bool,
     asked: Option<Instant>,
+    /// When the source last gave word of itself (a description or a frame).
+    heard: Instant,
+    /// Since when the replica is marked stale (`None`: it is not).
+    stale_since: Option<Instant>,
+}
+
+impl Replica {
+    /// Marks the replica stale, or clears the mark, saying so on standard error.
+    fn mark_stale(&mut self, stale: bool, why: &str) {
+        let Some(s) = self.stream.as_ref() else {
+            return;
+        };
+        match s.set_stale(stale) {
+            Ok(()) => {
+                self.stale_since = stale.then(Instant::now);
+                eprintln!("fshm-tunnel import: {}: {why}", self.local);
+            }
+            Err(e) => eprintln!("fshm-tunnel import: {}: {e}", self.local),
+        }
+    }
+
+    /// Clears the stale mark once the source has given word again and the replica holds
+    /// everything it last said it held, with no gap waiting to be refetched.
+    fn clear_if_caught_up(&mut self) {
+        let Some(since) = self.stale_since else {
+            return;
+        };
+        if self.heard > since && self.recv.pos() >= self.known_len && self.recv.gap_end().is_none()
+        {
+            self.mark_stale(false, "caught up with its source again: stale mark cleared");
+        }
+    }
 }
 
 struct ReplicaSink<'a>(&'a mut Stream);
@@ -107,7 +145,12 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         applied_since: (Instant::now(), 0),
     };
     let mut last_resync: Option<Instant> = None;
+    let mut last_stale_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if last_stale_check.elapsed() >= Duration::from_millis(100) {
+            last_stale_check = Instant::now();
+            im.mark_unheard_stale();
+        }
         if last_resync.is_none_or(|t| t.elapsed() >= opts.resync) {
             last_resync = Some(Instant::now());
             im.ask(None, format!("{KEY_ROOT}/*/q?meta"));
@@ -183,6 +226,22 @@ struct Importer {
 }
 
 impl Importer {
+    /// Marks stale every open replica whose source has given no word for
+    /// `stale_after`.
+    fn mark_unheard_stale(&mut self) {
+        let after = self.opts.stale_after;
+        for r in self.replicas.values_mut() {
+            if r.stream.is_some() && r.stale_since.is_none() && r.heard.elapsed() >= after {
+                let why = format!(
+                    "no word from its source for {} ms (exporter or link gone): marked stale; \
+                     it stays open and resumes when the source is back",
+                    after.as_millis()
+                );
+                r.mark_stale(true, &why);
+            }
+        }
+    }
+
     fn ask(&mut self, name: Option<&str>, selector: String) {
         if let Some(r) = name.and_then(|n| self.replicas.get_mut(n)) {
             r.querying = true;
@@ -212,6 +271,7 @@ impl Importer {
         if r.stream.is_none() {
             return;
         }
+        r.clear_if_caught_up();
         if r.recv.pos() >= r.known_len && r.state != SourceState::Alive {
             // The source's end: the replica's owner closes, its followers see the end.
             r.stream = None;
@@ -253,6 +313,7 @@ impl Importer {
                     Kind::Data => Piece::Data(f.payload),
                     _ => Piece::Lost(f.extra),
                 };
+                r.heard = Instant::now();
                 let before = r.recv.pos();
                 if let Err(e) = r.recv.offer(f.pos, piece, &mut ReplicaSink(stream)) {
                     eprintln!("fshm-tunnel import: {}: {e}: replica closed", r.local);
@@ -262,6 +323,7 @@ impl Importer {
                 let applied = r.recv.pos() - before;
                 r.known_len = r.known_len.max(r.recv.pos());
                 let gap = r.recv.gap_end().is_some();
+                r.clear_if_caught_up();
                 let done = r.state != SourceState::Alive && r.recv.pos() >= r.known_len;
                 if done {
                     r.stream = None;
@@ -287,6 +349,7 @@ impl Importer {
     fn on_meta(&mut self, name: &str, local: String, m: Meta) {
         if let Some(r) = self.replicas.get_mut(name) {
             if r.ident == m.ident {
+                r.heard = Instant::now();
                 r.known_len = r.known_len.max(m.len);
                 if m.state != SourceState::Alive {
                     r.state = m.state;
@@ -317,6 +380,8 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        heard: Instant::now(),
+                        stale_since: None,
                     },
                 );
                 self.catch_up(name);
@@ -335,6 +400,8 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        heard: Instant::now(),
+                        stale_since: None,
                     },
                 );
             }

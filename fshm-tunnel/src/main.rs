@@ -54,7 +54,8 @@ enum Cmd {
         as_prefix: Option<String>,
         #[command(flatten)]
         net: Net,
-        /// How often exporters are asked for their streams, in milliseconds
+        /// How often exporters are asked for their streams, in milliseconds; a replica
+        /// whose source gives no word for three such periods is marked stale
         #[arg(long, default_value_t = 1000)]
         resync_ms: u64,
         /// Smallest ring replica capacity in bytes (default: the source's capacity);
@@ -101,6 +102,7 @@ fn main() {
                         as_prefix,
                         source,
                         resync: Duration::from_millis(resync_ms.max(10)),
+                        stale_after: 3 * Duration::from_millis(resync_ms.max(10)),
                         reorder_limit: 32 << 20,
                         ring_min_capacity,
                     };

@@ -386,6 +386,94 @@ fn outages_resume_without_a_hole_and_bytes_gone_at_the_source_are_recorded_as_lo
 }
 
 #[test]
+fn a_lost_exporter_marks_replicas_stale_while_they_stay_open_and_its_return_clears_the_mark() {
+    let p = Prefix::new("stale");
+    let port = free_port();
+    let mut lin = fshm::Stream::create(&p.src("lin")).unwrap();
+    let mut ring = fshm::OpenOptions::new()
+        .ring(64 << 10, fshm::RingPolicy::Lossy)
+        .create(&p.src("ring"))
+        .unwrap();
+    lin.write_all(&pattern(0, 10_000)).unwrap();
+    ring.write_all(&pattern(0, 10_000)).unwrap();
+    let mut e = export(&p.0, port);
+    // --resync-ms 200: a replica unheard of for 600 ms is marked stale.
+    let _i = import(&p, port, &[]);
+    let stale = |s: &str| fshm::inspect(&p.rep(s)).map(|i| i.stale).ok();
+    wait_until("the replicas", || {
+        replica_len(&p.rep("lin")) == Some(10_000)
+            && replica_len(&p.rep("ring")) == Some(10_000)
+            && stale("lin") == Some(false)
+            && stale("ring") == Some(false)
+    });
+    let mut reader = fshm::Stream::open(&p.rep("lin")).unwrap();
+    let mut got = vec![0u8; 10_000];
+    reader.read_exact(&mut got).unwrap();
+    assert!(got == pattern(0, 10_000));
+
+    // kill -9 of the exporting tunnel: both replicas are marked stale within the bound
+    // (three resync periods and the importer's 100 ms check; slack for a loaded machine).
+    e.kill();
+    let t = Instant::now();
+    wait_until("the stale mark", || {
+        stale("lin") == Some(true) && stale("ring") == Some(true)
+    });
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // They stay open (their owner, the importer, is alive), readable, and not ended.
+    for s in ["lin", "ring"] {
+        assert_eq!(
+            fshm::inspect(&p.rep(s)).unwrap().owner,
+            fshm::OwnerState::Alive
+        );
+        check_held(&p.rep(s));
+    }
+    assert_eq!(
+        reader.wait_for(10_000, Some(Duration::from_millis(50))),
+        fshm::WaitStatus::TimedOut
+    );
+
+    // The sources go on while the exporter is away (the ring within its capacity).
+    lin.write_all(&pattern(10_000, 300_000)).unwrap();
+    ring.write_all(&pattern(10_000, 20_000)).unwrap();
+    let _e2 = export(&p.0, port);
+    // The mark is cleared only once the replica has caught up: a reader that sees it
+    // cleared finds every byte the source held when the exporter came back.
+    wait_until("the cleared marks", || {
+        let mut cleared = true;
+        for (s, len) in [("lin", 310_000), ("ring", 30_000)] {
+            if stale(s) == Some(false) {
+                let held = replica_len(&p.rep(s));
+                assert_eq!(
+                    held,
+                    Some(len),
+                    "{s}: the mark was cleared before catching up"
+                );
+            } else {
+                cleared = false;
+            }
+        }
+        cleared
+    });
+    assert_eq!(check_held(&p.rep("lin")), (0, 310_000));
+    assert_eq!(check_held(&p.rep("ring")), (0, 30_000));
+    // No hole for the local reader either: it goes on from where it stood.
+    let mut rest = Vec::new();
+    while rest.len() < 300_000 {
+        let mut buf = vec![0u8; 1 << 16];
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "the replica ended");
+        rest.extend_from_slice(&buf[..n]);
+    }
+    assert!(rest == pattern(10_000, 300_000), "the resumed bytes differ");
+    // Live bytes after the return.
+    lin.write_all(&pattern(310_000, 1000)).unwrap();
+    wait_until("live bytes after the return", || {
+        replica_len(&p.rep("lin")) == Some(311_000)
+    });
+    assert_eq!(stale("lin"), Some(false));
+}
+
+#[test]
 fn a_hostile_exporter_cannot_write_outside_the_prefix_nor_crash_the_importer() {
     use zenoh::Wait;
     let p = Prefix::new("hostile");

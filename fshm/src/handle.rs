@@ -568,6 +568,34 @@ impl Core {
         liveness::probe_owner(self.fd.as_fd())
     }
 
+    /// A replica's stale mark (`header.rs`, `stale`): `false` for any other stream.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.layout.flags & crate::header::FLAG_REPLICA != 0
+            && self.header().stale.load(Ordering::Acquire) != 0
+    }
+
+    /// Sets or clears a replica's stale mark: its owner only. A refusal changes nothing.
+    pub(crate) fn set_stale(&self, stale: bool) -> Result<()> {
+        if self.layout.flags & crate::header::FLAG_REPLICA == 0 {
+            return Err(crate::error::invalid(
+                self.name(),
+                "is not a replica: only a replica (`OpenOptions::replica_of`) has a stale mark",
+            ));
+        }
+        if self.role != Role::Owner {
+            return Err(os(
+                self.name(),
+                libc::EPERM,
+                "only the replica's owner (the importer that created it) sets its stale mark",
+            ));
+        }
+        self.window()?
+            .header()
+            .stale
+            .store(u32::from(stale), Ordering::Release);
+        Ok(())
+    }
+
     pub(crate) fn ebadf(&self) -> io::Error {
         if self.layout.flags & crate::header::FLAG_REPLICA != 0 {
             return os(

@@ -25,6 +25,7 @@
 //! | 80 | 8 | `alloc` | writers | data bytes reserved with `fallocate` (a hint; `fstat` is the truth) |
 //! | 128 | 4 | `seq` | both | announce word for readers waiting for data: bit 0 set by a writable reader about to sleep on the lock object's data bell; a commit that finds it set clears it (adding 1) and rings the bell (`wait.rs`). Read-only readers, which cannot set it, nap on it. (Until layout 3 was released, writable readers slept here too, where any reader could wake them) |
 //! | 192 | 4 | `owner_state` | owner | `0` creating, `1` open, `2` closed |
+//! | 196 | 4 | `stale` | owner | replicas (flag bit 4): `1` while the owner (an importer) has lost its source and the replica may be behind it, `0` otherwise ([`Stream::set_stale`](crate::Stream::set_stale)); readers only report it. Added within layout 3 in a byte that was reserved and zero: a process of an earlier release ignores it (it never sees the mark; nothing else changes) |
 //! | 256 | 4 | `space_seq` | both | announce word for a lossless ring writer waiting for room, same rule: bit 0 set by the writer, which sleeps on the lock object's room bell; cleared by a reader that made room, which rings the bell |
 //! | 320 | 4 | `slot_gen` | readers | bumped by every attach; its new value is the attach's token |
 //! | 324 | 4 | `followers` | readers | linear streams: writable handles that have waited for data and are still open — a hint for the writer's choice of write path (`grow.rs`); a follower that died leaves it one too high, which costs speed, never correctness |
@@ -172,7 +173,8 @@ pub(crate) struct Header {
     _pad2: Pad<60>,
     // 192: owner
     pub owner_state: AtomicU32,
-    _pad3: Pad<60>,
+    pub stale: AtomicU32,
+    _pad3: Pad<56>,
     // 256: lossless ring writer wake-up
     pub space_seq: AtomicU32,
     _pad4: Pad<60>,
@@ -207,6 +209,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, lock_key) + 8 <= FIXED_FIELDS);
     assert!(std::mem::offset_of!(Header, seq) == 128);
     assert!(std::mem::offset_of!(Header, owner_state) == 192);
+    assert!(std::mem::offset_of!(Header, stale) == 196);
     assert!(std::mem::offset_of!(Header, space_seq) == 256);
     assert!(std::mem::offset_of!(Header, slot_gen) == 320);
     assert!(std::mem::offset_of!(Header, followers) == 324);
@@ -250,6 +253,7 @@ macro_rules! zero_header {
             seq: AtomicU32::new(0),
             _pad2: Pad::zero(),
             owner_state: AtomicU32::new(0),
+            stale: AtomicU32::new(0),
             _pad3: Pad::zero(),
             space_seq: AtomicU32::new(0),
             _pad4: Pad::zero(),

@@ -51,6 +51,10 @@ pub struct StreamInfo {
     /// and alone writes; see [`OpenOptions::replica_of`](crate::OpenOptions::replica_of)):
     /// where it comes from. `None` for any other stream.
     pub replica_of: Option<String>,
+    /// For a replica: whether its owner has marked it stale — it has lost its source for
+    /// now and may be behind it (see [`Stream::set_stale`](crate::Stream::set_stale)).
+    /// `false` for any other stream.
+    pub stale: bool,
 }
 
 /// Reads the state of the stream `name` without joining it (no mapping).
@@ -89,6 +93,7 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
     } else {
         None
     };
+    let stale = layout.flags & FLAG_REPLICA != 0 && h.stale.load(Ordering::Relaxed) != 0;
     let st = sys::fstat(fd.as_fd()).map_err(|e| os(n, e, "fstat"))?;
     let owner = if h.owner_state.load(Ordering::Relaxed) == OWNER_CLOSED {
         OwnerState::Closed
@@ -121,6 +126,7 @@ pub(crate) fn info_of(name: &Name, fd: &OwnedFd) -> Result<StreamInfo> {
         attached_readers,
         object_size: st.size,
         replica_of,
+        stale,
     })
 }
 

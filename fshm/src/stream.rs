@@ -158,6 +158,42 @@ impl Stream {
         self.core.ring_skip_to(&mut c, pos)
     }
 
+    /// A replica's owner (an importer such as `fshm-tunnel`): marks the replica
+    /// **stale** (`true`) while it has lost its source — the exporting host's tunnel or
+    /// the link is gone, so the replica may be behind its source — and clears the mark
+    /// (`false`) once it has caught up again. The replica stays open and readable
+    /// meanwhile; readers see the mark in [`StreamInfo::stale`](crate::StreamInfo::stale)
+    /// ([`inspect`](crate::inspect), [`info`](Self::info), `fshm stat`, `fshm ls`) and
+    /// [`is_stale`](Self::is_stale). The mark says nothing about the bytes the replica
+    /// holds, which are its source's either way.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("/doc-stale-{}", std::process::id());
+    /// let importer = fshm::OpenOptions::new().mode(0o644).replica_of("host-a/x").create(&name)?;
+    /// let local = fshm::Stream::open(&name)?;
+    /// importer.set_stale(true)?;                         // the link went away
+    /// assert!(fshm::inspect(&name)?.stale && local.is_stale());
+    /// assert!(local.set_stale(false).is_err());          // only the owner sets it
+    /// importer.set_stale(false)?;                        // caught up again
+    /// assert!(!local.info()?.stale);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` (`EINVAL`) on a stream that is not a replica; `PermissionDenied`
+    /// (`EPERM`) on any handle but the replica's owner (a guest, a clone). A refusal
+    /// changes nothing.
+    pub fn set_stale(&self, stale: bool) -> Result<()> {
+        self.core.set_stale(stale)
+    }
+
+    /// Whether the stream is a replica its owner has marked stale
+    /// ([`set_stale`](Self::set_stale)); `false` for any other stream.
+    pub fn is_stale(&self) -> bool {
+        self.core.is_stale()
+    }
+
     /// Bytes this handle lost to ring overruns so far.
     pub fn lost_bytes(&self) -> u64 {
         self.cursor.lock().reader.lost

@@ -132,3 +132,82 @@ fn skip_to_is_refused_on_linear_streams_and_read_only_handles() {
     assert!(r.skip_to(10).is_err());
     assert_eq!(r.len(), 0);
 }
+
+#[test]
+fn a_replicas_owner_sets_and_clears_the_stale_mark_and_other_processes_see_it() {
+    let g = NameGuard::new("replica-stale");
+    let mut owner = fshm::OpenOptions::new()
+        .mode(0o644)
+        .replica_of("zenoh:tcp/127.0.0.1:7447/src")
+        .create(g.name())
+        .unwrap();
+    owner.write_all(b"abc").unwrap();
+    let guest = fshm::Stream::open(g.name()).unwrap();
+    assert!(!fshm::inspect(g.name()).unwrap().stale);
+    assert!(!owner.is_stale() && !guest.is_stale());
+    owner.set_stale(true).unwrap();
+    assert!(fshm::inspect(g.name()).unwrap().stale);
+    assert!(owner.info().unwrap().stale && guest.info().unwrap().stale);
+    assert!(owner.is_stale() && guest.is_stale());
+    // Another process sees the mark, and reads the replica while it is stale.
+    let name = g.name().to_owned();
+    let mut child = common::fork_child(|| {
+        let info = fshm::inspect(&name).unwrap();
+        let mut s = String::new();
+        fshm::Stream::open(&name)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        i32::from(!(info.stale && s == "abc"))
+    });
+    child.assert_success();
+    owner.set_stale(false).unwrap();
+    assert!(!fshm::inspect(g.name()).unwrap().stale && !guest.is_stale());
+    // Setting it twice is no error, and the stream's bytes are untouched by the mark.
+    owner.set_stale(true).unwrap();
+    owner.set_stale(true).unwrap();
+    owner.write_all(b"def").unwrap();
+    assert_eq!(fshm::inspect(g.name()).unwrap().len, 6);
+}
+
+#[test]
+fn the_stale_mark_is_refused_to_guests_clones_and_non_replicas_and_a_refusal_changes_nothing() {
+    let g = NameGuard::new("replica-stale-refused");
+    let owner = fshm::OpenOptions::new()
+        .mode(0o666)
+        .replica_of("src")
+        .create(g.name())
+        .unwrap();
+    owner.set_stale(true).unwrap();
+    let guest = fshm::Stream::open(g.name()).unwrap();
+    let clone = owner.try_clone().unwrap();
+    for (who, h) in [("guest", &guest), ("clone", &clone)] {
+        for v in [false, true] {
+            let e = h.set_stale(v).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{who}: {e}");
+            assert_eq!(fshm::errno_of(&e), libc::EPERM, "{who}");
+            assert!(e.to_string().contains(g.name()), "{who}: {e}");
+            assert!(e.to_string().contains("owner"), "{who}: {e}");
+            assert!(
+                fshm::inspect(g.name()).unwrap().stale,
+                "{who} cleared the mark"
+            );
+        }
+    }
+    owner.set_stale(false).unwrap();
+    let e = guest.set_stale(true).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    assert!(
+        !fshm::inspect(g.name()).unwrap().stale,
+        "a guest set the mark"
+    );
+
+    // A stream that is not a replica has no mark, for its owner either.
+    let h = NameGuard::new("stale-not-replica");
+    let plain = fshm::Stream::create(h.name()).unwrap();
+    let e = plain.set_stale(true).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains(h.name()), "{e}");
+    assert!(e.to_string().contains("not a replica"), "{e}");
+    assert!(!fshm::inspect(h.name()).unwrap().stale && !plain.is_stale());
+}

@@ -115,6 +115,12 @@ class StreamInfo:
     attached_readers: int
     #: Bytes of memory the object holds (its size, header included).
     object_size: int
+    #: For a replica (a stream an importer such as ``fshm-tunnel`` mirrors from
+    #: elsewhere; read-only here): where it comes from. None for any other stream.
+    replica_of: Optional[str]
+    #: For a replica: whether its importer has marked it stale (it has lost its
+    #: source for now and may be behind it). False for any other stream.
+    stale: bool
 
 
 class Stream(io.RawIOBase):
