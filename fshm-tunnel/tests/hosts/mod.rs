@@ -136,16 +136,16 @@ impl Host {
         c
     }
 
-    /// Runs `program args` inside the host and waits for it; an error carries its
-    /// standard error.
-    pub fn run(&self, program: &str, args: &[&str]) -> io::Result<()> {
+    /// Runs `program args` inside the host and returns its standard output; an error
+    /// carries its standard error.
+    pub fn run(&self, program: &str, args: &[&str]) -> io::Result<String> {
         let out = self
             .command(program)
             .args(args)
             .stdin(Stdio::null())
             .output()?;
         if out.status.success() {
-            return Ok(());
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         Err(io::Error::other(format!(
             "{} on host {}: {program} {}: {}",
@@ -187,6 +187,7 @@ impl Host {
             "ip",
             &["link", "set", "dev", dev, if up { "up" } else { "down" }],
         )
+        .map(|_| ())
         .unwrap();
     }
 }
@@ -197,8 +198,7 @@ impl Drop for Host {
         // first: it would keep the namespace, and so its veth, alive.
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for e in dir.flatten() {
-                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
-                else {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                     continue;
                 };
                 let ino = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
@@ -259,10 +259,7 @@ pub fn link(a: &Host, b: &Host, n: u8) -> io::Result<Link> {
         dev,
     };
     for (h, addr) in [(a, &l.a), (b, &l.b)] {
-        h.run(
-            "ip",
-            &["addr", "add", &format!("{addr}/24"), "dev", &l.dev],
-        )?;
+        h.run("ip", &["addr", "add", &format!("{addr}/24"), "dev", &l.dev])?;
         h.run("ip", &["link", "set", "dev", &l.dev, "up"])?;
     }
     Ok(l)
