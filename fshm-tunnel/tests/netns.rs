@@ -179,12 +179,12 @@ impl Reader {
         Reader(h)
     }
     /// Reads until position `pos`: (position, bytes lost, overruns).
-    fn to(&mut self, pos: u64) -> (u64, u64, u64) {
+    fn read_to(&mut self, pos: u64) -> (u64, u64, u64) {
         self.0 .0.send(&format!("to {pos}"));
         self.result(&format!("reading to {pos}"))
     }
     /// Reads to end-of-stream.
-    fn to_end(&mut self) -> (u64, u64, u64) {
+    fn read_to_end(&mut self) -> (u64, u64, u64) {
         self.0 .0.send("end");
         self.result("reading to the end")
     }
@@ -354,7 +354,7 @@ fn link_outages_shorter_and_longer_than_the_lease_resume_without_a_hole() {
     assert_identical(&b, &ring, sr.len, false);
     // A reader of the ring replica on host B, at its end.
     let mut r = Reader::new(&b, &ring, "copy");
-    assert_eq!(r.to(sr.len), (sr.len, 0, 0));
+    assert_eq!(r.read_to(sr.len), (sr.len, 0, 0));
     // A 300 ms outage (the lease is 2 s): the producer writes on, less than the ring
     // holds; nothing is lost, the replicas resume, on the same connection.
     let conn = connections(&b);
@@ -366,7 +366,11 @@ fn link_outages_shorter_and_longer_than_the_lease_resume_without_a_hole() {
     b.set_link(&ab.dev, true);
     assert_identical(&b, &lin, sl.len, true);
     assert_identical(&b, &ring, sr.len, false);
-    assert_eq!(r.to(sr.len), (sr.len, 0, 0), "a short outage lost bytes");
+    assert_eq!(
+        r.read_to(sr.len),
+        (sr.len, 0, 0),
+        "a short outage lost bytes"
+    );
     assert_eq!(
         connections(&b),
         conn,
@@ -392,7 +396,7 @@ fn link_outages_shorter_and_longer_than_the_lease_resume_without_a_hole() {
     );
     // The reader meets the bytes gone at the source as an overrun and counts them as
     // lost; every byte it got is the source's (checked by the reader).
-    let (at, lost, overruns) = r.to(sr.len);
+    let (at, lost, overruns) = r.read_to(sr.len);
     assert_eq!(at, sr.len);
     assert!(
         overruns >= 1,
@@ -407,7 +411,42 @@ fn link_outages_shorter_and_longer_than_the_lease_resume_without_a_hole() {
     sl.write(10_000, 1000);
     sr.write(10_000, 1000);
     assert_identical(&b, &lin, sl.len, true);
-    assert_eq!(r.to(sr.len).0, sr.len);
+    assert_eq!(r.read_to(sr.len).0, sr.len);
+}
+
+#[test]
+fn an_outage_past_the_default_lease_resumes_soon_after_the_link_returns() {
+    let test = "an_outage_past_the_default_lease_resumes_soon_after_the_link_returns";
+    let _g = serial();
+    let Some((a, b, ab)) = two_hosts(test) else {
+        return;
+    };
+    let p = prefix();
+    let lin = format!("{p}lin");
+    let mut sl = Source::new(&a, &lin, "lin");
+    sl.write(100_000, 4096);
+    // Zenoh's defaults as the tunnel sets them: lease 10 s, wait_before_close 10 s.
+    let _e = export(&a, &p, &[&ab.a], None);
+    let _i = import(&b, &p, &ab.a, None);
+    assert_identical(&b, &lin, sl.len, true);
+    // An 11 s outage while the producer writes: the exporter's blocking publication
+    // fills Zenoh's queue and waits on the dead connection, which the lease closes.
+    b.set_link(&ab.dev, false);
+    for _ in 0..110 {
+        sl.write(20_000, 4096);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.set_link(&ab.dev, true);
+    let t = Instant::now();
+    assert_identical(&b, &lin, sl.len, true);
+    // Zenoh reconnects within its retry period (at most 4 s); the publication's wait
+    // ended before the link came back. (With a 60 s wait the replica resumed 52 s
+    // after the link came back.)
+    let late = t.elapsed();
+    assert!(
+        late < Duration::from_secs(15),
+        "the replica resumed {late:?} after the link came back"
+    );
 }
 
 #[test]
@@ -527,10 +566,10 @@ fn tunnels_and_the_source_owner_killed_in_their_hosts_resume_without_a_hole() {
     // kill -9 of the source owner: a follower on host B gets every byte, then the end.
     let mut f = Reader::new(&b, &lin, "copy");
     sl.write(10_000, 1000);
-    assert_eq!(f.to(sl.len), (sl.len, 0, 0));
+    assert_eq!(f.read_to(sl.len), (sl.len, 0, 0));
     let t = Instant::now();
     sl.h.0.kill();
-    assert_eq!(f.to_end(), (sl.len, 0, 0));
+    assert_eq!(f.read_to_end(), (sl.len, 0, 0));
     let death = t.elapsed();
     assert!(
         death < Duration::from_secs(10),
