@@ -148,13 +148,18 @@ fn check(host: &Host, name: &str, len: u64) -> Seen {
 }
 
 /// Checks that replica `name` in `host` holds exactly `len` bytes, the pattern's at
-/// every position it holds, from 0 for a linear stream; returns its oldest position.
-fn assert_identical(host: &Host, name: &str, len: u64, linear: bool) -> u64 {
+/// every position it holds, from 0 if `from_0` (a linear stream, or a ring replica
+/// large enough for the whole run); returns its oldest position.
+fn assert_identical(host: &Host, name: &str, len: u64, from_0: bool) -> u64 {
     let s = check(host, name, len);
     assert!(s.replica, "{name} is not a replica");
     assert_eq!(s.len, len, "{name}: length");
-    if linear {
-        assert_eq!(s.oldest, 0, "{name}: a linear replica holds from 0");
+    if from_0 {
+        assert_eq!(
+            s.oldest, 0,
+            "{name}: the replica holds from {}, not 0",
+            s.oldest
+        );
     }
     let want = expected_crcs(s.oldest, s.len);
     for (i, ((a, b), (got, want))) in blocks(s.oldest, s.len)
@@ -258,8 +263,19 @@ fn export(host: &Host, prefix: &str, listen: &[&str], config: Option<&FastConfig
 }
 
 fn import(host: &Host, prefix: &str, connect: &str, config: Option<&FastConfig>) -> Proc {
+    import_with(host, prefix, connect, config, &[])
+}
+
+fn import_with(
+    host: &Host,
+    prefix: &str,
+    connect: &str,
+    config: Option<&FastConfig>,
+    args: &[&str],
+) -> Proc {
     let mut c = host.command(BIN);
     c.args(["import", prefix, "--resync-ms", "200"])
+        .args(args)
         .args(["--connect", &format!("tcp/{connect}:{PORT}")]);
     if let Some(f) = config {
         c.args(["--config", f.path()]);
@@ -489,18 +505,25 @@ fn packet_loss_inside_a_host_leaves_replicas_byte_identical() {
     }
     let p = prefix();
     let (lin, ring) = (format!("{p}lin"), format!("{p}ring"));
+    let ll = format!("{p}lossless");
     let mut sl = Source::new(&a, &lin, "lin");
     let mut sr = Source::new(&a, &ring, "ring");
+    let mut sll = Source::new(&a, &ll, "lossless");
     let _e = export(&a, &p, &[&ab.a], None);
-    let _i = import(&b, &p, &ab.a, None);
+    // Ring replicas of 4 MiB: the lossless ring's replica holds the whole run, so that
+    // the check sees that no byte of it was lost.
+    let _i = import_with(&b, &p, &ab.a, None, &["--ring-min-capacity", "4194304"]);
     sl.write(4096, 4096);
     assert_identical(&b, &lin, sl.len, true);
+    assert_eq!(sll.h.ask("attached", PATIENCE), "attached");
     for _ in 0..8 {
         sl.write(128 << 10, 4096);
         sr.write(16 << 10, 512);
+        sll.write(128 << 10, 4096);
     }
     assert_identical(&b, &lin, sl.len, true);
     assert_identical(&b, &ring, sr.len, false);
+    assert_identical(&b, &ll, sll.len, true);
     // The rules did drop packets on both hosts.
     for h in [&a, &b] {
         let rules = h.run("nft", &["list", "chain", "inet", "fshmloss", "out"]);
@@ -649,6 +672,19 @@ fn produce(name: &str, kind: &str) {
     let mut at = 0u64;
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap();
+        if line == "attached" {
+            // Waits for the exporter's attached reader (a lossless ring).
+            let t = Instant::now();
+            while s.info().unwrap().attached_readers == 0 {
+                if t.elapsed() > PATIENCE {
+                    answer(&format!("FAIL {name}: no attached reader"));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            answer("attached");
+            continue;
+        }
         let f: Vec<u64> = line
             .split(' ')
             .skip(1)
