@@ -618,16 +618,18 @@ fn a_reader_in_place_on_the_importing_host_checks_every_byte_while_the_link_flap
     let _i = import(&b, &p, &ab.a, Some(&cfg));
     assert_identical(&b, &name, s.len, true);
     let mut r = Reader::new(&b, &name, "inplace");
-    let total = s.len + 12 * (64 << 10);
+    let total = s.len + 16 * (64 << 10);
     r.0 .0.send(&format!("to {total}"));
-    // The link flaps on either side, for 0.2 s to 2.6 s (past the 2 s lease), while the
-    // producer writes.
-    for k in 0..12u64 {
+    // The link flaps, down on either side for 0.2 s to 2.3 s (past the 2 s lease), then
+    // up for 0.3 s, while the producer writes and the reader reads.
+    for k in 0..8u64 {
         let h = if k % 2 == 0 { &a } else { &b };
         h.set_link(&ab.dev, false);
         s.write(64 << 10, 4096);
-        std::thread::sleep(Duration::from_millis(200 + 200 * k));
+        std::thread::sleep(Duration::from_millis(200 + 300 * k));
         h.set_link(&ab.dev, true);
+        s.write(64 << 10, 4096);
+        std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(s.len, total);
     assert_identical(&b, &name, total, true);
