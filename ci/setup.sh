@@ -33,6 +33,11 @@ command -v clang++ >/dev/null || need+=(clang)
 pkg-config --exists glib-2.0 2>/dev/null || need+=(libglib2.0-dev)
 # For ci/python.sh: a Python 3.11+ that can make virtual environments (with pip).
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# For fshm-tunnel/tests/netns.rs (ci/tunnel.sh): ip and ss, and nft for the packet-loss
+# rules inside a network namespace.
+command -v ip >/dev/null || need+=(iproute2)
+command -v ss >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
 # For ci/unprivileged.sh: useradd, setpriv and unshare (usually there already).
 command -v useradd >/dev/null || need+=(passwd)
 command -v setpriv >/dev/null || need+=(util-linux)

@@ -113,11 +113,21 @@ pub fn map_name(name: &str, prefix: &str, as_prefix: Option<&str>) -> Option<Str
     under(&local, as_prefix.unwrap_or(prefix)).then_some(local)
 }
 
+/// How long a blocking publication waits for room before Zenoh closes the connection,
+/// in microseconds, unless a `--config` file says otherwise: Zenoh's lease (10 s; Zenoh's
+/// own wait is 5 s), so that back-pressure from a slow importer does not become a close
+/// within the lease, and no longer: a publication waiting on a dead connection holds
+/// Zenoh's whole transmit side (every stream, query answers, new connections'
+/// handshakes) until its wait ends, so the wait also bounds how late replicas resume
+/// after an outage longer than the lease (with 60 s, a 12 s outage resumed 52 s after
+/// the link came back; `tests/netns.rs`).
+pub const WAIT_BEFORE_CLOSE_US: u64 = 10_000_000;
+
 /// Zenoh configuration for the tunnel: `file` (JSON5, Zenoh's own format: TLS, access
 /// control, ...) or Zenoh's defaults, then multicast scouting off (peers are given
 /// explicitly), the endpoints given on the command line, and — unless the file sets
 /// them — a blocking publication's wait before Zenoh closes a congested link raised to
-/// 60 s, so that back-pressure from a slow importer does not become a close.
+/// [`WAIT_BEFORE_CLOSE_US`].
 pub fn zenoh_config(
     file: Option<&std::path::Path>,
     listen: &[String],
@@ -134,7 +144,7 @@ pub fn zenoh_config(
             let mut c = zenoh::Config::default();
             c.insert_json5(
                 "transport/link/tx/queue/congestion_control/block/wait_before_close",
-                "60000000",
+                &WAIT_BEFORE_CLOSE_US.to_string(),
             )
             .map_err(err)?;
             c
