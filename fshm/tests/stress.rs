@@ -180,7 +180,7 @@ impl Checker {
 
 /// Follows `name` to end-of-stream, checking every record; returns what it saw.
 fn follow_and_check(s: &fshm::Stream) -> Seen {
-    let mut f = s.follow().timeout(Some(common::PATIENCE));
+    let mut f = s.follow().timeout(Some(common::patience()));
     let mut buf = vec![0u8; 256 << 10];
     let mut c = Checker::new();
     loop {
@@ -381,7 +381,7 @@ fn many_processes_create_open_and_close_many_streams_and_leave_nothing() {
     let mut children: Vec<_> = (0..PROCS)
         .map(|p| {
             fork_child(move || {
-                let deadline = Instant::now() + common::PATIENCE;
+                let deadline = Instant::now() + common::patience();
                 for j in 0..per_proc {
                     let mine = name_of(p, j);
                     let mut opts = fshm::OpenOptions::new();
@@ -406,7 +406,7 @@ fn many_processes_create_open_and_close_many_streams_and_leave_nothing() {
                         }
                     };
                     assert_eq!(
-                        guest.wait_for(4, Some(common::PATIENCE)),
+                        guest.wait_for(4, Some(common::patience())),
                         fshm::WaitStatus::Data
                     );
                     let mut hello = [0u8; 5];
@@ -420,7 +420,7 @@ fn many_processes_create_open_and_close_many_streams_and_leave_nothing() {
                     }
                     drop(guest);
                     assert_eq!(
-                        own.wait_for(5, Some(common::PATIENCE)),
+                        own.wait_for(5, Some(common::patience())),
                         fshm::WaitStatus::Data,
                         "{mine}: no answer"
                     );
