@@ -8,7 +8,7 @@
 //! hostile exporter can at worst fill a replica with its own bytes or have it closed.
 
 use crate::frame::{self, Kind, Meta, SourceState};
-use crate::receiver::{Piece, Receiver, Sink};
+use crate::receiver::{Budget, Piece, Receiver, Sink};
 use crate::{map_name, name_of_key, query_key, KEY_ROOT};
 use fshm::{OpenOptions, RingPolicy, Stream};
 use std::collections::HashMap;
@@ -32,7 +32,7 @@ pub struct ImportOptions {
     /// How often every exporter is asked for its streams (new ones, lengths, ends): the
     /// bound on how long a replica waits after a reconnection.
     pub resync: Duration,
-    /// Bytes held out of order per stream at most.
+    /// Bytes held out of order per stream at most, and for all streams together.
     pub reorder_limit: usize,
     /// Smallest capacity of a ring replica (rounded up to whole pages): a replica may
     /// hold more of the past than its source, for local readers (lossy readers: they
@@ -56,6 +56,9 @@ struct Replica {
     state: SourceState,
     querying: bool,
     asked: Option<Instant>,
+    /// When the replica could not be created: tried again at a description a resync
+    /// period later.
+    failed: Option<Instant>,
 }
 
 struct ReplicaSink<'a>(&'a mut Stream);
@@ -68,6 +71,9 @@ impl Sink for ReplicaSink<'_> {
         self.0.skip_to(to).map(|_| ())
     }
 }
+
+/// Description queries for single unknown streams in flight at most.
+const DESCRIBING_MAX: usize = 16;
 
 /// Test hook: the importer applies at most this many bytes per second
 /// (`FSHM_TUNNEL_TEST_IMPORT_RATE`), to test back-pressure with a slow importer.
@@ -105,12 +111,19 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         qtx,
         rate: test_rate(),
         applied_since: (Instant::now(), 0),
+        budget: Budget::new(opts.reorder_limit),
+        describing: std::collections::HashSet::new(),
     };
     let mut last_resync: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         if last_resync.is_none_or(|t| t.elapsed() >= opts.resync) {
             last_resync = Some(Instant::now());
-            im.ask(None, format!("{KEY_ROOT}/*/q?meta"));
+            // One description query at a time: queries slower than the resync period (a
+            // peer that holds them to their timeout) must not pile up before the
+            // fetches.
+            if im.describing.insert(String::new()) {
+                im.ask(None, format!("{KEY_ROOT}/*/q?meta"));
+            }
             let behind: Vec<String> = im
                 .replicas
                 .iter()
@@ -124,12 +137,16 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Event::Frame(key, bytes)) => im.on_frame(&key, &bytes.to_bytes()),
             Ok(Event::QueryDone(Some(name))) => {
-                if let Some(r) = im.replicas.get_mut(&name) {
-                    r.querying = false;
+                if !im.describing.remove(&name) {
+                    if let Some(r) = im.replicas.get_mut(&name) {
+                        r.querying = false;
+                    }
+                    im.catch_up(&name);
                 }
-                im.catch_up(&name);
             }
-            Ok(Event::QueryDone(None)) => {}
+            Ok(Event::QueryDone(None)) => {
+                im.describing.remove("");
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -180,6 +197,11 @@ struct Importer {
     qtx: mpsc::Sender<(Option<String>, String)>,
     rate: Option<f64>,
     applied_since: (Instant, u64),
+    /// Shared by the replicas' reorder buffers.
+    budget: Budget,
+    /// Description queries in flight: `""` for all streams, else the remote names
+    /// asked about (one each, however many frames of unknown streams arrive).
+    describing: std::collections::HashSet<String>,
 }
 
 impl Importer {
@@ -242,8 +264,15 @@ impl Importer {
             }
             Kind::Data | Kind::Lost => {
                 let Some(r) = self.replicas.get_mut(&name) else {
-                    // Data of a stream not known yet: ask for its description.
-                    self.ask(None, format!("{}?meta", query_key(&name)));
+                    // Data of a stream not known yet: ask for its description, once while
+                    // the question is open and for a few names at a time (the periodic
+                    // description of all streams finds the others).
+                    if self.describing.len() < DESCRIBING_MAX
+                        && self.describing.insert(name.clone())
+                    {
+                        let sel = format!("{}?meta", query_key(&name));
+                        let _ = self.qtx.send((Some(name), sel));
+                    }
                     return;
                 };
                 let Some(stream) = r.stream.as_mut() else {
@@ -285,8 +314,10 @@ impl Importer {
     }
 
     fn on_meta(&mut self, name: &str, local: String, m: Meta) {
+        let mut failed_before = false;
         if let Some(r) = self.replicas.get_mut(name) {
-            if r.ident == m.ident {
+            let retry = r.failed.is_some_and(|t| t.elapsed() >= self.opts.resync);
+            if r.ident == m.ident && !retry {
                 r.known_len = r.known_len.max(m.len);
                 if m.state != SourceState::Alive {
                     r.state = m.state;
@@ -296,7 +327,9 @@ impl Importer {
                 }
                 return;
             }
-            // Another stream under the name: the old replica ends here.
+            // Another stream under the name: the old replica ends here (or one that
+            // could not be created is tried again).
+            failed_before = r.failed.is_some();
             self.replicas.remove(name);
         }
         if m.state != SourceState::Alive && m.len == 0 {
@@ -311,19 +344,23 @@ impl Importer {
                     Replica {
                         local,
                         stream: Some(stream),
-                        recv: Receiver::new(start, self.opts.reorder_limit),
+                        recv: Receiver::with_budget(start, self.opts.reorder_limit, &self.budget),
                         ident: m.ident,
                         known_len: m.len,
                         state: m.state,
                         querying: false,
                         asked: None,
+                        failed: None,
                     },
                 );
                 self.catch_up(name);
             }
             Err(e) => {
-                eprintln!("fshm-tunnel import: cannot create the replica {local}: {e}");
-                // Remembered as closed so that every resync does not try again.
+                // Said once; tried again at each description (a name squatted for a
+                // while, or space freed, must not keep the replica away for good).
+                if !failed_before {
+                    eprintln!("fshm-tunnel import: cannot create the replica {local}: {e}");
+                }
                 self.replicas.insert(
                     name.to_owned(),
                     Replica {
@@ -335,6 +372,7 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        failed: Some(Instant::now()),
                     },
                 );
             }
