@@ -32,8 +32,15 @@ fn a_skip_by_another_process_never_swallows_the_next_write() {
         child.assert_success();
         assert_eq!(w.len(), 100);
         w.write_all(b"xyz").unwrap();
-        assert_eq!(w.len(), 103, "{policy:?}: the write after the skip must be committed");
-        let r = fshm::OpenOptions::new().read_only(true).open(g.name()).unwrap();
+        assert_eq!(
+            w.len(),
+            103,
+            "{policy:?}: the write after the skip must be committed"
+        );
+        let r = fshm::OpenOptions::new()
+            .read_only(true)
+            .open(g.name())
+            .unwrap();
         let mut buf = [0u8; 3];
         assert_eq!(r.read_at(100, &mut buf).unwrap(), 3);
         assert_eq!(&buf, b"xyz");
