@@ -46,6 +46,10 @@ pub const BATCH: usize = 256 << 10;
 /// Bytes one range query answers at most (the importer asks again from where it got).
 pub const QUERY_CHUNK: u64 = 8 << 20;
 
+/// The largest message the tunnel's Zenoh sessions take from a peer (unless a
+/// configuration file says otherwise): the largest frame and room for Zenoh's headers.
+pub const MAX_MESSAGE: usize = frame::HEADER + frame::MAX_PAYLOAD + (1 << 20);
+
 /// The key of stream `name`'s frames.
 pub fn data_key(name: &str) -> String {
     format!("{KEY_ROOT}/{}/d", hex(name.as_bytes()))
@@ -117,7 +121,9 @@ pub fn map_name(name: &str, prefix: &str, as_prefix: Option<&str>) -> Option<Str
 /// control, ...) or Zenoh's defaults, then multicast scouting off (peers are given
 /// explicitly), the endpoints given on the command line, and — unless the file sets
 /// them — a blocking publication's wait before Zenoh closes a congested link raised to
-/// 60 s, so that back-pressure from a slow importer does not become a close.
+/// 60 s, so that back-pressure from a slow importer does not become a close, and the
+/// largest message Zenoh reassembles from a peer cut from 1 GiB to [`MAX_MESSAGE`] (a
+/// peer's huge messages are refused before they are held, not after).
 pub fn zenoh_config(
     file: Option<&std::path::Path>,
     listen: &[String],
@@ -135,6 +141,11 @@ pub fn zenoh_config(
             c.insert_json5(
                 "transport/link/tx/queue/congestion_control/block/wait_before_close",
                 "60000000",
+            )
+            .map_err(err)?;
+            c.insert_json5(
+                "transport/link/rx/max_message_size",
+                &MAX_MESSAGE.to_string(),
             )
             .map_err(err)?;
             c

@@ -429,3 +429,64 @@ fn a_peer_that_holds_every_query_delays_catch_up_but_never_stops_it() {
     });
     assert!(!held.lock().unwrap().is_empty(), "the peer held no query");
 }
+
+/// A hostile peer sends messages far larger than any frame (256 MiB each) on a key
+/// under the prefix: the importer refuses them without holding them (Zenoh's own limit
+/// would let it reassemble messages of up to 1 GiB, several at a time).
+#[test]
+fn huge_messages_from_a_peer_are_not_held_by_the_importer() {
+    let p = Prefix::new("huge");
+    let port = free_port();
+    let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
+    let session = fshm_tunnel::open_session(cfg).unwrap();
+    let mut imp = import(&p, port);
+    // The importer is connected once it asks for descriptions.
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = asked.clone();
+    let _q = session
+        .declare_queryable("fshm/**")
+        .callback(move |_| a.store(true, Ordering::Relaxed))
+        .wait()
+        .unwrap();
+    wait_until("the importer's first query", PATIENCE, || {
+        asked.load(Ordering::Relaxed)
+    });
+    let before = imp.peak_rss();
+    let key = fshm_tunnel::data_key(&p.src("x"));
+    let huge = vec![0x11u8; 256 << 20];
+    for _ in 0..4 {
+        let _ = session
+            .put(&key, huge.clone())
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .wait();
+    }
+    drop(huge);
+    // Then a well-formed description, which the importer must still take.
+    let meta = fshm_tunnel::frame::Meta {
+        ident: 1,
+        ring_capacity: 0,
+        lossless: false,
+        persistent: false,
+        immutable: false,
+        mode: 0o644,
+        max_size: 1 << 20,
+        len: 0,
+        oldest: 0,
+        state: fshm_tunnel::frame::SourceState::Alive,
+    };
+    wait_until(
+        "the importer to take a description after them",
+        PATIENCE,
+        || {
+            let _ = session.put(&key, meta.frame()).wait();
+            replica_len(&p.rep("x")).is_some()
+        },
+    );
+    let grown = imp.peak_rss().saturating_sub(before);
+    assert!(imp.alive(), "the importer died");
+    assert!(
+        grown < 128 << 20,
+        "the importer grew by {} MiB taking messages it refuses",
+        grown >> 20
+    );
+}
