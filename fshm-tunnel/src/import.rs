@@ -418,10 +418,13 @@ fn create_replica(local: &str, m: &Meta, source: &str, min_cap: u64) -> io::Resu
     } else if m.immutable {
         o.immutable(true);
     }
-    // A dead importer's replica at the name is ours to take back; a live stream or
-    // anything not a replica is not.
+    // A dead importer's replica at the name is ours to take back; a live stream,
+    // anything not a replica, or another user's stream is not (an importer running as
+    // root would otherwise remove any user's replica).
     if let Ok(info) = fshm::inspect(local) {
-        if info.replica_of.is_some() && info.owner != fshm::OwnerState::Alive {
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let ours = info.uid == unsafe { libc::geteuid() };
+        if ours && info.replica_of.is_some() && info.owner != fshm::OwnerState::Alive {
             let _ = fshm::force_destroy(local);
         }
     }
