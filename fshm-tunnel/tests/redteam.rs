@@ -134,14 +134,18 @@ fn replica_len(name: &str) -> Option<u64> {
 /// privileges are required).
 fn can_switch_users(test: &str) -> bool {
     // SAFETY: `geteuid` has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    let why = if unsafe { libc::geteuid() } != 0 {
+        "needs root to switch users"
+    } else if !as_hostile_user("noop", "/") {
+        "uid 1002 cannot run this test binary (its directory's permissions)"
+    } else {
         return true;
-    }
+    };
     assert!(
         std::env::var_os("FSHM_TEST_REQUIRE_PRIVILEGES").is_none_or(|v| v != "1"),
-        "{test}: needs root to switch users, and FSHM_TEST_REQUIRE_PRIVILEGES=1"
+        "{test}: {why}, and FSHM_TEST_REQUIRE_PRIVILEGES=1"
     );
-    println!("skipped {test}: needs root to switch users");
+    println!("skipped {test}: {why}");
     false
 }
 
@@ -149,7 +153,7 @@ fn can_switch_users(test: &str) -> bool {
 /// `helper_hostile_user`) and returns whether it succeeded.
 fn as_hostile_user(act: &str, name: &str) -> bool {
     use std::os::unix::process::CommandExt;
-    let out = Command::new(std::env::current_exe().unwrap())
+    let out = match Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "helper_hostile_user",
@@ -162,7 +166,13 @@ fn as_hostile_user(act: &str, name: &str) -> bool {
         .gid(HOSTILE)
         .stdin(Stdio::null())
         .output()
-        .unwrap();
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("hostile {act} {name}: {e}");
+            return false;
+        }
+    };
     if !out.status.success() {
         eprintln!(
             "hostile {act} {name}: {}{}",
@@ -185,6 +195,7 @@ fn helper_hostile_user() {
     // SAFETY: `geteuid` has no preconditions.
     assert_eq!(unsafe { libc::geteuid() }, HOSTILE);
     match act.as_str() {
+        "noop" => {}
         // A stream of the hostile user's own at `name`, left there.
         "create" => {
             let mut s = fshm::OpenOptions::new()
