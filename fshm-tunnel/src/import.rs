@@ -56,6 +56,8 @@ struct Replica {
     state: SourceState,
     querying: bool,
     asked: Option<Instant>,
+    /// The position the last range query asked from.
+    fetched_from: Option<u64>,
     /// When the replica could not be created: tried again at a description a resync
     /// period later.
     failed: Option<Instant>,
@@ -138,10 +140,17 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
             Ok(Event::Frame(key, bytes)) => im.on_frame(&key, &bytes.to_bytes()),
             Ok(Event::QueryDone(Some(name))) => {
                 if !im.describing.remove(&name) {
+                    // A range query that brought nothing is asked again at the next
+                    // resync, not at once: a source described longer than anyone
+                    // serves must not spin the importer on queries.
+                    let mut progressed = true;
                     if let Some(r) = im.replicas.get_mut(&name) {
                         r.querying = false;
+                        progressed = r.fetched_from != Some(r.recv.pos());
                     }
-                    im.catch_up(&name);
+                    if progressed {
+                        im.catch_up(&name);
+                    }
                 }
             }
             Ok(Event::QueryDone(None)) => {
@@ -221,8 +230,12 @@ impl Importer {
         if r.stream.is_none() || r.querying {
             return;
         }
-        let sel = format!("{}?from={}", query_key(name), r.recv.pos());
+        let pos = r.recv.pos();
+        let sel = format!("{}?from={pos}", query_key(name));
         self.ask(Some(name), sel);
+        if let Some(r) = self.replicas.get_mut(name) {
+            r.fetched_from = Some(pos);
+        }
     }
 
     /// After a query: asks again while the replica is behind what it knows the source
@@ -350,6 +363,7 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        fetched_from: None,
                         failed: None,
                     },
                 );
@@ -372,6 +386,7 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        fetched_from: None,
                         failed: Some(Instant::now()),
                     },
                 );

@@ -727,3 +727,49 @@ fn a_peer_announcing_many_rings_cannot_fill_dev_shm() {
         r >> 20
     );
 }
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A peer describes a stream far longer than anything it serves (and nobody answers
+/// its range queries): the importer asks again, but does not spin on queries.
+#[test]
+fn a_stream_described_longer_than_served_does_not_spin_the_importer() {
+    let p = Prefix::new("spin");
+    let port = free_port();
+    let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
+    let session = fshm_tunnel::open_session(cfg).unwrap();
+    let imp = import(&p, port);
+    let meta = fshm_tunnel::frame::Meta {
+        ident: 5,
+        ring_capacity: 0,
+        lossless: false,
+        persistent: false,
+        immutable: false,
+        mode: 0o644,
+        max_size: 1 << 40,
+        len: 1 << 39,
+        oldest: 0,
+        state: fshm_tunnel::frame::SourceState::Alive,
+    };
+    let key = fshm_tunnel::data_key(&p.src("long"));
+    wait_until("the replica", PATIENCE, || {
+        let _ = session.put(&key, meta.frame()).wait();
+        fshm::inspect(&p.rep("long")).is_ok()
+    });
+    let before = cpu_ticks(imp.0.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(imp.0.id()) - before;
+    // SAFETY: `sysconf` has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    assert!(
+        used * 4 < 2 * hz,
+        "the importer used {} ms of CPU in 2 s",
+        used * 1000 / hz
+    );
+}
