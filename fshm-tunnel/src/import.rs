@@ -348,7 +348,13 @@ impl Importer {
         if m.state != SourceState::Alive && m.len == 0 {
             return;
         }
-        let source = format!("{}{name}", self.opts.source);
+        let mut source = format!("{}{name}", self.opts.source);
+        // Cut to what a replica's header holds (a long name must not keep it away).
+        let mut cut = source.len().min(fshm::header::SOURCE_MAX);
+        while !source.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        source.truncate(cut);
         match create_replica(&local, &m, &source, self.opts.ring_min_capacity) {
             Ok(stream) => {
                 let start = stream.len();

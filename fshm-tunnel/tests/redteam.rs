@@ -773,3 +773,23 @@ fn a_stream_described_longer_than_served_does_not_spin_the_importer() {
         used * 1000 / hz
     );
 }
+
+/// A source whose name is near the longest a stream may have: the replica records where
+/// it comes from cut to what a replica's source field holds (256 bytes), and exists.
+#[test]
+fn a_source_with_the_longest_name_is_imported() {
+    let p = Prefix::new("long");
+    let port = free_port();
+    // Object names are at most 255 bytes; '/' inside a name takes three ("%2F").
+    let room = 255 - 1 - (p.0.len() - 1) - 2 - 3;
+    let leaf = "n".repeat(room);
+    let mut src = fshm::Stream::create(&p.src(&leaf)).unwrap();
+    src.write_all(b"long").unwrap();
+    let _e = export(&p.0, port);
+    let _i = import(&p, port);
+    wait_until("the replica", Duration::from_secs(20), || {
+        replica_len(&p.rep(&leaf)) == Some(4)
+    });
+    let info = fshm::inspect(&p.rep(&leaf)).unwrap();
+    assert!(info.replica_of.unwrap().starts_with("zenoh:"));
+}
