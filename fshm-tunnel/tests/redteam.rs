@@ -793,3 +793,66 @@ fn a_source_with_the_longest_name_is_imported() {
     let info = fshm::inspect(&p.rep(&leaf)).unwrap();
     assert!(info.replica_of.unwrap().starts_with("zenoh:"));
 }
+
+/// Open finding (see RELIABILITY.md, "fshm-tunnel"): a peer that subscribes to the
+/// tunnel's keys and then stops reading holds every lossless producer on the exporting
+/// host — the exporter publishes lossless rings with blocking congestion control, to
+/// every subscriber, until Zenoh gives up on the stuck link (60 s). Run with
+/// `--ignored`.
+#[test]
+#[ignore = "open finding: a stuck subscriber holds lossless producers back"]
+fn a_stuck_subscriber_cannot_hold_a_lossless_producer() {
+    let p = Prefix::new("stucksub");
+    let port = free_port();
+    let mut w = fshm::OpenOptions::new()
+        .ring(64 << 10, fshm::RingPolicy::Lossless)
+        .create(&p.src("ll"))
+        .unwrap();
+    let _e = export(&p.0, port);
+    let mut sub = Proc(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "helper_stuck_subscriber",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FSHM_REDTEAM_SUB", format!("tcp/127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _i = import(&p, port);
+    wait_until("the replica", PATIENCE, || {
+        replica_len(&p.rep("ll")).is_some()
+    });
+    let t = Instant::now();
+    let chunk = vec![6u8; 4096];
+    for _ in 0..1024 {
+        w.write_all(&chunk).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the producer was held {:?} for 4 MiB",
+            t.elapsed()
+        );
+    }
+    assert!(sub.alive());
+}
+
+/// Not a test: the stuck subscriber of the test above (`FSHM_REDTEAM_SUB` is the
+/// exporter's endpoint).
+#[test]
+fn helper_stuck_subscriber() {
+    let Ok(endpoint) = std::env::var("FSHM_REDTEAM_SUB") else {
+        return;
+    };
+    let cfg = fshm_tunnel::zenoh_config(None, &[], &[endpoint]).unwrap();
+    let session = fshm_tunnel::open_session(cfg).unwrap();
+    let _s = session
+        .declare_subscriber("fshm/**")
+        .callback(|_| std::thread::sleep(Duration::from_secs(3600)))
+        .wait()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
