@@ -46,8 +46,9 @@ pub const BATCH: usize = 256 << 10;
 /// Bytes one range query answers at most (the importer asks again from where it got).
 pub const QUERY_CHUNK: u64 = 8 << 20;
 
-/// The largest message the tunnel's Zenoh sessions take from a peer (unless a
-/// configuration file says otherwise): the largest frame and room for Zenoh's headers.
+/// The largest message the tunnel's Zenoh sessions take from a peer when no
+/// configuration file is given (a file sets its own, or Zenoh's 1 GiB applies): the
+/// largest frame and room for Zenoh's headers.
 pub const MAX_MESSAGE: usize = frame::HEADER + frame::MAX_PAYLOAD + (1 << 20);
 
 /// The key of stream `name`'s frames.
