@@ -35,6 +35,13 @@ struct Entry {
 
 type Table = Arc<Mutex<HashMap<String, Arc<Entry>>>>;
 
+/// The exporter's user: it exports only the streams that user owns (the opens check it,
+/// so a stream swapped in under a listed name is refused too).
+fn euid() -> u32 {
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// The identity of the object behind a handle: its inode number.
 fn ident(s: &Stream) -> io::Result<u64> {
     use std::os::fd::AsFd;
@@ -108,8 +115,10 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
         });
         for info in listed {
             // Replicas are not exported again: two tunnels in opposite directions would
-            // loop.
-            if info.replica_of.is_some() || !under(&info.name, &opts.prefix) {
+            // loop. Streams of other users are not exported: on the importing host the
+            // replica is the importer's, and readers there could not tell a stream any
+            // local user put under the prefix from the real one.
+            if info.replica_of.is_some() || !under(&info.name, &opts.prefix) || info.uid != euid() {
                 continue;
             }
             if let Some((id, h)) = pumps.get(&info.name) {
@@ -150,7 +159,7 @@ fn start(
     // then read by an attached reader, which holds the producer back until the bytes
     // are handed to Zenoh, and every wait sleeps on the stream's futex word (a read-only
     // handle cannot announce its sleep and polls: fshm's rule for read-only waiters).
-    let s = OpenOptions::new().open(&name)?;
+    let s = OpenOptions::new().owner_uid(euid()).open(&name)?;
     if info.lossless && !s.is_attached() {
         eprintln!(
             "fshm-tunnel export: {name}: cannot attach to the lossless ring (no write access): \
@@ -158,7 +167,10 @@ fn start(
         );
     }
     let id = ident(&s)?;
-    let reader = OpenOptions::new().read_only(true).open(&name)?;
+    let reader = OpenOptions::new()
+        .read_only(true)
+        .owner_uid(euid())
+        .open(&name)?;
     if ident(&reader)? != id {
         return Err(io::Error::other("replaced while being opened"));
     }

@@ -8,7 +8,7 @@
 //! hostile exporter can at worst fill a replica with its own bytes or have it closed.
 
 use crate::frame::{self, Kind, Meta, SourceState};
-use crate::receiver::{Piece, Receiver, Sink};
+use crate::receiver::{Budget, Piece, Receiver, Sink};
 use crate::{map_name, name_of_key, query_key, KEY_ROOT};
 use fshm::{OpenOptions, RingPolicy, Stream};
 use std::collections::HashMap;
@@ -32,7 +32,7 @@ pub struct ImportOptions {
     /// How often every exporter is asked for its streams (new ones, lengths, ends): the
     /// bound on how long a replica waits after a reconnection.
     pub resync: Duration,
-    /// Bytes held out of order per stream at most.
+    /// Bytes held out of order per stream at most, and for all streams together.
     pub reorder_limit: usize,
     /// How long a replica may go without a word from its source (an answer to a
     /// resync, a description or a frame) before it is marked stale
@@ -66,6 +66,11 @@ struct Replica {
     heard: Instant,
     /// Since when the replica is marked stale (`None`: it is not).
     stale_since: Option<Instant>,
+    /// The position the last range query asked from.
+    fetched_from: Option<u64>,
+    /// When the replica could not be created: tried again at a description a resync
+    /// period later.
+    failed: Option<Instant>,
 }
 
 impl Replica {
@@ -107,6 +112,9 @@ impl Sink for ReplicaSink<'_> {
     }
 }
 
+/// Description queries for single unknown streams in flight at most.
+const DESCRIBING_MAX: usize = 16;
+
 /// Test hook: the importer applies at most this many bytes per second
 /// (`FSHM_TUNNEL_TEST_IMPORT_RATE`), to test back-pressure with a slow importer.
 fn test_rate() -> Option<f64> {
@@ -143,6 +151,8 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         qtx,
         rate: test_rate(),
         applied_since: (Instant::now(), 0),
+        budget: Budget::new(opts.reorder_limit),
+        describing: std::collections::HashSet::new(),
     };
     let mut last_resync: Option<Instant> = None;
     let mut last_stale_check = Instant::now();
@@ -153,7 +163,12 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         }
         if last_resync.is_none_or(|t| t.elapsed() >= opts.resync) {
             last_resync = Some(Instant::now());
-            im.ask(None, format!("{KEY_ROOT}/*/q?meta"));
+            // One description query at a time: queries slower than the resync period (a
+            // peer that holds them to their timeout) must not pile up before the
+            // fetches.
+            if im.describing.insert(String::new()) {
+                im.ask(None, format!("{KEY_ROOT}/*/q?meta"));
+            }
             let behind: Vec<String> = im
                 .replicas
                 .iter()
@@ -167,12 +182,23 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Event::Frame(key, bytes)) => im.on_frame(&key, &bytes.to_bytes()),
             Ok(Event::QueryDone(Some(name))) => {
-                if let Some(r) = im.replicas.get_mut(&name) {
-                    r.querying = false;
+                if !im.describing.remove(&name) {
+                    // A range query that brought nothing is asked again at the next
+                    // resync, not at once: a source described longer than anyone
+                    // serves must not spin the importer on queries.
+                    let mut progressed = true;
+                    if let Some(r) = im.replicas.get_mut(&name) {
+                        r.querying = false;
+                        progressed = r.fetched_from != Some(r.recv.pos());
+                    }
+                    if progressed {
+                        im.catch_up(&name);
+                    }
                 }
-                im.catch_up(&name);
             }
-            Ok(Event::QueryDone(None)) => {}
+            Ok(Event::QueryDone(None)) => {
+                im.describing.remove("");
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -223,6 +249,11 @@ struct Importer {
     qtx: mpsc::Sender<(Option<String>, String)>,
     rate: Option<f64>,
     applied_since: (Instant, u64),
+    /// Shared by the replicas' reorder buffers.
+    budget: Budget,
+    /// Description queries in flight: `""` for all streams, else the remote names
+    /// asked about (one each, however many frames of unknown streams arrive).
+    describing: std::collections::HashSet<String>,
 }
 
 impl Importer {
@@ -258,8 +289,12 @@ impl Importer {
         if r.stream.is_none() || r.querying {
             return;
         }
-        let sel = format!("{}?from={}", query_key(name), r.recv.pos());
+        let pos = r.recv.pos();
+        let sel = format!("{}?from={pos}", query_key(name));
         self.ask(Some(name), sel);
+        if let Some(r) = self.replicas.get_mut(name) {
+            r.fetched_from = Some(pos);
+        }
     }
 
     /// After a query: asks again while the replica is behind what it knows the source
@@ -302,8 +337,15 @@ impl Importer {
             }
             Kind::Data | Kind::Lost => {
                 let Some(r) = self.replicas.get_mut(&name) else {
-                    // Data of a stream not known yet: ask for its description.
-                    self.ask(None, format!("{}?meta", query_key(&name)));
+                    // Data of a stream not known yet: ask for its description, once while
+                    // the question is open and for a few names at a time (the periodic
+                    // description of all streams finds the others).
+                    if self.describing.len() < DESCRIBING_MAX
+                        && self.describing.insert(name.clone())
+                    {
+                        let sel = format!("{}?meta", query_key(&name));
+                        let _ = self.qtx.send((Some(name), sel));
+                    }
                     return;
                 };
                 let Some(stream) = r.stream.as_mut() else {
@@ -347,8 +389,10 @@ impl Importer {
     }
 
     fn on_meta(&mut self, name: &str, local: String, m: Meta) {
+        let mut failed_before = false;
         if let Some(r) = self.replicas.get_mut(name) {
-            if r.ident == m.ident {
+            let retry = r.failed.is_some_and(|t| t.elapsed() >= self.opts.resync);
+            if r.ident == m.ident && !retry {
                 r.heard = Instant::now();
                 r.known_len = r.known_len.max(m.len);
                 if m.state != SourceState::Alive {
@@ -359,13 +403,21 @@ impl Importer {
                 }
                 return;
             }
-            // Another stream under the name: the old replica ends here.
+            // Another stream under the name: the old replica ends here (or one that
+            // could not be created is tried again).
+            failed_before = r.failed.is_some();
             self.replicas.remove(name);
         }
         if m.state != SourceState::Alive && m.len == 0 {
             return;
         }
-        let source = format!("{}{name}", self.opts.source);
+        let mut source = format!("{}{name}", self.opts.source);
+        // Cut to what a replica's header holds (a long name must not keep it away).
+        let mut cut = source.len().min(fshm::header::SOURCE_MAX);
+        while !source.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        source.truncate(cut);
         match create_replica(&local, &m, &source, self.opts.ring_min_capacity) {
             Ok(stream) => {
                 let start = stream.len();
@@ -374,7 +426,7 @@ impl Importer {
                     Replica {
                         local,
                         stream: Some(stream),
-                        recv: Receiver::new(start, self.opts.reorder_limit),
+                        recv: Receiver::with_budget(start, self.opts.reorder_limit, &self.budget),
                         ident: m.ident,
                         known_len: m.len,
                         state: m.state,
@@ -382,13 +434,18 @@ impl Importer {
                         asked: None,
                         heard: Instant::now(),
                         stale_since: None,
+                        fetched_from: None,
+                        failed: None,
                     },
                 );
                 self.catch_up(name);
             }
             Err(e) => {
-                eprintln!("fshm-tunnel import: cannot create the replica {local}: {e}");
-                // Remembered as closed so that every resync does not try again.
+                // Said once; tried again at each description (a name squatted for a
+                // while, or space freed, must not keep the replica away for good).
+                if !failed_before {
+                    eprintln!("fshm-tunnel import: cannot create the replica {local}: {e}");
+                }
                 self.replicas.insert(
                     name.to_owned(),
                     Replica {
@@ -402,6 +459,8 @@ impl Importer {
                         asked: None,
                         heard: Instant::now(),
                         stale_since: None,
+                        fetched_from: None,
+                        failed: Some(Instant::now()),
                     },
                 );
             }
@@ -447,10 +506,13 @@ fn create_replica(local: &str, m: &Meta, source: &str, min_cap: u64) -> io::Resu
     } else if m.immutable {
         o.immutable(true);
     }
-    // A dead importer's replica at the name is ours to take back; a live stream or
-    // anything not a replica is not.
+    // A dead importer's replica at the name is ours to take back; a live stream,
+    // anything not a replica, or another user's stream is not (an importer running as
+    // root would otherwise remove any user's replica).
     if let Ok(info) = fshm::inspect(local) {
-        if info.replica_of.is_some() && info.owner != fshm::OwnerState::Alive {
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let ours = info.uid == unsafe { libc::geteuid() };
+        if ours && info.replica_of.is_some() && info.owner != fshm::OwnerState::Alive {
             let _ = fshm::force_destroy(local);
         }
     }

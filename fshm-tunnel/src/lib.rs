@@ -46,6 +46,11 @@ pub const BATCH: usize = 256 << 10;
 /// Bytes one range query answers at most (the importer asks again from where it got).
 pub const QUERY_CHUNK: u64 = 8 << 20;
 
+/// The largest message the tunnel's Zenoh sessions take from a peer when no
+/// configuration file is given (a file sets its own, or Zenoh's 1 GiB applies): the
+/// largest frame and room for Zenoh's headers.
+pub const MAX_MESSAGE: usize = frame::HEADER + frame::MAX_PAYLOAD + (1 << 20);
+
 /// The key of stream `name`'s frames.
 pub fn data_key(name: &str) -> String {
     format!("{KEY_ROOT}/{}/d", hex(name.as_bytes()))
@@ -127,7 +132,9 @@ pub const WAIT_BEFORE_CLOSE_US: u64 = 10_000_000;
 /// control, ...) or Zenoh's defaults, then multicast scouting off (peers are given
 /// explicitly), the endpoints given on the command line, and — unless the file sets
 /// them — a blocking publication's wait before Zenoh closes a congested link raised to
-/// [`WAIT_BEFORE_CLOSE_US`].
+/// [`WAIT_BEFORE_CLOSE_US`], and the largest message Zenoh reassembles from a peer cut
+/// from 1 GiB to [`MAX_MESSAGE`] (a peer's huge messages are refused before they are
+/// held, not after).
 pub fn zenoh_config(
     file: Option<&std::path::Path>,
     listen: &[String],
@@ -145,6 +152,11 @@ pub fn zenoh_config(
             c.insert_json5(
                 "transport/link/tx/queue/congestion_control/block/wait_before_close",
                 &WAIT_BEFORE_CLOSE_US.to_string(),
+            )
+            .map_err(err)?;
+            c.insert_json5(
+                "transport/link/rx/max_message_size",
+                &MAX_MESSAGE.to_string(),
             )
             .map_err(err)?;
             c

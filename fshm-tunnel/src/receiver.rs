@@ -3,6 +3,8 @@
 //! duplicates, keeps a bounded reorder buffer, and says which range to refetch.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Where applied pieces go (a replica, or a model in tests).
 pub trait Sink {
@@ -37,12 +39,59 @@ enum Held {
     Lost(u64),
 }
 
+/// What one held piece costs beyond its payload, in bytes of the reorder limit: about
+/// its entry in the map (key, value, the tree's share).
+const HELD_COST: usize = 64;
+
 impl Held {
+    fn cost(&self) -> usize {
+        HELD_COST
+            + match self {
+                Held::Data(d) => d.len(),
+                Held::Lost(_) => 0,
+            }
+    }
+
     fn piece(&self) -> Piece<'_> {
         match self {
             Held::Data(d) => Piece::Data(d),
             Held::Lost(to) => Piece::Lost(*to),
         }
+    }
+}
+
+/// Bytes that several receivers may hold out of order together (an importer's streams:
+/// a peer announcing many streams must not multiply the reorder limit). Clones share it.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    used: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Budget {
+        Budget {
+            used: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// Bytes held now by all the receivers sharing it.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(n).filter(|&t| t <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -53,22 +102,42 @@ pub struct Receiver {
     pending: BTreeMap<u64, Held>,
     pending_bytes: usize,
     limit: usize,
+    budget: Budget,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.budget.give(self.pending_bytes);
+    }
 }
 
 impl Receiver {
     /// A receiver whose sink ends at `pos`, buffering at most `limit` bytes out of order.
     pub fn new(pos: u64, limit: usize) -> Receiver {
+        Receiver::with_budget(pos, limit, &Budget::new(limit))
+    }
+
+    /// As [`new`](Self::new), and holding no more than `budget` allows together with
+    /// the other receivers that share it.
+    pub fn with_budget(pos: u64, limit: usize, budget: &Budget) -> Receiver {
         Receiver {
             pos,
             pending: BTreeMap::new(),
             pending_bytes: 0,
             limit,
+            budget: budget.clone(),
         }
     }
 
     /// The position the sink ends at: everything before it is applied.
     pub fn pos(&self) -> u64 {
         self.pos
+    }
+
+    /// Bytes the reorder buffer holds, counted against its limit (payloads and a fixed
+    /// cost per piece).
+    pub fn held_bytes(&self) -> usize {
+        self.pending_bytes
     }
 
     /// The first position after a gap that the reorder buffer waits to fill, if any:
@@ -87,15 +156,22 @@ impl Receiver {
         piece: Piece<'_>,
         sink: &mut impl Sink,
     ) -> std::io::Result<()> {
-        if piece.end(pos) <= self.pos {
-            return Ok(()); // a duplicate
+        if piece.end(pos) <= self.pos || piece == Piece::Data(&[]) {
+            return Ok(()); // a duplicate, or nothing
         }
         if pos > self.pos {
-            let size = match &piece {
-                Piece::Data(d) => d.len(),
-                Piece::Lost(_) => 0,
-            };
-            if self.pending_bytes + size <= self.limit && !self.pending.contains_key(&pos) {
+            // What holding the piece costs, its entry included: a lost range or an
+            // empty payload is no free entry (a hostile peer's stream of them would
+            // otherwise grow the buffer without end).
+            let size = HELD_COST
+                + match &piece {
+                    Piece::Data(d) => d.len(),
+                    Piece::Lost(_) => 0,
+                };
+            if self.pending_bytes + size <= self.limit
+                && !self.pending.contains_key(&pos)
+                && self.budget.take(size)
+            {
                 self.pending_bytes += size;
                 let held = match piece {
                     Piece::Data(d) => Held::Data(d.to_vec()),
@@ -112,9 +188,8 @@ impl Receiver {
                 break;
             }
             let (p, held) = self.pending.pop_first().expect("just seen");
-            if let Held::Data(d) = &held {
-                self.pending_bytes -= d.len();
-            }
+            self.pending_bytes -= held.cost();
+            self.budget.give(held.cost());
             if held.piece().end(p) > self.pos {
                 self.apply(p, held.piece(), sink)?;
             }
@@ -169,6 +244,57 @@ mod tests {
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
+    }
+
+    /// A peer that sends lost ranges and empty frames ahead of the position, each at a
+    /// position of its own, fills the reorder buffer only up to its limit: no piece
+    /// is free to hold.
+    #[test]
+    fn pieces_without_payload_are_held_only_up_to_the_limit() {
+        let mut r = Receiver::new(0, 4096);
+        let mut m = Model::default();
+        for k in 0..100_000u64 {
+            let pos = 10 + 2 * k;
+            let piece = if k % 2 == 0 {
+                Piece::Lost(pos + 1)
+            } else {
+                Piece::Data(&[])
+            };
+            r.offer(pos, piece, &mut m).unwrap();
+        }
+        assert!(r.held_bytes() <= 4096, "held {}", r.held_bytes());
+        assert!(
+            r.pending.len() <= 4096 / HELD_COST,
+            "{} pieces held",
+            r.pending.len()
+        );
+        // The gap filled: what was held applies, and the accounting returns to zero.
+        r.offer(0, Piece::Data(&[7; 10]), &mut m).unwrap();
+        assert_eq!(r.pos(), 11);
+        assert_eq!(r.held_bytes(), r.pending.len() * HELD_COST);
+    }
+
+    /// Receivers sharing a budget hold no more than it together, and give back what
+    /// they applied or dropped.
+    #[test]
+    fn receivers_sharing_a_budget_hold_no_more_than_it_together() {
+        let budget = Budget::new(10_000);
+        let mut m = Model::default();
+        let mut rs: Vec<Receiver> = (0..10)
+            .map(|_| Receiver::with_budget(0, 8_000, &budget))
+            .collect();
+        for r in &mut rs {
+            for k in 0..10u64 {
+                r.offer(100 + 1000 * k, Piece::Data(&[1; 1000]), &mut m)
+                    .unwrap();
+            }
+        }
+        let held: usize = rs.iter().map(Receiver::held_bytes).sum();
+        assert!(held <= 10_000 && budget.used() == held, "held {held}");
+        rs[0].offer(0, Piece::Lost(100), &mut m).unwrap();
+        assert_eq!(rs[0].held_bytes(), 0);
+        drop(rs);
+        assert_eq!(budget.used(), 0);
     }
 
     /// Random sources cut into frames (some lost ranges), delivered with drops,
