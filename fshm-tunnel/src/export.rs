@@ -2,11 +2,12 @@
 //! bytes as position-stamped frames, and answers range queries from what the source
 //! still holds.
 
+use crate::ack::{self, Release};
 use crate::frame::{self, Kind, Meta, SourceState};
 use crate::{data_key, name_of_key, query_key, under, BATCH, KEY_ROOT, QUERY_CHUNK};
 use fshm::{OpenOptions, OwnerState, Stream, WaitStatus};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,10 @@ pub struct ExportOptions {
     pub prefix: String,
     /// How often `/dev/shm` is listed for new streams.
     pub scan: Duration,
+    /// How long a lossless ring waits at most for an importer that makes no progress
+    /// (its acknowledgements stopped: link down, importer gone) before its bytes are
+    /// released without it ([`crate::ack`]).
+    pub ack_patience: Duration,
 }
 
 /// One exported stream, as queries see it.
@@ -123,7 +128,7 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
                     continue;
                 }
             }
-            match start(session, &info, &table, stop.clone()) {
+            match start(session, &info, &table, stop.clone(), opts.ack_patience) {
                 Ok((id, h)) => {
                     pumps.insert(info.name.clone(), (id, h));
                 }
@@ -144,11 +149,12 @@ fn start(
     info: &fshm::StreamInfo,
     table: &Table,
     stop: Arc<AtomicBool>,
+    ack_patience: Duration,
 ) -> io::Result<(u64, std::thread::JoinHandle<()>)> {
     let name = info.name.clone();
     // Opened read-write where the mode bits allow (it never writes): a lossless ring is
-    // then read by an attached reader, which holds the producer back until the bytes
-    // are handed to Zenoh, and every wait sleeps on the stream's futex word (a read-only
+    // then read by an attached reader, which holds the producer back until the
+    // importers acknowledge the bytes (`ack.rs`), and every wait sleeps on the stream's futex word (a read-only
     // handle cannot announce its sleep and polls: fshm's rule for read-only waiters).
     let s = OpenOptions::new().open(&name)?;
     if info.lossless && !s.is_attached() {
@@ -175,23 +181,53 @@ fn start(
         })
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the publisher: {e}")))?;
+    let s = Arc::new(s);
+    let acks = if s.is_attached() {
+        Some(acknowledged(session, &s, id, ack_patience)?)
+    } else {
+        None
+    };
     let h = std::thread::Builder::new()
         .name(format!("export {name}"))
         .spawn(move || {
             let n = s.name().to_owned();
-            if let Err(e) = pump(s, id, &publisher, &stop) {
+            let release = acks.as_ref().map(|(r, _)| &**r);
+            if let Err(e) = pump(&s, id, &publisher, &stop, release) {
                 eprintln!("fshm-tunnel export: {n}: {e}");
             }
         })?;
     Ok((id, h))
 }
 
-/// Publishes a stream's bytes as they are committed, then its end.
+/// A lossless ring read by an attached reader: its [`Release`], fed by the subscriber
+/// of its importers' acknowledgements (returned with it: dropping it undeclares).
+fn acknowledged(
+    session: &Session,
+    s: &Arc<Stream>,
+    id: u64,
+    patience: Duration,
+) -> io::Result<(Arc<Release>, zenoh::pubsub::Subscriber<()>)> {
+    let release = Arc::new(Release::new(s.clone(), id, patience));
+    let r = release.clone();
+    let sub = session
+        .declare_subscriber(ack::ack_keys(s.name()))
+        .callback(move |sample| {
+            r.on_ack(sample.key_expr().as_str(), &sample.payload().to_bytes());
+        })
+        .wait()
+        .map_err(|e| io::Error::other(format!("cannot declare the ack subscriber: {e}")))?;
+    Ok((release, sub))
+}
+
+/// Publishes a stream's bytes as they are committed, then its end. A lossless ring
+/// (`release`) is read ahead of its attached reader's slot, which [`Release`] moves
+/// only as far as the importers acknowledged.
 fn pump(
-    mut s: Stream,
+    s: &Stream,
     id: u64,
     publisher: &zenoh::pubsub::Publisher<'_>,
     stop: &AtomicBool,
+    release: Option<&Release>,
 ) -> io::Result<()> {
     let put = |f: Vec<u8>| {
         publisher
@@ -203,7 +239,7 @@ fn pump(
     // Live from the end (the importer catches up by query), or, attached, from where the
     // slot holds the ring.
     let mut pos = if attached { s.position() } else { s.len() };
-    put(meta(&s, id)?.frame())?;
+    put(meta(s, id)?.frame())?;
     while !stop.load(Ordering::Relaxed) {
         match s.wait_for(pos, Some(Duration::from_millis(200))) {
             WaitStatus::Data => {
@@ -214,11 +250,8 @@ fn pump(
                 let mut buf = Vec::with_capacity(frame::HEADER + avail);
                 frame::encode_header(&mut buf, Kind::Data, pos, 0, avail);
                 buf.resize(frame::HEADER + avail, 0);
-                let r = if attached {
-                    s.read(&mut buf[frame::HEADER..])
-                } else {
-                    s.read_at(pos, &mut buf[frame::HEADER..])
-                };
+                // An attached reader reads the bytes its slot holds, ahead of the slot.
+                let r = s.read_at(pos, &mut buf[frame::HEADER..]);
                 match r {
                     Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                     Ok(n) => {
@@ -227,11 +260,17 @@ fn pump(
                         frame::seal(&mut buf);
                         put(buf)?;
                         pos += n as u64;
+                        if let Some(r) = release {
+                            r.sent(pos);
+                        }
                     }
                     Err(e) => match fshm::overrun_of(&e) {
                         Some(o) => {
                             put(frame::encode(Kind::Lost, pos, o.resume_at(), &[]))?;
                             pos = o.resume_at();
+                            if let Some(r) = release {
+                                r.sent(pos);
+                            }
                         }
                         None => return Err(e),
                     },
@@ -241,10 +280,15 @@ fn pump(
                 if s.len() > pos {
                     continue;
                 }
-                put(meta(&s, id)?.frame())?;
+                put(meta(s, id)?.frame())?;
                 return Ok(());
             }
-            _ => {}
+            // Idle: silent importers time out.
+            _ => {
+                if let Some(r) = release {
+                    r.sent(pos);
+                }
+            }
         }
     }
     Ok(())

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver as Rx, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zenoh::qos::CongestionControl;
 use zenoh::query::ConsolidationMode;
 use zenoh::{Session, Wait};
 
@@ -56,6 +57,52 @@ struct Replica {
     state: SourceState,
     querying: bool,
     asked: Option<Instant>,
+    /// A replica of a lossless ring: how its applied position is acknowledged.
+    ack: Option<Acking>,
+}
+
+/// The acknowledgements of a lossless ring's replica ([`crate::ack`]).
+struct Acking {
+    key: String,
+    ident: u64,
+    /// The position last acknowledged.
+    acked: Option<u64>,
+    /// Bytes applied after which an acknowledgement goes out before the queue runs empty.
+    every: u64,
+}
+
+impl Acking {
+    fn new(name: &str, importer: &str, m: &Meta) -> Option<Acking> {
+        (m.lossless && m.ring_capacity != 0).then(|| Acking {
+            key: crate::ack::ack_key(name, importer),
+            ident: m.ident,
+            acked: None,
+            // A few per ring: the exporter holds at most a ring of unacknowledged bytes.
+            every: (m.ring_capacity / 8).max(1),
+        })
+    }
+}
+
+/// Publishes the replica's applied position if it is `at_least` bytes past the last
+/// acknowledgement (`None`: in any case). From the importer's main thread, never from a
+/// Zenoh callback; `Drop` congestion control: it never waits, a lost acknowledgement is
+/// repeated by the next one.
+fn acknowledge(session: &Session, r: &mut Replica, at_least: Option<u64>) {
+    let Some(a) = r.ack.as_mut() else { return };
+    if r.stream.is_none() {
+        return;
+    }
+    let pos = r.recv.pos();
+    if let (Some(k), Some(acked)) = (at_least, a.acked) {
+        if pos < acked.saturating_add(k.max(1)) {
+            return;
+        }
+    }
+    let _ = session
+        .put(a.key.as_str(), crate::ack::encode(a.ident, pos).to_vec())
+        .congestion_control(CongestionControl::Drop)
+        .wait();
+    a.acked = Some(pos);
 }
 
 struct ReplicaSink<'a>(&'a mut Stream);
@@ -105,6 +152,8 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         qtx,
         rate: test_rate(),
         applied_since: (Instant::now(), 0),
+        session: session.clone(),
+        importer: crate::ack::importer_id(&opts.prefix, opts.as_prefix.as_deref()),
     };
     let mut last_resync: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -120,8 +169,18 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
             for n in behind {
                 im.fetch(&n);
             }
+            im.acknowledge_all(None);
         }
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        // Acknowledgements go out when the queue runs empty (after a batch).
+        let event = match rx.try_recv() {
+            Ok(ev) => Ok(ev),
+            Err(mpsc::TryRecvError::Empty) => {
+                im.acknowledge_all(Some(1));
+                rx.recv_timeout(Duration::from_millis(100))
+            }
+            Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+        };
+        match event {
             Ok(Event::Frame(key, bytes)) => im.on_frame(&key, &bytes.to_bytes()),
             Ok(Event::QueryDone(Some(name))) => {
                 if let Some(r) = im.replicas.get_mut(&name) {
@@ -180,9 +239,19 @@ struct Importer {
     qtx: mpsc::Sender<(Option<String>, String)>,
     rate: Option<f64>,
     applied_since: (Instant, u64),
+    session: Session,
+    /// The id this importer acknowledges under ([`crate::ack::importer_id`]).
+    importer: String,
 }
 
 impl Importer {
+    /// Acknowledges every lossless replica (`at_least`: see [`acknowledge`]).
+    fn acknowledge_all(&mut self, at_least: Option<u64>) {
+        for r in self.replicas.values_mut() {
+            acknowledge(&self.session, r, at_least);
+        }
+    }
+
     fn ask(&mut self, name: Option<&str>, selector: String) {
         if let Some(r) = name.and_then(|n| self.replicas.get_mut(n)) {
             r.querying = true;
@@ -263,6 +332,9 @@ impl Importer {
                 r.known_len = r.known_len.max(r.recv.pos());
                 let gap = r.recv.gap_end().is_some();
                 let done = r.state != SourceState::Alive && r.recv.pos() >= r.known_len;
+                if let Some(every) = r.ack.as_ref().map(|a| a.every) {
+                    acknowledge(&self.session, r, Some(every));
+                }
                 if done {
                     r.stream = None;
                 } else if gap {
@@ -306,6 +378,7 @@ impl Importer {
         match create_replica(&local, &m, &source, self.opts.ring_min_capacity) {
             Ok(stream) => {
                 let start = stream.len();
+                let ack = Acking::new(name, &self.importer, &m);
                 self.replicas.insert(
                     name.to_owned(),
                     Replica {
@@ -317,8 +390,13 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        ack,
                     },
                 );
+                // The exporter learns of this importer before any byte is released.
+                if let Some(r) = self.replicas.get_mut(name) {
+                    acknowledge(&self.session, r, None);
+                }
                 self.catch_up(name);
             }
             Err(e) => {
@@ -335,6 +413,7 @@ impl Importer {
                         state: m.state,
                         querying: false,
                         asked: None,
+                        ack: None,
                     },
                 );
             }
