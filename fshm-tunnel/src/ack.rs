@@ -51,25 +51,38 @@ pub fn ack_key(name: &str, importer: &str) -> String {
     format!("{}/{importer}", ack_prefix(name))
 }
 
-/// The key expression of every importer's acknowledgements of `name`.
-pub fn ack_keys(name: &str) -> String {
-    format!("{}/*", ack_prefix(name))
+/// The key expression of every acknowledgement of every stream. The exporter declares
+/// its subscriber once, when it starts, so that importers know of it from their
+/// connection on: a subscriber declared later reaches an importer whose receiving side
+/// is stalled by back-pressure only after that stall, and Zenoh does not send a
+/// publication that no known subscriber matches.
+pub fn all_ack_keys() -> String {
+    format!("{KEY_ROOT}/*/a/*")
 }
 
 fn ack_prefix(name: &str) -> String {
     format!("{KEY_ROOT}/{}/a", hex(name.as_bytes()))
 }
 
-/// The importer id an acknowledgement key of `name` carries, checked (1 to
-/// [`MAX_ID_LEN`] characters of `[0-9A-Za-z_-]`); `None` for anything else.
-pub fn importer_of<'k>(key: &'k str, name: &str) -> Option<&'k str> {
-    let id = key.strip_prefix(&ack_prefix(name))?.strip_prefix('/')?;
+/// The stream name and importer id an acknowledgement key carries, checked: a valid
+/// stream name (as [`crate::name_of_key`] checks it) and an id of 1 to [`MAX_ID_LEN`]
+/// characters of `[0-9A-Za-z_-]`; `None` for anything else.
+pub fn parse_key(key: &str) -> Option<(String, &str)> {
+    let (head, id) = key.rsplit_once('/')?;
+    let hex = head
+        .strip_prefix(KEY_ROOT)?
+        .strip_prefix('/')?
+        .strip_suffix("/a")?;
+    if hex.contains('/') {
+        return None;
+    }
+    let name = crate::name_of_key(&format!("{KEY_ROOT}/{hex}/d"))?;
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    ok.then_some(id)
+    ok.then_some((name, id))
 }
 
 /// Encodes an acknowledgement of position `pos` of the stream `ident`.
@@ -256,6 +269,25 @@ impl Ledger {
     }
 }
 
+/// The exporter's lossless rings by name, for the acknowledgements' subscriber.
+pub type Releases = Arc<Mutex<HashMap<String, Arc<Release>>>>;
+
+/// The acknowledgements' subscriber: hands a checked acknowledgement to its ring's
+/// [`Release`]; ignores keys of streams not exported as lossless rings.
+pub fn dispatch(releases: &Releases, key: &str, payload: &[u8]) {
+    let Some((name, id)) = parse_key(key) else {
+        return;
+    };
+    let r = releases
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&name)
+        .cloned();
+    if let Some(r) = r {
+        r.on_ack(id, payload);
+    }
+}
+
 /// A lossless ring's release, shared by its pump (which reports what it sent) and the
 /// subscriber of its acknowledgements: moves the exporter's attached reader only up to
 /// what the [`Ledger`] allows. Never blocks (a mutex held for a few comparisons and a
@@ -278,6 +310,11 @@ impl Release {
         }
     }
 
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        self.stream.name()
+    }
+
     /// The pump handed everything before `pos` to Zenoh (or wakes with nothing new:
     /// silent importers are then timed out).
     pub fn sent(&self, pos: u64) {
@@ -286,12 +323,9 @@ impl Release {
         self.apply(&mut l);
     }
 
-    /// An acknowledgement arrived on `key`: checked, recorded, and the ring released as
-    /// far as it now may be.
-    pub fn on_ack(&self, key: &str, payload: &[u8]) {
-        let Some(id) = importer_of(key, self.stream.name()) else {
-            return;
-        };
+    /// Importer `id`'s acknowledgement arrived: checked, recorded, and the ring
+    /// released as far as it now may be.
+    pub fn on_ack(&self, id: &str, payload: &[u8]) {
         let Some((ident, pos)) = decode(payload) else {
             return;
         };
@@ -341,12 +375,20 @@ mod tests {
         assert_eq!(decode(&a[..ACK_LEN - 1]), None);
         assert_eq!(decode(&[a.as_slice(), &[0]].concat()), None);
         let k = ack_key("/s/a", "host-1");
-        assert_eq!(importer_of(&k, "/s/a"), Some("host-1"));
-        assert_eq!(importer_of(&k, "/s/b"), None);
+        assert_eq!(parse_key(&k), Some(("/s/a".to_owned(), "host-1")));
         for bad in ["", "a/b", "a*", "$x", &"x".repeat(MAX_ID_LEN + 1)] {
-            assert_eq!(importer_of(&ack_key("/s/a", bad), "/s/a"), None, "{bad}");
+            assert_eq!(parse_key(&ack_key("/s/a", bad)), None, "{bad}");
         }
-        assert_eq!(ack_keys("/s/a"), format!("{KEY_ROOT}/2f732f61/a/*"));
+        for bad in [
+            "fshm/2f2e2e/a/x",  // "/.."
+            "fshm/2f61/d/x",    // not an acknowledgement
+            "fshm/2f61/x/a/id", // an extra chunk
+            "fshm/2f61/a",
+            "other/2f61/a/x",
+        ] {
+            assert_eq!(parse_key(bad), None, "{bad}");
+        }
+        assert_eq!(k, format!("{KEY_ROOT}/2f732f61/a/host-1"));
     }
 
     #[test]
@@ -356,7 +398,7 @@ mod tests {
         assert_eq!(a, importer_id("/s/", Some("/s/")));
         assert_ne!(a, importer_id("/s/", Some("/r/")));
         assert_ne!(a, importer_id("/t/", None));
-        assert!(importer_of(&ack_key("/x", &a), "/x").is_some());
+        assert!(parse_key(&ack_key("/x", &a)).is_some());
     }
 
     /// (c) An acknowledgement beyond what was sent releases only what was sent.
@@ -366,7 +408,11 @@ mod tests {
         let mut l = Ledger::new(100, P);
         l.sent(1000);
         assert!(l.ack("a", 50, t));
-        assert_eq!(l.release(t).0, 100, "below the release point releases nothing");
+        assert_eq!(
+            l.release(t).0,
+            100,
+            "below the release point releases nothing"
+        );
         l.ack("a", u64::MAX, t);
         assert_eq!(l.release(t).0, 1000);
         assert_eq!(l.released(), 1000);

@@ -82,6 +82,8 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
         .callback(move |q| answer(&t, q))
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the queryable: {e}")))?;
+    let releases = ack::Releases::default();
+    let _acks = acknowledgements(session, &releases)?;
     let mut pumps: HashMap<String, (u64, std::thread::JoinHandle<()>)> = HashMap::new();
     // Ended streams whose name is gone: their end is still answered to queries for a
     // while (an importer that missed it learns it from its next resync), then dropped.
@@ -128,7 +130,8 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
                     continue;
                 }
             }
-            match start(session, &info, &table, stop.clone(), opts.ack_patience) {
+            let acks = (&releases, opts.ack_patience);
+            match start(session, &info, &table, stop.clone(), acks) {
                 Ok((id, h)) => {
                     pumps.insert(info.name.clone(), (id, h));
                 }
@@ -149,13 +152,14 @@ fn start(
     info: &fshm::StreamInfo,
     table: &Table,
     stop: Arc<AtomicBool>,
-    ack_patience: Duration,
+    (releases, ack_patience): (&ack::Releases, Duration),
 ) -> io::Result<(u64, std::thread::JoinHandle<()>)> {
     let name = info.name.clone();
     // Opened read-write where the mode bits allow (it never writes): a lossless ring is
     // then read by an attached reader, which holds the producer back until the
-    // importers acknowledge the bytes (`ack.rs`), and every wait sleeps on the stream's futex word (a read-only
-    // handle cannot announce its sleep and polls: fshm's rule for read-only waiters).
+    // importers acknowledge the bytes (`ack.rs`), and every wait sleeps on the stream's
+    // futex word (a read-only handle cannot announce its sleep and polls: fshm's rule
+    // for read-only waiters).
     let s = OpenOptions::new().open(&name)?;
     if info.lossless && !s.is_attached() {
         eprintln!(
@@ -182,41 +186,59 @@ fn start(
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the publisher: {e}")))?;
     let s = Arc::new(s);
-    let acks = if s.is_attached() {
-        Some(acknowledged(session, &s, id, ack_patience)?)
-    } else {
-        None
-    };
+    let release = s
+        .is_attached()
+        .then(|| Registered::new(releases, &s, id, ack_patience));
     let h = std::thread::Builder::new()
         .name(format!("export {name}"))
         .spawn(move || {
             let n = s.name().to_owned();
-            let release = acks.as_ref().map(|(r, _)| &**r);
-            if let Err(e) = pump(&s, id, &publisher, &stop, release) {
+            let r = release.as_ref().map(|r| &*r.1);
+            if let Err(e) = pump(&s, id, &publisher, &stop, r) {
                 eprintln!("fshm-tunnel export: {n}: {e}");
             }
         })?;
     Ok((id, h))
 }
 
-/// A lossless ring read by an attached reader: its [`Release`], fed by the subscriber
-/// of its importers' acknowledgements (returned with it: dropping it undeclares).
-fn acknowledged(
+/// The subscriber of every importer's acknowledgements, for the whole exporter's life
+/// (see [`ack::all_ack_keys`] for why it is not one per stream).
+fn acknowledgements(
     session: &Session,
-    s: &Arc<Stream>,
-    id: u64,
-    patience: Duration,
-) -> io::Result<(Arc<Release>, zenoh::pubsub::Subscriber<()>)> {
-    let release = Arc::new(Release::new(s.clone(), id, patience));
-    let r = release.clone();
-    let sub = session
-        .declare_subscriber(ack::ack_keys(s.name()))
+    releases: &ack::Releases,
+) -> io::Result<zenoh::pubsub::Subscriber<()>> {
+    let r = releases.clone();
+    session
+        .declare_subscriber(ack::all_ack_keys())
         .callback(move |sample| {
-            r.on_ack(sample.key_expr().as_str(), &sample.payload().to_bytes());
+            ack::dispatch(&r, sample.key_expr().as_str(), &sample.payload().to_bytes());
         })
         .wait()
-        .map_err(|e| io::Error::other(format!("cannot declare the ack subscriber: {e}")))?;
-    Ok((release, sub))
+        .map_err(|e| io::Error::other(format!("cannot declare the ack subscriber: {e}")))
+}
+
+/// A lossless ring's [`Release`], registered for the acknowledgements' subscriber while
+/// its pump runs (the registration holds the attached reader: dropping this removes it,
+/// unless another stream under the name took its place).
+struct Registered(ack::Releases, Arc<Release>);
+
+impl Registered {
+    fn new(releases: &ack::Releases, s: &Arc<Stream>, id: u64, patience: Duration) -> Self {
+        let r = Arc::new(Release::new(s.clone(), id, patience));
+        let mut t = releases.lock().unwrap_or_else(|e| e.into_inner());
+        t.insert(s.name().to_owned(), r.clone());
+        Registered(releases.clone(), r)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let name = self.1.name();
+        if t.get(name).is_some_and(|r| Arc::ptr_eq(r, &self.1)) {
+            t.remove(name);
+        }
+    }
 }
 
 /// Publishes a stream's bytes as they are committed, then its end. A lossless ring

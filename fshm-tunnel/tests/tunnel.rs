@@ -569,7 +569,10 @@ fn a_lossless_ring_stops_waiting_for_an_importer_away_longer_than_the_patience()
     imp.kill();
     let killed = Instant::now();
     let applied = replica_len(&p.rep("ll")).unwrap();
-    assert!(applied + cap < total, "the importer was not killed mid-stream");
+    assert!(
+        applied + cap < total,
+        "the importer was not killed mid-stream"
+    );
     // Held for most of the patience (it counts from the importer's last progress).
     assert_held(&p.src("ll"), applied, cap, patience / 2);
     assert!(!producer.is_finished(), "the producer was not held back");
