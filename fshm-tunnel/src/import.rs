@@ -346,12 +346,15 @@ impl Importer {
     }
 
     /// Test hook: sleeps so that no more than `rate` bytes per second are applied.
+    /// Time spent idle earns no credit beyond 50 ms of bytes (no burst after a pause).
     fn throttle(&mut self, applied: u64) {
         let Some(rate) = self.rate else { return };
         self.applied_since.1 += applied;
         let due = Duration::from_secs_f64(self.applied_since.1 as f64 / rate);
         let spent = self.applied_since.0.elapsed();
-        if due > spent {
+        if spent > due + Duration::from_millis(50) {
+            self.applied_since = (Instant::now(), 0);
+        } else if due > spent {
             std::thread::sleep(due - spent);
         }
     }

@@ -514,7 +514,7 @@ fn a_lossless_ring_holds_for_a_killed_importer_and_its_restart_loses_nothing() {
     let total: u64 = 8 << 20;
     let _e = export_with(&p.0, port, &["--ack-patience-ms", "120000"]);
     let replica_room = ["--ring-min-capacity", "16777216"];
-    let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "8388608")];
+    let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "4194304")];
     let mut imp = import_with(&p, port, &slow, &replica_room);
     let producer = lossless_producer(&p.src("ll"), cap, total);
     wait_until("the replica", || replica_len(&p.rep("ll")).is_some());
@@ -559,7 +559,7 @@ fn a_lossless_ring_stops_waiting_for_an_importer_away_longer_than_the_patience()
     let total: u64 = 8 << 20;
     let patience = Duration::from_millis(1500);
     let _e = export_with(&p.0, port, &["--ack-patience-ms", "1500"]);
-    let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "8388608")];
+    let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "4194304")];
     let mut imp = import_with(&p, port, &slow, &["--ring-min-capacity", "16777216"]);
     let producer = lossless_producer(&p.src("ll"), cap, total);
     wait_until("the replica", || replica_len(&p.rep("ll")).is_some());
