@@ -463,14 +463,23 @@ fn a_hostile_exporter_cannot_write_outside_the_prefix_nor_crash_the_importer() {
 }
 
 /// A lossless ring's producer on a thread of its own, writing the pattern in 4 KiB
-/// writes up to `total`; the thread returns the stream (still open: the source's end
-/// would close the replica) when it finished.
-fn lossless_producer(name: &str, cap: u64, total: u64) -> std::thread::JoinHandle<fshm::Stream> {
+/// writes up to `total` once told to go; the thread returns the stream (still open: the
+/// source's end would close the replica) when it finished.
+fn lossless_producer(
+    name: &str,
+    cap: u64,
+    total: u64,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<fshm::Stream>,
+) {
     let mut w = fshm::OpenOptions::new()
         .ring(cap, fshm::RingPolicy::Lossless)
         .create(name)
         .unwrap();
-    std::thread::spawn(move || {
+    let (go, wait) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let _ = wait.recv();
         let mut at = 0u64;
         while at < total {
             let n = (total - at).min(4096) as usize;
@@ -478,7 +487,22 @@ fn lossless_producer(name: &str, cap: u64, total: u64) -> std::thread::JoinHandl
             at += n as u64;
         }
         w
-    })
+    });
+    (go, h)
+}
+
+/// Once the replica exists, lets the producer go, and waits until its ring follows the
+/// importer's acknowledgements: a first MiB applied, and the exporter's reader no
+/// further than the replica (without acknowledgements it runs ahead by what Zenoh's
+/// queues hold).
+fn following_acks(src: &str, rep: &str, go: &std::sync::mpsc::Sender<()>) {
+    wait_until("the replica", || replica_len(rep).is_some());
+    go.send(()).unwrap();
+    wait_until("the ring following the acknowledgements", || {
+        let applied = replica_len(rep).unwrap_or(0);
+        let slot = fshm::progress(src).unwrap().readers;
+        applied >= 1 << 20 && slot.iter().all(|&r| r <= applied)
+    });
 }
 
 /// While an importer is dead, for `window`: the exporter never releases past what the
@@ -516,11 +540,8 @@ fn a_lossless_ring_holds_for_a_killed_importer_and_its_restart_loses_nothing() {
     let replica_room = ["--ring-min-capacity", "16777216"];
     let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "4194304")];
     let mut imp = import_with(&p, port, &slow, &replica_room);
-    let producer = lossless_producer(&p.src("ll"), cap, total);
-    wait_until("the replica", || replica_len(&p.rep("ll")).is_some());
-    wait_until("a first MiB", || {
-        replica_len(&p.rep("ll")).unwrap_or(0) >= 1 << 20
-    });
+    let (go, producer) = lossless_producer(&p.src("ll"), cap, total);
+    following_acks(&p.src("ll"), &p.rep("ll"), &go);
     imp.kill();
     let applied = replica_len(&p.rep("ll")).unwrap();
     assert!(applied < total, "the importer was not killed mid-stream");
@@ -561,11 +582,8 @@ fn a_lossless_ring_stops_waiting_for_an_importer_away_longer_than_the_patience()
     let _e = export_with(&p.0, port, &["--ack-patience-ms", "1500"]);
     let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "4194304")];
     let mut imp = import_with(&p, port, &slow, &["--ring-min-capacity", "16777216"]);
-    let producer = lossless_producer(&p.src("ll"), cap, total);
-    wait_until("the replica", || replica_len(&p.rep("ll")).is_some());
-    wait_until("a first MiB", || {
-        replica_len(&p.rep("ll")).unwrap_or(0) >= 1 << 20
-    });
+    let (go, producer) = lossless_producer(&p.src("ll"), cap, total);
+    following_acks(&p.src("ll"), &p.rep("ll"), &go);
     imp.kill();
     let killed = Instant::now();
     let applied = replica_len(&p.rep("ll")).unwrap();
