@@ -52,10 +52,10 @@ pub fn ack_key(name: &str, importer: &str) -> String {
 }
 
 /// The key expression of every acknowledgement of every stream. The exporter declares
-/// its subscriber once, when it starts, so that importers know of it from their
-/// connection on: a subscriber declared later reaches an importer whose receiving side
-/// is stalled by back-pressure only after that stall, and Zenoh does not send a
-/// publication that no known subscriber matches.
+/// its subscriber once, when it starts, so that importers learn of it when they
+/// connect, before any frame: Zenoh sends a publication only where it knows a matching
+/// subscriber, and a declaration made later would reach an importer behind frames, on
+/// a link whose receiving side the importer's back-pressure may hold up.
 pub fn all_ack_keys() -> String {
     format!("{KEY_ROOT}/*/a/*")
 }
