@@ -2,11 +2,12 @@
 //! bytes as position-stamped frames, and answers range queries from what the source
 //! still holds.
 
+use crate::ack::{self, Release};
 use crate::frame::{self, Kind, Meta, SourceState};
 use crate::{data_key, name_of_key, query_key, under, BATCH, KEY_ROOT, QUERY_CHUNK};
 use fshm::{OpenOptions, OwnerState, Stream, WaitStatus};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,10 @@ pub struct ExportOptions {
     pub prefix: String,
     /// How often `/dev/shm` is listed for new streams.
     pub scan: Duration,
+    /// How long a lossless ring waits at most for an importer that makes no progress
+    /// (its acknowledgements stopped: link down, importer gone) before its bytes are
+    /// released without it ([`crate::ack`]).
+    pub ack_patience: Duration,
 }
 
 /// One exported stream, as queries see it.
@@ -84,6 +89,8 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
         .callback(move |q| answer(&t, q))
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the queryable: {e}")))?;
+    let releases = ack::Releases::default();
+    let _acks = acknowledgements(session, &releases)?;
     let mut pumps: HashMap<String, (u64, std::thread::JoinHandle<()>)> = HashMap::new();
     // Ended streams whose name is gone: their end is still answered to queries for a
     // while (an importer that missed it learns it from its next resync), then dropped.
@@ -132,7 +139,8 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
                     continue;
                 }
             }
-            match start(session, &info, &table, stop.clone()) {
+            let acks = (&releases, opts.ack_patience);
+            match start(session, &info, &table, stop.clone(), acks) {
                 Ok((id, h)) => {
                     pumps.insert(info.name.clone(), (id, h));
                 }
@@ -153,12 +161,14 @@ fn start(
     info: &fshm::StreamInfo,
     table: &Table,
     stop: Arc<AtomicBool>,
+    (releases, ack_patience): (&ack::Releases, Duration),
 ) -> io::Result<(u64, std::thread::JoinHandle<()>)> {
     let name = info.name.clone();
     // Opened read-write where the mode bits allow (it never writes): a lossless ring is
-    // then read by an attached reader, which holds the producer back until the bytes
-    // are handed to Zenoh, and every wait sleeps on the stream's futex word (a read-only
-    // handle cannot announce its sleep and polls: fshm's rule for read-only waiters).
+    // then read by an attached reader, which holds the producer back until the
+    // importers acknowledge the bytes (`ack.rs`), and every wait sleeps on the stream's
+    // futex word (a read-only handle cannot announce its sleep and polls: fshm's rule
+    // for read-only waiters).
     let s = OpenOptions::new().owner_uid(euid()).open(&name)?;
     if info.lossless && !s.is_attached() {
         eprintln!(
@@ -187,23 +197,71 @@ fn start(
         })
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the publisher: {e}")))?;
+    let s = Arc::new(s);
+    let release = s
+        .is_attached()
+        .then(|| Registered::new(releases, &s, id, ack_patience));
     let h = std::thread::Builder::new()
         .name(format!("export {name}"))
         .spawn(move || {
             let n = s.name().to_owned();
-            if let Err(e) = pump(s, id, &publisher, &stop) {
+            let r = release.as_ref().map(|r| &*r.1);
+            if let Err(e) = pump(&s, id, &publisher, &stop, r) {
                 eprintln!("fshm-tunnel export: {n}: {e}");
             }
         })?;
     Ok((id, h))
 }
 
-/// Publishes a stream's bytes as they are committed, then its end.
+/// The subscriber of every importer's acknowledgements, for the whole exporter's life
+/// (see [`ack::all_ack_keys`] for why it is not one per stream).
+fn acknowledgements(
+    session: &Session,
+    releases: &ack::Releases,
+) -> io::Result<zenoh::pubsub::Subscriber<()>> {
+    let r = releases.clone();
+    session
+        .declare_subscriber(ack::all_ack_keys())
+        .callback(move |sample| {
+            ack::dispatch(&r, sample.key_expr().as_str(), &sample.payload().to_bytes());
+        })
+        .wait()
+        .map_err(|e| io::Error::other(format!("cannot declare the ack subscriber: {e}")))
+}
+
+/// A lossless ring's [`Release`], registered for the acknowledgements' subscriber while
+/// its pump runs (the registration holds the attached reader: dropping this removes it,
+/// unless another stream under the name took its place).
+struct Registered(ack::Releases, Arc<Release>);
+
+impl Registered {
+    fn new(releases: &ack::Releases, s: &Arc<Stream>, id: u64, patience: Duration) -> Self {
+        let r = Arc::new(Release::new(s.clone(), id, patience));
+        let mut t = releases.lock().unwrap_or_else(|e| e.into_inner());
+        t.insert(s.name().to_owned(), r.clone());
+        Registered(releases.clone(), r)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let name = self.1.name();
+        if t.get(name).is_some_and(|r| Arc::ptr_eq(r, &self.1)) {
+            t.remove(name);
+        }
+    }
+}
+
+/// Publishes a stream's bytes as they are committed, then its end. A lossless ring
+/// (`release`) is read ahead of its attached reader's slot, which [`Release`] moves
+/// only as far as the importers acknowledged.
 fn pump(
-    mut s: Stream,
+    s: &Stream,
     id: u64,
     publisher: &zenoh::pubsub::Publisher<'_>,
     stop: &AtomicBool,
+    release: Option<&Release>,
 ) -> io::Result<()> {
     let put = |f: Vec<u8>| {
         publisher
@@ -215,7 +273,7 @@ fn pump(
     // Live from the end (the importer catches up by query), or, attached, from where the
     // slot holds the ring.
     let mut pos = if attached { s.position() } else { s.len() };
-    put(meta(&s, id)?.frame())?;
+    put(meta(s, id)?.frame())?;
     while !stop.load(Ordering::Relaxed) {
         match s.wait_for(pos, Some(Duration::from_millis(200))) {
             WaitStatus::Data => {
@@ -226,11 +284,8 @@ fn pump(
                 let mut buf = Vec::with_capacity(frame::HEADER + avail);
                 frame::encode_header(&mut buf, Kind::Data, pos, 0, avail);
                 buf.resize(frame::HEADER + avail, 0);
-                let r = if attached {
-                    s.read(&mut buf[frame::HEADER..])
-                } else {
-                    s.read_at(pos, &mut buf[frame::HEADER..])
-                };
+                // An attached reader reads the bytes its slot holds, ahead of the slot.
+                let r = s.read_at(pos, &mut buf[frame::HEADER..]);
                 match r {
                     Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                     Ok(n) => {
@@ -239,11 +294,17 @@ fn pump(
                         frame::seal(&mut buf);
                         put(buf)?;
                         pos += n as u64;
+                        if let Some(r) = release {
+                            r.sent(pos);
+                        }
                     }
                     Err(e) => match fshm::overrun_of(&e) {
                         Some(o) => {
                             put(frame::encode(Kind::Lost, pos, o.resume_at(), &[]))?;
                             pos = o.resume_at();
+                            if let Some(r) = release {
+                                r.sent(pos);
+                            }
                         }
                         None => return Err(e),
                     },
@@ -253,10 +314,15 @@ fn pump(
                 if s.len() > pos {
                     continue;
                 }
-                put(meta(&s, id)?.frame())?;
+                put(meta(s, id)?.frame())?;
                 return Ok(());
             }
-            _ => {}
+            // Idle: silent importers time out.
+            _ => {
+                if let Some(r) = release {
+                    r.sent(pos);
+                }
+            }
         }
     }
     Ok(())

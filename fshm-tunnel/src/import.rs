@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver as Rx, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zenoh::qos::CongestionControl;
 use zenoh::query::ConsolidationMode;
 use zenoh::{Session, Wait};
 
@@ -71,6 +72,52 @@ struct Replica {
     /// When the replica could not be created: tried again at a description a resync
     /// period later.
     failed: Option<Instant>,
+    /// A replica of a lossless ring: how its applied position is acknowledged.
+    ack: Option<Acking>,
+}
+
+/// The acknowledgements of a lossless ring's replica ([`crate::ack`]).
+struct Acking {
+    key: String,
+    ident: u64,
+    /// The position last acknowledged.
+    acked: Option<u64>,
+    /// Bytes applied after which an acknowledgement goes out before the queue runs empty.
+    every: u64,
+}
+
+impl Acking {
+    fn new(name: &str, importer: &str, m: &Meta) -> Option<Acking> {
+        (m.lossless && m.ring_capacity != 0).then(|| Acking {
+            key: crate::ack::ack_key(name, importer),
+            ident: m.ident,
+            acked: None,
+            // A few per ring: the exporter holds at most a ring of unacknowledged bytes.
+            every: (m.ring_capacity / 8).max(1),
+        })
+    }
+}
+
+/// Publishes the replica's applied position if it is `at_least` bytes past the last
+/// acknowledgement (`None`: in any case). From the importer's main thread, never from a
+/// Zenoh callback; `Drop` congestion control: it never waits, a lost acknowledgement is
+/// repeated by the next one.
+fn acknowledge(session: &Session, r: &mut Replica, at_least: Option<u64>) {
+    let Some(a) = r.ack.as_mut() else { return };
+    if r.stream.is_none() {
+        return;
+    }
+    let pos = r.recv.pos();
+    if let (Some(k), Some(acked)) = (at_least, a.acked) {
+        if pos < acked.saturating_add(k.max(1)) {
+            return;
+        }
+    }
+    let _ = session
+        .put(a.key.as_str(), crate::ack::encode(a.ident, pos).to_vec())
+        .congestion_control(CongestionControl::Drop)
+        .wait();
+    a.acked = Some(pos);
 }
 
 impl Replica {
@@ -153,6 +200,8 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         applied_since: (Instant::now(), 0),
         budget: Budget::new(opts.reorder_limit),
         describing: std::collections::HashSet::new(),
+        session: session.clone(),
+        importer: crate::ack::importer_id(&opts.prefix, opts.as_prefix.as_deref()),
     };
     let mut last_resync: Option<Instant> = None;
     let mut last_stale_check = Instant::now();
@@ -178,8 +227,18 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
             for n in behind {
                 im.fetch(&n);
             }
+            im.acknowledge_all(None);
         }
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        // Acknowledgements go out when the queue runs empty (after a batch).
+        let event = match rx.try_recv() {
+            Ok(ev) => Ok(ev),
+            Err(mpsc::TryRecvError::Empty) => {
+                im.acknowledge_all(Some(1));
+                rx.recv_timeout(Duration::from_millis(100))
+            }
+            Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+        };
+        match event {
             Ok(Event::Frame(key, bytes)) => im.on_frame(&key, &bytes.to_bytes()),
             Ok(Event::QueryDone(Some(name))) => {
                 if !im.describing.remove(&name) {
@@ -254,9 +313,19 @@ struct Importer {
     /// Description queries in flight: `""` for all streams, else the remote names
     /// asked about (one each, however many frames of unknown streams arrive).
     describing: std::collections::HashSet<String>,
+    session: Session,
+    /// The id this importer acknowledges under ([`crate::ack::importer_id`]).
+    importer: String,
 }
 
 impl Importer {
+    /// Acknowledges every lossless replica (`at_least`: see [`acknowledge`]).
+    fn acknowledge_all(&mut self, at_least: Option<u64>) {
+        for r in self.replicas.values_mut() {
+            acknowledge(&self.session, r, at_least);
+        }
+    }
+
     /// Marks stale every open replica whose source has given no word for
     /// `stale_after`.
     fn mark_unheard_stale(&mut self) {
@@ -367,6 +436,9 @@ impl Importer {
                 let gap = r.recv.gap_end().is_some();
                 r.clear_if_caught_up();
                 let done = r.state != SourceState::Alive && r.recv.pos() >= r.known_len;
+                if let Some(every) = r.ack.as_ref().map(|a| a.every) {
+                    acknowledge(&self.session, r, Some(every));
+                }
                 if done {
                     r.stream = None;
                 } else if gap {
@@ -378,12 +450,15 @@ impl Importer {
     }
 
     /// Test hook: sleeps so that no more than `rate` bytes per second are applied.
+    /// Time spent idle earns no credit beyond 50 ms of bytes (no burst after a pause).
     fn throttle(&mut self, applied: u64) {
         let Some(rate) = self.rate else { return };
         self.applied_since.1 += applied;
         let due = Duration::from_secs_f64(self.applied_since.1 as f64 / rate);
         let spent = self.applied_since.0.elapsed();
-        if due > spent {
+        if spent > due + Duration::from_millis(50) {
+            self.applied_since = (Instant::now(), 0);
+        } else if due > spent {
             std::thread::sleep(due - spent);
         }
     }
@@ -421,6 +496,7 @@ impl Importer {
         match create_replica(&local, &m, &source, self.opts.ring_min_capacity) {
             Ok(stream) => {
                 let start = stream.len();
+                let ack = Acking::new(name, &self.importer, &m);
                 self.replicas.insert(
                     name.to_owned(),
                     Replica {
@@ -436,8 +512,13 @@ impl Importer {
                         stale_since: None,
                         fetched_from: None,
                         failed: None,
+                        ack,
                     },
                 );
+                // The exporter learns of this importer before any byte is released.
+                if let Some(r) = self.replicas.get_mut(name) {
+                    acknowledge(&self.session, r, None);
+                }
                 self.catch_up(name);
             }
             Err(e) => {
@@ -461,6 +542,7 @@ impl Importer {
                         stale_since: None,
                         fetched_from: None,
                         failed: Some(Instant::now()),
+                        ack: None,
                     },
                 );
             }

@@ -18,8 +18,10 @@
 //!   [`fshm::StreamInfo::replica_of`] say where they come from, and their mode is the
 //!   source's without write bits for group and others.
 //! - **Lossless rings** are exported by an attached lossless reader and published with
-//!   `CongestionControl::Block` over Zenoh's reliable transport: a slow importer or link
-//!   holds the producer back instead of losing data.
+//!   `CongestionControl::Block`; the reader releases bytes only once the importers
+//!   acknowledge them applied ([`ack`]), so a slow importer or link holds the producer
+//!   back instead of losing data, and bytes Zenoh dropped are refetched from the ring.
+//!   An importer silent for `--ack-patience-ms` is no longer waited for.
 //! - **Ends**: the source owner's close or death is published explicitly (a meta frame,
 //!   also the answer to every later query); the importer then closes the replica, and
 //!   its followers get end-of-stream.
@@ -30,6 +32,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod ack;
 pub mod export;
 pub mod frame;
 pub mod import;

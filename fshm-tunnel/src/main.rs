@@ -44,6 +44,10 @@ enum Cmd {
         /// How often /dev/shm is listed for new streams, in milliseconds
         #[arg(long, default_value_t = 100)]
         scan_ms: u64,
+        /// How long a lossless ring waits for an importer that stopped acknowledging
+        /// (link down, importer gone) before releasing bytes without it, in milliseconds
+        #[arg(long, default_value_t = 30_000)]
+        ack_patience_ms: u64,
     },
     /// Own a local read-only replica of every remote stream whose name starts with PREFIX
     Import {
@@ -73,12 +77,14 @@ fn main() {
             prefix,
             net,
             scan_ms,
+            ack_patience_ms,
         } => fshm_tunnel::zenoh_config(net.config.as_deref(), &net.listen, &net.connect)
             .and_then(fshm_tunnel::open_session)
             .and_then(|s| {
                 let o = fshm_tunnel::export::ExportOptions {
                     prefix,
                     scan: Duration::from_millis(scan_ms.max(1)),
+                    ack_patience: Duration::from_millis(ack_patience_ms),
                 };
                 fshm_tunnel::export::run(&s, &o, stop)
             }),

@@ -74,6 +74,10 @@ fn free_port() -> u16 {
 }
 
 fn export(prefix: &str, port: u16) -> Proc {
+    export_with(prefix, port, &[])
+}
+
+fn export_with(prefix: &str, port: u16, args: &[&str]) -> Proc {
     Proc(
         Command::new(BIN)
             .args([
@@ -83,6 +87,7 @@ fn export(prefix: &str, port: u16) -> Proc {
                 &format!("tcp/127.0.0.1:{port}"),
             ])
             .args(["--scan-ms", "20"])
+            .args(args)
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),
@@ -543,4 +548,145 @@ fn a_hostile_exporter_cannot_write_outside_the_prefix_nor_crash_the_importer() {
     assert!(fshm::inspect(&p.rep("odd")).is_err());
     drop(session);
     imp.kill();
+}
+
+/// A lossless ring's producer on a thread of its own, writing the pattern in 4 KiB
+/// writes up to `total` once told to go; the thread returns the stream (still open: the
+/// source's end would close the replica) when it finished.
+fn lossless_producer(
+    name: &str,
+    cap: u64,
+    total: u64,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<fshm::Stream>,
+) {
+    let mut w = fshm::OpenOptions::new()
+        .ring(cap, fshm::RingPolicy::Lossless)
+        .create(name)
+        .unwrap();
+    let (go, wait) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let _ = wait.recv();
+        let mut at = 0u64;
+        while at < total {
+            let n = (total - at).min(4096) as usize;
+            w.write_all(&pattern(at, n)).unwrap();
+            at += n as u64;
+        }
+        w
+    });
+    (go, h)
+}
+
+/// Once the replica exists, lets the producer go, and waits until its ring follows the
+/// importer's acknowledgements: a first MiB applied, and the exporter's reader no
+/// further than the replica (without acknowledgements it runs ahead by what Zenoh's
+/// queues hold).
+fn following_acks(src: &str, rep: &str, go: &std::sync::mpsc::Sender<()>) {
+    wait_until("the replica", || replica_len(rep).is_some());
+    go.send(()).unwrap();
+    wait_until("the ring following the acknowledgements", || {
+        let applied = replica_len(rep).unwrap_or(0);
+        let slot = fshm::progress(src).unwrap().readers;
+        applied >= 1 << 20 && slot.iter().all(|&r| r <= applied)
+    });
+}
+
+/// While an importer is dead, for `window`: the exporter never releases past what the
+/// dead importer's replica applied (`applied`), so the producer never runs more than
+/// the ring's capacity past it.
+fn assert_held(src: &str, applied: u64, cap: u64, window: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < window {
+        let pr = fshm::progress(src).unwrap();
+        assert!(
+            pr.readers.iter().all(|&r| r <= applied),
+            "released {:?} past the dead importer's {applied}",
+            pr.readers
+        );
+        assert!(
+            pr.len <= applied + cap,
+            "the producer ran to {} past the dead importer's {applied} + capacity",
+            pr.len
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// (a) End-to-end acknowledgements: an importer killed (SIGKILL) mid-stream holds the
+/// lossless producer where its replica stood, and one restarted within the patience
+/// takes its place (same importer id) and catches up from the bytes the ring still
+/// held: between the dead replica and the new one, no position is missing.
+#[test]
+fn a_lossless_ring_holds_for_a_killed_importer_and_its_restart_loses_nothing() {
+    let p = Prefix::new("ackrestart");
+    let port = free_port();
+    let cap: u64 = 64 << 10;
+    let total: u64 = 8 << 20;
+    let _e = export_with(&p.0, port, &["--ack-patience-ms", "120000"]);
+    let replica_room = ["--ring-min-capacity", "16777216"];
+    let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "4194304")];
+    let mut imp = import_with(&p, port, &slow, &replica_room);
+    let (go, producer) = lossless_producer(&p.src("ll"), cap, total);
+    following_acks(&p.src("ll"), &p.rep("ll"), &go);
+    imp.kill();
+    let applied = replica_len(&p.rep("ll")).unwrap();
+    assert!(applied < total, "the importer was not killed mid-stream");
+    // The dead replica holds the source's bytes up to where it stopped.
+    let (_, dead_len) = check_held(&p.rep("ll"));
+    assert_eq!(dead_len, applied);
+    assert_held(&p.src("ll"), applied, cap, Duration::from_secs(1));
+    assert!(!producer.is_finished(), "the producer was not held back");
+    // The importer comes back well within the patience: the producer resumes and the
+    // new replica holds everything from at most where the dead one stopped.
+    let t = Instant::now();
+    let _imp2 = import_with(&p, port, &[], &replica_room);
+    wait_until("the producer's end", || producer.is_finished());
+    wait_until("every byte", || replica_len(&p.rep("ll")) == Some(total));
+    let resumed = t.elapsed();
+    let (from, len) = check_held(&p.rep("ll"));
+    assert_eq!(len, total);
+    assert!(
+        from <= applied,
+        "positions {applied}..{from} are in neither replica"
+    );
+    assert!(
+        resumed < Duration::from_secs(60),
+        "the restarted importer did not take the dead one's place: {resumed:?}"
+    );
+    drop(producer.join().unwrap());
+}
+
+/// (b) An importer away for longer than the patience is no longer waited for: the
+/// producer, held meanwhile, resumes.
+#[test]
+fn a_lossless_ring_stops_waiting_for_an_importer_away_longer_than_the_patience() {
+    let p = Prefix::new("ackpatience");
+    let port = free_port();
+    let cap: u64 = 64 << 10;
+    let total: u64 = 8 << 20;
+    let patience = Duration::from_millis(1500);
+    let _e = export_with(&p.0, port, &["--ack-patience-ms", "1500"]);
+    let slow = [("FSHM_TUNNEL_TEST_IMPORT_RATE", "4194304")];
+    let mut imp = import_with(&p, port, &slow, &["--ring-min-capacity", "16777216"]);
+    let (go, producer) = lossless_producer(&p.src("ll"), cap, total);
+    following_acks(&p.src("ll"), &p.rep("ll"), &go);
+    imp.kill();
+    let killed = Instant::now();
+    let applied = replica_len(&p.rep("ll")).unwrap();
+    assert!(
+        applied + cap < total,
+        "the importer was not killed mid-stream"
+    );
+    // Held for most of the patience (it counts from the importer's last progress).
+    assert_held(&p.src("ll"), applied, cap, patience / 2);
+    assert!(!producer.is_finished(), "the producer was not held back");
+    wait_until("the producer's end", || producer.is_finished());
+    let held = killed.elapsed();
+    assert!(
+        held >= patience / 2,
+        "the producer resumed after {held:?}, before the patience"
+    );
+    drop(producer.join().unwrap());
 }
