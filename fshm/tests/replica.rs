@@ -216,5 +216,8 @@ fn a_read_only_follower_of_a_replica_sleeps_until_the_owner_commits() {
     ready.wait();
     owner.write_all(b"x").unwrap();
     child.assert_success();
-    assert!(woke <= 25, "the follower woke {woke} times in an idle 0.5 s");
+    assert!(
+        woke <= 25,
+        "the follower woke {woke} times in an idle 0.5 s"
+    );
 }

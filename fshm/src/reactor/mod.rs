@@ -703,7 +703,9 @@ impl AsyncWait {
                 }
             }
         }
-        let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag, woken_always));
+        let announce = self
+            .announce
+            .get_or_insert_with(|| Announce::new(can_flag, woken_always));
         match announce.step(word, bell, &mut check) {
             Step::Ready(v) => {
                 self.announce = None;
