@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver as Rx, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
 use zenoh::query::ConsolidationMode;
@@ -49,7 +49,7 @@ pub struct ImportOptions {
 }
 
 enum Event {
-    /// A frame as Zenoh delivered it (no copy: `ZBytes` shares Zenoh's buffer).
+    /// A query's reply as Zenoh delivered it (no copy: `ZBytes` shares Zenoh's buffer).
     Frame(String, zenoh::bytes::ZBytes),
     QueryDone(Option<String>),
 }
@@ -174,25 +174,11 @@ fn test_rate() -> Option<f64> {
 
 /// Runs an importer until `stop` is set.
 pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io::Result<()> {
-    // Bounded: a full channel blocks Zenoh's delivery, which is the back-pressure a
-    // lossless stream needs (and costs a lossy one nothing it would not lose anyway).
+    // Query replies reach this thread through a bounded channel (a full one holds the
+    // query thread back).
     let (tx, rx) = mpsc::sync_channel::<Event>(16);
-    let sub_tx = tx.clone();
-    let _sub = session
-        .declare_subscriber(format!("{KEY_ROOT}/*/d"))
-        .callback(move |sample| {
-            let key = sample.key_expr().as_str().to_owned();
-            let _ = sub_tx.send(Event::Frame(key, sample.payload().clone()));
-        })
-        .wait()
-        .map_err(|e| io::Error::other(format!("cannot declare the subscriber: {e}")))?;
     let (qtx, qrx) = mpsc::channel::<(Option<String>, String)>();
-    let qsession = session.clone();
-    let qstop = stop.clone();
-    let querier = std::thread::Builder::new()
-        .name("import queries".into())
-        .spawn(move || query_loop(&qsession, qrx, tx, &qstop))?;
-    let mut im = Importer {
+    let im = Arc::new(Mutex::new(Importer {
         opts: opts.clone(),
         replicas: HashMap::new(),
         qtx,
@@ -202,16 +188,37 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         describing: std::collections::HashSet::new(),
         session: session.clone(),
         importer: crate::ack::importer_id(&opts.prefix, opts.as_prefix.as_deref()),
-    };
+    }));
+    // Live frames are applied in Zenoh's callback itself: no hop to another thread (a
+    // wake-up per frame, tens of microseconds on a busy machine). Applying never waits
+    // on the network — a missing range is asked of the query thread, which never blocks
+    // this callback — and a replica's writer never waits for its (read-only, lossy)
+    // readers; the time the apply takes holds Zenoh's delivery back, which is the
+    // back-pressure a lossless stream needs.
+    let live = im.clone();
+    let _sub = session
+        .declare_subscriber(format!("{KEY_ROOT}/*/d"))
+        .callback(move |sample| {
+            let bytes = sample.payload().to_bytes();
+            lock(&live).on_frame(sample.key_expr().as_str(), &bytes);
+        })
+        .wait()
+        .map_err(|e| io::Error::other(format!("cannot declare the subscriber: {e}")))?;
+    let qsession = session.clone();
+    let qstop = stop.clone();
+    let querier = std::thread::Builder::new()
+        .name("import queries".into())
+        .spawn(move || query_loop(&qsession, qrx, tx, &qstop))?;
     let mut last_resync: Option<Instant> = None;
     let mut last_stale_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if last_stale_check.elapsed() >= Duration::from_millis(100) {
             last_stale_check = Instant::now();
-            im.mark_unheard_stale();
+            lock(&im).mark_unheard_stale();
         }
         if last_resync.is_none_or(|t| t.elapsed() >= opts.resync) {
             last_resync = Some(Instant::now());
+            let mut im = lock(&im);
             // One description query at a time: queries slower than the resync period (a
             // peer that holds them to their timeout) must not pile up before the
             // fetches.
@@ -229,18 +236,13 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
             }
             im.acknowledge_all(None);
         }
-        // Acknowledgements go out when the queue runs empty (after a batch).
-        let event = match rx.try_recv() {
-            Ok(ev) => Ok(ev),
-            Err(mpsc::TryRecvError::Empty) => {
-                im.acknowledge_all(Some(1));
-                rx.recv_timeout(Duration::from_millis(100))
-            }
-            Err(mpsc::TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-        };
-        match event {
-            Ok(Event::Frame(key, bytes)) => im.on_frame(&key, &bytes.to_bytes()),
+        // Acknowledgements of what the live frames applied go out at least every tick
+        // (and from `on_frame` every eighth of a ring).
+        lock(&im).acknowledge_all(Some(1));
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Frame(key, bytes)) => lock(&im).on_frame(&key, &bytes.to_bytes()),
             Ok(Event::QueryDone(Some(name))) => {
+                let mut im = lock(&im);
                 if !im.describing.remove(&name) {
                     // A range query that brought nothing is asked again at the next
                     // resync, not at once: a source described longer than anyone
@@ -256,15 +258,25 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
                 }
             }
             Ok(Event::QueryDone(None)) => {
-                im.describing.remove("");
+                lock(&im).describing.remove("");
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    drop(im);
+    // The query thread ends at its next request, which `stop` makes its last (the
+    // importer, and with it the query channel, may live on in Zenoh's callback).
+    drop(_sub);
+    let _ = lock(&im).qtx.send((None, String::new()));
     let _ = querier.join();
     Ok(())
+}
+
+/// The importer's state, locked by the subscriber's callback and the main loop; a
+/// panic while it was held leaves nothing half-applied that the next frame cannot
+/// take up (replicas are written only by appends), so a poisoned lock is taken as is.
+fn lock(im: &Mutex<Importer>) -> std::sync::MutexGuard<'_, Importer> {
+    im.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs the queries the main loop asks for, one at a time, and feeds their replies back

@@ -106,6 +106,7 @@ impl AsyncWaiter {
         let r = self.wait.poll(
             &h.seq,
             core.data_bell(),
+            core.is_replica(),
             probe,
             self.one_hop,
             cx,
@@ -132,6 +133,7 @@ impl AsyncWaiter {
         let r = self.wait.poll(
             &h.space_seq,
             core.room_bell(),
+            false,
             || Probe::None,
             self.one_hop,
             cx,

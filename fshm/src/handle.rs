@@ -504,6 +504,21 @@ impl Core {
         self.layout.flags & FLAG_PERSISTENT != 0
     }
 
+    /// A replica (`FLAG_REPLICA`): its owner wakes the header word after every commit
+    /// and its read-only followers sleep on it (`wait.rs`, "Replicas").
+    pub(crate) fn is_replica(&self) -> bool {
+        self.layout.flags & crate::header::FLAG_REPLICA != 0
+    }
+
+    /// After a commit to a replica: wakes its read-only followers (`wait.rs`,
+    /// "Replicas"). Nothing for any other stream.
+    #[inline]
+    pub(crate) fn wake_replica_readers(&self) {
+        if self.is_replica() {
+            wait::wake_unannounced(&self.header().seq);
+        }
+    }
+
     pub(crate) fn is_immutable(&self) -> bool {
         self.layout.flags & FLAG_IMMUTABLE != 0
     }
@@ -669,6 +684,7 @@ impl Core {
     /// Publishes `end` as the length if it extends it, and wakes waiting readers.
     pub(crate) fn commit(&self, end: u64) {
         publish_len(self.header(), end, self.is_ring(), || self.data_bell());
+        self.wake_replica_readers();
     }
 
     pub(crate) fn set_permissions(&self, mode: u32) -> Result<()> {
@@ -723,7 +739,7 @@ impl Core {
         // A read-only handle maps the header PROT_READ and cannot announce its sleep (found by
         // fshm/tests/permissions.rs: registering was a SIGSEGV); it polls instead.
         let bell = self.data_bell();
-        let r = wait::wait_on(&h.seq, bell, deadline, spin, |slow_ok| {
+        let r = wait::wait_on(&h.seq, bell, self.is_replica(), deadline, spin, |slow_ok| {
             self.data_check(pos, slow_ok, &mut last_liveness)
         });
         match r {

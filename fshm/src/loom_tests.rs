@@ -87,7 +87,7 @@ fn room_bell(h: &Header) -> Option<&crate::sync::AtomicU32> {
 /// The readers' wait for data past `pos` (`Core::wait_until`'s rule without the
 /// liveness checks, which `slow` runs): the length once it passes `pos`.
 fn wait_for_len(h: &Header, pos: u64) -> u64 {
-    match wait::wait_on(&h.seq, data_bell(h), None, Duration::ZERO, |_slow| {
+    match wait::wait_on(&h.seq, data_bell(h), false, None, Duration::ZERO, |_slow| {
         let len = h.len.load(Ordering::SeqCst);
         (len > pos).then_some(len)
     }) {

@@ -110,6 +110,7 @@ impl Core {
         h.hwm.fetch_max(pos, Ordering::SeqCst);
         c.writer.ring_len = None;
         crate::handle::publish_len(h, pos, true, || self.data_bell());
+        self.wake_replica_readers();
         c.pos = pos;
         Ok(pos - len)
     }
@@ -310,6 +311,7 @@ impl Core {
     pub(crate) fn ring_publish(&self, c: &mut Cursor, pos: u64, end: u64) {
         c.writer.ring_len =
             publish_ring_len(self.header(), pos, end, || self.data_bell()).then_some(end);
+        self.wake_replica_readers();
         c.pos = end;
         if c.own_slot().is_some() {
             // An attached writer: its slot follows its position, or other writers would
@@ -545,6 +547,7 @@ pub(crate) fn wait_for_room(
     let r = wait::wait_on(
         &h.space_seq,
         bell,
+        false,
         deadline,
         std::time::Duration::ZERO,
         |slow_ok| scan_slots(h, need, slow_ok.then_some(alive), own).ok(),

@@ -33,6 +33,18 @@
 //! announce itself: it sleeps on the header word in naps growing from 100 µs to 10 ms,
 //! polling, as a read-only handle always has.
 //!
+//! **Replicas** (a stream an importer such as `fshm-tunnel` mirrors, `FLAG_REPLICA`)
+//! are the exception: every guest is read-only there, so every follower would poll.
+//! Their owner therefore moves the header word `seq` on and `FUTEX_WAKE`s it after
+//! every commit, whether anyone announced a sleep or not ([`wake_unannounced`]: one
+//! system call per commit, which an importer makes once per batch of bytes it applies);
+//! a read-only waiter on a replica sleeps on that word for a whole [`LIVENESS_TICK`]
+//! and is woken by the commit. This adds no power to a read-only user: it could always
+//! `FUTEX_WAKE` the header word, and still cannot move it (it maps the header
+//! read-only), so its wake-ups find the word unchanged and are treated as below — at
+//! worst a flood makes the replica's followers deaf, looking every [`DEAF_LOOK`]
+//! (10 ms), which is no slower than the polling they would do otherwise.
+//!
 //! The futex is shared (not private), so it works across processes that map the word at
 //! different addresses. Sleeps are bounded by [`LIVENESS_TICK`] so that a waiter notices
 //! an owner that died without waking anyone, and the slow checks (liveness) run at least
@@ -111,6 +123,16 @@ fn ring(bell: Option<&AtomicU32>) {
     }
 }
 
+/// A replica's owner after a commit (module docs, "Replicas"): moves `word` on by one
+/// step, keeping bit 0 (announced sleepers, if any, were woken by [`notify`] already),
+/// and wakes every sleeper on `word` itself — the read-only waiters, who cannot announce
+/// themselves.
+#[inline]
+pub(crate) fn wake_unannounced(word: &AtomicU32) {
+    word.fetch_add(2, Ordering::SeqCst);
+    sys::futex_wake_all(word);
+}
+
 /// Wakes every sleeper on `word` unconditionally (the owner closing), clearing bit 0 and
 /// moving the word on: read-only waiters, which nap on `word` itself, and announced
 /// ones, through `bell()` (asked only if bit 0 was set).
@@ -141,6 +163,8 @@ const UNFLAGGED_NAP: (Duration, Duration) = (Duration::from_micros(100), Duratio
 /// in how they sleep between two [`Announce::step`]s.
 pub(crate) struct Announce {
     can_flag: bool,
+    /// The writer wakes `word` after every commit (a replica): no need to poll.
+    woken_always: bool,
     unflagged_nap: Duration,
     woken: bool,
     timed_out: bool,
@@ -158,10 +182,13 @@ pub(crate) enum Step<T> {
 
 impl Announce {
     /// A waiter about to sleep for the first time; `can_flag`: it has a bell to sleep on
-    /// (as in [`wait_on`]).
-    pub(crate) fn new(can_flag: bool) -> Announce {
+    /// (as in [`wait_on`]); `woken_always`: the writer wakes the header word after every
+    /// commit (a replica's owner, module docs), so a waiter that cannot announce itself
+    /// need not poll.
+    pub(crate) fn new(can_flag: bool, woken_always: bool) -> Announce {
         Announce {
             can_flag,
+            woken_always,
             unflagged_nap: UNFLAGGED_NAP.0,
             woken: false,
             timed_out: false,
@@ -222,7 +249,7 @@ impl Announce {
             if let Some(v) = check(slow) {
                 return Step::Ready(v);
             }
-            let nap = if self.can_flag {
+            let nap = if self.can_flag || self.woken_always {
                 LIVENESS_TICK
             } else {
                 let nap = self.unflagged_nap;
@@ -257,10 +284,12 @@ impl Announce {
 /// the header read-only cannot announce itself (`bell == None`): it still sleeps on
 /// `word`, but since wakers do not look for it, its naps grow from 100 µs to at most
 /// 10 ms, so it notices a change within 10 ms at a cost of at most 100 wake-ups a
-/// second.
+/// second — unless `woken_always` (a replica, whose owner wakes `word` after every
+/// commit: module docs): it then sleeps for whole ticks until woken.
 pub(crate) fn wait_on<T>(
     word: &AtomicU32,
     bell: Option<&AtomicU32>,
+    woken_always: bool,
     deadline: Option<Instant>,
     spin: Duration,
     mut check: impl FnMut(bool) -> Option<T>,
@@ -280,7 +309,7 @@ pub(crate) fn wait_on<T>(
             }
         }
     }
-    let mut announce = Announce::new(bell.is_some());
+    let mut announce = Announce::new(bell.is_some(), woken_always);
     let mut deafness = Deafness::new();
     let sleep_word = bell.unwrap_or(word);
     loop {

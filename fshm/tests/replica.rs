@@ -211,3 +211,92 @@ fn the_stale_mark_is_refused_to_guests_clones_and_non_replicas_and_a_refusal_cha
     assert!(e.to_string().contains("not a replica"), "{e}");
     assert!(!fshm::inspect(h.name()).unwrap().stale && !plain.is_stale());
 }
+
+/// The header word `seq` (offset 128, header.rs's table) of stream `name`, read through
+/// its object in `/dev/shm`.
+fn seq_word(name: &str) -> u32 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(common::shm_path(name)).unwrap();
+    let mut b = [0u8; 4];
+    f.read_exact_at(&mut b, 128).unwrap();
+    u32::from_ne_bytes(b)
+}
+
+/// A replica's guests are all read-only and cannot announce a sleep: its owner moves the
+/// header word `seq` on after every commit (appends and ring skips alike) so that they
+/// sleep on it; an ordinary stream's writer leaves it alone while nobody announced one.
+#[test]
+fn a_replica_owner_moves_the_header_word_on_every_commit() {
+    let g = NameGuard::new("replica-wake");
+    let mut owner = fshm::OpenOptions::new()
+        .replica_of("src")
+        .create(g.name())
+        .unwrap();
+    let before = seq_word(g.name());
+    for k in 1..=3u32 {
+        owner.write_all(b"abc").unwrap();
+        assert_eq!(seq_word(g.name()), before.wrapping_add(2 * k));
+    }
+    drop(owner);
+    let r = NameGuard::new("replica-wake-ring");
+    let ring = fshm::OpenOptions::new()
+        .replica_of("src")
+        .ring(1 << 16, fshm::RingPolicy::Lossy)
+        .create(r.name())
+        .unwrap();
+    let before = seq_word(r.name());
+    ring.skip_to(100).unwrap();
+    assert_eq!(seq_word(r.name()), before.wrapping_add(2));
+    drop(ring);
+    let o = NameGuard::new("replica-wake-none");
+    let mut plain = fshm::Stream::create(o.name()).unwrap();
+    let before = seq_word(o.name());
+    plain.write_all(b"abc").unwrap();
+    assert_eq!(seq_word(o.name()), before);
+}
+
+/// Voluntary context switches of the calling process so far.
+fn voluntary_switches() -> i64 {
+    // SAFETY: getrusage writes the struct it is given; a zeroed rusage is valid.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to the struct above.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+    u.ru_nvcsw
+}
+
+/// A read-only follower of a replica (in another process) sleeps until the owner's
+/// commit wakes it, in naps of a whole liveness tick (50 ms), instead of polling in naps
+/// from 0.1 ms as a read-only follower of another stream does: it wakes about 10 times
+/// during an idle half second (polling: about 55), and the next commit reaches it.
+#[test]
+fn a_read_only_follower_of_a_replica_sleeps_until_the_owner_commits() {
+    let g = NameGuard::new("replica-sleep");
+    let mut owner = fshm::OpenOptions::new()
+        .mode(0o644)
+        .replica_of("src")
+        .create(g.name())
+        .unwrap();
+    let ready = common::Signal::new();
+    let report = common::Signal::new();
+    let name = g.name().to_owned();
+    let mut child = common::fork_child(|| {
+        let s = fshm::Stream::open(&name).unwrap();
+        assert!(!s.is_writable());
+        let before = voluntary_switches();
+        let idle = s.wait_for(0, Some(std::time::Duration::from_millis(500)));
+        let woke = voluntary_switches() - before;
+        assert_eq!(idle, fshm::WaitStatus::TimedOut);
+        report.send_u64(woke as u64);
+        ready.notify();
+        assert_eq!(s.wait_for(0, None), fshm::WaitStatus::Data);
+        0
+    });
+    let woke = report.recv_u64();
+    ready.wait();
+    owner.write_all(b"x").unwrap();
+    child.assert_success();
+    assert!(
+        woke <= 25,
+        "the follower woke {woke} times in an idle 0.5 s"
+    );
+}

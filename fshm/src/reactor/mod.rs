@@ -657,7 +657,9 @@ impl AsyncWait {
     /// registration that wakes `cx`'s waker.
     ///
     /// `bell`: the word a writable handle sleeps on (its lock object's page, which only
-    /// writers can map; `None` for a read-only handle, which naps on `word`). `probe`
+    /// writers can map; `None` for a read-only handle, which naps on `word`);
+    /// `woken_always`: the writer wakes `word` after every commit (a replica,
+    /// `wait.rs`), so such a nap lasts a whole tick instead of polling. `probe`
     /// gives (when the wait registers) what the reactor may check itself when a nap ends
     /// without a change, instead of waking the task: the liveness part of `check(true)`.
     /// The task is woken only if the probe fails; its own `check(true)` then decides.
@@ -668,6 +670,7 @@ impl AsyncWait {
         &mut self,
         word: &crate::sync::AtomicU32,
         bell: Option<&crate::sync::AtomicU32>,
+        woken_always: bool,
         probe: impl FnOnce() -> Probe,
         one_hop: bool,
         cx: &mut Context<'_>,
@@ -700,7 +703,9 @@ impl AsyncWait {
                 }
             }
         }
-        let announce = self.announce.get_or_insert_with(|| Announce::new(can_flag));
+        let announce = self
+            .announce
+            .get_or_insert_with(|| Announce::new(can_flag, woken_always));
         match announce.step(word, bell, &mut check) {
             Step::Ready(v) => {
                 self.announce = None;
