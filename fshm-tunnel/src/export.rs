@@ -18,6 +18,9 @@ use zenoh::{Session, Wait};
 /// How long an ended stream whose name is gone is still described to queries.
 const ENDED_KEPT: Duration = Duration::from_secs(60);
 
+/// Queries waiting for the answering thread at most (older ones are dropped first).
+const QUERY_QUEUE: usize = 256;
+
 /// What to export.
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
@@ -83,12 +86,29 @@ fn meta(s: &Stream, ident: u64) -> io::Result<Meta> {
 /// per new stream, answers queries.
 pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io::Result<()> {
     let table: Table = Arc::default();
-    let t = table.clone();
-    let _queryable = session
+    // Queries are answered by a thread of their own, never in Zenoh's callback: an
+    // answer of up to `QUERY_CHUNK` bytes waits on the link, and a callback that waits
+    // holds Zenoh's receive side (every stream's frames, acknowledgements) with it. The
+    // queue between them is a ring: a flood of queries drops the oldest (their queriers
+    // get an empty answer and ask again), it never blocks the callback.
+    let queryable = session
         .declare_queryable(format!("{KEY_ROOT}/*/q"))
-        .callback(move |q| answer(&t, q))
+        .with(zenoh::handlers::RingChannel::new(QUERY_QUEUE))
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the queryable: {e}")))?;
+    let t = table.clone();
+    let qstop = stop.clone();
+    let answerer = std::thread::Builder::new()
+        .name("export queries".into())
+        .spawn(move || {
+            while !qstop.load(Ordering::Relaxed) {
+                match queryable.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Some(q)) => answer(&t, q),
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+            }
+        })?;
     let releases = ack::Releases::default();
     let _acks = acknowledgements(session, &releases)?;
     let mut pumps: HashMap<String, (u64, std::thread::JoinHandle<()>)> = HashMap::new();
@@ -152,6 +172,7 @@ pub fn run(session: &Session, opts: &ExportOptions, stop: Arc<AtomicBool>) -> io
     for (_, (_, h)) in pumps {
         let _ = h.join();
     }
+    let _ = answerer.join();
     Ok(())
 }
 
