@@ -407,10 +407,11 @@ impl Importer {
         }
     }
 
-    /// Lets linear replicas stopped at `max_bytes` grow again (and catch up) while
-    /// there is room.
+    /// Lets linear replicas stopped at `max_bytes` grow again (and catch up) once there
+    /// is room for a frame's worth of bytes ([`crate::BATCH`]): not a range query per
+    /// resync for a few bytes.
     fn resume_full(&mut self) {
-        if self.used >= self.opts.max_bytes {
+        if self.used.saturating_add(crate::BATCH as u64) > self.opts.max_bytes {
             return;
         }
         let full: Vec<String> = self

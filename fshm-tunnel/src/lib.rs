@@ -222,6 +222,8 @@ pub fn default_max_bytes() -> u64 {
     let size = unsafe {
         if libc::statvfs(c"/dev/shm".as_ptr(), st.as_mut_ptr()) == 0 {
             let st = st.assume_init();
+            // `fsblkcnt_t` and `c_ulong` are 32 bits on some targets.
+            #[allow(clippy::unnecessary_cast)]
             (st.f_blocks as u64).saturating_mul(st.f_frsize as u64)
         } else {
             0
