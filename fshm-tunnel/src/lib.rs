@@ -22,6 +22,9 @@
 //!   acknowledge them applied ([`ack`]), so a slow importer or link holds the producer
 //!   back instead of losing data, and bytes Zenoh dropped are refetched from the ring.
 //!   An importer silent for `--ack-patience-ms` is no longer waited for.
+//! - **Bounded**: the importer holds at most `--max-streams` replicas taking at most
+//!   `--max-bytes` of `/dev/shm` together ([`import::ImportOptions`]): a peer that
+//!   announces streams cannot fill the importing host's memory.
 //! - **Ends**: the source owner's close or death is published explicitly (a meta frame,
 //!   also the answer to every later query); the importer then closes the replica, and
 //!   its followers get end-of-stream.
