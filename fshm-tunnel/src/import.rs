@@ -46,6 +46,17 @@ pub struct ImportOptions {
     /// cannot hold the importer back) that must not lose bytes to bursts from the
     /// network. 0: the source's capacity.
     pub ring_min_capacity: u64,
+    /// Replicas held at once at most: those open, and those closed (their source ended)
+    /// that are still in `/dev/shm`. A replica beyond it is not created (said once on
+    /// standard error) and is tried again at a later description, once one is gone.
+    pub max_streams: usize,
+    /// Bytes of `/dev/shm` the replicas may take together at most: a ring replica
+    /// counts its header page and whole capacity from its creation, a linear replica
+    /// its header page and length. A ring replica that does not fit is not created
+    /// (tried again later, as for `max_streams`); a linear replica that reaches it
+    /// stops growing, holds what it has, is marked stale
+    /// ([`fshm::Stream::set_stale`]) and resumes once there is room again.
+    pub max_bytes: u64,
 }
 
 enum Event {
@@ -74,6 +85,13 @@ struct Replica {
     failed: Option<Instant>,
     /// A replica of a lossless ring: how its applied position is acknowledged.
     ack: Option<Acking>,
+    /// A ring replica (its size is fixed at creation; a linear one grows).
+    ring: bool,
+    /// A linear replica stopped at `max_bytes`: no bytes are applied (nor fetched)
+    /// until there is room again.
+    full: bool,
+    /// Whether reaching `max_bytes` was said on standard error (once per replica).
+    said_full: bool,
 }
 
 /// The acknowledgements of a lossless ring's replica ([`crate::ack`]).
@@ -148,14 +166,38 @@ impl Replica {
     }
 }
 
-struct ReplicaSink<'a>(&'a mut Stream);
+/// Writes to a replica; a linear one grows by `room` bytes at most (`None`: a ring, no
+/// growth). A piece that does not fit is refused whole ([`FULL`]), nothing of it written.
+struct ReplicaSink<'a> {
+    stream: &'a mut Stream,
+    room: Option<u64>,
+}
+
+/// The error a [`ReplicaSink`] refuses a piece with: the replicas' `max_bytes` is reached.
+const FULL: &str = "the importer's --max-bytes limit is reached";
+
+impl ReplicaSink<'_> {
+    fn grow(&mut self, by: u64) -> io::Result<()> {
+        match self.room {
+            Some(room) if by > room => Err(io::Error::new(io::ErrorKind::StorageFull, FULL)),
+            Some(room) => {
+                self.room = Some(room - by);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
 
 impl Sink for ReplicaSink<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
+        self.grow(bytes.len() as u64)?;
+        self.stream.write_all(bytes)
     }
     fn skip(&mut self, to: u64) -> io::Result<()> {
-        self.0.skip_to(to).map(|_| ())
+        let by = to.saturating_sub(self.stream.len());
+        self.grow(by)?;
+        self.stream.skip_to(to).map(|_| ())
     }
 }
 
@@ -188,6 +230,8 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         describing: std::collections::HashSet::new(),
         session: session.clone(),
         importer: crate::ack::importer_id(&opts.prefix, opts.as_prefix.as_deref()),
+        held: HashMap::new(),
+        used: 0,
     }));
     // Live frames are applied in Zenoh's callback itself: no hop to another thread (a
     // wake-up per frame, tens of microseconds on a busy machine). Applying never waits
@@ -219,6 +263,8 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         if last_resync.is_none_or(|t| t.elapsed() >= opts.resync) {
             last_resync = Some(Instant::now());
             let mut im = lock(&im);
+            im.release_gone();
+            im.resume_full();
             // One description query at a time: queries slower than the resync period (a
             // peer that holds them to their timeout) must not pile up before the
             // fetches.
@@ -228,7 +274,7 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
             let behind: Vec<String> = im
                 .replicas
                 .iter()
-                .filter(|(_, r)| r.stream.is_some() && !r.querying)
+                .filter(|(_, r)| r.stream.is_some() && !r.querying && !r.full)
                 .map(|(n, _)| n.clone())
                 .collect();
             for n in behind {
@@ -328,9 +374,95 @@ struct Importer {
     session: Session,
     /// The id this importer acknowledges under ([`crate::ack::importer_id`]).
     importer: String,
+    /// The replicas this importer created that may still be in `/dev/shm`, by local
+    /// name, with the bytes each counts against `max_bytes` (see [`ImportOptions`]).
+    held: HashMap<String, u64>,
+    /// The sum of `held`.
+    used: u64,
 }
 
 impl Importer {
+    /// Counts `bytes` for the replica `local` (replacing what it counted).
+    fn charge(&mut self, local: &str, bytes: u64) {
+        let old = self.held.insert(local.to_owned(), bytes).unwrap_or(0);
+        self.used = self.used - old + bytes;
+    }
+
+    /// Counts the replica `local` no more.
+    fn uncharge(&mut self, local: &str) {
+        if let Some(old) = self.held.remove(local) {
+            self.used -= old;
+        }
+    }
+
+    /// Stops counting closed replicas that are gone from `/dev/shm` (a non-persistent
+    /// one as its last reader closed, a persistent one once removed) or replaced by a
+    /// stream that is not this user's replica.
+    fn release_gone(&mut self) {
+        let open: std::collections::HashSet<&str> = self
+            .replicas
+            .values()
+            .filter(|r| r.stream.is_some())
+            .map(|r| r.local.as_str())
+            .collect();
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let gone: Vec<String> = self
+            .held
+            .keys()
+            .filter(|l| !open.contains(l.as_str()))
+            .filter(|l| fshm::inspect(l).map_or(true, |i| i.replica_of.is_none() || i.uid != uid))
+            .cloned()
+            .collect();
+        for l in gone {
+            self.uncharge(&l);
+        }
+    }
+
+    /// Lets linear replicas stopped at `max_bytes` grow again (and catch up) once there
+    /// is room for a frame's worth of bytes ([`crate::BATCH`]): not a range query per
+    /// resync for a few bytes.
+    fn resume_full(&mut self) {
+        if self.used.saturating_add(crate::BATCH as u64) > self.opts.max_bytes {
+            return;
+        }
+        let full: Vec<String> = self
+            .replicas
+            .iter()
+            .filter(|(_, r)| r.full && r.stream.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in full {
+            if let Some(r) = self.replicas.get_mut(&n) {
+                r.full = false;
+            }
+            self.catch_up(&n);
+        }
+    }
+
+    /// Why a replica counting `bytes` cannot be created at `local` now (`None`: it
+    /// can). What a replica at `local` counts already is not counted: creating takes
+    /// it back.
+    fn no_room(&self, local: &str, bytes: u64) -> Option<String> {
+        let mine = self.held.get(local).copied();
+        let streams = self.held.len() - usize::from(mine.is_some());
+        let used = self.used - mine.unwrap_or(0);
+        if streams >= self.opts.max_streams {
+            Some(format!(
+                "the importer holds {streams} replicas, its --max-streams limit (tried \
+                 again once one is gone)"
+            ))
+        } else if used.saturating_add(bytes) > self.opts.max_bytes {
+            Some(format!(
+                "it needs {bytes} bytes of /dev/shm and the replicas hold {used} of the \
+                 importer's --max-bytes limit {} (tried again once replicas free room)",
+                self.opts.max_bytes
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Acknowledges every lossless replica (`at_least`: see [`acknowledge`]).
     fn acknowledge_all(&mut self, at_least: Option<u64>) {
         for r in self.replicas.values_mut() {
@@ -367,7 +499,7 @@ impl Importer {
         let Some(r) = self.replicas.get(name) else {
             return;
         };
-        if r.stream.is_none() || r.querying {
+        if r.stream.is_none() || r.querying || r.full {
             return;
         }
         let pos = r.recv.pos();
@@ -432,18 +564,63 @@ impl Importer {
                 let Some(stream) = r.stream.as_mut() else {
                     return;
                 };
+                r.heard = Instant::now();
+                if r.full {
+                    // Refetched once there is room.
+                    return;
+                }
                 let piece = match f.kind {
                     Kind::Data => Piece::Data(f.payload),
                     _ => Piece::Lost(f.extra),
                 };
-                r.heard = Instant::now();
                 let before = r.recv.pos();
-                if let Err(e) = r.recv.offer(f.pos, piece, &mut ReplicaSink(stream)) {
-                    eprintln!("fshm-tunnel import: {}: {e}: replica closed", r.local);
-                    r.stream = None;
-                    return;
-                }
+                let counted = self.held.get(&r.local).copied().unwrap_or(0);
+                let room = (!r.ring).then(|| {
+                    self.opts
+                        .max_bytes
+                        .saturating_sub(self.used.saturating_sub(counted))
+                        .saturating_sub(counted.max(fshm::header::DATA_OFFSET + before))
+                });
+                let mut sink = ReplicaSink { stream, room };
+                let offered = r.recv.offer(f.pos, piece, &mut sink);
                 let applied = r.recv.pos() - before;
+                if !r.ring {
+                    let local = r.local.clone();
+                    let len = fshm::header::DATA_OFFSET + r.recv.pos();
+                    self.charge(&local, len.max(counted));
+                }
+                let Some(r) = self.replicas.get_mut(&name) else {
+                    return;
+                };
+                match offered {
+                    Err(e) if e.kind() == io::ErrorKind::StorageFull && !r.ring => {
+                        // Holds what it has; its readers wait (the stale mark says why).
+                        r.full = true;
+                        if !std::mem::replace(&mut r.said_full, true) {
+                            eprintln!(
+                                "fshm-tunnel import: {}: {FULL}: the replica stops growing at \
+                             {} bytes and is marked stale; it resumes when replicas free \
+                             room",
+                                r.local,
+                                r.recv.pos()
+                            );
+                        }
+                        if r.stale_since.is_none() {
+                            if let Some(s) = r.stream.as_ref() {
+                                if s.set_stale(true).is_ok() {
+                                    r.stale_since = Some(Instant::now());
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        eprintln!("fshm-tunnel import: {}: {e}: replica closed", r.local);
+                        r.stream = None;
+                        return;
+                    }
+                    Ok(()) => {}
+                }
                 r.known_len = r.known_len.max(r.recv.pos());
                 let gap = r.recv.gap_end().is_some();
                 r.clear_if_caught_up();
@@ -505,8 +682,25 @@ impl Importer {
             cut -= 1;
         }
         source.truncate(cut);
-        match create_replica(&local, &m, &source, self.opts.ring_min_capacity) {
+        let ring = m.ring_capacity != 0;
+        let bytes = fshm::header::DATA_OFFSET
+            + if ring {
+                ring_capacity(&m, self.opts.ring_min_capacity)
+            } else {
+                0
+            };
+        let created = match self.no_room(&local, bytes) {
+            Some(why) => Err(io::Error::new(io::ErrorKind::StorageFull, why)),
+            None => create_replica(&local, &m, &source, self.opts.ring_min_capacity),
+        };
+        match created {
             Ok(stream) => {
+                let bytes = if ring {
+                    bytes
+                } else {
+                    fshm::header::DATA_OFFSET + stream.len()
+                };
+                self.charge(&local, bytes);
                 let start = stream.len();
                 let ack = Acking::new(name, &self.importer, &m);
                 self.replicas.insert(
@@ -525,6 +719,9 @@ impl Importer {
                         fetched_from: None,
                         failed: None,
                         ack,
+                        ring,
+                        full: false,
+                        said_full: false,
                     },
                 );
                 // The exporter learns of this importer before any byte is released.
@@ -555,11 +752,20 @@ impl Importer {
                         fetched_from: None,
                         failed: Some(Instant::now()),
                         ack: None,
+                        ring,
+                        full: false,
+                        said_full: false,
                     },
                 );
             }
         }
     }
+}
+
+/// The capacity of a ring replica of a source described by `m`.
+fn ring_capacity(m: &Meta, min_cap: u64) -> u64 {
+    let page = 4096;
+    m.ring_capacity.max(min_cap.div_ceil(page) * page)
 }
 
 /// Creates the replica `local` of a source described by `m`: same kind, size and
@@ -586,8 +792,7 @@ fn create_replica(local: &str, m: &Meta, source: &str, min_cap: u64) -> io::Resu
         .max_size(m.max_size)
         .replica_of(source);
     if m.ring_capacity != 0 {
-        let page = 4096;
-        let cap = m.ring_capacity.max(min_cap.div_ceil(page) * page);
+        let cap = ring_capacity(m, min_cap);
         o.max_size(cap);
         o.ring(
             cap,

@@ -22,6 +22,9 @@
 //!   acknowledge them applied ([`ack`]), so a slow importer or link holds the producer
 //!   back instead of losing data, and bytes Zenoh dropped are refetched from the ring.
 //!   An importer silent for `--ack-patience-ms` is no longer waited for.
+//! - **Bounded**: the importer holds at most `--max-streams` replicas taking at most
+//!   `--max-bytes` of `/dev/shm` together ([`import::ImportOptions`]): a peer that
+//!   announces streams cannot fill the importing host's memory.
 //! - **Ends**: the source owner's close or death is published explicitly (a meta frame,
 //!   also the answer to every later query); the importer then closes the replica, and
 //!   its followers get end-of-stream.
@@ -196,9 +199,67 @@ pub fn open_session(config: zenoh::Config) -> io::Result<zenoh::Session> {
         .map_err(|e| io::Error::other(format!("cannot open the Zenoh session: {e}")))
 }
 
+/// A size given on the command line (`--max-bytes`): bytes, or a number followed by
+/// K, M, G or T (powers of 1024; `KiB`, `MiB`... and lower case too). Zero is refused.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let bad = || format!("invalid size '{s}' (bytes, or a number with K, M, G or T)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KIB" => 10,
+        "M" | "MIB" => 20,
+        "G" | "GIB" => 30,
+        "T" | "TIB" => 40,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err(format!("invalid size '{s}': must be more than 0")),
+        Some(v) => Ok(v),
+        None => Err(format!("size '{s}' is too large")),
+    }
+}
+
+/// The importer's default `--max-bytes`: half of the size of the file system under
+/// `/dev/shm` (1 GiB if it cannot be read).
+pub fn default_max_bytes() -> u64 {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: the path is NUL-terminated and `st` is a valid place for the result,
+    // read only when `statvfs` succeeded (it then initialised it).
+    let size = unsafe {
+        if libc::statvfs(c"/dev/shm".as_ptr(), st.as_mut_ptr()) == 0 {
+            let st = st.assume_init();
+            // `fsblkcnt_t` and `c_ulong` are 32 bits on some targets.
+            #[allow(clippy::unnecessary_cast)]
+            (st.f_blocks as u64).saturating_mul(st.f_frsize as u64)
+        } else {
+            0
+        }
+    };
+    if size == 0 {
+        1 << 30
+    } else {
+        size / 2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes_and_bad_ones_are_refused() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        for bad in ["", "M", "12Q", "-1", "1.5G", "0", "0K", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(default_max_bytes() > 0);
+    }
 
     #[test]
     fn keys_round_trip_and_hostile_keys_are_refused() {

@@ -66,6 +66,16 @@ enum Cmd {
         /// local readers of a replica are lossy readers, a larger ring gives them slack
         #[arg(long, default_value_t = 0)]
         ring_min_capacity: u64,
+        /// Replicas held at once at most (open ones, and closed ones still in /dev/shm);
+        /// a stream beyond it is imported once one is gone
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+        max_streams: u64,
+        /// Bytes of /dev/shm the replicas may take together at most, with K, M, G or T
+        /// (default: half of /dev/shm's size): a ring replica counts its whole capacity,
+        /// a linear one its length; a ring that does not fit is imported once there is
+        /// room, a linear replica that reaches it stops (marked stale) until there is room
+        #[arg(long, value_parser = fshm_tunnel::parse_size)]
+        max_bytes: Option<u64>,
     },
 }
 
@@ -94,7 +104,10 @@ fn main() {
             net,
             resync_ms,
             ring_min_capacity,
+            max_streams,
+            max_bytes,
         } => {
+            let max_bytes = max_bytes.unwrap_or_else(fshm_tunnel::default_max_bytes);
             let peers: Vec<&String> = net.connect.iter().chain(net.listen.iter()).collect();
             let source = format!(
                 "zenoh:{}",
@@ -111,6 +124,8 @@ fn main() {
                         stale_after: 3 * Duration::from_millis(resync_ms.max(10)),
                         reorder_limit: 32 << 20,
                         ring_min_capacity,
+                        max_streams: usize::try_from(max_streams).unwrap_or(usize::MAX),
+                        max_bytes,
                     };
                     fshm_tunnel::import::run(&s, &o, stop)
                 })

@@ -7,6 +7,7 @@
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
@@ -677,55 +678,249 @@ fn helper_query_flood() {
     }
 }
 
-/// Open finding (see RELIABILITY.md, "fshm-tunnel"): a peer that announces ring streams
-/// under the prefix makes the importer reserve their whole capacity in `/dev/shm` at
-/// once, as many as it announces — here 16 × 64 MiB. Nothing bounds the total yet; the
-/// bound asserted (256 MiB) stands for the limit to be decided. Run with `--ignored`.
-#[test]
-#[ignore = "open finding: no limit on the replicas a peer may have the importer create"]
-fn a_peer_announcing_many_rings_cannot_fill_dev_shm() {
-    let p = Prefix::new("rings");
-    let port = free_port();
-    let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
-    let session = fshm_tunnel::open_session(cfg).unwrap();
-    let _imp = import(&p, port);
-    let meta = fshm_tunnel::frame::Meta {
+/// An importer of `p` from `port` with `extra` arguments, its standard error collected
+/// line by line (and passed on).
+fn import_with(p: &Prefix, port: u16, extra: &[&str]) -> (Proc, Arc<Mutex<Vec<String>>>) {
+    let mut c = Proc(
+        Command::new(BIN)
+            .args(["import", &p.0, "--as", &p.1, "--connect"])
+            .arg(format!("tcp/127.0.0.1:{port}"))
+            .args(["--resync-ms", "200"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = c.0.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            l.lock().unwrap().push(line);
+        }
+    });
+    (c, lines)
+}
+
+/// A ring's description as a peer announces it.
+fn ring_meta(capacity: u64, state: fshm_tunnel::frame::SourceState) -> Vec<u8> {
+    fshm_tunnel::frame::Meta {
         ident: 3,
-        ring_capacity: 64 << 20,
+        ring_capacity: capacity,
         lossless: false,
         persistent: false,
         immutable: false,
         mode: 0o644,
-        max_size: 64 << 20,
+        max_size: capacity,
+        len: 0,
+        oldest: 0,
+        state,
+    }
+    .frame()
+}
+
+/// The replicas under `prefix`: how many, and the bytes of `/dev/shm` they take.
+fn replicas_under(prefix: &str) -> (usize, u64) {
+    let l = fshm::list_with_prefix(prefix).unwrap();
+    (l.len(), l.iter().map(|i| i.object_size).sum())
+}
+
+/// A peer announces 16 rings of 64 MiB under the prefix (before the limit, the importer
+/// reserved all 1 GiB of them). With `--max-bytes 256M` it creates three (each counts
+/// its capacity and a header page), says once per refused stream why, and creates
+/// another when one of the three is gone.
+#[test]
+fn a_peer_announcing_many_rings_cannot_fill_dev_shm() {
+    use fshm_tunnel::frame::SourceState;
+    let p = Prefix::new("rings");
+    let port = free_port();
+    let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
+    let session = fshm_tunnel::open_session(cfg).unwrap();
+    let (mut imp, err) = import_with(&p, port, &["--max-bytes", "256M"]);
+    let announce = |skip: Option<usize>| {
+        for k in (0..16).filter(|k| Some(*k) != skip) {
+            let key = fshm_tunnel::data_key(&p.src(&format!("r{k}")));
+            let _ = session
+                .put(key, ring_meta(64 << 20, SourceState::Alive))
+                .wait();
+        }
+    };
+    wait_until("three replicas", PATIENCE, || {
+        announce(None);
+        std::thread::sleep(Duration::from_millis(50));
+        replicas_under(&p.1).0 >= 3
+    });
+    // Many descriptions (and resync periods) later, still three.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1500) {
+        announce(None);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (n, bytes) = replicas_under(&p.1);
+    assert_eq!(n, 3, "replicas created");
+    assert!(bytes <= 256 << 20, "the replicas take {bytes} bytes");
+    assert!(imp.alive(), "the importer died");
+    let held: Vec<usize> = (0..16)
+        .filter(|k| fshm::inspect(&p.rep(&format!("r{k}"))).is_ok())
+        .collect();
+    // One line for each refused stream, however often it was announced.
+    let lines = err.lock().unwrap().clone();
+    for k in (0..16).filter(|k| !held.contains(k)) {
+        let tag = format!("{}: ", p.rep(&format!("r{k}")));
+        let said: Vec<&String> = lines.iter().filter(|l| l.contains(&tag)).collect();
+        assert_eq!(said.len(), 1, "r{k}: {said:?}");
+        assert!(said[0].contains("--max-bytes"), "{}", said[0]);
+    }
+    // One of the three ends: its replica goes, and another stream gets one.
+    let gone = held[0];
+    let key = fshm_tunnel::data_key(&p.src(&format!("r{gone}")));
+    wait_until("another replica", PATIENCE, || {
+        let _ = session
+            .put(&key, ring_meta(64 << 20, SourceState::Closed))
+            .wait();
+        announce(Some(gone));
+        std::thread::sleep(Duration::from_millis(50));
+        fshm::inspect(&p.rep(&format!("r{gone}"))).is_err() && replicas_under(&p.1).0 == 3
+    });
+    let (n, bytes) = replicas_under(&p.1);
+    assert_eq!(n, 3);
+    assert!(bytes <= 256 << 20, "the replicas take {bytes} bytes");
+}
+
+/// A peer announces five streams to an importer run with `--max-streams 2`: two
+/// replicas, the others refused (one line each).
+#[test]
+fn a_peer_announcing_many_streams_is_held_to_max_streams() {
+    let p = Prefix::new("nstreams");
+    let port = free_port();
+    let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
+    let session = fshm_tunnel::open_session(cfg).unwrap();
+    let (mut imp, err) = import_with(&p, port, &["--max-streams", "2"]);
+    let meta = fshm_tunnel::frame::Meta {
+        ident: 4,
+        ring_capacity: 0,
+        lossless: false,
+        persistent: false,
+        immutable: false,
+        mode: 0o644,
+        max_size: 1 << 20,
         len: 0,
         oldest: 0,
         state: fshm_tunnel::frame::SourceState::Alive,
     };
-    let reserved = || -> u64 {
-        fshm::list_with_prefix(&p.1)
-            .unwrap()
-            .iter()
-            .map(|i| i.object_size)
-            .sum()
-    };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(3) {
-        for k in 0..16 {
-            let _ = session
-                .put(
-                    fshm_tunnel::data_key(&p.src(&format!("r{k}"))),
-                    meta.frame(),
-                )
-                .wait();
+    let announce = || {
+        for k in 0..5 {
+            let key = fshm_tunnel::data_key(&p.src(&format!("s{k}")));
+            let _ = session.put(key, meta.frame()).wait();
         }
+    };
+    wait_until("two replicas", PATIENCE, || {
+        announce();
+        std::thread::sleep(Duration::from_millis(50));
+        replicas_under(&p.1).0 >= 2
+    });
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1000) {
+        announce();
         std::thread::sleep(Duration::from_millis(100));
     }
-    let r = reserved();
+    assert_eq!(replicas_under(&p.1).0, 2);
+    assert!(imp.alive());
+    let refused = err
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("--max-streams"))
+        .count();
+    assert_eq!(refused, 3, "{:?}", err.lock().unwrap());
+}
+
+/// A linear replica that reaches `--max-bytes` stops growing: it holds a true prefix of
+/// its source, is marked stale, and catches up once another replica is gone.
+#[test]
+fn a_linear_replica_stops_at_max_bytes_and_resumes_when_room_frees() {
+    let p = Prefix::new("linfull");
+    let port = free_port();
+    let a_bytes: Vec<u8> = (0..300u32 << 10).map(|i| (i % 251) as u8).collect();
+    let b_bytes: Vec<u8> = (0..300u32 << 10).map(|i| (i % 241) as u8).collect();
+    let mut a = fshm::Stream::create(&p.src("a")).unwrap();
+    a.write_all(&a_bytes).unwrap();
+    let _e = export(&p.0, port);
+    let (mut imp, err) = import_with(&p, port, &["--max-bytes", "512K"]);
+    wait_until("a's replica", PATIENCE, || {
+        replica_len(&p.rep("a")) == Some(300 << 10)
+    });
+    let mut b = fshm::Stream::create(&p.src("b")).unwrap();
+    b.write_all(&b_bytes).unwrap();
+    wait_until("b's replica marked stale", PATIENCE, || {
+        fshm::inspect(&p.rep("b")).is_ok_and(|i| i.stale)
+    });
+    // Settled: nothing more arrives while there is no room.
+    std::thread::sleep(Duration::from_millis(600));
+    let held = replica_len(&p.rep("b")).unwrap();
     assert!(
-        r <= 256 << 20,
-        "a peer had the importer reserve {} MiB",
-        r >> 20
+        held + (300 << 10) + 2 * 4096 <= 512 << 10,
+        "b's replica holds {held} bytes"
     );
+    let mut got = vec![0u8; held as usize];
+    fshm::Stream::open(&p.rep("b"))
+        .unwrap()
+        .read_exact(&mut got)
+        .unwrap();
+    assert_eq!(
+        got[..],
+        b_bytes[..got.len()],
+        "b's replica is no prefix of b"
+    );
+    let said = err
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("--max-bytes"))
+        .count();
+    assert_eq!(said, 1, "{:?}", err.lock().unwrap());
+    // a's source closes: its replica goes, and b's catches up.
+    drop(a);
+    wait_until("b's replica complete", PATIENCE, || {
+        fshm::inspect(&p.rep("b")).is_ok_and(|i| i.len == 300 << 10 && !i.stale)
+    });
+    assert!(fshm::inspect(&p.rep("a")).is_err());
+    assert!(imp.alive());
+}
+
+/// Bad `--max-bytes` / `--max-streams` values: a clear error, exit status 2, nothing
+/// created.
+#[test]
+fn bad_import_limits_are_refused_and_create_nothing() {
+    let p = Prefix::new("badflags");
+    let port = free_port();
+    for (flag, value) in [
+        ("--max-bytes", "12Q"),
+        ("--max-bytes", "0"),
+        ("--max-bytes", "-5M"),
+        ("--max-bytes", "99999999999T"),
+        ("--max-streams", "0"),
+        ("--max-streams", "many"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["import", &p.0, "--as", &p.1, "--connect"])
+            .arg(format!("tcp/127.0.0.1:{port}"))
+            .arg(format!("{flag}={value}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(value),
+            "{flag} {value}: {err}"
+        );
+    }
+    assert!(fshm::list_with_prefix(&p.0).unwrap().is_empty());
+    assert!(fshm::list_with_prefix(&p.1).unwrap().is_empty());
 }
 
 /// CPU time (user + system) of a process, in clock ticks.
