@@ -201,6 +201,10 @@ impl Sink for ReplicaSink<'_> {
     }
 }
 
+/// Room (bytes under `max_bytes`) that lets a linear replica stopped at the limit grow
+/// again.
+const RESUME_ROOM: u64 = 256 << 10;
+
 /// Description queries for single unknown streams in flight at most.
 const DESCRIBING_MAX: usize = 16;
 
@@ -420,10 +424,9 @@ impl Importer {
     }
 
     /// Lets linear replicas stopped at `max_bytes` grow again (and catch up) once there
-    /// is room for a frame's worth of bytes ([`crate::BATCH`]): not a range query per
-    /// resync for a few bytes.
+    /// is room for [`RESUME_ROOM`]: not a range query per resync for a few bytes.
     fn resume_full(&mut self) {
-        if self.used.saturating_add(crate::BATCH as u64) > self.opts.max_bytes {
+        if self.used.saturating_add(RESUME_ROOM) > self.opts.max_bytes {
             return;
         }
         let full: Vec<String> = self
