@@ -5,84 +5,21 @@
 //! when not root, and fail instead when `FSHM_TEST_REQUIRE_PRIVILEGES=1`.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fshm-tunnel");
-/// How long any wait may take before the test fails instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(60);
 /// The attacker's uid and gid: neither the streams' owner nor in their group.
 const HOSTILE: u32 = 1002;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+mod common;
+use common::{free_port, Prefix, Proc, BIN, PATIENCE};
 
-/// A fresh prefix, whose streams (and those of its mapped twin) are removed on drop.
-struct Prefix(String, String);
-
-impl Prefix {
-    fn new(tag: &str) -> Prefix {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = std::process::id();
-        Prefix(
-            format!("/fshm-red-{id}-{n}-{tag}/"),
-            format!("/fshm-redr-{id}-{n}-{tag}/"),
-        )
-    }
-    fn src(&self, s: &str) -> String {
-        format!("{}{s}", self.0)
-    }
-    fn rep(&self, s: &str) -> String {
-        format!("{}{s}", self.1)
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        for p in [&self.0, &self.1] {
-            if let Ok(l) = fshm::list_with_prefix(p) {
-                for i in l {
-                    let _ = fshm::force_destroy(&i.name);
-                }
-            }
-        }
-    }
-}
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-    fn alive(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-    /// Peak resident memory (`VmHWM`) in bytes.
-    fn peak_rss(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
-        let line = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kib << 10
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A fresh prefix of this file's family.
+fn prefix(tag: &str) -> Prefix {
+    Prefix::in_family("red", tag)
 }
 
 fn export(prefix: &str, port: u16) -> Proc {
@@ -275,7 +212,7 @@ fn a_stream_another_local_user_puts_under_the_prefix_is_not_exported() {
     if !can_switch_users("a_stream_another_local_user_puts_under_the_prefix_is_not_exported") {
         return;
     }
-    let p = Prefix::new("uid");
+    let p = prefix("uid");
     let port = free_port();
     assert!(as_hostile_user("create", &p.src("evil")));
     let mut good = fshm::Stream::create(&p.src("good")).unwrap();
@@ -300,7 +237,7 @@ fn a_local_user_cannot_write_a_replica_whatever_the_source_mode() {
     if !can_switch_users("a_local_user_cannot_write_a_replica_whatever_the_source_mode") {
         return;
     }
-    let p = Prefix::new("ro");
+    let p = prefix("ro");
     let port = free_port();
     let mut lin = fshm::OpenOptions::new()
         .mode(0o666)
@@ -336,7 +273,7 @@ fn a_squatted_replica_name_is_imported_once_the_squatter_leaves() {
     if !can_switch_users("a_squatted_replica_name_is_imported_once_the_squatter_leaves") {
         return;
     }
-    let p = Prefix::new("squat");
+    let p = prefix("squat");
     let port = free_port();
     assert!(as_hostile_user("create", &p.rep("a")));
     let mut src = fshm::Stream::create(&p.src("a")).unwrap();
@@ -371,7 +308,7 @@ fn the_importer_never_takes_back_another_users_dead_replica() {
     if !can_switch_users("the_importer_never_takes_back_another_users_dead_replica") {
         return;
     }
-    let p = Prefix::new("takeback");
+    let p = prefix("takeback");
     let port = free_port();
     assert!(as_hostile_user("create-replica", &p.rep("a")));
     let info = fshm::inspect(&p.rep("a")).unwrap();
@@ -405,7 +342,7 @@ fn the_importer_never_takes_back_another_users_dead_replica() {
 #[test]
 fn many_fake_streams_do_not_multiply_the_importers_reorder_memory() {
     use fshm_tunnel::frame::{encode, Kind, Meta, SourceState};
-    let p = Prefix::new("mem");
+    let p = prefix("mem");
     let port = free_port();
     let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
     let session = fshm_tunnel::open_session(cfg).unwrap();
@@ -478,7 +415,7 @@ fn many_fake_streams_do_not_multiply_the_importers_reorder_memory() {
 /// the periodic description queries while each takes that long.
 #[test]
 fn a_peer_that_holds_every_query_delays_catch_up_but_never_stops_it() {
-    let p = Prefix::new("hold");
+    let p = prefix("hold");
     let port = free_port();
     // Two range queries' worth (8 MiB each) before the tunnel starts.
     let mut src = fshm::Stream::create(&p.src("big")).unwrap();
@@ -509,7 +446,7 @@ fn a_peer_that_holds_every_query_delays_catch_up_but_never_stops_it() {
 /// would let it reassemble messages of up to 1 GiB, several at a time).
 #[test]
 fn huge_messages_from_a_peer_are_not_held_by_the_importer() {
-    let p = Prefix::new("huge");
+    let p = prefix("huge");
     let port = free_port();
     let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
     let session = fshm_tunnel::open_session(cfg).unwrap();
@@ -572,7 +509,7 @@ fn huge_messages_from_a_peer_are_not_held_by_the_importer() {
 /// malformed positions, bad names) get no bytes they did not ask for.
 #[test]
 fn a_peer_flooding_the_exporter_with_queries_it_never_reads_does_not_stop_it() {
-    let p = Prefix::new("qflood");
+    let p = prefix("qflood");
     let port = free_port();
     let mut big = fshm::Stream::create(&p.src("big")).unwrap();
     big.write_all(&vec![4u8; 16 << 20]).unwrap();
@@ -735,7 +672,7 @@ fn replicas_under(prefix: &str) -> (usize, u64) {
 #[test]
 fn a_peer_announcing_many_rings_cannot_fill_dev_shm() {
     use fshm_tunnel::frame::SourceState;
-    let p = Prefix::new("rings");
+    let p = prefix("rings");
     let port = free_port();
     let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
     let session = fshm_tunnel::open_session(cfg).unwrap();
@@ -794,7 +731,7 @@ fn a_peer_announcing_many_rings_cannot_fill_dev_shm() {
 /// replicas, the others refused (one line each).
 #[test]
 fn a_peer_announcing_many_streams_is_held_to_max_streams() {
-    let p = Prefix::new("nstreams");
+    let p = prefix("nstreams");
     let port = free_port();
     let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
     let session = fshm_tunnel::open_session(cfg).unwrap();
@@ -842,7 +779,7 @@ fn a_peer_announcing_many_streams_is_held_to_max_streams() {
 /// its source, is marked stale, and catches up once another replica is gone.
 #[test]
 fn a_linear_replica_stops_at_max_bytes_and_resumes_when_room_frees() {
-    let p = Prefix::new("linfull");
+    let p = prefix("linfull");
     let port = free_port();
     let a_bytes: Vec<u8> = (0..300u32 << 10).map(|i| (i % 251) as u8).collect();
     let b_bytes: Vec<u8> = (0..300u32 << 10).map(|i| (i % 241) as u8).collect();
@@ -895,7 +832,7 @@ fn a_linear_replica_stops_at_max_bytes_and_resumes_when_room_frees() {
 /// created.
 #[test]
 fn bad_import_limits_are_refused_and_create_nothing() {
-    let p = Prefix::new("badflags");
+    let p = prefix("badflags");
     let port = free_port();
     for (flag, value) in [
         ("--max-bytes", "12Q"),
@@ -935,7 +872,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// its range queries): the importer asks again, but does not spin on queries.
 #[test]
 fn a_stream_described_longer_than_served_does_not_spin_the_importer() {
-    let p = Prefix::new("spin");
+    let p = prefix("spin");
     let port = free_port();
     let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
     let session = fshm_tunnel::open_session(cfg).unwrap();
@@ -973,7 +910,7 @@ fn a_stream_described_longer_than_served_does_not_spin_the_importer() {
 /// it comes from cut to what a replica's source field holds (256 bytes), and exists.
 #[test]
 fn a_source_with_the_longest_name_is_imported() {
-    let p = Prefix::new("long");
+    let p = prefix("long");
     let port = free_port();
     // Object names are at most 255 bytes; '/' inside a name takes three ("%2F").
     let room = 255 - 1 - (p.0.len() - 1) - 2 - 3;
@@ -997,7 +934,7 @@ fn a_source_with_the_longest_name_is_imported() {
 #[test]
 #[ignore = "open finding: a stuck subscriber holds lossless producers back"]
 fn a_stuck_subscriber_cannot_hold_a_lossless_producer() {
-    let p = Prefix::new("stucksub");
+    let p = prefix("stucksub");
     let port = free_port();
     let mut w = fshm::OpenOptions::new()
         .ring(64 << 10, fshm::RingPolicy::Lossless)

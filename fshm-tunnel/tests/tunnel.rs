@@ -4,73 +4,15 @@
 //! uses a prefix of its own and removes its streams, also on failure.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fshm-tunnel");
-/// How long any wait may take before the test fails instead of hanging.
-const PATIENCE: Duration = Duration::from_secs(60);
+mod common;
+use common::{free_port, Prefix, Proc, BIN, PATIENCE};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh prefix, whose streams (and those of its mapped twin) are removed on drop.
-struct Prefix(String, String);
-
-impl Prefix {
-    fn new(tag: &str) -> Prefix {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = std::process::id();
-        Prefix(
-            format!("/fshm-tun-{id}-{n}-{tag}/"),
-            format!("/fshm-tunr-{id}-{n}-{tag}/"),
-        )
-    }
-    fn src(&self, s: &str) -> String {
-        format!("{}{s}", self.0)
-    }
-    fn rep(&self, s: &str) -> String {
-        format!("{}{s}", self.1)
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        for p in [&self.0, &self.1] {
-            if let Ok(l) = fshm::list_with_prefix(p) {
-                for i in l {
-                    let _ = fshm::force_destroy(&i.name);
-                }
-            }
-        }
-    }
-}
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-    fn alive(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A fresh prefix of this file's family.
+fn prefix(tag: &str) -> Prefix {
+    Prefix::in_family("tun", tag)
 }
 
 fn export(prefix: &str, port: u16) -> Proc {
@@ -154,7 +96,7 @@ fn check_held(name: &str) -> (u64, u64) {
 
 #[test]
 fn streams_are_mirrored_byte_for_byte_late_joiners_catch_up_and_replicas_are_read_only() {
-    let p = Prefix::new("basic");
+    let p = prefix("basic");
     let port = free_port();
     // Before any tunnel: a linear stream with 1 MiB and a lossy ring that wrapped.
     let mut lin = fshm::OpenOptions::new()
@@ -224,7 +166,7 @@ fn streams_are_mirrored_byte_for_byte_late_joiners_catch_up_and_replicas_are_rea
 
 #[test]
 fn the_source_owner_close_and_death_end_followers_on_the_other_side() {
-    let p = Prefix::new("ends");
+    let p = prefix("ends");
     let port = free_port();
     let _e = export(&p.0, port);
     let _i = import(&p, port, &[]);
@@ -295,7 +237,7 @@ fn helper_owner() {
 
 #[test]
 fn a_slow_importer_holds_a_lossless_producer_back_and_no_byte_is_lost() {
-    let p = Prefix::new("lossless");
+    let p = prefix("lossless");
     let port = free_port();
     let _e = export(&p.0, port);
     // The importer applies at most 8 MiB/s; its replica holds the whole run, so that
@@ -335,7 +277,7 @@ fn a_slow_importer_holds_a_lossless_producer_back_and_no_byte_is_lost() {
 
 #[test]
 fn outages_resume_without_a_hole_and_bytes_gone_at_the_source_are_recorded_as_lost() {
-    let p = Prefix::new("outage");
+    let p = prefix("outage");
     let port = free_port();
     let mut lin = fshm::Stream::create(&p.src("lin")).unwrap();
     let mut ring = fshm::OpenOptions::new()
@@ -392,7 +334,7 @@ fn outages_resume_without_a_hole_and_bytes_gone_at_the_source_are_recorded_as_lo
 
 #[test]
 fn a_lost_exporter_marks_replicas_stale_while_they_stay_open_and_its_return_clears_the_mark() {
-    let p = Prefix::new("stale");
+    let p = prefix("stale");
     let port = free_port();
     let mut lin = fshm::Stream::create(&p.src("lin")).unwrap();
     let mut ring = fshm::OpenOptions::new()
@@ -481,7 +423,7 @@ fn a_lost_exporter_marks_replicas_stale_while_they_stay_open_and_its_return_clea
 #[test]
 fn a_hostile_exporter_cannot_write_outside_the_prefix_nor_crash_the_importer() {
     use zenoh::Wait;
-    let p = Prefix::new("hostile");
+    let p = prefix("hostile");
     let port = free_port();
     let cfg = fshm_tunnel::zenoh_config(None, &[format!("tcp/127.0.0.1:{port}")], &[]).unwrap();
     let session = fshm_tunnel::open_session(cfg).unwrap();
@@ -620,7 +562,7 @@ fn assert_held(src: &str, applied: u64, cap: u64, window: Duration) {
 /// held: between the dead replica and the new one, no position is missing.
 #[test]
 fn a_lossless_ring_holds_for_a_killed_importer_and_its_restart_loses_nothing() {
-    let p = Prefix::new("ackrestart");
+    let p = prefix("ackrestart");
     let port = free_port();
     let cap: u64 = 64 << 10;
     let total: u64 = 8 << 20;
@@ -662,7 +604,7 @@ fn a_lossless_ring_holds_for_a_killed_importer_and_its_restart_loses_nothing() {
 /// producer, held meanwhile, resumes.
 #[test]
 fn a_lossless_ring_stops_waiting_for_an_importer_away_longer_than_the_patience() {
-    let p = Prefix::new("ackpatience");
+    let p = prefix("ackpatience");
     let port = free_port();
     let cap: u64 = 64 << 10;
     let total: u64 = 8 << 20;
