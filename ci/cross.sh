@@ -34,6 +34,12 @@ export FSHM_TEST_RUNNER="${qemu[*]}"
 # this (fshm/tests/common: time_factor): code runs 5-20 times slower under qemu-user,
 # and more on a loaded machine.
 export FSHM_TEST_TIME_FACTOR="${FSHM_TEST_TIME_FACTOR:-10}"
+# qemu-user translates code with GLib's slice allocator, whose lock a child forked while
+# another guest thread was translating finds held forever (seen: guests of
+# faults.rs's creation race stuck in g_slice_alloc under tcg_tb_insert, 0 s of CPU).
+# With GLib < 2.76, G_SLICE=always-malloc sends it to malloc, which glibc keeps usable
+# across fork.
+export G_SLICE=always-malloc
 
 echo "== aarch64: build fshm, fshm-ffi, fshm-cli"
 cargo build --target "$target" -p fshm -p fshm-ffi -p fshm-cli
