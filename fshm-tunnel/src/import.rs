@@ -139,6 +139,18 @@ fn acknowledge(session: &Session, r: &mut Replica, at_least: Option<u64>) {
 }
 
 impl Replica {
+    /// Closes the replica (its owner's close: followers see the end) if its source ended
+    /// and every byte the source held is here; whether it is closed.
+    fn close_if_complete(&mut self) -> bool {
+        if self.stream.is_some()
+            && self.state != SourceState::Alive
+            && self.recv.pos() >= self.known_len
+        {
+            self.stream = None;
+        }
+        self.stream.is_none()
+    }
+
     /// Marks the replica stale, or clears the mark, saying so on standard error.
     fn mark_stale(&mut self, stale: bool, why: &str) {
         let Some(s) = self.stream.as_ref() else {
@@ -300,7 +312,7 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
                     let mut progressed = true;
                     if let Some(r) = im.replicas.get_mut(&name) {
                         r.querying = false;
-                        progressed = r.fetched_from != Some(r.recv.pos());
+                        progressed = r.fetched_from != Some(r.recv.pos()) && !r.close_if_complete();
                     }
                     if progressed {
                         im.catch_up(&name);
@@ -664,6 +676,12 @@ impl Importer {
                 r.known_len = r.known_len.max(m.len);
                 if m.state != SourceState::Alive {
                     r.state = m.state;
+                }
+                // An ended source whose bytes are all here closes the replica now, also
+                // while a range query is out (every resync asks one: waiting for it to
+                // bring something would wait forever).
+                if r.close_if_complete() {
+                    return;
                 }
                 if r.stream.is_some() && !r.querying {
                     self.catch_up(name);
