@@ -203,7 +203,7 @@ impl Reader {
 /// A Zenoh configuration for fast fault tests (a file removed on drop): lease 2 s with 4
 /// keep-alives per lease (Zenoh's default: 10 s), a connection retried after 100 ms then
 /// up to every 500 ms, handshakes bounded at 2 s, and a blocking publication's wait
-/// before Zenoh closes the connection 4 s (the tunnel's default: 60 s). A blocking
+/// before Zenoh closes the connection 4 s (the tunnel's default: the 10 s lease). A blocking
 /// publication that waits on a dead connection holds Zenoh's transmit side (every
 /// stream, query answers and new connections' handshakes) until that wait ends, even
 /// past the lease: the wait bounds how late replicas resume after an outage longer
@@ -217,9 +217,19 @@ impl FastConfig {
             std::process::id(),
             unique()
         ));
-        std::fs::write(
-            &path,
-            r#"{
+        // A new file of this process's own (`O_EXCL`, which also refuses a symbolic
+        // link): the test runs as root, and a name in the shared temporary directory
+        // that another user made first must not be written through.
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        f.write_all(
+            br#"{
   connect: { retry: { period_init_ms: 100, period_max_ms: 500, period_increase_factor: 2 } },
   transport: {
     unicast: { open_timeout: 2000, accept_timeout: 2000 },
