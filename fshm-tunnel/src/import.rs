@@ -139,6 +139,36 @@ fn acknowledge(session: &Session, r: &mut Replica, at_least: Option<u64>) {
 }
 
 impl Replica {
+    /// A replica of the source `m` describes, at `local` (`stream`: `None` if it could
+    /// not be created), heard from now.
+    fn new(
+        local: String,
+        stream: Option<Stream>,
+        recv: Receiver,
+        m: &Meta,
+        ack: Option<Acking>,
+        ring: bool,
+    ) -> Replica {
+        Replica {
+            local,
+            stream,
+            recv,
+            ident: m.ident,
+            known_len: m.len,
+            state: m.state,
+            querying: false,
+            asked: None,
+            heard: Instant::now(),
+            stale_since: None,
+            fetched_from: None,
+            failed: None,
+            ack,
+            ring,
+            full: false,
+            said_full: false,
+        }
+    }
+
     /// Closes the replica (its owner's close: followers see the end) if its source ended
     /// and every byte the source held is here; whether it is closed.
     fn close_if_complete(&mut self) -> bool {
@@ -724,27 +754,9 @@ impl Importer {
                 self.charge(&local, bytes);
                 let start = stream.len();
                 let ack = Acking::new(name, &self.importer, &m);
-                self.replicas.insert(
-                    name.to_owned(),
-                    Replica {
-                        local,
-                        stream: Some(stream),
-                        recv: Receiver::with_budget(start, self.opts.reorder_limit, &self.budget),
-                        ident: m.ident,
-                        known_len: m.len,
-                        state: m.state,
-                        querying: false,
-                        asked: None,
-                        heard: Instant::now(),
-                        stale_since: None,
-                        fetched_from: None,
-                        failed: None,
-                        ack,
-                        ring,
-                        full: false,
-                        said_full: false,
-                    },
-                );
+                let recv = Receiver::with_budget(start, self.opts.reorder_limit, &self.budget);
+                let r = Replica::new(local, Some(stream), recv, &m, ack, ring);
+                self.replicas.insert(name.to_owned(), r);
                 // The exporter learns of this importer before any byte is released.
                 if let Some(r) = self.replicas.get_mut(name) {
                     acknowledge(&self.session, r, None);
@@ -757,27 +769,9 @@ impl Importer {
                 if !failed_before {
                     eprintln!("fshm-tunnel import: cannot create the replica {local}: {e}");
                 }
-                self.replicas.insert(
-                    name.to_owned(),
-                    Replica {
-                        local,
-                        stream: None,
-                        recv: Receiver::new(0, 0),
-                        ident: m.ident,
-                        known_len: m.len,
-                        state: m.state,
-                        querying: false,
-                        asked: None,
-                        heard: Instant::now(),
-                        stale_since: None,
-                        fetched_from: None,
-                        failed: Some(Instant::now()),
-                        ack: None,
-                        ring,
-                        full: false,
-                        said_full: false,
-                    },
-                );
+                let mut r = Replica::new(local, None, Receiver::new(0, 0), &m, None, ring);
+                r.failed = Some(Instant::now());
+                self.replicas.insert(name.to_owned(), r);
             }
         }
     }
