@@ -14,7 +14,14 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         let d = std::env::temp_dir().join(format!("fshm-cli-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        // A new directory of this process's own (mode 0700, `create_dir` fails if the
+        // name exists): the programs the tests put there are run, and the tests may run
+        // as root in the shared temporary directory.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&d)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
         TempDir(d)
     }
 }
