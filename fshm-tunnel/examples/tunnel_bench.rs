@@ -7,8 +7,12 @@
 //!
 //! ```text
 //! cargo build --release --manifest-path fshm-tunnel/Cargo.toml --bins --examples
-//! ./fshm-tunnel/target/release/examples/tunnel_bench [MiB per run] [runs] [tunnel]
+//! ./fshm-tunnel/target/release/examples/tunnel_bench [MiB per run] [runs] [tunnel] [--pin]
 //! ```
+//!
+//! `--pin` gives each side one CPU (side A's processes and the source's writer on CPU 0,
+//! side B's and the replica's reader on CPU 1), as two machines would have; `tunnel`
+//! measures the tunnel alone (for profiling).
 //!
 //! Every sender and receiver is a process of its own (this program run again with
 //! `--role`, inside `ip netns exec` across namespaces), and times are read from
@@ -19,7 +23,10 @@
 //!
 //! Throughput: bytes written in writes of 64 B, 4 KiB and 64 KiB, timed from the first
 //! write until the receiver holds the last byte (the tunnel: until the replica's length
-//! reaches it). Latency: one-way, one 64-byte write at a time (the next once the receiver
+//! reaches it). The tunnel is measured twice: with a linear source (every byte lands on
+//! fresh pages of the source and of the replica) and with a lossless ring of 16 MiB
+//! (pages reused, like the other programs' buffers; the writer waits for the importer's
+//! acknowledgements). Latency: one-way, one 64-byte write at a time (the next once the receiver
 //! has it), median and 99th percentile of 2,000. Each figure printed is the median of
 //! `runs` runs (default 3), the three kinds interleaved within each run.
 
@@ -77,9 +84,39 @@ struct Path {
     addr_b: String,
 }
 
+/// With `--pin`, side A runs on CPU 0 and side B on CPU 1 (each simulated host gets one
+/// CPU of its own, as two machines would).
+static PIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn pinned() -> bool {
+    PIN.load(Ordering::Relaxed)
+}
+
+/// Pins the calling thread to `cpu` (with `--pin`).
+fn pin_thread(cpu: usize) {
+    if !pinned() {
+        return;
+    }
+    // SAFETY: the set is a zeroed local that CPU_SET fills in; sched_setaffinity reads it
+    // for the calling thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 impl Path {
     fn cmd(&self, side_a: bool, prog: &std::path::Path) -> Command {
-        let pre = if side_a { &self.a } else { &self.b };
+        let mut pre = if side_a {
+            self.a.clone()
+        } else {
+            self.b.clone()
+        };
+        if pinned() {
+            let cpu = if side_a { "0" } else { "1" };
+            pre.extend(["taskset".into(), "-c".into(), cpu.into()]);
+        }
         let mut c = match pre.first() {
             Some(first) => {
                 let mut c = Command::new(first);
@@ -380,8 +417,15 @@ fn tunnel_bin() -> std::path::PathBuf {
     exe.parent().unwrap().parent().unwrap().join("fshm-tunnel")
 }
 
-fn tunnel(path: &Path, total: u64, run: usize) -> Figures {
-    let tag = format!("{}-{}-{run}", std::process::id(), path.name);
+/// Capacity of the lossless ring the tunnel is also measured with.
+const RING: u64 = 16 << 20;
+
+/// The tunnel's figures for a linear source (`ring` false: every byte lands on fresh
+/// pages on both hosts) or a lossless ring of [`RING`] bytes (pages reused; the writer
+/// waits for the importer's acknowledgements).
+fn tunnel(path: &Path, total: u64, run: usize, ring: bool) -> Figures {
+    let kind = if ring { "ring" } else { "linear" };
+    let tag = format!("{}-{}-{kind}-{run}", std::process::id(), path.name);
     let prefix = format!("/tbench-{tag}/");
     let mapped = format!("/tbenchr-{tag}/");
     let ep = format!("tcp/{}:{}", path.addr_a, free_port(&path.addr_a));
@@ -418,18 +462,33 @@ fn tunnel(path: &Path, total: u64, run: usize) -> Figures {
     let mut out = Vec::new();
     for (k, &size) in SIZES.iter().enumerate() {
         let src = format!("{prefix}t{k}");
-        let mut w = fshm::OpenOptions::new()
-            .max_size(total + (1 << 20))
-            .create(&src)
-            .unwrap();
-        let r = open_replica(&format!("{mapped}t{k}"));
-        let buf = vec![7u8; size];
-        let t = now_ns();
-        let mut n = 0;
-        while n < total {
-            w.write_all(&buf).unwrap();
-            n += size as u64;
+        let mut o = fshm::OpenOptions::new();
+        if ring {
+            o.ring(RING, fshm::RingPolicy::Lossless);
+        } else {
+            o.max_size(total + (1 << 20));
         }
+        let mut w = o.create(&src).unwrap();
+        let r = open_replica(&format!("{mapped}t{k}"));
+        // The source's writer on side A's CPU, the replica's reader on side B's.
+        pin_thread(1);
+        let t = now_ns();
+        let n = std::thread::scope(|sc| {
+            let writer = sc.spawn(|| {
+                pin_thread(0);
+                let buf = vec![7u8; size];
+                let mut n = 0;
+                while n < total {
+                    w.write_all(&buf).unwrap();
+                    n += size as u64;
+                }
+                n
+            });
+            while r.len() < total {
+                r.wait_for(r.len(), Some(Duration::from_secs(30)));
+            }
+            writer.join().unwrap()
+        });
         while r.len() < n {
             r.wait_for(r.len(), Some(Duration::from_secs(30)));
         }
@@ -439,7 +498,11 @@ fn tunnel(path: &Path, total: u64, run: usize) -> Figures {
         let _ = fshm::force_destroy(&format!("{mapped}t{k}"));
     }
     let src = format!("{prefix}lat");
-    let mut w = fshm::Stream::create(&src).unwrap();
+    let mut o = fshm::OpenOptions::new();
+    if ring {
+        o.ring(RING, fshm::RingPolicy::Lossless);
+    }
+    let mut w = o.create(&src).unwrap();
     let r = open_replica(&format!("{mapped}lat"));
     let mut lat = Vec::new();
     for i in 0..LAT_N as u64 {
@@ -537,10 +600,14 @@ impl Drop for Netns {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
         role_main(&args[1..]);
         return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--pin") {
+        args.remove(i);
+        PIN.store(true, Ordering::Relaxed);
     }
     let mib: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(32);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
@@ -575,7 +642,7 @@ fn main() {
          writes; one-way 64 B latency median / p99"
     );
     for path in &paths {
-        let mut all: [Vec<Figures>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let mut all: [Vec<Figures>; 4] = Default::default();
         for run in 0..runs {
             let none = || (vec![0.0; SIZES.len()], (0, 0));
             all[0].push(if only_tunnel {
@@ -588,7 +655,8 @@ fn main() {
             } else {
                 zenoh_pubsub(path, total)
             });
-            all[2].push(tunnel(path, total, run));
+            all[2].push(tunnel(path, total, run, false));
+            all[3].push(tunnel(path, total, run, true));
             let show = |f: &Figures| {
                 format!(
                     "{:.0}/{:.0}/{:.0} {:.1}/{:.1} µs",
@@ -600,18 +668,20 @@ fn main() {
                 )
             };
             eprintln!(
-                "{} run {}: tcp {} | zenoh {} | tunnel {}",
+                "{} run {}: tcp {} | zenoh {} | tunnel {} | ring {}",
                 path.name,
                 run + 1,
                 show(&all[0][run]),
                 show(&all[1][run]),
-                show(&all[2][run])
+                show(&all[2][run]),
+                show(&all[3][run])
             );
         }
         for (what, figs) in [
             ("raw TCP (64 KiB BufWriter)", &all[0]),
             ("Zenoh pub/sub (Block)", &all[1]),
             ("fshm-tunnel (linear stream)", &all[2]),
+            ("fshm-tunnel (lossless ring, 16 MiB)", &all[3]),
         ] {
             let tp: Vec<f64> = (0..SIZES.len())
                 .map(|k| median(figs.iter().map(|f| f.0[k]).collect()))

@@ -21,6 +21,45 @@ const ENDED_KEPT: Duration = Duration::from_secs(60);
 /// Queries waiting for the answering thread at most (older ones are dropped first).
 const QUERY_QUEUE: usize = 256;
 
+/// Frame buffers a pump keeps for reuse at most.
+const POOLED: usize = 8;
+
+/// A pump's frame buffers, each `HEADER + BATCH` bytes. A frame is handed to Zenoh in a
+/// [`Pooled`] buffer, which comes back here when Zenoh drops it (once the frame is in
+/// its batches): a new 1 MiB `Vec` per frame cost a fresh mapping from the kernel
+/// (page faults, pages zeroed by the kernel) and a zero-fill of its own every time.
+type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A frame in a buffer of a [`Pool`]: `len` bytes of it are the frame.
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Pool,
+}
+
+impl Pooled {
+    /// A buffer of the pool, or a new one.
+    fn take(pool: &Pool) -> Vec<u8> {
+        let reused = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(|| vec![0; frame::HEADER + BATCH])
+    }
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() < POOLED {
+            p.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// What to export.
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
@@ -290,6 +329,7 @@ fn pump(
             .wait()
             .map_err(|e| io::Error::other(format!("publish: {e}")))
     };
+    let pool = Pool::default();
     let attached = s.is_attached();
     // Live from the end (the importer catches up by query), or, attached, from where the
     // slot holds the ring.
@@ -302,18 +342,21 @@ fn pump(
                 if avail == 0 {
                     continue;
                 }
-                let mut buf = Vec::with_capacity(frame::HEADER + avail);
-                frame::encode_header(&mut buf, Kind::Data, pos, 0, avail);
-                buf.resize(frame::HEADER + avail, 0);
+                let mut buf = Pooled::take(&pool);
                 // An attached reader reads the bytes its slot holds, ahead of the slot.
-                let r = s.read_at(pos, &mut buf[frame::HEADER..]);
+                let r = s.read_at(pos, &mut buf[frame::HEADER..frame::HEADER + avail]);
                 match r {
                     Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                     Ok(n) => {
-                        buf.truncate(frame::HEADER + n);
-                        buf[16..20].copy_from_slice(&(n as u32).to_le_bytes());
-                        frame::seal(&mut buf);
-                        put(buf)?;
+                        let len = frame::HEADER + n;
+                        frame::write_header(&mut buf[..frame::HEADER], Kind::Data, pos, 0, n);
+                        frame::seal(&mut buf[..len]);
+                        let pool = pool.clone();
+                        let f = Pooled { buf, len, pool };
+                        publisher
+                            .put(zenoh::bytes::ZBytes::from(bytes::Bytes::from_owner(f)))
+                            .wait()
+                            .map_err(|e| io::Error::other(format!("publish: {e}")))?;
                         pos += n as u64;
                         if let Some(r) = release {
                             r.sent(pos);

@@ -64,17 +64,25 @@ pub fn encode(kind: Kind, pos: u64, extra: u64, payload: &[u8]) -> Vec<u8> {
 /// Writes a header with a zero CRC for a payload of `len` bytes; [`seal`] fills it in
 /// once the payload follows (so the payload can be read straight into the buffer).
 pub fn encode_header(out: &mut Vec<u8>, kind: Kind, pos: u64, extra: u64, len: usize) {
-    out.extend_from_slice(&MAGIC);
-    out.push(match kind {
+    let at = out.len();
+    out.resize(at + HEADER, 0);
+    write_header(&mut out[at..], kind, pos, extra, len);
+}
+
+/// [`encode_header`] into the first [`HEADER`] bytes of `out` (a buffer reused for
+/// frames, the payload read in after them).
+pub fn write_header(out: &mut [u8], kind: Kind, pos: u64, extra: u64, len: usize) {
+    out[..4].copy_from_slice(&MAGIC);
+    out[4] = match kind {
         Kind::Data => 0,
         Kind::Lost => 1,
         Kind::Meta => 2,
-    });
-    out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(&pos.to_le_bytes());
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&extra.to_le_bytes());
+    };
+    out[5..8].fill(0);
+    out[8..16].copy_from_slice(&pos.to_le_bytes());
+    out[16..20].copy_from_slice(&(len as u32).to_le_bytes());
+    out[20..24].fill(0);
+    out[24..32].copy_from_slice(&extra.to_le_bytes());
 }
 
 /// Fills in the CRC of a frame made by [`encode_header`] and its payload.

@@ -80,6 +80,13 @@ struct Replica {
     stale_since: Option<Instant>,
     /// The position the last range query asked from.
     fetched_from: Option<u64>,
+    /// The source's length as known at the last resync: a replica still short of it at
+    /// the next one lost bytes on the way (or their frames are late beyond a resync
+    /// period) and asks for them. Bytes merely in flight are not asked again: a range
+    /// query per resync while live frames flow would send them twice.
+    due: u64,
+    /// When bytes were last applied (live frames or a query's reply).
+    progressed: Instant,
     /// When the replica could not be created: tried again at a description a resync
     /// period later.
     failed: Option<Instant>,
@@ -161,6 +168,8 @@ impl Replica {
             heard: Instant::now(),
             stale_since: None,
             fetched_from: None,
+            due: 0,
+            progressed: Instant::now(),
             failed: None,
             ack,
             ring,
@@ -260,6 +269,13 @@ fn test_rate() -> Option<f64> {
         .filter(|r: &f64| *r > 0.0)
 }
 
+/// Test hook: the importer ignores every live data frame
+/// (`FSHM_TUNNEL_TEST_DROP_LIVE_DATA=1`), as if Zenoh lost them all: replicas then fill
+/// only through the range queries of their resyncs.
+fn test_drop_live_data() -> bool {
+    std::env::var_os("FSHM_TUNNEL_TEST_DROP_LIVE_DATA").is_some_and(|v| v == "1")
+}
+
 /// Runs an importer until `stop` is set.
 pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io::Result<()> {
     // Query replies reach this thread through a bounded channel (a full one holds the
@@ -286,10 +302,14 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
     // readers; the time the apply takes holds Zenoh's delivery back, which is the
     // back-pressure a lossless stream needs.
     let live = im.clone();
+    let drop_live = test_drop_live_data();
     let _sub = session
         .declare_subscriber(format!("{KEY_ROOT}/*/d"))
         .callback(move |sample| {
             let bytes = sample.payload().to_bytes();
+            if drop_live && bytes.get(4) == Some(&0) {
+                return;
+            }
             lock(&live).on_frame(sample.key_expr().as_str(), &bytes);
         })
         .wait()
@@ -319,9 +339,12 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
             }
             let behind: Vec<String> = im
                 .replicas
-                .iter()
-                .filter(|(_, r)| r.stream.is_some() && !r.querying && !r.full)
-                .map(|(n, _)| n.clone())
+                .iter_mut()
+                .filter_map(|(n, r)| {
+                    let due = std::mem::replace(&mut r.due, r.known_len);
+                    let stuck = r.recv.pos() < due || r.recv.gap_end().is_some();
+                    (r.stream.is_some() && !r.querying && !r.full && stuck).then(|| n.clone())
+                })
                 .collect();
             for n in behind {
                 im.fetch(&n);
@@ -629,6 +652,9 @@ impl Importer {
                 let mut sink = ReplicaSink { stream, room };
                 let offered = r.recv.offer(f.pos, piece, &mut sink);
                 let applied = r.recv.pos() - before;
+                if applied > 0 {
+                    r.progressed = Instant::now();
+                }
                 if !r.ring {
                     let local = r.local.clone();
                     let len = fshm::header::DATA_OFFSET + r.recv.pos();
@@ -713,8 +739,17 @@ impl Importer {
                 if r.close_if_complete() {
                     return;
                 }
-                if r.stream.is_some() && !r.querying {
+                // Behind what the source reports: asked for at once if nothing arrived
+                // for a resync period (a source quiet since the link or the exporter
+                // came back), if the source ended, or if the replica is stale; while
+                // bytes flow they are on their way, and the next resync asks for what
+                // is still missing then.
+                let quiet = r.progressed.elapsed() >= self.opts.resync;
+                let now = quiet || r.state != SourceState::Alive || r.stale_since.is_some();
+                if r.stream.is_some() && !r.querying && now {
                     self.catch_up(name);
+                } else {
+                    r.clear_if_caught_up();
                 }
                 return;
             }

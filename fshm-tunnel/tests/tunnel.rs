@@ -332,6 +332,40 @@ fn outages_resume_without_a_hole_and_bytes_gone_at_the_source_are_recorded_as_lo
     e2.kill();
 }
 
+/// Bytes whose live frames never arrive — also the last ones before the source goes
+/// quiet, which no later frame reveals as missing — are fetched by the next resyncs.
+/// (While live frames arrive, resyncs fetch only what is still missing a resync period
+/// later: bytes on their way are not asked for twice.)
+#[test]
+fn bytes_whose_live_frames_are_all_lost_are_fetched_at_the_resyncs() {
+    let p = prefix("nolive");
+    let port = free_port();
+    let mut lin = fshm::Stream::create(&p.src("lin")).unwrap();
+    let mut ring = fshm::OpenOptions::new()
+        .ring(64 << 10, fshm::RingPolicy::Lossless)
+        .create(&p.src("ring"))
+        .unwrap();
+    let mut e = export(&p.0, port);
+    let _i = import(&p, port, &[("FSHM_TUNNEL_TEST_DROP_LIVE_DATA", "1")]);
+    wait_until("the replicas", || {
+        replica_len(&p.rep("lin")) == Some(0) && replica_len(&p.rep("ring")) == Some(0)
+    });
+    let mut at = 0u64;
+    for burst in [1usize, 70_000, 300_000, 7] {
+        lin.write_all(&pattern(at, burst)).unwrap();
+        // A lossless ring: the writer waits for room the importer's acknowledgements
+        // free, so the burst goes in while the replica catches up.
+        ring.write_all(&pattern(at, burst)).unwrap();
+        at += burst as u64;
+        wait_until("the burst, by resync queries", || {
+            replica_len(&p.rep("lin")) == Some(at) && replica_len(&p.rep("ring")) == Some(at)
+        });
+    }
+    assert_eq!(check_held(&p.rep("lin")), (0, at));
+    check_held(&p.rep("ring"));
+    e.kill();
+}
+
 #[test]
 fn a_lost_exporter_marks_replicas_stale_while_they_stay_open_and_its_return_clears_the_mark() {
     let p = prefix("stale");
