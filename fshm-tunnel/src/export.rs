@@ -21,13 +21,16 @@ const ENDED_KEPT: Duration = Duration::from_secs(60);
 /// Queries waiting for the answering thread at most (older ones are dropped first).
 const QUERY_QUEUE: usize = 256;
 
-/// Frame buffers a pump keeps for reuse at most.
-const POOLED: usize = 8;
+/// Frame buffers a pump keeps for reuse at most (one is in use at a time, unless a
+/// subscriber in the exporter's own session keeps frames).
+const POOLED: usize = 4;
 
 /// A pump's frame buffers, each `HEADER + BATCH` bytes. A frame is handed to Zenoh in a
 /// [`Pooled`] buffer, which comes back here when Zenoh drops it (once the frame is in
 /// its batches): a new 1 MiB `Vec` per frame cost a fresh mapping from the kernel
 /// (page faults, pages zeroed by the kernel) and a zero-fill of its own every time.
+/// A pump whose stream is idle for one wait (200 ms) empties its pool: an exporter of
+/// many streams holds buffers for the busy ones only.
 type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// A frame in a buffer of a [`Pool`]: `len` bytes of it are the frame.
@@ -381,8 +384,9 @@ fn pump(
                 put(meta(s, id)?.frame())?;
                 return Ok(());
             }
-            // Idle: silent importers time out.
+            // Idle: silent importers time out, the pool is given back.
             _ => {
+                pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 if let Some(r) = release {
                     r.sent(pos);
                 }
