@@ -98,33 +98,82 @@ pub struct BadFrame(pub &'static str);
 /// Decodes and checks a frame: magic, kind, length, CRC, and that positions do not
 /// overflow. Anything else is refused.
 pub fn decode(buf: &[u8]) -> Result<Frame<'_>, BadFrame> {
-    if buf.len() < HEADER {
+    let p = decode_parts(&[buf])?;
+    Ok(Frame {
+        kind: p.kind,
+        pos: p.pos,
+        extra: p.extra,
+        payload: &buf[HEADER..],
+    })
+}
+
+/// A decoded frame whose payload is in several pieces, borrowed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parts<'a> {
+    /// The kind.
+    pub kind: Kind,
+    /// See the table in the module docs.
+    pub pos: u64,
+    /// See the table in the module docs.
+    pub extra: u64,
+    /// The payload, in order (empty pieces left out).
+    pub payload: Vec<&'a [u8]>,
+}
+
+impl Parts<'_> {
+    /// The payload in one buffer (a copy).
+    pub fn joined(&self) -> Vec<u8> {
+        self.payload.concat()
+    }
+}
+
+/// [`decode`] of a frame that arrived in pieces (Zenoh delivers a message larger than
+/// its batch as the fragments it received), checked the same way, without joining
+/// the pieces into one buffer.
+pub fn decode_parts<'a>(parts: &[&'a [u8]]) -> Result<Parts<'a>, BadFrame> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total < HEADER {
         return Err(BadFrame("short frame"));
     }
-    if buf[..4] != MAGIC {
+    // The header, gathered from the first pieces; the payload's pieces after it.
+    let mut header = [0u8; HEADER];
+    let mut payload = Vec::with_capacity(parts.len());
+    let mut filled = 0;
+    for p in parts {
+        let take = (HEADER - filled).min(p.len());
+        header[filled..filled + take].copy_from_slice(&p[..take]);
+        filled += take;
+        if p.len() > take {
+            payload.push(&p[take..]);
+        }
+    }
+    if header[..4] != MAGIC {
         return Err(BadFrame("bad magic"));
     }
-    let kind = match buf[4] {
+    let kind = match header[4] {
         0 => Kind::Data,
         1 => Kind::Lost,
         2 => Kind::Meta,
         _ => return Err(BadFrame("unknown kind")),
     };
-    if buf[5..8] != [0; 3] {
+    if header[5..8] != [0; 3] {
         return Err(BadFrame("reserved bytes set"));
     }
-    let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
+    let u64_at = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().unwrap());
     let pos = u64_at(8);
-    let len = u32::from_le_bytes(buf[16..20].try_into().unwrap()) as usize;
-    let want = u32::from_le_bytes(buf[20..24].try_into().unwrap());
+    let len = u32::from_le_bytes(header[16..20].try_into().unwrap()) as usize;
+    let want = u32::from_le_bytes(header[20..24].try_into().unwrap());
     let extra = u64_at(24);
-    if len > MAX_PAYLOAD || buf.len() != HEADER + len {
+    if len > MAX_PAYLOAD || total != HEADER + len {
         return Err(BadFrame("length"));
     }
-    let mut header = [0u8; HEADER];
-    header.copy_from_slice(&buf[..HEADER]);
     header[20..24].fill(0);
-    if crc(&header, &buf[HEADER..]) != want {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&header);
+    for p in &payload {
+        h.update(p);
+    }
+    if h.finalize() != want {
         return Err(BadFrame("checksum"));
     }
     // Positions stay below 2^62, so `pos + len` never overflows anywhere.
@@ -134,11 +183,11 @@ pub fn decode(buf: &[u8]) -> Result<Frame<'_>, BadFrame> {
     if kind == Kind::Lost && extra <= pos {
         return Err(BadFrame("empty loss"));
     }
-    Ok(Frame {
+    Ok(Parts {
         kind,
         pos,
         extra,
-        payload: &buf[HEADER..],
+        payload,
     })
 }
 
@@ -265,6 +314,33 @@ mod tests {
         let mut longer = f.clone();
         longer.push(0);
         assert!(decode(&longer).is_err());
+    }
+
+    /// A frame cut into pieces at every pair of places decodes to the same frame, and
+    /// every corruption of a piece is refused as it is whole.
+    #[test]
+    fn a_frame_in_pieces_decodes_as_it_does_whole() {
+        let payload: Vec<u8> = (0..100u8).collect();
+        let f = encode(Kind::Data, 1 << 40, 0, &payload);
+        for a in 0..=f.len() {
+            for b in a..=f.len() {
+                let pieces = [&f[..a], &f[a..b], &f[b..]];
+                let d = decode_parts(&pieces).unwrap();
+                assert_eq!((d.kind, d.pos, d.extra), (Kind::Data, 1 << 40, 0));
+                assert_eq!(d.joined(), payload, "cut at {a} and {b}");
+                assert!(d.payload.iter().all(|p| !p.is_empty()));
+            }
+        }
+        for i in (0..f.len()).step_by(7) {
+            let mut g = f.clone();
+            g[i] ^= 0x40;
+            let (x, y) = g.split_at(40);
+            assert!(decode_parts(&[x, y]).is_err(), "flip at {i}");
+        }
+        let (x, y) = f.split_at(10);
+        assert!(decode_parts(&[x, &y[..y.len() - 1]]).is_err());
+        assert!(decode_parts(&[x, y, &[0]]).is_err());
+        assert!(decode_parts(&[&f[..31]]).is_err());
     }
 
     #[test]

@@ -306,11 +306,13 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
     let _sub = session
         .declare_subscriber(format!("{KEY_ROOT}/*/d"))
         .callback(move |sample| {
-            let bytes = sample.payload().to_bytes();
-            if drop_live && bytes.get(4) == Some(&0) {
+            // A frame larger than a Zenoh batch arrives as its fragments: applied from
+            // them, without joining them into one buffer first.
+            let parts: Vec<&[u8]> = sample.payload().slices().collect();
+            if drop_live && parts.first().and_then(|p| p.get(4)) == Some(&0) {
                 return;
             }
-            lock(&live).on_frame(sample.key_expr().as_str(), &bytes);
+            lock(&live).on_frame(sample.key_expr().as_str(), &parts);
         })
         .wait()
         .map_err(|e| io::Error::other(format!("cannot declare the subscriber: {e}")))?;
@@ -355,7 +357,10 @@ pub fn run(session: &Session, opts: &ImportOptions, stop: Arc<AtomicBool>) -> io
         // (and from `on_frame` every eighth of a ring).
         lock(&im).acknowledge_all(Some(1));
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(Event::Frame(key, bytes)) => lock(&im).on_frame(&key, &bytes.to_bytes()),
+            Ok(Event::Frame(key, bytes)) => {
+                let parts: Vec<&[u8]> = bytes.slices().collect();
+                lock(&im).on_frame(&key, &parts)
+            }
             Ok(Event::QueryDone(Some(name))) => {
                 let mut im = lock(&im);
                 if !im.describing.remove(&name) {
@@ -598,21 +603,28 @@ impl Importer {
         }
     }
 
-    fn on_frame(&mut self, key: &str, bytes: &[u8]) {
+    fn on_frame(&mut self, key: &str, parts: &[&[u8]]) {
         let Some(name) = name_of_key(key) else {
             return;
         };
         let Some(local) = map_name(&name, &self.opts.prefix, self.opts.as_prefix.as_deref()) else {
             return;
         };
-        let Ok(f) = frame::decode(bytes) else {
+        let Ok(f) = frame::decode_parts(parts) else {
             // Corrupt: refetch from where the replica stands.
             self.fetch(&name);
             return;
         };
         match f.kind {
             Kind::Meta => {
-                if let Ok(m) = Meta::parse(&f) {
+                let payload = f.joined();
+                let whole = frame::Frame {
+                    kind: f.kind,
+                    pos: f.pos,
+                    extra: f.extra,
+                    payload: &payload,
+                };
+                if let Ok(m) = Meta::parse(&whole) {
                     self.on_meta(&name, local, m);
                 }
             }
@@ -637,10 +649,6 @@ impl Importer {
                     // Refetched once there is room.
                     return;
                 }
-                let piece = match f.kind {
-                    Kind::Data => Piece::Data(f.payload),
-                    _ => Piece::Lost(f.extra),
-                };
                 let before = r.recv.pos();
                 let counted = self.held.get(&r.local).copied().unwrap_or(0);
                 let room = (!r.ring).then(|| {
@@ -650,7 +658,23 @@ impl Importer {
                         .saturating_sub(counted.max(fshm::header::DATA_OFFSET + before))
                 });
                 let mut sink = ReplicaSink { stream, room };
-                let offered = r.recv.offer(f.pos, piece, &mut sink);
+                let offered = match f.kind {
+                    // Piece after piece, at their positions (the receiver takes pieces
+                    // of any size; one refused for want of room stops the rest).
+                    Kind::Data => {
+                        let mut at = f.pos;
+                        let mut offered = Ok(());
+                        for part in &f.payload {
+                            offered = r.recv.offer(at, Piece::Data(part), &mut sink);
+                            if offered.is_err() {
+                                break;
+                            }
+                            at += part.len() as u64;
+                        }
+                        offered
+                    }
+                    _ => r.recv.offer(f.pos, Piece::Lost(f.extra), &mut sink),
+                };
                 let applied = r.recv.pos() - before;
                 if applied > 0 {
                     r.progressed = Instant::now();
