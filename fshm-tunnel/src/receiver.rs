@@ -299,8 +299,9 @@ mod tests {
 
     /// Random sources cut into frames (some lost ranges), delivered with drops,
     /// duplicates, reordering and corrupted frames, then refetched the way the importer
-    /// does (from its position, in order): the replica always equals the source, and a
-    /// lost byte is never data.
+    /// does (from its position, in order), every frame in up to three pieces as Zenoh's
+    /// fragments bring it: the replica always equals the source, a lost byte is never
+    /// data, and a frame in pieces is refused or taken exactly as it is whole.
     #[test]
     fn the_replica_always_equals_the_source() {
         for seed in 1..400u64 {
@@ -326,14 +327,28 @@ mod tests {
             let limit = rng.below(300) as usize;
             let mut r = Receiver::new(0, limit);
             let mut m = Model::default();
-            let offer = |r: &mut Receiver, m: &mut Model, f: &[u8]| {
-                if let Ok(fr) = crate::frame::decode(f) {
-                    let piece = match fr.kind {
-                        crate::frame::Kind::Data => Piece::Data(fr.payload),
-                        crate::frame::Kind::Lost => Piece::Lost(fr.extra),
+            // A frame arrives in up to three pieces cut at places `cut` chooses (Zenoh's
+            // fragments) and is applied piece by piece, as the importer does.
+            let offer = |r: &mut Receiver, m: &mut Model, f: &[u8], cut: u64| {
+                let a = (cut % (f.len() as u64 + 1)) as usize;
+                let b = a + ((cut >> 20) % (f.len() - a + 1) as u64) as usize;
+                let whole = crate::frame::decode(f).ok().map(|fr| fr.pos);
+                let parts = crate::frame::decode_parts(&[&f[..a], &f[a..b], &f[b..]]);
+                assert_eq!(whole, parts.as_ref().ok().map(|p| p.pos), "seed {seed}");
+                if let Ok(fr) = parts {
+                    match fr.kind {
+                        crate::frame::Kind::Data => {
+                            let mut at = fr.pos;
+                            for part in &fr.payload {
+                                r.offer(at, Piece::Data(part), m).unwrap();
+                                at += part.len() as u64;
+                            }
+                        }
+                        crate::frame::Kind::Lost => {
+                            r.offer(fr.pos, Piece::Lost(fr.extra), m).unwrap()
+                        }
                         crate::frame::Kind::Meta => unreachable!(),
-                    };
-                    r.offer(fr.pos, piece, m).unwrap();
+                    }
                 }
             };
             // Live delivery: dropped, duplicated, reordered, corrupted.
@@ -359,7 +374,7 @@ mod tests {
                 live.swap(i, j);
             }
             for f in &live {
-                offer(&mut r, &mut m, f);
+                offer(&mut r, &mut m, f, rng.next());
                 assert!(m.0.len() as u64 == r.pos());
                 assert_eq!(&m.0[..], &truth[..m.0.len()], "seed {seed}");
             }
@@ -375,7 +390,7 @@ mod tests {
                         _ => fr.pos + fr.payload.len() as u64,
                     };
                     if end > r.pos() {
-                        offer(&mut r, &mut m, f);
+                        offer(&mut r, &mut m, f, rng.next());
                     }
                 }
             }
