@@ -93,10 +93,8 @@ use fshm::c_layer::CLayer;
 use fshm::{Stream, WaitStatus};
 use fshm_sys::libc;
 use fshm_sys::{__off64_t, __ssize_t, cookie_io_functions_t};
-use once_cell::sync::Lazy;
 #[cfg(fshm_file_internals)]
 use std::cell::UnsafeCell;
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -160,9 +158,19 @@ pub const IO_UNBUFFERED: c_int = 0x0002;
 /// knob read once per process.
 #[cfg(fshm_file_internals)]
 fn internals_enabled() -> bool {
-    static FORCED_PORTABLE: Lazy<bool> =
-        Lazy::new(|| std::env::var_os("FSHM_PORTABLE_FILE").is_some_and(|v| v == "1"));
-    !*FORCED_PORTABLE
+    // 0: not read yet, 1: enabled, 2: forced off. Read without a lock or a `Once` (two
+    // threads may both read the environment; they agree): a child forked while another
+    // thread of its parent was inside a one-time initialisation would wait forever.
+    static STATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let off = std::env::var_os("FSHM_PORTABLE_FILE").is_some_and(|v| v == "1");
+            STATE.store(if off { 2 } else { 1 }, Ordering::Relaxed);
+            !off
+        }
+    }
 }
 
 #[cfg(fshm_file_internals)]
@@ -324,11 +332,11 @@ impl Cookie {
 /// Size of the stdio buffer of a `FILE*` made by fshm.
 const FILE_BUFFER: usize = 64 * 1024;
 
-/// `FILE*` address → cookie address, for every open `FILE*` this library made.
-static FILES: Lazy<Mutex<HashMap<usize, usize>>> = Lazy::new(|| Mutex::new(HashMap::new()));
-
-fn files() -> std::sync::MutexGuard<'static, HashMap<usize, usize>> {
-    FILES.lock().unwrap_or_else(|e| e.into_inner())
+/// `FILE*` address → cookie address, for every open `FILE*` this library made: the
+/// core keeps the table, so that its fork handlers lock it across `fork(2)` (a child
+/// forked while another thread held it would wait forever at its first call).
+fn files() -> impl std::ops::DerefMut<Target = std::collections::BTreeMap<usize, usize>> {
+    fshm::c_layer::file_table()
 }
 
 /// Wraps `stream` in a new `FILE*`.
@@ -856,12 +864,9 @@ unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
         let mut table = files();
         // SAFETY: glibc passes back our cookie, still live here.
         let file = unsafe { cookie_ref(cookie) }.file();
+        // A `BTreeMap` gives its nodes back as they empty: a program that closed every
+        // stream holds nothing of ours (memory checkers report no leak at exit).
         table.remove(&(file as usize));
-        if table.is_empty() {
-            // Give the table's memory back, so a program that closed every stream
-            // holds nothing of ours (memory checkers report no leak at exit).
-            *table = HashMap::new();
-        }
         drop(table);
         // SAFETY: glibc calls close once; the cookie came from `Box::into_raw` and the
         // table no longer refers to it.

@@ -23,6 +23,13 @@ use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
+/// The C layer's table of the `FILE*`s it made (`FILE` address → its cookie's address),
+/// locked. The core's fork handlers lock it across `fork(2)`, so a child forked while
+/// another thread held it finds it free (its inherited `FILE*`s keep working).
+pub fn file_table() -> parking_lot::MutexGuard<'static, std::collections::BTreeMap<usize, usize>> {
+    crate::local::file_table()
+}
+
 /// Copies `dst.len()` bytes at `src`, in a handle's mapping, with the per-byte-atomic
 /// copy that fshm's own racing reads use (relaxed atomic loads, `window.rs`): for
 /// bytes another handle may overwrite meanwhile, which a plain copy would race with.

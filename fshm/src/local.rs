@@ -366,6 +366,23 @@ pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {
     local
 }
 
+/// The C layer's table of the `FILE*`s it made (`FILE` address → its cookie's address),
+/// kept here so that the fork handlers lock it with the registry: a child forked while
+/// another thread of its parent opened, used or closed a `FILE*` (each takes the table
+/// for a moment) would otherwise find it locked by a thread it does not have, and wait
+/// forever at its first call on any stream it inherited. Made at compile time.
+#[cfg(feature = "__c-layer")]
+static FILE_TABLE: Mutex<std::collections::BTreeMap<usize, usize>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// [`FILE_TABLE`], locked (the fork handlers installed first).
+#[cfg(feature = "__c-layer")]
+pub(crate) fn file_table(
+) -> parking_lot::MutexGuard<'static, std::collections::BTreeMap<usize, usize>> {
+    watch_forks();
+    FILE_TABLE.lock()
+}
+
 /// This process's generation: 1 in the process that loaded the library, one more in
 /// each child `fork(2)` makes (ahead of anything the child runs).
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -382,9 +399,9 @@ pub(crate) fn watched_generation() -> u64 {
     generation()
 }
 
-/// Installs, once, the fork handlers: the registry is locked across a fork (so that the
-/// child never finds it locked by a thread it does not have), and the child's
-/// generation moves on.
+/// Installs, once, the fork handlers: the registry (and the C layer's table of `FILE*`s)
+/// is locked across a fork (so that the child never finds it locked by a thread it does
+/// not have), and the child's generation moves on.
 ///
 /// No `Once`: a child forked while another thread of its parent was inside one would
 /// wait for that thread forever. A thread that finds the handlers being installed by
@@ -415,6 +432,10 @@ fn watch_forks() {
     }
     extern "C" fn prepare() {
         if depth(1) == 0 {
+            // In the order a thread may take them: the C layer's table (a `FILE*`'s
+            // close holds it while its stream's drop takes the registry) first.
+            #[cfg(feature = "__c-layer")]
+            std::mem::forget(FILE_TABLE.lock());
             std::mem::forget(REGISTRY.lock());
             std::mem::forget(COPIERS.lock());
         }
@@ -426,6 +447,8 @@ fn watch_forks() {
             unsafe {
                 COPIERS.force_unlock();
                 REGISTRY.force_unlock();
+                #[cfg(feature = "__c-layer")]
+                FILE_TABLE.force_unlock();
             }
         }
     }
@@ -443,6 +466,8 @@ fn watch_forks() {
                 .retain(|f| f.upgrade().is_some_and(|f| !f.load(Ordering::Relaxed)));
             COPIERS.force_unlock();
             REGISTRY.force_unlock();
+            #[cfg(feature = "__c-layer")]
+            FILE_TABLE.force_unlock();
         }
     }
     let me = INSTALLING | u64::from(std::process::id());
