@@ -14,7 +14,12 @@ use crate::name::Name;
 use crate::sys;
 use crate::wait::{self, Waited};
 use crate::window::Window;
-use once_cell::sync::OnceCell;
+// Lazily made parts of a handle are `OnceBox`es, not blocking `OnceCell`s: threads
+// that race to make one each make it and all but the first drop theirs (a mapping
+// unmapped, a descriptor closed), and nobody waits for another thread's
+// initialisation — which a child `fork(2)` made while another thread of its parent was
+// inside one would do forever, at its first use of the handle.
+use once_cell::race::OnceBox;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -176,7 +181,7 @@ pub(crate) struct Core {
     // Field order matters for drop: the mapping goes before the descriptor.
     /// The window, mapped on first use (a guest that opens and closes, or an owner that
     /// creates and closes, never maps anything).
-    window: OnceCell<Window>,
+    window: OnceBox<Window>,
     pub(crate) fd: OwnedFd,
     /// The descriptor [`AsFd`] hands out when it must not be `fd`: a read-only one of
     /// its own, for a writable handle of a stream whose bytes may be lent or reserved in
@@ -184,7 +189,7 @@ pub(crate) struct Core {
     /// reads"). `None`: `fd` is handed out.
     lent_fd: Option<OwnedFd>,
     /// The process-local state of the object (`local.rs`), looked up on first need.
-    local: OnceCell<std::sync::Arc<crate::local::Local>>,
+    local: OnceBox<std::sync::Arc<crate::local::Local>>,
     /// The process generation (`local.rs`) in which this handle counted itself among
     /// its process's writers of a ring; 0: never (a fork's child counts it again).
     ring_writer_joined: AtomicU64,
@@ -192,10 +197,10 @@ pub(crate) struct Core {
     /// writable handle's first wait or first wake (before `lock_object` in drop order,
     /// though the mapping does not need the descriptor).
     #[cfg_attr(fshm_loom, allow(dead_code))] // the models have bells of their own
-    doorbells: OnceCell<liveness::Doorbells>,
+    doorbells: OnceBox<liveness::Doorbells>,
     /// The stream's lock object (`liveness.rs`): the owner's from creation, a writable
     /// guest's from its first append, attach or wait.
-    lock_object: OnceCell<OwnedFd>,
+    lock_object: OnceBox<OwnedFd>,
     pub(crate) layout: Layout,
     role: Role,
     pub(crate) writable: bool,
@@ -207,7 +212,7 @@ pub(crate) struct Core {
     counted_follower: AtomicBool,
     /// The owner's process, watched for this handle's async waits for data
     /// (`reactor/owners.rs`); looked for on the first such wait.
-    owner_watch: OnceCell<Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>>>,
+    owner_watch: OnceBox<Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>>>,
 }
 
 impl Core {
@@ -233,20 +238,20 @@ impl Core {
         };
         Ok(Core {
             name,
-            window: window.map_or_else(OnceCell::new, OnceCell::with_value),
+            window: window.map_or_else(OnceBox::new, |w| OnceBox::with_value(Box::new(w))),
             fd,
             lent_fd,
-            local: OnceCell::new(),
+            local: OnceBox::new(),
             ring_writer_joined: AtomicU64::new(0),
-            doorbells: OnceCell::new(),
-            lock_object: OnceCell::new(),
+            doorbells: OnceBox::new(),
+            lock_object: OnceBox::new(),
             layout,
             role,
             writable,
             append,
             identity,
             counted_follower: AtomicBool::new(false),
-            owner_watch: OnceCell::new(),
+            owner_watch: OnceBox::new(),
         })
     }
 
@@ -285,14 +290,14 @@ fn read_only_twin(
 impl Core {
     /// Hands a new owner's lock object to its handle.
     pub(crate) fn set_lock_object(&self, fd: OwnedFd) {
-        let _ = self.lock_object.set(fd);
+        let _ = self.lock_object.set(Box::new(fd));
     }
 
     /// The stream's lock object, opened now if this is the first use.
     pub(crate) fn lock_object(&self) -> Result<BorrowedFd<'_>> {
         self.lock_object
             .get_or_try_init(|| {
-                liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout)
+                liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout).map(Box::new)
             })
             .map(AsFd::as_fd)
     }
@@ -307,7 +312,9 @@ impl Core {
             return None;
         }
         self.doorbells
-            .get_or_try_init(|| liveness::Doorbells::map(&self.name, self.lock_object()?))
+            .get_or_try_init(|| {
+                liveness::Doorbells::map(&self.name, self.lock_object()?).map(Box::new)
+            })
             .ok()
     }
 
@@ -355,7 +362,7 @@ impl Core {
         };
         let local = self
             .local
-            .get_or_try_init(|| Ok::<_, io::Error>(crate::local::of(identity()?)))?;
+            .get_or_try_init(|| Ok::<_, io::Error>(Box::new(crate::local::of(identity()?))))?;
         if local.is_current() {
             Ok(local.clone())
         } else {
@@ -444,7 +451,12 @@ impl Core {
     /// The mapped window, mapping it now if this is the first use.
     pub(crate) fn window(&self) -> Result<&Window> {
         self.window.get_or_try_init(|| {
+            #[cfg(feature = "__test-hooks")]
+            if let Some(hook) = crate::test_hooks::map_pause() {
+                hook();
+            }
             crate::window::map_window(&self.fd, self.layout, self.writable)
+                .map(Box::new)
                 .map_err(|e| os(self.name(), e, "cannot map the stream"))
         })
     }
@@ -483,11 +495,11 @@ impl Core {
     pub(crate) fn owner_watch(&self) -> Option<std::sync::Arc<crate::reactor::owners::OwnerWatch>> {
         self.owner_watch
             .get_or_init(|| {
-                crate::reactor::owners::watch(
+                Box::new(crate::reactor::owners::watch(
                     self.layout.owner_pid,
                     self.layout.owner_pidns,
                     self.fd.as_fd(),
-                )
+                ))
             })
             .clone()
     }

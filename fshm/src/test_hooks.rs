@@ -1,6 +1,6 @@
 //! Test hooks. Hidden from the docs; used by the test suite to pause an appender between
-//! copying its bytes and committing them, so a test can kill it there, and to write to
-//! a ring while a reader copies from it.
+//! copying its bytes and committing them, so a test can kill it there, to write to a
+//! ring while a reader copies from it, and to fork while a handle maps its window.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -30,6 +30,7 @@ impl Hook {
 
 static APPEND_PAUSE: Hook = Hook::new();
 static RING_READ_PAUSE: Hook = Hook::new();
+static MAP_PAUSE: Hook = Hook::new();
 
 /// Sets a function that every append of this process calls after copying its bytes and
 /// before committing them (`None` removes it). For tests only.
@@ -51,4 +52,16 @@ pub fn set_ring_read_pause(hook: Option<fn()>) {
 
 pub(crate) fn ring_read_pause() -> Option<fn()> {
     RING_READ_PAUSE.get()
+}
+
+/// Sets a function that a handle calls when it maps its window lazily, on its first use,
+/// before mapping (`None` removes it). For tests only: a test forks while a thread is
+/// inside that initialisation.
+#[doc(hidden)]
+pub fn set_map_pause(hook: Option<fn()>) {
+    MAP_PAUSE.set(hook);
+}
+
+pub(crate) fn map_pause() -> Option<fn()> {
+    MAP_PAUSE.get()
 }

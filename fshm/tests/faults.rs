@@ -506,3 +506,56 @@ fn a_lossy_ring_under_load_gives_two_readers_only_whole_records_or_overruns() {
     );
     g.assert_gone();
 }
+
+/// A child forked while another thread of its parent is inside a handle's lazy
+/// initialisation (here the mapping of a guest's window, on its first use) uses that
+/// handle: it makes the window itself instead of waiting for a thread it does not have.
+#[test]
+fn a_child_forked_while_another_thread_maps_a_handle_uses_the_handle() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ENTERED: AtomicBool = AtomicBool::new(false);
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+    thread_local! {
+        /// Only the test's mapping thread pauses (other tests run in this process).
+        static PAUSE_ME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    fn pause() {
+        if PAUSE_ME.with(|p| p.get()) {
+            ENTERED.store(true, Ordering::SeqCst);
+            let start = Instant::now();
+            while !RELEASE.load(Ordering::SeqCst) {
+                assert!(start.elapsed() < common::patience(), "never released");
+                std::thread::yield_now();
+            }
+        }
+    }
+    let g = NameGuard::new("fork-lazy-map");
+    let mut owner = fshm::Stream::create(g.name()).unwrap();
+    owner.write_all(b"mapped by the child").unwrap();
+    // A guest maps its window on first use.
+    let guest = fshm::Stream::open(g.name()).unwrap();
+    fshm::test_hooks::set_map_pause(Some(pause));
+    std::thread::scope(|sc| {
+        let mapper = sc.spawn(|| {
+            PAUSE_ME.with(|p| p.set(true));
+            guest.len()
+        });
+        let start = Instant::now();
+        while !ENTERED.load(Ordering::SeqCst) {
+            assert!(
+                start.elapsed() < common::patience(),
+                "the mapping never began"
+            );
+            std::thread::yield_now();
+        }
+        let mut child = fork_child(|| {
+            let mut buf = [0u8; 64];
+            let n = guest.read_at(0, &mut buf).unwrap();
+            i32::from(&buf[..n] != b"mapped by the child")
+        });
+        RELEASE.store(true, Ordering::SeqCst);
+        assert_eq!(mapper.join().unwrap(), 19);
+        child.assert_success();
+    });
+    fshm::test_hooks::set_map_pause(None);
+}
