@@ -332,11 +332,16 @@ impl Cookie {
 /// Size of the stdio buffer of a `FILE*` made by fshm.
 const FILE_BUFFER: usize = 64 * 1024;
 
-/// `FILE*` address → cookie address, for every open `FILE*` this library made: the
-/// core keeps the table, so that its fork handlers lock it across `fork(2)` (a child
-/// forked while another thread held it would wait forever at its first call).
-fn files() -> impl std::ops::DerefMut<Target = std::collections::BTreeMap<usize, usize>> {
-    fshm::c_layer::file_table()
+/// Runs `f` on the table `FILE*` address → cookie address of every open `FILE*` this
+/// library made: the core keeps it, so that its fork handlers lock it across `fork(2)`
+/// (a child forked while another thread held it would wait forever at its first call).
+fn files<R>(f: impl FnOnce(&mut std::collections::BTreeMap<usize, usize>) -> R) -> R {
+    fshm::c_layer::with_file_table(f)
+}
+
+/// The cookie address of `f` in the table, or `EBADF`.
+fn cookie_of(f: *mut libc::FILE) -> Result<usize, c_int> {
+    files(|t| t.get(&(f as usize)).copied()).ok_or(libc::EBADF)
 }
 
 /// Wraps `stream` in a new `FILE*`.
@@ -408,7 +413,7 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
             FILE_BUFFER,
         )
     };
-    files().insert(f as usize, cookie as usize);
+    files(|t| t.insert(f as usize, cookie as usize));
     Ok(fshm_sys::as_libc_file(f))
 }
 
@@ -421,7 +426,7 @@ pub(crate) fn with_stream<T>(
     if f.is_null() {
         return Err(libc::EINVAL);
     }
-    let cookie = *files().get(&(f as usize)).ok_or(libc::EBADF)?;
+    let cookie = cookie_of(f)?;
     // SAFETY: the table holds only cookies of open `FILE*`s; an entry is removed in
     // `cookie_close` before its cookie is freed. Using `f` concurrently with its
     // `fclose` is undefined in C already.
@@ -569,7 +574,7 @@ unsafe fn stream_ref<'a>(f: *mut libc::FILE) -> Result<&'a Stream, c_int> {
     if f.is_null() {
         return Err(libc::EINVAL);
     }
-    let cookie = *files().get(&(f as usize)).ok_or(libc::EBADF)?;
+    let cookie = cookie_of(f)?;
     // SAFETY: the table holds only cookies of open `FILE*`s; the caller keeps `f` open.
     Ok(&unsafe { &*(cookie as *const Cookie) }.stream)
 }
@@ -861,13 +866,11 @@ fn seek_within_off_t(s: &Stream, to: SeekFrom) -> Result<u64, c_int> {
 
 unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
     guard(-1, || {
-        let mut table = files();
         // SAFETY: glibc passes back our cookie, still live here.
         let file = unsafe { cookie_ref(cookie) }.file();
         // A `BTreeMap` gives its nodes back as they empty: a program that closed every
         // stream holds nothing of ours (memory checkers report no leak at exit).
-        table.remove(&(file as usize));
-        drop(table);
+        files(|t| t.remove(&(file as usize)));
         // SAFETY: glibc calls close once; the cookie came from `Box::into_raw` and the
         // table no longer refers to it.
         let c = unsafe { Box::from_raw(cookie.cast::<Cookie>()) };
@@ -939,7 +942,7 @@ fn with_cookie<T>(
     if f.is_null() {
         return Err(libc::EINVAL);
     }
-    let cookie = *files().get(&(f as usize)).ok_or(libc::EBADF)?;
+    let cookie = cookie_of(f)?;
     // SAFETY: as in `with_stream`.
     let cookie = unsafe { &*(cookie as *const Cookie) };
     op(cookie)

@@ -53,13 +53,13 @@ fn a_child_forked_while_another_thread_holds_the_file_table_uses_its_files() {
     // (so that the fork never copies it locked), for a moment, then lets them have it.
     let (held_tx, held) = mpsc::channel();
     let holder = std::thread::spawn(move || {
-        let table = fshm::c_layer::file_table();
-        held_tx.send(()).unwrap();
-        let start = Instant::now();
-        while !FORKED.load(Ordering::SeqCst) && start.elapsed() < Duration::from_millis(300) {
-            std::thread::yield_now();
-        }
-        drop(table);
+        fshm::c_layer::with_file_table(|_| {
+            held_tx.send(()).unwrap();
+            let start = Instant::now();
+            while !FORKED.load(Ordering::SeqCst) && start.elapsed() < Duration::from_millis(300) {
+                std::thread::yield_now();
+            }
+        })
     });
     held.recv().unwrap();
     // SAFETY: the child only calls the library on its inherited FILE* and _exits.

@@ -23,11 +23,13 @@ use crate::sys;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
-/// The C layer's table of the `FILE*`s it made (`FILE` address → its cookie's address),
-/// locked. The core's fork handlers lock it across `fork(2)`, so a child forked while
-/// another thread held it finds it free (its inherited `FILE*`s keep working).
-pub fn file_table() -> parking_lot::MutexGuard<'static, std::collections::BTreeMap<usize, usize>> {
-    crate::local::file_table()
+/// Runs `f` on the C layer's table of the `FILE*`s it made (`FILE` address → its
+/// cookie's address), locked. The core's fork handlers lock it across `fork(2)`, so a
+/// child forked while another thread held it finds it free (its inherited `FILE*`s keep
+/// working); the lock is reentrant, so `pthread_atfork` handlers of the program that run
+/// inside the fork may use the C API. `f` must not use the table again.
+pub fn with_file_table<R>(f: impl FnOnce(&mut std::collections::BTreeMap<usize, usize>) -> R) -> R {
+    crate::local::with_file_table(f)
 }
 
 /// Copies `dst.len()` bytes at `src`, in a handle's mapping, with the per-byte-atomic

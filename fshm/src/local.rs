@@ -371,16 +371,25 @@ pub(crate) fn of(identity: (u64, u64)) -> Arc<Local> {
 /// another thread of its parent opened, used or closed a `FILE*` (each takes the table
 /// for a moment) would otherwise find it locked by a thread it does not have, and wait
 /// forever at its first call on any stream it inherited. Made at compile time.
+///
+/// Reentrant: a `pthread_atfork` handler a program registered before the library's
+/// runs inside the fork, in the thread whose `prepare` holds the table, and may call
+/// the C API (a plain mutex would wait for itself there).
 #[cfg(feature = "__c-layer")]
-static FILE_TABLE: Mutex<std::collections::BTreeMap<usize, usize>> =
-    Mutex::new(std::collections::BTreeMap::new());
+static FILE_TABLE: parking_lot::ReentrantMutex<
+    std::cell::RefCell<std::collections::BTreeMap<usize, usize>>,
+> = parking_lot::ReentrantMutex::new(std::cell::RefCell::new(std::collections::BTreeMap::new()));
 
-/// [`FILE_TABLE`], locked (the fork handlers installed first).
+/// Runs `f` on [`FILE_TABLE`], locked (the fork handlers installed first). `f` must
+/// not use the table again (it would find it borrowed and panic).
 #[cfg(feature = "__c-layer")]
-pub(crate) fn file_table(
-) -> parking_lot::MutexGuard<'static, std::collections::BTreeMap<usize, usize>> {
+pub(crate) fn with_file_table<R>(
+    f: impl FnOnce(&mut std::collections::BTreeMap<usize, usize>) -> R,
+) -> R {
     watch_forks();
-    FILE_TABLE.lock()
+    let table = FILE_TABLE.lock();
+    let mut t = table.borrow_mut();
+    f(&mut t)
 }
 
 /// This process's generation: 1 in the process that loaded the library, one more in
@@ -432,8 +441,8 @@ fn watch_forks() {
     }
     extern "C" fn prepare() {
         if depth(1) == 0 {
-            // In the order a thread may take them: the C layer's table (a `FILE*`'s
-            // close holds it while its stream's drop takes the registry) first.
+            // In one fixed order, the C layer's table first (no path takes it while
+            // holding the registry or the copiers' list).
             #[cfg(feature = "__c-layer")]
             std::mem::forget(FILE_TABLE.lock());
             std::mem::forget(REGISTRY.lock());

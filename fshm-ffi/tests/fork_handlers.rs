@@ -1,0 +1,70 @@
+//! A program's own `pthread_atfork` handlers, registered before the library's first use
+//! (so they run inside the fork while the library's handlers hold its locks), call the
+//! C API on a `FILE*`: the fork completes and the calls work. (One test per binary: the
+//! registration must come before any use of the library in the process.)
+
+use fshm_sys::libc;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+
+/// The `FILE*` the handlers use (null until made).
+static FILE: AtomicPtr<libc::FILE> = AtomicPtr::new(std::ptr::null_mut());
+/// What `fshm_owner_state` returned in the prepare and parent handlers.
+static IN_PREPARE: AtomicI32 = AtomicI32::new(0);
+static IN_PARENT: AtomicI32 = AtomicI32::new(0);
+
+fn owner_state() -> i32 {
+    let f = FILE.load(Ordering::SeqCst);
+    if f.is_null() {
+        return 0;
+    }
+    // SAFETY: `f` is a live FILE* of the library (closed only after the fork).
+    unsafe { shmfile::fshm_owner_state(f) }
+}
+
+extern "C" fn prepare() {
+    IN_PREPARE.store(owner_state(), Ordering::SeqCst);
+}
+
+extern "C" fn parent() {
+    IN_PARENT.store(owner_state(), Ordering::SeqCst);
+}
+
+#[test]
+fn atfork_handlers_registered_before_the_library_may_call_it() {
+    // SAFETY: two functions that call the library and store to atomics.
+    let registered = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), None) };
+    assert_eq!(registered, 0);
+    let name = CString::new(format!("/fshm-ffi-atfork-{}", std::process::id())).unwrap();
+    // SAFETY: a valid C string; the FILE* is closed below.
+    let f = unsafe { shmfile::fshm_create(name.as_ptr(), 0o600) };
+    assert!(!f.is_null(), "fshm_create failed");
+    FILE.store(f, Ordering::SeqCst);
+    // A fork that waits for itself never ends: SIGALRM ends the test process instead
+    // (scaled like every bound of the tests; 10 under qemu).
+    let factor: u32 = std::env::var("FSHM_TEST_TIME_FACTOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    // SAFETY: alarm has no preconditions; SIGALRM's default action ends the process.
+    unsafe { libc::alarm(60 * factor) };
+    // SAFETY: the child only _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: _exit has no preconditions.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: cancels the alarm.
+    unsafe { libc::alarm(0) };
+    assert!(pid > 0, "fork failed");
+    let mut status = 0;
+    // SAFETY: our child; `status` is a valid local.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    FILE.store(std::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: `f` came from fshm_create and is closed once.
+    assert_eq!(unsafe { libc::fclose(f) }, 0);
+    // 1: the owner is alive (FSHM_OWNER_ALIVE).
+    assert_eq!(IN_PREPARE.load(Ordering::SeqCst), 1);
+    assert_eq!(IN_PARENT.load(Ordering::SeqCst), 1);
+}
