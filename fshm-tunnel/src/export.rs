@@ -25,6 +25,10 @@ const QUERY_QUEUE: usize = 256;
 /// subscriber in the exporter's own session keeps frames).
 const POOLED: usize = 4;
 
+/// Frames of at least this many bytes go in pooled buffers; smaller ones in a buffer of
+/// their own size.
+const POOL_FROM: usize = 64 << 10;
+
 /// A pump's frame buffers, each `HEADER + BATCH` bytes. A frame is handed to Zenoh in a
 /// [`Pooled`] buffer, which comes back here when Zenoh drops it (once the frame is in
 /// its batches): a new 1 MiB `Vec` per frame cost a fresh mapping from the kernel
@@ -46,6 +50,14 @@ impl Pooled {
         let reused = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         reused.unwrap_or_else(|| vec![0; frame::HEADER + BATCH])
     }
+
+    /// Puts `buf` (taken from `pool`) back, unless the pool is full.
+    fn give_back(pool: &Pool, buf: Vec<u8>) {
+        let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() < POOLED {
+            p.push(buf);
+        }
+    }
 }
 
 impl AsRef<[u8]> for Pooled {
@@ -56,10 +68,7 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() < POOLED {
-            p.push(std::mem::take(&mut self.buf));
-        }
+        Pooled::give_back(&self.pool, std::mem::take(&mut self.buf));
     }
 }
 
@@ -345,19 +354,36 @@ fn pump(
                 if avail == 0 {
                     continue;
                 }
-                let mut buf = Pooled::take(&pool);
+                // A large frame in a pooled buffer; a small one in a buffer of its size
+                // (a stream that trickles must not hold 1 MiB per frame).
+                let pooled = avail >= POOL_FROM;
+                let mut buf = if pooled {
+                    Pooled::take(&pool)
+                } else {
+                    vec![0; frame::HEADER + avail]
+                };
                 // An attached reader reads the bytes its slot holds, ahead of the slot.
                 let r = s.read_at(pos, &mut buf[frame::HEADER..frame::HEADER + avail]);
+                if !matches!(r, Ok(n) if n > 0) && pooled {
+                    Pooled::give_back(&pool, buf);
+                    buf = Vec::new();
+                }
                 match r {
                     Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                     Ok(n) => {
                         let len = frame::HEADER + n;
                         frame::write_header(&mut buf[..frame::HEADER], Kind::Data, pos, 0, n);
                         frame::seal(&mut buf[..len]);
-                        let pool = pool.clone();
-                        let f = Pooled { buf, len, pool };
+                        let payload = if pooled {
+                            let pool = pool.clone();
+                            let f = Pooled { buf, len, pool };
+                            zenoh::bytes::ZBytes::from(bytes::Bytes::from_owner(f))
+                        } else {
+                            buf.truncate(len);
+                            zenoh::bytes::ZBytes::from(buf)
+                        };
                         publisher
-                            .put(zenoh::bytes::ZBytes::from(bytes::Bytes::from_owner(f)))
+                            .put(payload)
                             .wait()
                             .map_err(|e| io::Error::other(format!("publish: {e}")))?;
                         pos += n as u64;

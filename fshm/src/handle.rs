@@ -299,6 +299,8 @@ impl Core {
             .get_or_try_init(|| {
                 liveness::open_lock_object(&self.name, self.fd.as_fd(), &self.layout).map(Box::new)
             })
+            // A racing thread's own open failed while another's succeeded: that one.
+            .or_else(|e| self.lock_object.get().ok_or(e))
             .map(AsFd::as_fd)
     }
 
@@ -316,6 +318,7 @@ impl Core {
                 liveness::Doorbells::map(&self.name, self.lock_object()?).map(Box::new)
             })
             .ok()
+            .or_else(|| self.doorbells.get())
     }
 
     /// The bell a writable waiter for data sleeps on (`wait.rs`, "Where waiters
@@ -450,15 +453,18 @@ impl Core {
 
     /// The mapped window, mapping it now if this is the first use.
     pub(crate) fn window(&self) -> Result<&Window> {
-        self.window.get_or_try_init(|| {
-            #[cfg(feature = "__test-hooks")]
-            if let Some(hook) = crate::test_hooks::map_pause() {
-                hook();
-            }
-            crate::window::map_window(&self.fd, self.layout, self.writable)
-                .map(Box::new)
-                .map_err(|e| os(self.name(), e, "cannot map the stream"))
-        })
+        self.window
+            .get_or_try_init(|| {
+                #[cfg(feature = "__test-hooks")]
+                if let Some(hook) = crate::test_hooks::map_pause() {
+                    hook();
+                }
+                crate::window::map_window(&self.fd, self.layout, self.writable)
+                    .map(Box::new)
+                    .map_err(|e| os(self.name(), e, "cannot map the stream"))
+            })
+            // A racing thread's own mapping failed while another's succeeded: that one.
+            .or_else(|e| self.window.get().ok_or(e))
     }
 
     /// The window if this handle has mapped it already.
