@@ -5,7 +5,8 @@
 
 use fshm_sys::libc;
 use std::ffi::CString;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::time::{Duration, Instant};
 
 /// The `FILE*` the handlers use (null until made).
 static FILE: AtomicPtr<libc::FILE> = AtomicPtr::new(std::ptr::null_mut());
@@ -40,23 +41,44 @@ fn atfork_handlers_registered_before_the_library_may_call_it() {
     let f = unsafe { shmfile::fshm_create(name.as_ptr(), 0o600) };
     assert!(!f.is_null(), "fshm_create failed");
     FILE.store(f, Ordering::SeqCst);
-    // A fork that waits for itself never ends: SIGALRM ends the test process instead
-    // (scaled like every bound of the tests; 10 under qemu).
+    // A fork that waits for itself never returns: a watchdog then removes what the test
+    // made (by listing /dev/shm: nothing of the library, whose locks the fork holds)
+    // and ends the test process with a failure. Scaled like every bound of the tests
+    // (10 under qemu).
     let factor: u32 = std::env::var("FSHM_TEST_TIME_FACTOR")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
         .max(1);
-    // SAFETY: alarm has no preconditions; SIGALRM's default action ends the process.
-    unsafe { libc::alarm(60 * factor) };
+    static FORK_RETURNED: AtomicBool = AtomicBool::new(false);
+    let prefix = format!("fshm-ffi-atfork-{}", std::process::id());
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while !FORK_RETURNED.load(Ordering::SeqCst) {
+            if start.elapsed() > Duration::from_secs(60) * factor {
+                for e in std::fs::read_dir("/dev/shm")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+                eprintln!("fork() never returned: a fork handler waited for itself");
+                // SAFETY: ends the process at once; the test has failed.
+                unsafe { libc::_exit(101) };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
     // SAFETY: the child only _exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: _exit has no preconditions.
         unsafe { libc::_exit(0) };
     }
-    // SAFETY: cancels the alarm.
-    unsafe { libc::alarm(0) };
+    FORK_RETURNED.store(true, Ordering::SeqCst);
     assert!(pid > 0, "fork failed");
     let mut status = 0;
     // SAFETY: our child; `status` is a valid local.
