@@ -89,7 +89,7 @@
 //!   freed either way, as glibc frees the `FILE`.
 
 use crate::{guard, set_errno};
-use fshm::c_layer::CLayer;
+use fshm::c_layer::{with_file_table, CLayer};
 use fshm::{Stream, WaitStatus};
 use fshm_sys::libc;
 use fshm_sys::{__off64_t, __ssize_t, cookie_io_functions_t};
@@ -332,16 +332,11 @@ impl Cookie {
 /// Size of the stdio buffer of a `FILE*` made by fshm.
 const FILE_BUFFER: usize = 64 * 1024;
 
-/// Runs `f` on the table `FILE*` address → cookie address of every open `FILE*` this
-/// library made: the core keeps it, so that its fork handlers lock it across `fork(2)`
-/// (a child forked while another thread held it would wait forever at its first call).
-fn files<R>(f: impl FnOnce(&mut std::collections::BTreeMap<usize, usize>) -> R) -> R {
-    fshm::c_layer::with_file_table(f)
-}
-
-/// The cookie address of `f` in the table, or `EBADF`.
+/// The cookie address of `f` in the table of every open `FILE*` this library made
+/// (`FILE*` address → cookie address; the core keeps it, so that its fork handlers lock
+/// it across `fork(2)`), or `EBADF`.
 fn cookie_of(f: *mut libc::FILE) -> Result<usize, c_int> {
-    files(|t| t.get(&(f as usize)).copied()).ok_or(libc::EBADF)
+    with_file_table(|t| t.get(&(f as usize)).copied()).ok_or(libc::EBADF)
 }
 
 /// Wraps `stream` in a new `FILE*`.
@@ -413,7 +408,7 @@ pub(crate) fn make_file(stream: Stream, block: bool) -> Result<*mut libc::FILE, 
             FILE_BUFFER,
         )
     };
-    files(|t| t.insert(f as usize, cookie as usize));
+    with_file_table(|t| t.insert(f as usize, cookie as usize));
     Ok(fshm_sys::as_libc_file(f))
 }
 
@@ -870,7 +865,7 @@ unsafe extern "C" fn cookie_close(cookie: *mut c_void) -> c_int {
         let file = unsafe { cookie_ref(cookie) }.file();
         // A `BTreeMap` gives its nodes back as they empty: a program that closed every
         // stream holds nothing of ours (memory checkers report no leak at exit).
-        files(|t| t.remove(&(file as usize)));
+        with_file_table(|t| t.remove(&(file as usize)));
         // SAFETY: glibc calls close once; the cookie came from `Box::into_raw` and the
         // table no longer refers to it.
         let c = unsafe { Box::from_raw(cookie.cast::<Cookie>()) };

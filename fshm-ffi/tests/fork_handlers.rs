@@ -61,7 +61,10 @@ fn atfork_handlers_registered_before_the_library_may_call_it() {
                     .flatten()
                     .flatten()
                 {
-                    if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    // The stream and its lock object (`<name>%lock.<key>`), not the
+                    // objects of a process whose pid merely starts with ours.
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n == prefix || n.starts_with(&format!("{prefix}%")) {
                         let _ = std::fs::remove_file(e.path());
                     }
                 }

@@ -29,46 +29,57 @@ const POOLED: usize = 4;
 /// their own size.
 const POOL_FROM: usize = 64 << 10;
 
-/// A pump's frame buffers, each `HEADER + BATCH` bytes. A frame is handed to Zenoh in a
-/// [`Pooled`] buffer, which comes back here when Zenoh drops it (once the frame is in
-/// its batches): a new 1 MiB `Vec` per frame cost a fresh mapping from the kernel
-/// (page faults, pages zeroed by the kernel) and a zero-fill of its own every time.
-/// A pump whose stream is idle for one wait (200 ms) empties its pool: an exporter of
-/// many streams holds buffers for the busy ones only.
+/// A pump's frame buffers, each `HEADER + BATCH` bytes. A frame of at least
+/// [`POOL_FROM`] bytes is handed to Zenoh in one of them, which comes back here when
+/// Zenoh drops it (once the frame is in its batches): a new 1 MiB `Vec` per frame cost a
+/// fresh mapping from the kernel (page faults, pages zeroed by the kernel) and a
+/// zero-fill of its own every time. A pump whose stream is idle for one wait (200 ms)
+/// empties its pool: an exporter of many streams holds buffers for the busy ones only.
 type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
 
-/// A frame in a buffer of a [`Pool`]: `len` bytes of it are the frame.
-struct Pooled {
+/// A frame's buffer: `len` bytes of it are the frame. One of `pool`'s goes back to it
+/// when dropped (by Zenoh, or by the pump when a read brought nothing); a small frame's
+/// is its own size, with no pool (a stream that trickles must not hold 1 MiB a frame).
+struct FrameBuf {
     buf: Vec<u8>,
     len: usize,
-    pool: Pool,
+    pool: Option<Pool>,
 }
 
-impl Pooled {
-    /// A buffer of the pool, or a new one.
-    fn take(pool: &Pool) -> Vec<u8> {
+impl FrameBuf {
+    /// A buffer for a frame of up to `payload` bytes.
+    fn for_payload(pool: &Pool, payload: usize) -> FrameBuf {
+        if payload < POOL_FROM {
+            let buf = vec![0; frame::HEADER + payload];
+            return FrameBuf {
+                buf,
+                len: 0,
+                pool: None,
+            };
+        }
         let reused = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        reused.unwrap_or_else(|| vec![0; frame::HEADER + BATCH])
-    }
-
-    /// Puts `buf` (taken from `pool`) back, unless the pool is full.
-    fn give_back(pool: &Pool, buf: Vec<u8>) {
-        let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() < POOLED {
-            p.push(buf);
+        FrameBuf {
+            buf: reused.unwrap_or_else(|| vec![0; frame::HEADER + BATCH]),
+            len: 0,
+            pool: Some(pool.clone()),
         }
     }
 }
 
-impl AsRef<[u8]> for Pooled {
+impl AsRef<[u8]> for FrameBuf {
     fn as_ref(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
 
-impl Drop for Pooled {
+impl Drop for FrameBuf {
     fn drop(&mut self) {
-        Pooled::give_back(&self.pool, std::mem::take(&mut self.buf));
+        if let Some(pool) = &self.pool {
+            let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+            if p.len() < POOLED {
+                p.push(std::mem::take(&mut self.buf));
+            }
+        }
     }
 }
 
@@ -335,7 +346,7 @@ fn pump(
     stop: &AtomicBool,
     release: Option<&Release>,
 ) -> io::Result<()> {
-    let put = |f: Vec<u8>| {
+    let put = |f: zenoh::bytes::ZBytes| {
         publisher
             .put(f)
             .wait()
@@ -346,7 +357,7 @@ fn pump(
     // Live from the end (the importer catches up by query), or, attached, from where the
     // slot holds the ring.
     let mut pos = if attached { s.position() } else { s.len() };
-    put(meta(s, id)?.frame())?;
+    put(meta(s, id)?.frame().into())?;
     while !stop.load(Ordering::Relaxed) {
         match s.wait_for(pos, Some(Duration::from_millis(200))) {
             WaitStatus::Data => {
@@ -354,38 +365,16 @@ fn pump(
                 if avail == 0 {
                     continue;
                 }
-                // A large frame in a pooled buffer; a small one in a buffer of its size
-                // (a stream that trickles must not hold 1 MiB per frame).
-                let pooled = avail >= POOL_FROM;
-                let mut buf = if pooled {
-                    Pooled::take(&pool)
-                } else {
-                    vec![0; frame::HEADER + avail]
-                };
+                let mut f = FrameBuf::for_payload(&pool, avail);
                 // An attached reader reads the bytes its slot holds, ahead of the slot.
-                let r = s.read_at(pos, &mut buf[frame::HEADER..frame::HEADER + avail]);
-                if !matches!(r, Ok(n) if n > 0) && pooled {
-                    Pooled::give_back(&pool, buf);
-                    buf = Vec::new();
-                }
+                let r = s.read_at(pos, &mut f.buf[frame::HEADER..frame::HEADER + avail]);
                 match r {
                     Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                     Ok(n) => {
-                        let len = frame::HEADER + n;
-                        frame::write_header(&mut buf[..frame::HEADER], Kind::Data, pos, 0, n);
-                        frame::seal(&mut buf[..len]);
-                        let payload = if pooled {
-                            let pool = pool.clone();
-                            let f = Pooled { buf, len, pool };
-                            zenoh::bytes::ZBytes::from(bytes::Bytes::from_owner(f))
-                        } else {
-                            buf.truncate(len);
-                            zenoh::bytes::ZBytes::from(buf)
-                        };
-                        publisher
-                            .put(payload)
-                            .wait()
-                            .map_err(|e| io::Error::other(format!("publish: {e}")))?;
+                        f.len = frame::HEADER + n;
+                        frame::write_header(&mut f.buf[..frame::HEADER], Kind::Data, pos, 0, n);
+                        frame::seal(&mut f.buf[..f.len]);
+                        put(bytes::Bytes::from_owner(f).into())?;
                         pos += n as u64;
                         if let Some(r) = release {
                             r.sent(pos);
@@ -393,7 +382,7 @@ fn pump(
                     }
                     Err(e) => match fshm::overrun_of(&e) {
                         Some(o) => {
-                            put(frame::encode(Kind::Lost, pos, o.resume_at(), &[]))?;
+                            put(frame::encode(Kind::Lost, pos, o.resume_at(), &[]).into())?;
                             pos = o.resume_at();
                             if let Some(r) = release {
                                 r.sent(pos);
@@ -407,7 +396,7 @@ fn pump(
                 if s.len() > pos {
                     continue;
                 }
-                put(meta(s, id)?.frame())?;
+                put(meta(s, id)?.frame().into())?;
                 return Ok(());
             }
             // Idle: silent importers time out, the pool is given back.

@@ -659,20 +659,7 @@ impl Importer {
                 });
                 let mut sink = ReplicaSink { stream, room };
                 let offered = match f.kind {
-                    // Piece after piece, at their positions (the receiver takes pieces
-                    // of any size; one refused for want of room stops the rest).
-                    Kind::Data => {
-                        let mut at = f.pos;
-                        let mut offered = Ok(());
-                        for part in &f.payload {
-                            offered = r.recv.offer(at, Piece::Data(part), &mut sink);
-                            if offered.is_err() {
-                                break;
-                            }
-                            at += part.len() as u64;
-                        }
-                        offered
-                    }
+                    Kind::Data => r.recv.offer_data(f.pos, &f.payload, &mut sink),
                     _ => r.recv.offer(f.pos, Piece::Lost(f.extra), &mut sink),
                 };
                 let applied = r.recv.pos() - before;

@@ -49,11 +49,11 @@ pub const KEY_ROOT: &str = "fshm";
 /// Bytes the exporter sends in one frame at most. A frame larger than a Zenoh batch
 /// (65,535 bytes) travels in fragments: Zenoh copies it into its batches as it would a
 /// small one (it serializes the message by reference, then fragment by fragment), and
-/// the receiving side joins the fragments into one buffer, a copy a frame that fits one
-/// batch does not need. Yet 1 MiB frames cost the exporter and importer together less
-/// CPU time per byte than frames that fit one batch (63 KiB) or 256 KiB frames, and
-/// 4 MiB no less than 1 MiB (BENCHMARKS.md, "fshm-tunnel"): per-message costs —
-/// wake-ups of Zenoh's threads and of the pump — outweigh that copy.
+/// the importer applies the fragments as they came ([`frame::decode_parts`]). 1 MiB
+/// frames cost the exporter and importer together less CPU time per byte than frames
+/// that fit one batch (63 KiB) or 256 KiB frames, and 4 MiB no less than 1 MiB
+/// (BENCHMARKS.md, "fshm-tunnel"): per-message costs — wake-ups of Zenoh's threads and
+/// of the pump — decide.
 pub const BATCH: usize = 1 << 20;
 
 /// Bytes one range query answers at most (the importer asks again from where it got).

@@ -146,6 +146,23 @@ impl Receiver {
         self.pending.keys().next().copied()
     }
 
+    /// Offers the payload of one data frame at `pos`, in the pieces it arrived in (Zenoh's
+    /// fragments), one after the other as [`offer`](Self::offer) takes them; the first
+    /// error of the sink stops the rest.
+    pub fn offer_data(
+        &mut self,
+        pos: u64,
+        pieces: &[&[u8]],
+        sink: &mut impl Sink,
+    ) -> std::io::Result<()> {
+        let mut at = pos;
+        for piece in pieces {
+            self.offer(at, Piece::Data(piece), sink)?;
+            at += piece.len() as u64;
+        }
+        Ok(())
+    }
+
     /// Offers a piece at `pos`. Applies it (and whatever it unblocks) when it reaches
     /// the end, drops what is already applied, buffers what lies ahead (while the buffer
     /// has room; else drops it, to be refetched). An error of the sink is returned and
@@ -337,13 +354,7 @@ mod tests {
                 assert_eq!(whole, parts.as_ref().ok().map(|p| p.pos), "seed {seed}");
                 if let Ok(fr) = parts {
                     match fr.kind {
-                        crate::frame::Kind::Data => {
-                            let mut at = fr.pos;
-                            for part in &fr.payload {
-                                r.offer(at, Piece::Data(part), m).unwrap();
-                                at += part.len() as u64;
-                            }
-                        }
+                        crate::frame::Kind::Data => r.offer_data(fr.pos, &fr.payload, m).unwrap(),
                         crate::frame::Kind::Lost => {
                             r.offer(fr.pos, Piece::Lost(fr.extra), m).unwrap()
                         }
